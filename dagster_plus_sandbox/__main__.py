@@ -1,0 +1,63 @@
+"""`python -m dagster_plus_sandbox serve [--host H] [--port P] [--scenario FILE] [--state FILE] [--json]`"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from dagster_plus_sandbox.server import Sandbox
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dagster_plus_sandbox",
+                                     description="A local stand-in for the Dagster+ API.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the sandbox until interrupted")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=3030, help="0 picks a free port")
+    serve.add_argument("--scenario", type=Path, help="a scenario YAML/JSON file "
+                       "(default: the built-in scenario)")
+    serve.add_argument("--state", type=Path, help="the SQLite state file; reused when it "
+                       "exists, so state survives a restart (default: a new temporary file)")
+    serve.add_argument("--json", action="store_true", help="print the URL and tokens as one "
+                       "JSON object on the first line of stdout")
+    serve.add_argument("--verbose", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+
+    state_path = args.state or Path(tempfile.mkdtemp(prefix="dagster-plus-sandbox-")) / "state.db"
+    try:
+        sandbox = Sandbox.create(state_path, args.scenario, args.host, args.port, args.verbose)
+    except (OSError, ValueError) as error:
+        print(f"dagster_plus_sandbox: {error}", file=sys.stderr)
+        return 2
+    info = {
+        "url": sandbox.url,
+        "deployment": sandbox.deployment,
+        "organization": sandbox.state.organization,
+        "admin_token": sandbox.state.token_value("admin"),
+        "viewer_token": sandbox.state.token_value("viewer"),
+        "state": str(state_path),
+    }
+    if args.json:
+        print(json.dumps(info), flush=True)
+    else:
+        print(f"Dagster+ sandbox serving {info['url']} (deployment {info['deployment']!r}, "
+              f"state {state_path})")
+        print(f"  admin token:  {info['admin_token']}")
+        print(f"  viewer token: {info['viewer_token']}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        sandbox.serve_forever()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        sandbox.state.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

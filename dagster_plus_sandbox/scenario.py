@@ -1,0 +1,152 @@
+"""Scenarios: what an organization looks like when the sandbox first starts.
+
+A scenario is a YAML (or JSON) mapping; `DEFAULT_SCENARIO` below is the built-in one and shows
+every key. Token values are generated at seeding unless the scenario names them, so no
+credential is ever written into the repository.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_SCENARIO: dict[str, Any] = {
+    "organization": "acme",
+    "timing": {
+        # How long the Serverless agent keeps answering NOT_RUNNING after the switch to Hybrid.
+        "serverless_shutdown_seconds": 5.0,
+        # How long Serverless takes to come back after a switch back from Hybrid.
+        "serverless_provision_seconds": 2.0,
+        # An agent is RUNNING while its last heartbeat is at most this old (the real agent
+        # heartbeats every 30 s).
+        "heartbeat_window_seconds": 60.0,
+        # How long a served location takes to go from LOADING to LOADED.
+        "location_load_seconds": 1.0,
+    },
+    "tokens": [
+        {"name": "admin", "kind": "user", "role": "ADMIN", "user": "admin@acme.test"},
+        {"name": "viewer", "kind": "user", "role": "VIEWER", "user": "viewer@acme.test"},
+    ],
+    "deployments": [
+        {
+            "name": "prod",
+            "agent_type": "SERVERLESS",
+            "settings": {
+                "run_queue": {"max_concurrent_runs": 10},
+                "non_isolated_runs": {"enabled": True, "max_concurrent_non_isolated_runs": 1},
+            },
+            "locations": [
+                {
+                    "location_name": "analytics",
+                    "code_source": {"package_name": "analytics"},
+                    "working_directory": "analytics",
+                },
+                {
+                    "location_name": "ml_models",
+                    "code_source": {"module_name": "ml_models.definitions"},
+                    "working_directory": "ml_models",
+                },
+            ],
+            "instigators": {
+                "analytics": {
+                    "schedules": [
+                        {"name": "daily_refresh", "cron": "0 6 * * *", "status": "RUNNING"},
+                        {"name": "weekly_rollup", "cron": "0 7 * * 1", "status": "STOPPED"},
+                    ],
+                    "sensors": [{"name": "new_files_sensor", "status": "RUNNING"}],
+                },
+                "ml_models": {
+                    "schedules": [{"name": "nightly_train", "cron": "0 2 * * *", "status": "RUNNING"}],
+                    "sensors": [],
+                },
+            },
+            "runs": {
+                "count": 250,
+                "seed": 7,
+                "statuses": {"SUCCESS": 0.85, "FAILURE": 0.1, "CANCELED": 0.05},
+                "jobs": ["daily_refresh_job", "weekly_rollup_job", "train_job"],
+            },
+        },
+        {
+            "name": "staging",
+            "agent_type": "SERVERLESS",
+            "type": "DEV",
+            "settings": {},
+            "locations": [],
+        },
+    ],
+    # Images a Hybrid agent fails to load, with the error the location then reports.
+    "broken_images": {},
+    # Faults active from the start (see faults.py for the keys).
+    "faults": [],
+}
+
+
+@dataclass
+class Scenario:
+    organization: str
+    timing: dict[str, float]
+    tokens: list[dict[str, Any]]
+    deployments: list[dict[str, Any]]
+    broken_images: dict[str, str] = field(default_factory=dict)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any]) -> Scenario:
+        unknown = set(raw) - {f for f in cls.__dataclass_fields__}
+        if unknown:
+            raise ValueError(f"scenario: unknown keys {sorted(unknown)}")
+        timing = dict(DEFAULT_SCENARIO["timing"])
+        timing.update(raw.get("timing") or {})
+        deployments = raw.get("deployments") or []
+        if not deployments:
+            raise ValueError("scenario: at least one deployment is needed")
+        return cls(
+            organization=raw.get("organization", DEFAULT_SCENARIO["organization"]),
+            timing={k: float(v) for k, v in timing.items()},
+            tokens=raw.get("tokens") or DEFAULT_SCENARIO["tokens"],
+            deployments=deployments,
+            broken_images=raw.get("broken_images") or {},
+            faults=raw.get("faults") or [],
+        )
+
+
+def load_scenario(path: str | Path | None) -> Scenario:
+    """The scenario in `path` (YAML or JSON), or the built-in default."""
+    if path is None:
+        return Scenario.from_mapping(DEFAULT_SCENARIO)
+    text = Path(path).read_text()
+    raw = yaml.safe_load(text)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a scenario is a mapping, got {type(raw).__name__}")
+    return Scenario.from_mapping(raw)
+
+
+def new_token_value(kind: str, organization: str) -> str:
+    """A token in Dagster+'s format, `<user|agent>:<organization>:<32 hex>`."""
+    return f"{kind}:{organization}:{uuid.uuid4().hex}"
+
+
+def generate_runs(spec: dict[str, Any], now: float) -> list[tuple[str, str, str, float]]:
+    """Deterministic historical runs `(run_id, status, job_name, creation_time)`, oldest first."""
+    count = int(spec.get("count", 0))
+    rng = random.Random(spec.get("seed", 0))
+    statuses = spec.get("statuses") or {"SUCCESS": 1.0}
+    jobs = spec.get("jobs") or ["job"]
+    names, weights = list(statuses), list(statuses.values())
+    start = now - 86400.0 * 30
+    step = (now - start) / max(count, 1)
+    return [
+        (
+            str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            rng.choices(names, weights)[0],
+            jobs[i % len(jobs)],
+            start + i * step,
+        )
+        for i in range(count)
+    ]

@@ -1,0 +1,241 @@
+"""The HTTP side of the sandbox: routing, token checks, fault injection.
+
+Routes:
+    POST /graphql                 organization scope; the deployment may come from the
+                                  `Dagster-Cloud-Deployment` header (as Dagster's CLI and agent
+                                  send it), else the organization's first deployment
+    POST /<deployment>/graphql    deployment scope
+    GET  /healthz                 200 while the server is up
+    GET|POST|DELETE /_sandbox/faults   list, add or clear faults (admin token)
+    GET  /_sandbox/events         the audit log: switches, tokens, deploys (admin token)
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from dagster_plus_sandbox.api import operations_touched, parse_document, run_graphql
+from dagster_plus_sandbox.faults import FaultInjector
+from dagster_plus_sandbox.scenario import Scenario, load_scenario
+from dagster_plus_sandbox.state import SandboxState
+
+TOKEN_HEADER = "Dagster-Cloud-Api-Token"
+DEPLOYMENT_HEADER = "Dagster-Cloud-Deployment"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        # Request lines carry no token (it travels in a header), but they are noise in tests.
+        if self.server.sandbox.verbose:
+            super().log_message(format, *args)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _read_json(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        return json.loads(raw or b"null")
+
+    def _drop(self) -> None:
+        """Close the connection without an answer, as a dropped connection looks to a client."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _token(self):
+        return self.server.sandbox.state.authenticate(self.headers.get(TOKEN_HEADER))
+
+    # -- routes --------------------------------------------------------------------------------
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path == "/healthz":
+            self._send_json(200, {"ok": True})
+        elif path in ("/_sandbox/faults", "/_sandbox/events"):
+            if not self._admin():
+                return
+            sandbox = self.server.sandbox
+            if path.endswith("faults"):
+                self._send_json(200, {"faults": sandbox.faults.active()})
+            else:
+                self._send_json(200, {"events": sandbox.state.events()})
+        else:
+            self._send_json(404, {"error": f"no route {path}"})
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        if self.path.rstrip("/") != "/_sandbox/faults":
+            self._send_json(404, {"error": f"no route {self.path}"})
+        elif self._admin():
+            self.server.sandbox.faults.clear()
+            self._send_json(200, {"faults": []})
+
+    def do_POST(self) -> None:  # noqa: N802
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path == "/_sandbox/faults":
+            if self._admin():
+                try:
+                    body = self._read_json() or {}
+                    added = [self.server.sandbox.faults.add(**f) for f in body.get("faults", [])]
+                except (ValueError, TypeError) as error:
+                    self._send_json(400, {"error": str(error)})
+                    return
+                self._send_json(200, {"added": [f.as_dict() for f in added]})
+            return
+        parts = path.strip("/").split("/")
+        if parts[-1] != "graphql" or len(parts) > 2:
+            self._send_json(404, {"error": f"no route {path}"})
+            return
+        self._graphql(parts[0] if len(parts) == 2 else None)
+
+    def _admin(self) -> bool:
+        token = self._token()
+        if token is None or not token.is_admin:
+            self._send_json(401, {"error": "the sandbox control API needs an admin user token"})
+            return False
+        return True
+
+    def _graphql(self, path_deployment: str | None) -> None:
+        sandbox = self.server.sandbox
+        try:
+            body = self._read_json()
+        except ValueError:
+            self._send_json(400, {"error": "the request body is not JSON"})
+            return
+        if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+            self._send_json(400, {"error": "expected a JSON object with a `query` string"})
+            return
+
+        token = self._token()
+        if token is None:
+            # Never echo the token back: say only whether one was sent.
+            sent = bool(self.headers.get(TOKEN_HEADER))
+            self._send_json(401, {"error": "Unknown or revoked API token." if sent
+                                  else f"Missing API token: send it in the {TOKEN_HEADER} header."})
+            return
+
+        name = path_deployment or self.headers.get(DEPLOYMENT_HEADER)
+        deployment = sandbox.state.deployment(name=name) if name else \
+            sandbox.state.default_deployment()
+        if deployment is None:
+            self._send_json(404, {"error": f"Deployment {name!r} not found."})
+            return
+
+        document, errors = parse_document(body["query"])
+        if document is None:
+            self._send_json(200, {"errors": [{"message": m} for m in errors]})
+            return
+
+        drop_answer = False
+        for fault in sandbox.faults.pick(operations_touched(document)):
+            if fault.kind == "latency":
+                time.sleep(fault.seconds)
+            elif fault.kind == "drop_after":
+                drop_answer = True
+            elif fault.kind == "drop":
+                self._drop()
+                return
+            elif fault.kind == "http_429":
+                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                self._send_json(429, {"error": "Too many requests."}, headers)
+                return
+            else:
+                status = 500 if fault.kind == "http_500" else 503
+                self._send_json(status, {"error": HTTPStatus(status).phrase})
+                return
+
+        result = run_graphql(sandbox.state, document, body.get("variables"),
+                             body.get("operationName"), token, deployment)
+        if drop_answer:
+            self._drop()  # the call took effect; only its answer is lost
+            return
+        self._send_json(200, result)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    sandbox: Sandbox
+
+
+class Sandbox:
+    """A running sandbox: `with Sandbox.start() as sandbox: ...sandbox.url...`."""
+
+    def __init__(self, state: SandboxState, faults: FaultInjector, host: str, port: int,
+                 verbose: bool = False):
+        self.state = state
+        self.faults = faults
+        self.verbose = verbose
+        self._server = _HTTPServer((host, port), _Handler)
+        self._server.sandbox = self
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def create(cls, state_path: str | Path, scenario: Scenario | str | Path | None = None,
+               host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> Sandbox:
+        if not isinstance(scenario, Scenario):
+            scenario = load_scenario(scenario)
+        state = SandboxState(state_path, scenario)
+        return cls(state, FaultInjector(scenario.faults), host, port, verbose)
+
+    @classmethod
+    def start(cls, state_path: str | Path, scenario: Scenario | str | Path | None = None,
+              host: str = "127.0.0.1", port: int = 0) -> Sandbox:
+        """Start serving in a background thread (port 0 picks a free port)."""
+        sandbox = cls.create(state_path, scenario, host, port)
+        sandbox._thread = threading.Thread(target=sandbox.serve_forever, daemon=True,
+                                           name="dagster-plus-sandbox")
+        sandbox._thread.start()
+        return sandbox
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def deployment(self) -> str:
+        return self.state.default_deployment().name
+
+    def token(self, name: str) -> str:
+        value = self.state.token_value(name)
+        if value is None:
+            raise KeyError(f"the scenario has no token named {name!r}")
+        return value
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever(poll_interval=0.1)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.state.close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

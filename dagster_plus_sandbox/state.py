@@ -1,0 +1,524 @@
+"""The sandbox's state: one SQLite file, seeded from a scenario, that survives a restart.
+
+Time-dependent answers (is the Serverless agent still shutting down, is an agent RUNNING, has
+a location finished loading) are not stored: they are computed at read time from stored
+timestamps and the scenario's timing, so no background thread is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dagster_plus_sandbox.scenario import Scenario, generate_runs, new_token_value
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deployments (
+    id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, type TEXT NOT NULL,
+    agent_type TEXT NOT NULL, switched_at REAL, settings TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS locations (
+    deployment_id INTEGER NOT NULL, name TEXT NOT NULL, position INTEGER NOT NULL,
+    document TEXT NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (deployment_id, name));
+CREATE TABLE IF NOT EXISTS instigators (
+    deployment_id INTEGER NOT NULL, location TEXT NOT NULL, kind TEXT NOT NULL,
+    name TEXT NOT NULL, status TEXT NOT NULL, cron TEXT,
+    PRIMARY KEY (deployment_id, location, kind, name));
+CREATE TABLE IF NOT EXISTS runs (
+    deployment_id INTEGER NOT NULL, run_id TEXT NOT NULL, status TEXT NOT NULL,
+    job_name TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (deployment_id, run_id));
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (deployment_id, status);
+CREATE INDEX IF NOT EXISTS runs_by_time ON runs (deployment_id, created);
+CREATE TABLE IF NOT EXISTS tokens (
+    id INTEGER PRIMARY KEY, value TEXT UNIQUE NOT NULL, name TEXT, kind TEXT NOT NULL,
+    role TEXT, user TEXT, description TEXT, revoked INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS heartbeats (
+    agent_id TEXT NOT NULL, deployment TEXT NOT NULL, agent_label TEXT, agent_type TEXT,
+    first_seen REAL NOT NULL, last_seen REAL NOT NULL, metadata TEXT NOT NULL,
+    errors TEXT NOT NULL, PRIMARY KEY (agent_id, deployment));
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY, at REAL NOT NULL, deployment TEXT, kind TEXT NOT NULL,
+    detail TEXT NOT NULL);
+"""
+
+SERVERLESS_AGENT_ID = "serverless"
+# A Local agent runs code from its own Python environment, so its locations need no image.
+LAUNCHERS_WITHOUT_IMAGES = {"ProcessUserCodeLauncher"}
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int
+    name: str | None
+    kind: str  # "user" | "agent"
+    role: str | None  # "ADMIN" | "EDITOR" | "VIEWER" for user tokens
+    user: str | None
+    description: str | None
+    revoked: bool
+    created: float
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == "user" and self.role == "ADMIN"
+
+    @property
+    def can_edit(self) -> bool:
+        return self.kind == "user" and self.role in ("ADMIN", "EDITOR")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: int
+    name: str
+    type: str
+    agent_type: str
+    switched_at: float | None
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AgentView:
+    id: str
+    label: str | None
+    agent_type: str | None
+    status: str
+    last_heartbeat: float | None
+    metadata: dict[str, Any]
+    errors: list[dict[str, Any]]
+    is_serverless: bool
+
+
+@dataclass(frozen=True)
+class LocationView:
+    name: str
+    document: dict[str, Any]
+    updated_at: float
+    load_status: str  # LOADING | LOADED
+    error: str | None  # a load error, once LOADED
+
+
+class SandboxState:
+    """All reads and writes of the sandbox, serialized by one lock."""
+
+    def __init__(self, path: str | Path, scenario: Scenario, clock=time.time):
+        self.path = str(path)
+        self.clock = clock
+        self._lock = threading.RLock()
+        fresh = not Path(self.path).exists() or Path(self.path).stat().st_size == 0
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+        if fresh or self._meta("organization") is None:
+            self._seed(scenario)
+        self.organization = self._meta("organization")
+        self.timing = json.loads(self._meta("timing"))
+        self.broken_images = json.loads(self._meta("broken_images"))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    # -- seeding ------------------------------------------------------------------------------
+
+    def _seed(self, scenario: Scenario) -> None:
+        now = self.clock()
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [
+                    ("organization", scenario.organization),
+                    ("timing", json.dumps(scenario.timing)),
+                    ("broken_images", json.dumps(scenario.broken_images)),
+                ],
+            )
+            for token in scenario.tokens:
+                kind = token.get("kind", "user")
+                db.execute(
+                    "INSERT INTO tokens (value, name, kind, role, user, description, created)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        token.get("value") or new_token_value(kind, scenario.organization),
+                        token.get("name"),
+                        kind,
+                        token.get("role", "VIEWER" if kind == "user" else None),
+                        token.get("user"),
+                        token.get("description"),
+                        now,
+                    ),
+                )
+            for spec in scenario.deployments:
+                cursor = db.execute(
+                    "INSERT INTO deployments (name, type, agent_type, switched_at, settings)"
+                    " VALUES (?, ?, ?, NULL, ?)",
+                    (
+                        spec["name"],
+                        spec.get("type", "PRODUCTION"),
+                        spec.get("agent_type", "SERVERLESS"),
+                        json.dumps(spec.get("settings") or {}),
+                    ),
+                )
+                deployment_id = cursor.lastrowid
+                for position, document in enumerate(spec.get("locations") or []):
+                    # Seeded locations were deployed long ago: already loaded where served.
+                    db.execute(
+                        "INSERT INTO locations VALUES (?, ?, ?, ?, ?)",
+                        (deployment_id, document["location_name"], position,
+                         json.dumps(document), now - 86400.0),
+                    )
+                for location, kinds in (spec.get("instigators") or {}).items():
+                    for kind in ("schedules", "sensors"):
+                        for item in kinds.get(kind) or []:
+                            db.execute(
+                                "INSERT INTO instigators VALUES (?, ?, ?, ?, ?, ?)",
+                                (deployment_id, location, kind[:-1], item["name"],
+                                 item.get("status", "RUNNING"), item.get("cron")),
+                            )
+                db.executemany(
+                    "INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
+                    (
+                        (deployment_id, run_id, status, job, created)
+                        for run_id, status, job, created in generate_runs(
+                            spec.get("runs") or {}, now
+                        )
+                    ),
+                )
+
+    # -- tokens --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _token(row: sqlite3.Row) -> Token:
+        return Token(
+            id=row["id"], name=row["name"], kind=row["kind"], role=row["role"], user=row["user"],
+            description=row["description"], revoked=bool(row["revoked"]), created=row["created"],
+        )
+
+    def authenticate(self, value: str | None) -> Token | None:
+        """The live token with this value, or None (missing, unknown or revoked)."""
+        if not value:
+            return None
+        with self._lock:
+            row = self._db.execute("SELECT * FROM tokens WHERE value = ?", (value,)).fetchone()
+        if row is None or row["revoked"]:
+            return None
+        return self._token(row)
+
+    def token_value(self, name: str) -> str | None:
+        """The value of a scenario token by its name (for the CLI's start-up banner)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM tokens WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def agent_tokens(self) -> list[tuple[Token, str]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM tokens WHERE kind = 'agent' ORDER BY id"
+            ).fetchall()
+        return [(self._token(row), row["value"]) for row in rows]
+
+    def create_agent_token(self, description: str | None, created_by: Token) -> tuple[Token, str]:
+        value = new_token_value("agent", self.organization)
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT INTO tokens (value, kind, description, created) VALUES (?, 'agent', ?, ?)",
+                (value, description, self.clock()),
+            )
+            self._event(db, None, "agent_token_created",
+                        {"id": cursor.lastrowid, "description": description,
+                         "by": created_by.user})
+            row = db.execute("SELECT * FROM tokens WHERE id = ?", (cursor.lastrowid,)).fetchone()
+        return self._token(row), value
+
+    def revoke_agent_token(self, token_id: int) -> tuple[Token, str] | None:
+        with self._tx() as db:
+            db.execute("UPDATE tokens SET revoked = 1 WHERE id = ? AND kind = 'agent'", (token_id,))
+            row = db.execute(
+                "SELECT * FROM tokens WHERE id = ? AND kind = 'agent'", (token_id,)
+            ).fetchone()
+            if row is not None:
+                self._event(db, None, "agent_token_revoked", {"id": token_id})
+        return (self._token(row), row["value"]) if row else None
+
+    # -- deployments ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _deployment(row: sqlite3.Row) -> Deployment:
+        return Deployment(
+            id=row["id"], name=row["name"], type=row["type"], agent_type=row["agent_type"],
+            switched_at=row["switched_at"], settings=json.loads(row["settings"]),
+        )
+
+    def deployments(self) -> list[Deployment]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM deployments ORDER BY id").fetchall()
+        return [self._deployment(row) for row in rows]
+
+    def deployment(self, name: str | None = None, id: int | None = None) -> Deployment | None:
+        column, value = ("id", id) if id is not None else ("name", name)
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT * FROM deployments WHERE {column} = ?", (value,)
+            ).fetchone()
+        return self._deployment(row) if row else None
+
+    def default_deployment(self) -> Deployment:
+        return self.deployments()[0]
+
+    def set_agent_type(self, deployment: Deployment, agent_type: str) -> Deployment:
+        """Switch the agent type; switching to the type a deployment already has changes nothing."""
+        if deployment.agent_type == agent_type:
+            return deployment
+        with self._tx() as db:
+            db.execute(
+                "UPDATE deployments SET agent_type = ?, switched_at = ? WHERE id = ?",
+                (agent_type, self.clock(), deployment.id),
+            )
+            self._event(db, deployment.name, "agent_type_switched",
+                        {"from": deployment.agent_type, "to": agent_type})
+        return self.deployment(id=deployment.id)
+
+    def set_settings(self, deployment: Deployment, settings: dict[str, Any]) -> dict[str, Any]:
+        with self._tx() as db:
+            db.execute("UPDATE deployments SET settings = ? WHERE id = ?",
+                       (json.dumps(settings), deployment.id))
+            self._event(db, deployment.name, "settings_set", {"keys": sorted(settings)})
+        return settings
+
+    # -- agents and their heartbeats -----------------------------------------------------------
+
+    def record_heartbeat(self, deployment: str, heartbeat: dict[str, Any],
+                         errors: list[dict[str, Any]]) -> None:
+        now = self.clock()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO heartbeats VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (agent_id, deployment) DO UPDATE SET agent_label = excluded.agent_label,"
+                " agent_type = excluded.agent_type, last_seen = excluded.last_seen,"
+                " metadata = excluded.metadata, errors = excluded.errors",
+                (
+                    heartbeat["agent_id"], deployment, heartbeat.get("agent_label"),
+                    heartbeat.get("agent_type"), now, now,
+                    json.dumps(heartbeat.get("metadata") or {}), json.dumps(errors),
+                ),
+            )
+
+    def serverless_status(self, deployment: Deployment) -> str:
+        """ACTIVE, PROVISIONING, DEPROVISIONING or INACTIVE, from the last switch and the timing."""
+        since = self.clock() - (deployment.switched_at or float("-inf"))
+        if deployment.agent_type == "SERVERLESS":
+            if since < self.timing["serverless_provision_seconds"]:
+                return "PROVISIONING"
+            return "ACTIVE"
+        if since < self.timing["serverless_shutdown_seconds"]:
+            return "DEPROVISIONING"
+        return "INACTIVE"
+
+    def agents(self, deployment: Deployment, heartbeated_since: float | None = None
+               ) -> list[AgentView]:
+        now = self.clock()
+        window = self.timing["heartbeat_window_seconds"]
+        views = []
+        serverless = self.serverless_status(deployment)
+        if serverless != "INACTIVE":
+            views.append(AgentView(
+                id=SERVERLESS_AGENT_ID, label="Serverless agent", agent_type="SERVERLESS",
+                status="RUNNING" if serverless == "ACTIVE" else "NOT_RUNNING",
+                last_heartbeat=now if serverless == "ACTIVE" else deployment.switched_at,
+                metadata={"type": "serverless"}, errors=[], is_serverless=True,
+            ))
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM heartbeats WHERE deployment = ? AND last_seen >= ?"
+                " ORDER BY first_seen",
+                (deployment.name, heartbeated_since or float("-inf")),
+            ).fetchall()
+        for row in rows:
+            views.append(AgentView(
+                id=row["agent_id"], label=row["agent_label"], agent_type=row["agent_type"],
+                status="RUNNING" if now - row["last_seen"] <= window else "NOT_RUNNING",
+                last_heartbeat=row["last_seen"], metadata=json.loads(row["metadata"]),
+                errors=json.loads(row["errors"]), is_serverless=False,
+            ))
+        return views
+
+    def _serving_hybrid_agent(self, deployment: Deployment) -> tuple[str, float] | None:
+        """(launcher type, running since) of the longest-running Hybrid agent, if any runs."""
+        if deployment.agent_type != "HYBRID":
+            return None
+        window = self.timing["heartbeat_window_seconds"]
+        with self._lock:
+            row = self._db.execute(
+                "SELECT agent_type, first_seen FROM heartbeats WHERE deployment = ?"
+                " AND last_seen >= ? ORDER BY first_seen LIMIT 1",
+                (deployment.name, self.clock() - window),
+            ).fetchone()
+        return (row["agent_type"], row["first_seen"]) if row else None
+
+    # -- code locations ------------------------------------------------------------------------
+
+    def location_documents(self, deployment: Deployment) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT document FROM locations WHERE deployment_id = ? ORDER BY position",
+                (deployment.id,),
+            ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def locations(self, deployment: Deployment) -> list[LocationView]:
+        """Every location with its load status as the deployment's agent sees it now."""
+        now = self.clock()
+        load_seconds = self.timing["location_load_seconds"]
+        if deployment.agent_type == "SERVERLESS":
+            serving = ("Serverless", deployment.switched_at or float("-inf")) \
+                if self.serverless_status(deployment) == "ACTIVE" else None
+        else:
+            serving = self._serving_hybrid_agent(deployment)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM locations WHERE deployment_id = ? ORDER BY position",
+                (deployment.id,),
+            ).fetchall()
+        views = []
+        for row in rows:
+            document = json.loads(row["document"])
+            status, error = "LOADING", None
+            if serving is not None:
+                launcher, running_since = serving
+                image = document.get("image")
+                needs_image = deployment.agent_type == "HYBRID" \
+                    and launcher not in LAUNCHERS_WITHOUT_IMAGES
+                ready_at = max(row["updated_at"], running_since) + load_seconds
+                if (image or not needs_image) and now >= ready_at:
+                    status = "LOADED"
+                    if image in self.broken_images:
+                        error = self.broken_images[image]
+            views.append(LocationView(row["name"], document, row["updated_at"], status, error))
+        return views
+
+    def upsert_locations(self, deployment: Deployment, documents: list[dict[str, Any]],
+                         kind: str) -> list[str]:
+        """Add or replace each location in `documents` (a deploy); others are left alone."""
+        now = self.clock()
+        with self._tx() as db:
+            (next_position,) = db.execute(
+                "SELECT COALESCE(MAX(position) + 1, 0) FROM locations WHERE deployment_id = ?",
+                (deployment.id,),
+            ).fetchone()
+            for document in documents:
+                name = document["location_name"]
+                existing = db.execute(
+                    "SELECT position FROM locations WHERE deployment_id = ? AND name = ?",
+                    (deployment.id, name),
+                ).fetchone()
+                position = existing[0] if existing else next_position
+                next_position += 0 if existing else 1
+                db.execute(
+                    "INSERT OR REPLACE INTO locations VALUES (?, ?, ?, ?, ?)",
+                    (deployment.id, name, position, json.dumps(document), now),
+                )
+                self._event(db, deployment.name, kind,
+                            {"location": name, "image": document.get("image")})
+        return [document["location_name"] for document in documents]
+
+    def delete_location(self, deployment: Deployment, name: str) -> bool:
+        with self._tx() as db:
+            cursor = db.execute(
+                "DELETE FROM locations WHERE deployment_id = ? AND name = ?",
+                (deployment.id, name),
+            )
+            if cursor.rowcount:
+                self._event(db, deployment.name, "location_deleted", {"location": name})
+        return bool(cursor.rowcount)
+
+    def instigators(self, deployment: Deployment, location: str) -> dict[str, list[dict]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT kind, name, status, cron FROM instigators"
+                " WHERE deployment_id = ? AND location = ? ORDER BY kind, name",
+                (deployment.id, location),
+            ).fetchall()
+        out: dict[str, list[dict]] = {"schedule": [], "sensor": []}
+        for row in rows:
+            out[row["kind"]].append(dict(row))
+        return out
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _run_filter(deployment: Deployment, statuses: list[str] | None,
+                    run_ids: list[str] | None, job_name: str | None) -> tuple[str, list]:
+        where, args = ["deployment_id = ?"], [deployment.id]
+        if statuses:
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args += statuses
+        if run_ids:
+            where.append(f"run_id IN ({','.join('?' * len(run_ids))})")
+            args += run_ids
+        if job_name:
+            where.append("job_name = ?")
+            args.append(job_name)
+        return " AND ".join(where), args
+
+    def run_count(self, deployment: Deployment, statuses: list[str] | None = None,
+                  run_ids: list[str] | None = None, job_name: str | None = None) -> int:
+        clause, args = self._run_filter(deployment, statuses, run_ids, job_name)
+        with self._lock:
+            return self._db.execute(f"SELECT COUNT(*) FROM runs WHERE {clause}", args).fetchone()[0]
+
+    def run_page(self, deployment: Deployment, statuses: list[str] | None = None,
+                 run_ids: list[str] | None = None, job_name: str | None = None,
+                 limit: int | None = None, cursor: str | None = None) -> list[dict[str, Any]]:
+        """Runs newest first; `cursor` is the run id after which the page starts."""
+        clause, args = self._run_filter(deployment, statuses, run_ids, job_name)
+        with self._lock:
+            if cursor:
+                anchor = self._db.execute(
+                    "SELECT created FROM runs WHERE deployment_id = ? AND run_id = ?",
+                    (deployment.id, cursor),
+                ).fetchone()
+                if anchor is not None:
+                    clause += " AND (created < ? OR (created = ? AND run_id < ?))"
+                    args += [anchor[0], anchor[0], cursor]
+            sql = f"SELECT * FROM runs WHERE {clause} ORDER BY created DESC, run_id DESC"
+            if limit is not None:
+                sql += f" LIMIT {int(limit)}"
+            return [dict(row) for row in self._db.execute(sql, args).fetchall()]
+
+    # -- the audit log -------------------------------------------------------------------------
+
+    def _event(self, db: sqlite3.Connection, deployment: str | None, kind: str,
+               detail: dict[str, Any]) -> None:
+        db.execute("INSERT INTO events (at, deployment, kind, detail) VALUES (?, ?, ?, ?)",
+                   (self.clock(), deployment, kind, json.dumps(detail)))
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """What changed, in order: agent switches, tokens created, deploys, settings."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM events" + (" WHERE kind = ?" if kind else "") + " ORDER BY id",
+                (kind,) if kind else (),
+            ).fetchall()
+        return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
