@@ -25,10 +25,13 @@ test-fast: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
+# A long-running sandbox for the UI; its URL and admin token go to .demo/sandbox.env (0600).
 sandbox: $(STAMP)
-	$(BIN)/python -m dagster_plus_sandbox serve --port 3030
+	$(BIN)/python -m dagster_plus_sandbox serve --port 3030 --state .demo/sandbox.db --env-file .demo/sandbox.env
 
 dev: $(STAMP)
+	mkdir -p .dagster_home
+	set -a; [ -f .demo/sandbox.env ] && . ./.demo/sandbox.env; set +a; \
 	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -w workspace.yaml
 
 clean:

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import tempfile
 from pathlib import Path
 
 from dagster_plus_sandbox.server import Sandbox
+
+
+def write_env_file(path: Path, values: dict[str, str]) -> None:
+    """Write `KEY=value` lines to a file only its owner can read (it holds a token)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.writelines(f"{key}={value}\n" for key, value in values.items())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
                        "exists, so state survives a restart (default: a new temporary file)")
     serve.add_argument("--json", action="store_true", help="print the URL and tokens as one "
                        "JSON object on the first line of stdout")
+    serve.add_argument("--env-file", type=Path, help="also write DAGSTER_CLOUD_URL, "
+                       "DAGSTER_CLOUD_DEPLOYMENT and DAGSTER_CLOUD_API_TOKEN (admin) to this file, "
+                       "mode 0600, for `dagster dev` to source")
     serve.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
 
@@ -42,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         "viewer_token": sandbox.state.token_value("viewer"),
         "state": str(state_path),
     }
+    if args.env_file:
+        write_env_file(args.env_file, {
+            "DAGSTER_CLOUD_URL": info["url"],
+            "DAGSTER_CLOUD_DEPLOYMENT": info["deployment"],
+            "DAGSTER_CLOUD_API_TOKEN": info["admin_token"],
+        })
     if args.json:
         print(json.dumps(info), flush=True)
     else:

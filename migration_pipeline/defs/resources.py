@@ -1,0 +1,57 @@
+"""Resources: how the code location reaches Dagster+."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from migration_pipeline.plus import (
+    DagsterPlusClient,
+    DagsterPlusError,
+    DagsterPlusUnavailableError,
+)
+
+# Dagster+ calls already retry transient faults inside the client; an op retry covers an outage
+# that outlasts them. Errors that a retry cannot fix (a rejected token, a missing permission, an
+# invalid document) fail the step at once instead: see `DagsterPlusResource.session`.
+DAGSTER_PLUS_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL)
+
+
+class DagsterPlusResource(dg.ConfigurableResource):
+    """A Dagster+ deployment, reached with a user API token.
+
+    Set `api_token` with `dg.EnvVar("DAGSTER_CLOUD_API_TOKEN")`: the value is then read when a
+    run starts, never stored in run config, and never logged.
+    """
+
+    url: str = Field(description="Dagster+ organization URL, e.g. https://acme.dagster.cloud")
+    deployment: str = Field(default="prod", description="The deployment to migrate.")
+    api_token: str = Field(description="A user API token (Organization Admin for the cutover).")
+    timeout_seconds: float = Field(default=30.0, description="Per-request timeout.")
+    max_attempts: int = Field(default=5, description="Attempts per call on transient failures.")
+    backoff_seconds: float = Field(default=0.5, description="First retry delay; doubles, capped.")
+
+    def client(self, log: Any | None = None) -> DagsterPlusClient:
+        return DagsterPlusClient(
+            self.url,
+            self.deployment,
+            self.api_token,
+            timeout=self.timeout_seconds,
+            max_attempts=self.max_attempts,
+            backoff_seconds=self.backoff_seconds,
+            log=log,
+        )
+
+    @contextmanager
+    def session(self, context: Any) -> Iterator[DagsterPlusClient]:
+        """A client that logs to the run, for one step. A Dagster+ error that retrying cannot
+        fix fails the step without using up its RetryPolicy."""
+        with self.client(log=context.log) as client:
+            try:
+                yield client
+            except DagsterPlusUnavailableError:
+                raise
+            except DagsterPlusError as error:
+                raise dg.Failure(description=str(error), allow_retries=False) from None

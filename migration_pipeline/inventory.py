@@ -1,0 +1,138 @@
+"""What a Serverless deployment has before the migration: read through the Dagster+ client,
+kept as plain data, rendered as markdown. No Dagster code here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from migration_pipeline.plus import DagsterPlusClient
+
+# Deployment settings that only Serverless understands (removed at cutover).
+SERVERLESS_ONLY_SETTINGS = ("non_isolated_runs",)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """A snapshot of one deployment, as plain JSON-able data."""
+
+    organization_url: str
+    deployment: str
+    deployment_id: int
+    agent_type: str
+    serverless_status: str
+    agents: list[dict[str, Any]]
+    locations_document: dict[str, Any]
+    locations: list[dict[str, Any]]
+    settings: dict[str, Any]
+    run_counts: dict[str, int]
+    instigators: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def run_total(self) -> int:
+        return sum(self.run_counts.values())
+
+    @property
+    def serverless_only_settings(self) -> dict[str, Any]:
+        return {k: self.settings[k] for k in SERVERLESS_ONLY_SETTINGS if k in self.settings}
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def take_inventory(client: DagsterPlusClient) -> Inventory:
+    """Read everything the migration needs to plan and to verify against, one call each."""
+    deployment = client.deployment_by_name(client.deployment)
+    workspace = client.workspace()
+    return Inventory(
+        organization_url=client.url,
+        deployment=deployment.name,
+        deployment_id=deployment.id,
+        agent_type=deployment.agent_type or "UNKNOWN",
+        serverless_status=client.serverless_status(),
+        agents=[
+            {"id": a.id, "label": a.label, "status": a.status,
+             "last_heartbeat_time": a.last_heartbeat_time, "serverless": a.is_serverless}
+            for a in client.agents()
+        ],
+        locations_document=client.locations_as_document(),
+        locations=[
+            {"name": e.name, "load_status": e.load_status, "error": e.error}
+            for e in workspace
+        ],
+        settings=client.deployment_settings(),
+        run_counts=client.run_counts_by_status(),
+        instigators=[
+            {"location": i.location, "name": i.name, "kind": i.kind, "status": i.status}
+            for e in workspace for i in e.instigators
+        ],
+    )
+
+
+def _table(headers: list[str], rows: list[list[Any]], empty: str) -> str:
+    if not rows:
+        return f"_{empty}_"
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        text = ""
+    elif isinstance(value, (dict, list)):
+        text = "`" + json.dumps(value, sort_keys=True) + "`"
+    else:
+        text = str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_sections(inventory: Inventory) -> dict[str, str]:
+    """One markdown table per section, keyed by section name."""
+    code_sources = {
+        loc.get("location_name"): loc
+        for loc in inventory.locations_document.get("locations") or []
+    }
+    return {
+        "deployment": _table(
+            ["deployment", "id", "agent type", "serverless", "runs", "locations"],
+            [[inventory.deployment, inventory.deployment_id, inventory.agent_type,
+              inventory.serverless_status, inventory.run_total, len(inventory.locations)]],
+            "no deployment"),
+        "agents": _table(
+            ["id", "label", "status", "serverless"],
+            [[a["id"], a["label"], a["status"], "yes" if a["serverless"] else "no"]
+             for a in inventory.agents],
+            "no agents"),
+        "code_locations": _table(
+            ["location", "load status", "code source", "image", "error"],
+            [[e["name"], e["load_status"],
+              ", ".join(f"{k}: {v}" for k, v in
+                        (code_sources.get(e["name"], {}).get("code_source") or {}).items()),
+              code_sources.get(e["name"], {}).get("image") or "",
+              e["error"] or ""]
+             for e in inventory.locations],
+            "no code locations"),
+        "deployment_settings": _table(
+            ["setting", "value", "Serverless only"],
+            [[key, value, "yes" if key in inventory.serverless_only_settings else ""]
+             for key, value in sorted(inventory.settings.items())],
+            "no deployment settings"),
+        "runs": _table(
+            ["status", "runs"],
+            [[status, count] for status, count in sorted(inventory.run_counts.items())]
+            + [["**total**", inventory.run_total]],
+            "no runs"),
+        "schedules_and_sensors": _table(
+            ["location", "kind", "name", "status"],
+            [[i["location"], i["kind"], i["name"], i["status"]] for i in inventory.instigators],
+            "no schedules or sensors (or no location is loaded)"),
+    }
+
+
+def render_markdown(inventory: Inventory) -> str:
+    return "\n\n".join(
+        f"### {title.replace('_', ' ').capitalize()}\n\n{table}"
+        for title, table in render_sections(inventory).items()
+    )

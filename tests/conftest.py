@@ -1,0 +1,59 @@
+"""Shared fixtures: a real sandbox on loopback, fresh for each test, with fast timing."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from dagster_plus_sandbox import Sandbox
+from dagster_plus_sandbox.scenario import DEFAULT_SCENARIO, Scenario
+from migration_pipeline.plus import DagsterPlusClient
+
+FAST_TIMING = {
+    "serverless_shutdown_seconds": 0.6,
+    "serverless_provision_seconds": 0.3,
+    "heartbeat_window_seconds": 1.0,
+    "location_load_seconds": 0.2,
+}
+
+
+def make_scenario(**overrides) -> Scenario:
+    raw = copy.deepcopy(DEFAULT_SCENARIO)
+    raw["timing"] = {**FAST_TIMING, **overrides.pop("timing", {})}
+    raw.update(overrides)
+    return Scenario.from_mapping(raw)
+
+
+@pytest.fixture
+def start_sandbox(tmp_path) -> Iterator[Callable[..., Sandbox]]:
+    """Start a sandbox with a scenario built from the default one plus overrides."""
+    started: list[Sandbox] = []
+
+    def start(scenario: Scenario | None = None, state_name: str = "state.db", **overrides) -> Sandbox:
+        sandbox = Sandbox.start(tmp_path / state_name, scenario or make_scenario(**overrides))
+        started.append(sandbox)
+        return sandbox
+
+    yield start
+    for sandbox in started:
+        sandbox.stop()
+
+
+@pytest.fixture
+def sandbox(start_sandbox) -> Sandbox:
+    return start_sandbox()
+
+
+def client_for(sandbox: Sandbox, token_name: str = "admin", **kwargs) -> DagsterPlusClient:
+    kwargs.setdefault("backoff_seconds", 0.01)
+    kwargs.setdefault("max_backoff_seconds", 0.05)
+    kwargs.setdefault("max_retry_after_seconds", 0.05)
+    return DagsterPlusClient(sandbox.url, sandbox.deployment, sandbox.token(token_name), **kwargs)
+
+
+@pytest.fixture
+def admin(sandbox) -> Iterator[DagsterPlusClient]:
+    with client_for(sandbox) as client:
+        yield client

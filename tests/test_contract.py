@@ -1,0 +1,97 @@
+"""Contract: Dagster's own `dagster_cloud_cli.gql` functions run unchanged against the sandbox.
+
+If the sandbox drifted from Dagster+'s dialect, these (not our own client) would notice first.
+"""
+
+from __future__ import annotations
+
+import pytest
+from dagster_cloud_cli import gql
+
+
+@pytest.fixture
+def cli(sandbox):
+    with gql.graphql_client_from_url(f"{sandbox.url}/prod", sandbox.token("admin")) as client:
+        yield client
+
+
+@pytest.fixture
+def org_cli(sandbox):
+    """Organization scope with the deployment in a header, as the CLI sends it."""
+    with gql.graphql_client_from_url(sandbox.url, sandbox.token("admin"),
+                                     deployment_name="staging") as client:
+        yield client
+
+
+def test_fetch_agent_status(cli):
+    assert gql.fetch_agent_status(cli) == [{"status": "RUNNING", "errors": []}]
+
+
+def test_fetch_agent_type(cli, sandbox):
+    assert gql.fetch_agent_type(cli) == gql.DagsterPlusDeploymentAgentType.SERVERLESS
+    sandbox.state.set_agent_type(sandbox.state.deployment("prod"), "HYBRID")
+    assert gql.fetch_agent_type(cli) == gql.DagsterPlusDeploymentAgentType.HYBRID
+
+
+def test_fetch_deployment_name_and_full_deployments(cli, org_cli):
+    assert gql.fetch_deployment_name(cli) == "prod"
+    assert gql.fetch_deployment_name(org_cli) == "staging"
+    deployments = gql.fetch_full_deployments(org_cli)
+    assert [(d["deploymentName"], d["deploymentType"]) for d in deployments] == [
+        ("prod", "PRODUCTION"), ("staging", "DEV")]
+
+
+def test_fetch_code_locations(cli):
+    entries = gql.fetch_code_locations(cli)
+    assert [(e["name"], e["loadStatus"]) for e in entries] == [
+        ("analytics", "LOADED"), ("ml_models", "LOADED")]
+    assert entries[0]["locationOrLoadError"] == {"__typename": "RepositoryLocation",
+                                                 "name": "analytics"}
+
+
+def test_fetch_locations_as_document(cli):
+    document = gql.fetch_locations_as_document(cli)
+    assert [loc["location_name"] for loc in document["locations"]] == ["analytics", "ml_models"]
+    assert document["locations"][1]["code_source"] == {"module_name": "ml_models.definitions"}
+
+
+def test_deploy_code_locations(cli, sandbox):
+    document = gql.fetch_locations_as_document(cli)
+    for location in document["locations"]:
+        location["image"] = f"registry.test/{location['location_name']}:abc"
+    assert gql.deploy_code_locations(cli, document) == ["analytics", "ml_models"]
+    assert gql.fetch_locations_as_document(cli) == document
+    assert [e["detail"]["image"] for e in sandbox.state.events("location_deployed")] == [
+        "registry.test/analytics:abc", "registry.test/ml_models:abc"]
+
+
+def test_deploy_code_locations_rejects_a_bad_document(cli):
+    with pytest.raises(Exception, match="Unable to deploy locations"):
+        gql.deploy_code_locations(cli, {"locations": [{"location_name": "x"}]})
+
+
+def test_add_update_reconcile_delete(cli):
+    gql.add_or_update_code_location(cli, {"location_name": "extra",
+                                          "code_source": {"python_file": "extra.py"}})
+    names = lambda: [l["location_name"] for l in gql.fetch_locations_as_document(cli)["locations"]]  # noqa: E731,E741
+    assert names() == ["analytics", "ml_models", "extra"]
+    gql.delete_code_location(cli, "extra")
+    assert names() == ["analytics", "ml_models"]
+    assert gql.reconcile_code_locations(cli, {"locations": [
+        {"location_name": "ml_models", "code_source": {"module_name": "ml_models.definitions"}}
+    ]}) == ["ml_models"]
+    assert names() == ["ml_models"]
+
+
+def test_get_and_set_deployment_settings(cli):
+    settings = gql.get_deployment_settings(cli)
+    assert settings["non_isolated_runs"] == {"enabled": True, "max_concurrent_non_isolated_runs": 1}
+    del settings["non_isolated_runs"]
+    gql.set_deployment_settings(cli, {"settings": settings})
+    assert gql.get_deployment_settings(cli) == {"run_queue": {"max_concurrent_runs": 10}}
+
+
+def test_viewer_cannot_set_deployment_settings(sandbox):
+    with gql.graphql_client_from_url(f"{sandbox.url}/prod", sandbox.token("viewer")) as viewer:
+        with pytest.raises(Exception, match="UnauthorizedError"):
+            gql.set_deployment_settings(viewer, {"settings": {}})

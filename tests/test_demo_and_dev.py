@@ -1,0 +1,78 @@
+"""End to end: `make demo`'s program, then `dagster dev -w workspace.yaml` showing its run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.slow
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+LOCATION_QUERY = """
+{ repositoriesOrError { ... on RepositoryConnection { nodes {
+    name location { name } jobs { name } assetNodes { assetKey { path } } } } } }
+"""
+RUNS_QUERY = "{ runsOrError { ... on Runs { results { runId jobName status } } } }"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandbox):
+    home = tmp_path / "dagster_home"
+    demo = subprocess.run([sys.executable, "-m", "migration_pipeline.demo", "--dagster-home",
+                           str(home)], capture_output=True, text=True, cwd=PROJECT_DIR,
+                          timeout=300)
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    out = demo.stdout
+    for expected in ("### Code locations", "| analytics | LOADED |", "| **total** | 250 |",
+                     "| non_isolated_runs |", "| serverless | Serverless agent | RUNNING |"):
+        assert expected in out, expected
+    assert "admin_token" not in out and "user:acme:" not in out + demo.stderr
+
+    port = free_port()
+    env = dict(os.environ, DAGSTER_HOME=str(home), DAGSTER_CLOUD_URL=sandbox.url,
+               DAGSTER_CLOUD_DEPLOYMENT="prod", DAGSTER_CLOUD_API_TOKEN=sandbox.token("admin"))
+    dev = subprocess.Popen([str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-p", str(port)],
+                           cwd=PROJECT_DIR, env=env, stdout=open(tmp_path / "dev.log", "w"),
+                           stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/graphql"
+        nodes = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not nodes:
+            assert dev.poll() is None, (tmp_path / "dev.log").read_text()[-3000:]
+            try:
+                answer = requests.post(url, json={"query": LOCATION_QUERY}, timeout=5).json()
+                nodes = answer["data"]["repositoriesOrError"]["nodes"]
+            except (requests.RequestException, KeyError, TypeError, ValueError):
+                time.sleep(1)
+        assert nodes, "dagster dev did not serve the code location"
+        (repository,) = nodes
+        assert repository["location"]["name"] == "migration_pipeline"
+        assert "inventory" in {job["name"] for job in repository["jobs"]}
+        assert ["serverless_inventory"] in [a["assetKey"]["path"] for a in repository["assetNodes"]]
+
+        runs = requests.post(url, json={"query": RUNS_QUERY}, timeout=10).json()
+        results = runs["data"]["runsOrError"]["results"]
+        assert [(r["jobName"], r["status"]) for r in results] == [("inventory", "SUCCESS")]
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        try:
+            dev.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.wait(timeout=10)

@@ -1,0 +1,89 @@
+"""The inventory asset, materialized on a real Dagster instance against the sandbox."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from migration_pipeline.defs.inventory import serverless_inventory
+from migration_pipeline.defs.resources import DagsterPlusResource
+from migration_pipeline.definitions import defs
+from migration_pipeline.inventory import Inventory, render_markdown
+
+
+@pytest.fixture
+def env(sandbox, monkeypatch):
+    monkeypatch.setenv("DAGSTER_CLOUD_URL", sandbox.url)
+    monkeypatch.setenv("DAGSTER_CLOUD_DEPLOYMENT", sandbox.deployment)
+    monkeypatch.setenv("DAGSTER_CLOUD_API_TOKEN", sandbox.token("admin"))
+    return sandbox
+
+
+def test_inventory_job_records_the_deployment(env):
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("inventory").execute_in_process(instance=instance)
+        assert result.success
+        inventory = Inventory(**result.output_for_node("serverless_inventory"))
+        assert inventory.deployment == "prod" and inventory.agent_type == "SERVERLESS"
+        assert inventory.run_total == 250
+        assert [loc["name"] for loc in inventory.locations] == ["analytics", "ml_models"]
+        assert all(loc["load_status"] == "LOADED" for loc in inventory.locations)
+        assert inventory.serverless_only_settings == {
+            "non_isolated_runs": {"enabled": True, "max_concurrent_non_isolated_runs": 1}}
+        assert {(i["name"], i["status"]) for i in inventory.instigators} >= {
+            ("daily_refresh", "RUNNING"), ("weekly_rollup", "STOPPED")}
+
+        (materialization,) = result.asset_materializations_for_node("serverless_inventory")
+        metadata = materialization.metadata
+        assert metadata["run_count"].value == 250
+        assert metadata["agent_type"].value == "SERVERLESS"
+        assert metadata["serverless_only_settings"].value == ["non_isolated_runs"]
+        assert "| non_isolated_runs |" in metadata["deployment_settings"].value
+        assert "| analytics | LOADED |" in metadata["code_locations"].value
+
+        # The token is nowhere in what Dagster recorded.
+        token = env.token("admin")
+        records = instance.all_logs(result.run_id)
+        assert records and not any(token in str(r) for r in records)
+        run = instance.get_run_by_id(result.run_id)
+        assert token not in str(run.run_config)
+
+
+def test_inventory_against_a_hybrid_deployment_without_agent(env):
+    env.state.set_agent_type(env.state.deployment("prod"), "HYBRID")
+    resource = DagsterPlusResource(url=env.url, deployment="prod", api_token=env.token("viewer"))
+    result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
+    inventory = Inventory(**result.output_for_node("serverless_inventory"))
+    assert inventory.agent_type == "HYBRID"
+    assert {loc["load_status"] for loc in inventory.locations} == {"LOADING"}
+    assert "no schedules or sensors" in render_markdown(inventory)
+
+
+def test_inventory_fails_clearly_and_at_once_with_a_bad_token(env):
+    resource = DagsterPlusResource(url=env.url, deployment="prod",
+                                   api_token="user:acme:" + "b" * 32)
+    result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource},
+                            raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "token was rejected" in str(failure.event_specific_data.error)
+    # A rejected token is not worth the RetryPolicy's wait.
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_an_outage_longer_than_the_client_retries_is_retried_by_the_step(env):
+    resource = DagsterPlusResource(url=env.url, deployment="prod", api_token=env.token("admin"),
+                                   backoff_seconds=0.01, max_attempts=2)
+    env.faults.add(operation="deployments", kind="http_503", count=2)
+    result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
+    assert result.success
+    assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_transient_faults_do_not_fail_the_inventory(env):
+    env.faults.add(operation="*", kind="http_503", rate=0.3)
+    resource = DagsterPlusResource(url=env.url, deployment="prod", api_token=env.token("admin"),
+                                   backoff_seconds=0.01, max_attempts=8)
+    result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
+    assert result.success
+    assert Inventory(**result.output_for_node("serverless_inventory")).run_total == 250
