@@ -331,6 +331,10 @@ class Root:
             ],
         }
 
+    def scopedSecrets(self, info, locationName=None):
+        # The sandbox keeps no Dagster+ secrets; code servers a Local agent starts ask anyway.
+        return []
+
     # mutations ---------------------------------------------------------------------------------
 
     def updateDeploymentAgentType(self, info, deploymentAgentType, deploymentId=None):

@@ -95,3 +95,60 @@ def test_viewer_cannot_set_deployment_settings(sandbox):
     with gql.graphql_client_from_url(f"{sandbox.url}/prod", sandbox.token("viewer")) as viewer:
         with pytest.raises(Exception, match="UnauthorizedError"):
             gql.set_deployment_settings(viewer, {"settings": {}})
+
+
+def test_the_agents_own_documents_run_against_the_sandbox(sandbox, admin):
+    """Every document a Dagster+ agent sends, through the agent's own GraphQL client. The two
+    different queries named `WorkspaceEntries` must both work."""
+    from dagster_cloud.agent import queries
+    from dagster_cloud.agent.dagster_cloud_agent import DEPLOYMENT_INFO_QUERY
+    from dagster_cloud.secrets.loader import SECRETS_QUERY
+    from dagster_cloud.workspace.user_code_launcher.user_code_launcher import (
+        INIT_UPLOAD_LOCATIONS_QUERY,
+    )
+    from dagster_cloud_cli.core.graphql_client import (
+        create_agent_graphql_client,
+        create_graphql_requests_session,
+    )
+    from dagster_cloud_cli.core.headers.auth import DagsterCloudInstanceScope
+
+    admin.update_deployment_agent_type("HYBRID")
+    agent_token = admin.create_agent_token("contract").token.get_secret_value()
+    config = {"agent_token": agent_token, "deployment": "prod"}
+    with create_graphql_requests_session() as session:
+        org = create_agent_graphql_client(session, f"{sandbox.url}/graphql",
+                                          {"agent_token": agent_token},
+                                          scope=DagsterCloudInstanceScope.ORGANIZATION)
+        dep = create_agent_graphql_client(session, f"{sandbox.url}/graphql", config,
+                                          scope=DagsterCloudInstanceScope.DEPLOYMENT)
+
+        found = org.execute(queries.DEPLOYMENTS_QUERY, variable_values={"deploymentNames": ["prod", "nope"]})
+        assert found["data"]["deployments"] == [{"deploymentName": "prod"}]
+
+        entries = dep.execute(queries.WORKSPACE_ENTRIES_QUERY, variable_values={
+            "deploymentNames": ["prod"], "includeAllServerlessDeployments": False,
+            "agentQueues": [None]})["data"]["deployments"][0]["workspaceEntries"]
+        assert [e["locationName"] for e in entries] == ["analytics", "ml_models"]
+        assert {e["hasLoadError"] for e in entries} == {False}
+
+        init = dep.execute(INIT_UPLOAD_LOCATIONS_QUERY)["data"]["workspace"]["workspaceEntries"]
+        assert [e["locationName"] for e in init] == ["analytics", "ml_models"]
+
+        assert dep.execute(DEPLOYMENT_INFO_QUERY)["data"]["deploymentInfo"] == {"deploymentName": "prod"}
+        assert org.execute(queries.GET_USER_CLOUD_REQUESTS_QUERY, variable_values={
+            "forBranchDeployments": False, "forFullDeployments": ["prod"], "limit": 10,
+            "agentQueues": [None]})["data"]["userCloudAgent"]["popUserCloudAgentRequests"] == []
+        assert dep.execute(SECRETS_QUERY, variable_values={"locationName": "analytics"})[
+            "data"]["scopedSecrets"] == []
+
+        from dagster._serdes import serialize_value
+        from dagster_cloud.api.dagster_cloud_api import AgentHeartbeat
+
+        beat = AgentHeartbeat(timestamp=0.0, agent_id="contract-agent", agent_label=None,
+                              agent_type="ProcessUserCodeLauncher", metadata={})
+        org.execute(queries.ADD_AGENT_HEARTBEATS_MUTATION, variable_values={
+            "serializedAgentHeartbeats": [{"deploymentName": "prod",
+                                           "serializedAgentHeartbeat": serialize_value(beat)}],
+            "serializedErrors": []}, idempotent_mutation=True)
+        agents = org.execute(queries.GET_AGENTS_QUERY, variable_values={"heartbeatedSince": None})
+        assert {"id": "contract-agent", "status": "RUNNING"} in agents["data"]["agents"]

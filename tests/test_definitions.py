@@ -57,6 +57,13 @@ def test_dagster_definitions_validate_passes():
     assert "All code locations passed validation" in result.stdout + result.stderr
 
 
+def test_dg_check_defs_passes():
+    result = subprocess.run([str(Path(sys.executable).parent / "dg"), "check", "defs"],
+                            capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All definitions loaded successfully" in result.stdout + result.stderr
+
+
 def test_workspace_and_dagster_cloud_yaml_point_at_the_definitions():
     import yaml
     from dagster_cloud.workspace.config_schema import process_workspace_config
