@@ -169,3 +169,37 @@ def test_the_token_never_appears_in_output(sandbox, caplog, capsys):
     captured = capsys.readouterr()
     texts += [caplog.text, captured.out, captured.err]
     assert texts and all(token not in text for text in texts)
+
+
+def test_403_fails_at_once_naming_the_role_needed():
+    """Dagster+ answers 403 where a token is valid but not allowed (e.g. an IP allow-list)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Forbidden(BaseHTTPRequestHandler):
+        hits = 0
+
+        def do_POST(self):  # noqa: N802
+            Forbidden.hits += 1
+            body = b'{"error": "Forbidden"}'
+            self.send_response(403)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Forbidden)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = DagsterPlusClient(f"http://127.0.0.1:{server.server_port}", "prod",
+                                   "user:acme:" + "c" * 32, sleep=lambda s: None)
+        with pytest.raises(NotAuthorizedError) as raised:
+            client.update_deployment_agent_type("HYBRID")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert Forbidden.hits == 1
+    assert "HTTP 403" in str(raised.value) and "Organization Admin" in str(raised.value)
+    assert "c" * 32 not in str(raised.value)
