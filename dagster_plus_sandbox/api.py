@@ -179,23 +179,26 @@ def _deploy_data(document: dict) -> str:
     ))
 
 
+def _workspace_entry(view: LocationView) -> dict:
+    return {
+        "__typename": "WorkspaceEntry",
+        "locationName": view.name,
+        "serializedDeploymentMetadata": _deploy_data(view.document),
+        "hasOutdatedData": False,
+        "hasLoadError": view.error is not None,
+        "metadataTimestamp": view.updated_at,
+    }
+
+
 def _workspace_entries(state: SandboxState, deployment: Deployment,
                        agent_queues: list[str | None] | None) -> list[dict]:
     # A Serverless deployment's locations are served by the Serverless agent, not by Hybrid ones.
     if deployment.agent_type != "HYBRID":
         return []
-    entries = []
-    for view in state.locations(deployment):
-        if agent_queues is not None and view.document.get("agent_queue") not in agent_queues:
-            continue
-        entries.append({
-            "locationName": view.name,
-            "serializedDeploymentMetadata": _deploy_data(view.document),
-            "hasOutdatedData": False,
-            "hasLoadError": view.error is not None,
-            "metadataTimestamp": view.updated_at,
-        })
-    return entries
+    return [
+        _workspace_entry(view) for view in state.locations(deployment)
+        if agent_queues is None or view.document.get("agent_queue") in agent_queues
+    ]
 
 
 def _location_entry(state: SandboxState, deployment: Deployment, view: LocationView) -> dict:
@@ -389,10 +392,7 @@ class Root:
         deployment = self.c.deployment
         self.state.upsert_locations(deployment, [location], "location_updated")
         view = next(v for v in self.state.locations(deployment) if v.name == location["location_name"])
-        return {"__typename": "WorkspaceEntry", "locationName": view.name,
-                "serializedDeploymentMetadata": _deploy_data(view.document),
-                "hasOutdatedData": False, "hasLoadError": view.error is not None,
-                "metadataTimestamp": view.updated_at}
+        return _workspace_entry(view)
 
     def deleteLocation(self, info, locationName):
         if not self.c.token.can_edit:

@@ -152,3 +152,16 @@ def test_the_agents_own_documents_run_against_the_sandbox(sandbox, admin):
             "serializedErrors": []}, idempotent_mutation=True)
         agents = org.execute(queries.GET_AGENTS_QUERY, variable_values={"heartbeatedSince": None})
         assert {"id": "contract-agent", "status": "RUNNING"} in agents["data"]["agents"]
+
+
+def test_every_document_of_our_client_validates_against_the_sandbox_schema():
+    from dagster_plus_sandbox.api import parse_document
+    from migration_pipeline.plus import documents
+
+    texts = {name: value for name, value in vars(documents).items()
+             if name.isupper() and not name.startswith("_") and isinstance(value, str)}
+    texts["run_counts_by_status"] = documents.run_counts_by_status()
+    assert len(texts) >= 18
+    for name, text in texts.items():
+        document, errors = parse_document(text)
+        assert document is not None, f"{name}: {errors}"

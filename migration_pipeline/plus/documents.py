@@ -32,51 +32,46 @@ query MigrationDeployments($deploymentNames: [String!]) {{
 
 SERVERLESS_STATUS = "query MigrationServerlessStatus { serverless { status } }"
 
-_ERRORS = """
-    ... on UnauthorizedError { message }
-    ... on DeploymentNotFoundError { message }
-    ... on PythonError { message }
-"""
+# The error members every mutation's union shares.
+_ERRORS = "... on UnauthorizedError { message } ... on PythonError { message }"
 
 UPDATE_DEPLOYMENT_AGENT_TYPE = f"""
 mutation MigrationUpdateDeploymentAgentType($deploymentAgentType: DeploymentAgentType!, $deploymentId: Int) {{
   updateDeploymentAgentType(deploymentAgentType: $deploymentAgentType, deploymentId: $deploymentId) {{
     __typename
     ... on DagsterCloudDeployment {{ {_DEPLOYMENT_FIELDS} agentType }}
+    ... on DeploymentNotFoundError {{ message }}
     {_ERRORS}
   }}
 }}
 """
 
-CREATE_AGENT_TOKEN = """
-mutation MigrationCreateAgentToken($description: String) {
-  createAgentToken(description: $description) {
+CREATE_AGENT_TOKEN = f"""
+mutation MigrationCreateAgentToken($description: String) {{
+  createAgentToken(description: $description) {{
     __typename
-    ... on DagsterCloudAgentToken { id token description revoked }
-    ... on UnauthorizedError { message }
-    ... on PythonError { message }
-  }
-}
+    ... on DagsterCloudAgentToken {{ id token description revoked }}
+    {_ERRORS}
+  }}
+}}
 """
 
-AGENT_TOKENS = """
-query MigrationAgentTokens {
-  agentTokensOrError {
+AGENT_TOKENS = f"""
+query MigrationAgentTokens {{
+  agentTokensOrError {{
     __typename
-    ... on DagsterCloudAgentTokens { tokens { id token description revoked } }
-    ... on UnauthorizedError { message }
-    ... on PythonError { message }
-  }
-}
+    ... on DagsterCloudAgentTokens {{ tokens {{ id token description revoked }} }}
+    {_ERRORS}
+  }}
+}}
 """
 
 LOCATIONS_AS_DOCUMENT = "query MigrationLocationsAsDocument { locationsAsDocument { document } }"
 
-_LOCATIONS_RESULT = """
+_LOCATIONS_RESULT = f"""
     __typename
-    ... on InvalidLocationError { errors }
-    ... on UnauthorizedError { message }
-    ... on PythonError { message }
+    ... on InvalidLocationError {{ errors }}
+    {_ERRORS}
 """
 
 DEPLOY_LOCATIONS = f"""
@@ -106,15 +101,14 @@ mutation MigrationAddOrUpdateLocation($document: GenericScalar!) {{
 }}
 """
 
-DELETE_LOCATION = """
-mutation MigrationDeleteLocation($locationName: String!) {
-  deleteLocation(locationName: $locationName) {
+DELETE_LOCATION = f"""
+mutation MigrationDeleteLocation($locationName: String!) {{
+  deleteLocation(locationName: $locationName) {{
     __typename
-    ... on DeleteLocationSuccess { locationName }
-    ... on UnauthorizedError { message }
-    ... on PythonError { message }
-  }
-}
+    ... on DeleteLocationSuccess {{ locationName }}
+    {_ERRORS}
+  }}
+}}
 """
 
 WORKSPACE = """
@@ -144,15 +138,14 @@ query MigrationWorkspace {
 
 DEPLOYMENT_SETTINGS = "query MigrationDeploymentSettings { deploymentSettings { settings } }"
 
-SET_DEPLOYMENT_SETTINGS = """
-mutation MigrationSetDeploymentSettings($deploymentSettings: DeploymentSettingsInput!) {
-  setDeploymentSettings(deploymentSettings: $deploymentSettings) {
+SET_DEPLOYMENT_SETTINGS = f"""
+mutation MigrationSetDeploymentSettings($deploymentSettings: DeploymentSettingsInput!) {{
+  setDeploymentSettings(deploymentSettings: $deploymentSettings) {{
     __typename
-    ... on DeploymentSettings { settings }
-    ... on UnauthorizedError { message }
-    ... on PythonError { message }
-  }
-}
+    ... on DeploymentSettings {{ settings }}
+    {_ERRORS}
+  }}
+}}
 """
 
 RUNS = """
