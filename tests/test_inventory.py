@@ -40,6 +40,7 @@ def test_inventory_job_records_the_deployment(env):
         assert metadata["serverless_only_settings"].value == ["non_isolated_runs"]
         assert "| non_isolated_runs |" in metadata["deployment_settings"].value
         assert "| analytics | LOADED |" in metadata["code_locations"].value
+        assert metadata["locations_document"].value == inventory.locations_document
 
         # The token is nowhere in what Dagster recorded.
         token = env.token("admin")

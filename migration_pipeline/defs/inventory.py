@@ -31,6 +31,7 @@ def serverless_inventory(
             "location_count": len(inventory.locations),
             "run_count": inventory.run_total,
             "serverless_only_settings": sorted(inventory.serverless_only_settings),
+            "locations_document": dg.MetadataValue.json(inventory.locations_document),
             **{name: dg.MetadataValue.md(table) for name, table in sections.items()},
         },
     )
