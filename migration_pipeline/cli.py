@@ -1,0 +1,87 @@
+"""`migration-pipeline plan`: the dry run (and `--apply`) for CI and scripts. The Dagster UI
+stays the main way in; this runs the same pure core.
+
+Exit codes: 0 a valid plan (printed, and written with --apply); 2 invalid input, with the
+problems on stderr and nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from migration_pipeline.problems import InvalidInput, Problem
+from migration_pipeline.targets.settings import TARGETS
+
+EXIT_INVALID_INPUT = 2
+
+
+def read_text_file(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput([Problem(path, None, (), f"no such {what}")]) from None
+    except IsADirectoryError:
+        raise InvalidInput([Problem(path, None, (), f"is a directory, not a {what}")]) from None
+    except UnicodeDecodeError as error:
+        raise InvalidInput([Problem(path, None, (), f"is not UTF-8 text ({error.reason})")]) from None
+    except OSError as error:
+        raise InvalidInput([Problem(path, None, (), f"cannot be read: {error.strerror}")]) from None
+
+
+def plan_command(args: argparse.Namespace) -> int:
+    from migration_pipeline.apply import apply_plan
+    from migration_pipeline.plan import make_plan
+    from migration_pipeline.project import read_project
+    from migration_pipeline.targets.settings import load_target_settings
+
+    settings_text = read_text_file(args.settings, "settings file") if args.settings else None
+    settings = load_target_settings(args.target, settings_text, args.settings or "settings",
+                                    registry=args.registry)
+    inventory = None
+    if args.inventory:
+        try:
+            inventory = json.loads(read_text_file(args.inventory, "inventory file"))
+        except json.JSONDecodeError as error:
+            raise InvalidInput([Problem(args.inventory, error.lineno, (),
+                                        f"is not JSON: {error.msg}")]) from None
+    project = read_project(args.project_dir)
+    plan = make_plan(project, args.target, settings, inventory)
+    diff = plan.diff()
+    print(diff if diff else "No file changes: the project is already migrated for this target.\n")
+    print(plan.summary_markdown())
+    if args.apply:
+        result = apply_plan(plan, args.project_dir)
+        for path in result.written:
+            backup = result.backups.get(path)
+            print(f"wrote {path}" + (f" (backup: {backup})" if backup else ""))
+        if not result.written:
+            print("Nothing to write: every file is already as planned.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="migration-pipeline", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    plan = commands.add_parser("plan", help="show (and with --apply, write) the Hybrid project files")
+    plan.add_argument("--project-dir", required=True, help="the repository with dagster_cloud.yaml")
+    plan.add_argument("--target", required=True, choices=TARGETS, help="the Hybrid agent type")
+    plan.add_argument("--registry", help="image registry and repository prefix "
+                      "(required for every target but local)")
+    plan.add_argument("--settings", help="a target settings YAML file (optional)")
+    plan.add_argument("--inventory", help="an inventory JSON (the serverless_inventory asset's "
+                      "value) for the Dagster+ settings changes")
+    plan.add_argument("--apply", action="store_true", help="write the files (atomically, with "
+                      "a backup of what they replace)")
+    args = parser.parse_args(argv)
+    try:
+        return plan_command(args)
+    except InvalidInput as error:
+        print(error.report(), file=sys.stderr)
+        return EXIT_INVALID_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""`dagster_cloud.yaml` (or its older name `build.yaml`) in both forms seen in real repos:
+
+    locations:                      # modern: a list
+      - location_name: analytics
+        code_source: {package_name: analytics}
+
+    locations:                      # legacy: a mapping keyed by location name
+      analytics:
+        package_name: analytics
+
+with an optional `defaults:` block merged into every location, comments, anchors and aliases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from migration_pipeline.cloud_yaml.source import YamlSource, parse_yaml, to_plain
+from migration_pipeline.problems import InvalidInput, KeyPath, did_you_mean
+
+CLOUD_YAML_NAMES = ("dagster_cloud.yaml", "build.yaml")
+TOP_LEVEL_KEYS = ("locations", "defaults")
+CODE_SOURCE_KEYS = ("python_file", "package_name", "module_name", "autoload_defs_module_name")
+
+
+@dataclass(frozen=True)
+class LocationRef:
+    name: str
+    path: KeyPath  # ("locations", index) in the modern form, ("locations", name) in the legacy one
+
+    @property
+    def index_or_name(self) -> int | str:
+        return self.path[1]
+
+
+@dataclass
+class CloudYaml:
+    source: YamlSource
+    form: str  # "modern" | "legacy"
+    locations: list[LocationRef]
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return to_plain(self.source.data.get("defaults")) or {}
+
+    def location_node(self, ref: LocationRef) -> CommentedMap:
+        return self.source.node(ref.path)
+
+    def modern_location(self, ref: LocationRef) -> dict[str, Any]:
+        """The location as plain data in the modern form (defaults not merged)."""
+        location = to_plain(self.location_node(ref)) or {}
+        if self.form == "modern":
+            return location
+        converted: dict[str, Any] = {"location_name": ref.name}
+        code_source = {k: location.pop(k) for k in CODE_SOURCE_KEYS if k in location}
+        if code_source:
+            converted["code_source"] = code_source
+        converted.update(location)
+        return converted
+
+    def modern_document(self) -> dict[str, Any]:
+        """The whole file as plain data in the modern form, for the schemas."""
+        document: dict[str, Any] = {"locations": [self.modern_location(r) for r in self.locations]}
+        if "defaults" in self.source.data:
+            document = {"defaults": to_plain(self.source.data["defaults"]), **document}
+        return document
+
+    def source_path(self, ref: LocationRef, modern_path: KeyPath) -> KeyPath:
+        """Where a key of a location's modern form stands in this file."""
+        if self.form == "legacy" and modern_path[:1] == ("code_source",):
+            return ref.path + modern_path[1:]
+        if self.form == "legacy" and modern_path[:1] == ("location_name",):
+            return ref.path
+        return ref.path + modern_path
+
+    def merged_location(self, ref: LocationRef) -> dict[str, Any]:
+        """The location with `defaults:` merged in, as `dagster-cloud ci` merges it."""
+        from dagster_cloud_cli.config.merger import DagsterCloudConfigDefaultsMerger
+
+        defaults = _without_none(self.defaults)
+        location = _without_none(self.modern_location(ref))
+        if not defaults:
+            return location
+        return DagsterCloudConfigDefaultsMerger().merge(defaults, location)
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
+
+
+def load_cloud_yaml(text: str, name: str = "dagster_cloud.yaml") -> CloudYaml:
+    """Parse and check the file's shape; the schemas are checked by `validate_cloud_yaml`."""
+    source = parse_yaml(text, name)
+    data = source.data
+    if data is None:
+        raise InvalidInput([source.problem((), "is empty: it needs a `locations:` list")])
+    if not isinstance(data, CommentedMap):
+        raise InvalidInput([source.problem(
+            (), f"must be a mapping with a `locations:` key, not a {type(data).__name__}")])
+    problems = [
+        source.problem((key,), f'unknown key "{key}"{did_you_mean(key, TOP_LEVEL_KEYS)}; '
+                       "expected locations and optionally defaults")
+        for key in data if key not in TOP_LEVEL_KEYS
+    ]
+    if "locations" not in data:
+        problems.append(source.problem((), "has no `locations:` key"))
+    if problems:
+        raise InvalidInput(problems)
+
+    locations = data["locations"]
+    if isinstance(locations, CommentedSeq):
+        form = "modern"
+        refs = []
+        for index, item in enumerate(locations):
+            if not isinstance(item, CommentedMap):
+                problems.append(source.problem(("locations", index),
+                                               "each location must be a mapping"))
+                continue
+            refs.append(LocationRef(str(item.get("location_name", f"#{index}")),
+                                    ("locations", index)))
+    elif isinstance(locations, CommentedMap):
+        form = "legacy"
+        refs = []
+        for key, item in locations.items():
+            if not isinstance(item, CommentedMap):
+                problems.append(source.problem(("locations", key),
+                                               "each location must be a mapping"))
+                continue
+            refs.append(LocationRef(str(key), ("locations", key)))
+    else:
+        raise InvalidInput([source.problem(("locations",), "must be a list of locations")])
+    if not len(locations):
+        problems.append(source.problem(("locations",), "is empty: there is no code location "
+                                       "to migrate"))
+    if "defaults" in data and not isinstance(data["defaults"], (CommentedMap, type(None))):
+        problems.append(source.problem(("defaults",), "must be a mapping"))
+    if problems:
+        raise InvalidInput(problems)
+    return CloudYaml(source, form, refs)

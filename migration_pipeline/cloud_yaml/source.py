@@ -1,0 +1,116 @@
+"""A YAML file as the user wrote it: its text, its round-trip tree (ruamel.yaml) with the line of
+every key, and a plain-data view for validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from migration_pipeline.problems import InvalidInput, KeyPath, Problem
+
+
+def _round_trip_yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.allow_duplicate_keys = False
+    return yaml
+
+
+@dataclass
+class YamlSource:
+    """One parsed YAML document. `data` is ruamel's round-trip tree (merge keys resolved on read)."""
+
+    name: str  # the file name shown in messages, relative to the project
+    text: str
+    data: Any
+
+    def node(self, path: KeyPath) -> Any:
+        node = self.data
+        for part in path:
+            node = node[part]
+        return node
+
+    def has(self, path: KeyPath) -> bool:
+        try:
+            self.node(path)
+        except (KeyError, IndexError, TypeError):
+            return False
+        return True
+
+    def line_of(self, path: KeyPath) -> int | None:
+        """The 1-based line of the key (or list item) at `path`, or of its nearest ancestor that
+        exists in this file (a value that came from `defaults` or a merge has none of its own)."""
+        best: int | None = 1 if self.text.strip() else None
+        node = self.data
+        for part in path:
+            try:
+                if isinstance(node, CommentedMap) and part in node and _own_key(node, part):
+                    best = node.lc.key(part)[0] + 1
+                elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+                    best = node.lc.item(part)[0] + 1
+                node = node[part]
+            except (KeyError, IndexError, TypeError, AttributeError):
+                break
+        return best
+
+    def problem(self, path: KeyPath, message: str) -> Problem:
+        return Problem(self.name, self.line_of(path), path, message)
+
+    def plain(self) -> Any:
+        return to_plain(self.data)
+
+
+def _own_key(mapping: CommentedMap, key: Any) -> bool:
+    """False for a key that only comes through a `<<` merge."""
+    return key in mapping._ok  # noqa: SLF001 - ruamel keeps a mapping's own keys here
+
+
+def to_plain(node: Any) -> Any:
+    """Plain dicts, lists and scalars (ruamel's string subclasses become str)."""
+    if isinstance(node, dict):
+        return {str(k) if not isinstance(k, (int, float, bool)) else k: to_plain(v)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [to_plain(v) for v in node]
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    return node
+
+
+def parse_yaml(text: str, name: str) -> YamlSource:
+    """Parse one YAML document; a syntax error becomes an `InvalidInput` with its line."""
+    if "\t" in _indentation(text):
+        line = next(i for i, row in enumerate(text.splitlines(), 1)
+                    if row[: len(row) - len(row.lstrip())].count("\t"))
+        raise InvalidInput([Problem(name, line, (), "tabs are not allowed in YAML indentation")])
+    try:
+        documents = list(_round_trip_yaml().load_all(text))
+    except MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        what = (error.problem or error.context or "invalid YAML").strip()
+        if "duplicate key" in what:
+            what = what.split(" with value")[0]
+        raise InvalidInput([Problem(name, mark.line + 1 if mark else None, (),
+                                    f"invalid YAML: {what}")]) from None
+    except YAMLError as error:
+        raise InvalidInput([Problem(name, None, (), f"invalid YAML: {error}")]) from None
+    if len(documents) > 1:
+        second = text.split("\n---", 2)
+        line = second[0].count("\n") + 2 if len(second) > 1 else None
+        raise InvalidInput([Problem(name, line, (), "holds more than one YAML document; "
+                                    "keep only one")])
+    return YamlSource(name, text, documents[0] if documents else None)
+
+
+def _indentation(text: str) -> str:
+    return "".join(row[: len(row) - len(row.lstrip())] for row in text.splitlines())

@@ -1,0 +1,345 @@
+"""The pure core: (project files, target settings, inventory) -> MigrationPlan.
+
+No Dagster, no network, no disk: every input is plain data and so is the plan, which lists
+every file to write with its new content, every Dagster+ change, and every warning, and renders
+itself as a unified diff and a markdown summary. `apply.apply_plan` writes it.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from migration_pipeline.cloud_yaml.model import CLOUD_YAML_NAMES, CloudYaml, load_cloud_yaml
+from migration_pipeline.cloud_yaml.rewrite import rewrite_cloud_yaml
+from migration_pipeline.cloud_yaml.validate import validate_cloud_yaml
+from migration_pipeline.images.dockerfile import (
+    DEFAULT_PYTHON_VERSION,
+    DOCKERIGNORE,
+    POST_INSTALL_HOOK,
+    PRE_INSTALL_HOOK,
+    BuildContext,
+    render_dockerfile,
+)
+from migration_pipeline.inventory import SERVERLESS_ONLY_SETTINGS
+from migration_pipeline.problems import InvalidInput, Problem
+from migration_pipeline.project import ProjectFiles, normalize
+from migration_pipeline.scan import Finding, scan_python, serverless_python_version, serverless_workflows
+from migration_pipeline.targets import get_target
+from migration_pipeline.targets.settings import _Settings
+
+IO_MANAGER_ADVICE = {
+    "ecs": "dagster_aws.s3.S3PickleIOManager (a bucket the ECS task role can write)",
+    "kubernetes": "an object-store I/O manager such as dagster_aws.s3.S3PickleIOManager or "
+                  "dagster_gcp.GCSPickleIOManager",
+    "azure": "dagster_azure.adls2.ADLS2PickleIOManager (an ADLS Gen2 container)",
+    "docker": "an object-store I/O manager (dagster_aws.s3.S3PickleIOManager, ...) or "
+              "dg.FilesystemIOManager on a mounted volume",
+    "local": "dg.FilesystemIOManager (a directory the Local agent's machine keeps)",
+}
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    path: str  # relative to the project directory
+    old: str | None  # None: the file does not exist yet
+    new: str
+    reason: str
+
+    @property
+    def action(self) -> str:
+        return "create" if self.old is None else ("unchanged" if self.old == self.new else "update")
+
+    def diff(self) -> str:
+        before = (self.old or "").splitlines(keepends=True)
+        after = self.new.splitlines(keepends=True)
+        return "".join(difflib.unified_diff(
+            before, after, fromfile="/dev/null" if self.old is None else f"a/{self.path}",
+            tofile=f"b/{self.path}"))
+
+
+@dataclass(frozen=True)
+class PlanWarning:
+    message: str
+    file: str | None = None
+    line: int | None = None
+    fix: str | None = None
+
+    def where(self) -> str:
+        if self.file and self.line:
+            return f"{self.file}:{self.line}"
+        return self.file or ""
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """Dagster+ deployment settings to change at cutover."""
+
+    before: dict[str, Any]
+    after: dict[str, Any]
+    removed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    target: str
+    cloud_yaml: str
+    files: tuple[PlannedFile, ...]
+    images: dict[str, str]  # location -> image repository (containerized targets)
+    settings_change: SettingsChange | None
+    warnings: tuple[PlanWarning, ...]
+    changes: tuple[str, ...]  # what the dagster_cloud.yaml rewrite does, one line each
+    python_version: str
+    python_version_source: str
+    locations: tuple[str, ...] = field(default=())
+
+    @property
+    def changed_files(self) -> tuple[PlannedFile, ...]:
+        return tuple(f for f in self.files if f.action != "unchanged")
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changed_files)
+
+    def diff(self) -> str:
+        return "".join(f.diff() for f in self.changed_files)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary_markdown(self) -> str:
+        return render_summary(self)
+
+
+# -- making the plan ---------------------------------------------------------------------------
+
+
+def find_cloud_yaml(project: ProjectFiles) -> str:
+    present = [name for name in CLOUD_YAML_NAMES if project.has(name)]
+    if not present:
+        raise InvalidInput([Problem(project.root, None, (), "has no dagster_cloud.yaml (or "
+                                    "build.yaml) at its top: is this the project directory?")])
+    if len(present) > 1:
+        raise InvalidInput([Problem(present[1], None, (), "both dagster_cloud.yaml and build.yaml "
+                                    "exist; keep one (dagster-cloud ci reads dagster_cloud.yaml)")])
+    return present[0]
+
+
+def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
+              inventory: dict[str, Any] | None = None) -> MigrationPlan:
+    """Plan the migration of `project` to `target_name`. Raises `InvalidInput` (nothing to
+    write) when an input is wrong."""
+    target = get_target(target_name)
+    if target.needs_images and not settings.registry:
+        raise InvalidInput([Problem("--registry", None, (), f"is required for target "
+                                    f"{target_name}: the agent pulls each location's image from it "
+                                    "(e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/acme)")])
+    name = find_cloud_yaml(project)
+    original = project.text(name) or ""
+    cloud = load_cloud_yaml(original, name)
+    problems = validate_cloud_yaml(cloud, target.container_context_key)
+    if problems:
+        raise InvalidInput(problems)
+
+    rewrite = rewrite_cloud_yaml(cloud, target, settings)
+    rewritten = load_cloud_yaml(rewrite.text, name)
+    problems = validate_cloud_yaml(rewritten, target.container_context_key)
+    if problems:
+        raise InvalidInput(problems)
+
+    warnings: list[PlanWarning] = [
+        PlanWarning(f"kept a value you set: {c}", name, c.line) for c in rewrite.conflicts
+    ]
+    warnings += [PlanWarning(p.message, p.file) for p in project.unreadable]
+    files = [PlannedFile(name, original, rewrite.text,
+                         f"rewritten for the {target.label} agent")]
+
+    version = settings.python_version
+    version_source = "the target settings"
+    if version is None:
+        detected = serverless_python_version(project)
+        if detected:
+            version, file, line = detected
+            version_source = f"{file}:{line}"
+        else:
+            version, version_source = DEFAULT_PYTHON_VERSION, "default (no PYTHON_VERSION found)"
+
+    if target.needs_images:
+        for planned, warning in _dockerfiles(project, rewritten, version, settings.base_image):
+            if planned:
+                files.append(planned)
+            if warning:
+                warnings.append(warning)
+
+    findings, broken = scan_python(project)
+    warnings += [PlanWarning("does not parse as Python, so it was not scanned for Serverless-only "
+                             "features", path) for path in broken]
+    warnings += _feature_warnings(findings, rewritten, target_name, inventory)
+    warnings += [
+        PlanWarning("this Serverless CI workflow (PEX fast deploys) stops working after the "
+                    "cutover: replace it with a Hybrid workflow that builds and pushes the images",
+                    f.file, f.line)
+        for f in serverless_workflows(project)
+    ]
+
+    return MigrationPlan(
+        target=target_name,
+        cloud_yaml=name,
+        files=tuple(files),
+        images=dict(rewrite.images),
+        settings_change=_settings_change(inventory),
+        warnings=tuple(warnings),
+        changes=tuple(rewrite.changes),
+        python_version=version,
+        python_version_source=version_source,
+        locations=tuple(ref.name for ref in cloud.locations),
+    )
+
+
+def _build_directories(cloud: CloudYaml) -> dict[str, list[tuple[str, dict]]]:
+    """Build directory (project-relative) -> [(location, merged config)]."""
+    base = cloud.name.rsplit("/", 1)[0] if "/" in cloud.name else "."
+    directories: dict[str, list[tuple[str, dict]]] = defaultdict(list)
+    for ref in cloud.locations:
+        merged = cloud.merged_location(ref)
+        directory = (merged.get("build") or {}).get("directory") or "."
+        directories[normalize(f"{base}/{directory}")].append((ref.name, merged))
+    return directories
+
+
+def _dockerfiles(project: ProjectFiles, cloud: CloudYaml, python_version: str,
+                 base_image: str | None):
+    for directory, locations in sorted(_build_directories(cloud).items()):
+        prefix = "" if directory == "." else directory + "/"
+        names = tuple(name for name, _ in locations)
+        dockerfile = prefix + "Dockerfile"
+        if project.has(dockerfile):
+            yield None, PlanWarning(
+                f"kept your Dockerfile for {', '.join(names)}: check that it installs "
+                "dagster-cloud and does what the Serverless hooks did", dockerfile)
+        else:
+            dependency_text = "".join(project.text(prefix + f) or "" for f in (
+                "requirements.txt", "pyproject.toml", "setup.py", "setup.cfg"))
+            working = {merged.get("working_directory") for _, merged in locations}
+            build = BuildContext(
+                locations=names,
+                python_version=python_version,
+                base_image=base_image,
+                has_requirements=project.has(prefix + "requirements.txt"),
+                has_pyproject=project.has(prefix + "pyproject.toml"),
+                has_setup_py=project.has(prefix + "setup.py"),
+                pre_install_hook=project.has(prefix + PRE_INSTALL_HOOK),
+                post_install_hook=project.has(prefix + POST_INSTALL_HOOK),
+                working_directory=working.pop() if len(working) == 1 else None,
+                mentions_dagster_cloud="dagster-cloud" in dependency_text
+                or "dagster_cloud" in dependency_text,
+            )
+            yield PlannedFile(dockerfile, None, render_dockerfile(build),
+                              f"builds {', '.join(names)} (replaces the Serverless PEX build)"), None
+        if not project.has(prefix + ".dockerignore"):
+            yield PlannedFile(prefix + ".dockerignore", None, DOCKERIGNORE,
+                              "keeps the VCS, virtualenvs and caches out of the image"), None
+
+
+def _locations_of(path: str, cloud: CloudYaml) -> tuple[str, ...]:
+    """The locations whose build directory holds `path` (the deepest directory wins)."""
+    best: tuple[str, ...] = ()
+    best_length = -1
+    for directory, locations in _build_directories(cloud).items():
+        prefix = "" if directory == "." else directory + "/"
+        if path.startswith(prefix) and len(prefix) > best_length:
+            best, best_length = tuple(name for name, _ in locations), len(prefix)
+    return best
+
+
+def _feature_warnings(findings: list[Finding], cloud: CloudYaml, target: str,
+                      inventory: dict[str, Any] | None) -> list[PlanWarning]:
+    warnings = []
+    for f in findings:
+        if f.kind == "isolation_tag":
+            warnings.append(PlanWarning(
+                "asks for a non-isolated run (`dagster/isolation` tag), which Hybrid does not "
+                "have: every run gets its own process or container",
+                f.file, f.line,
+                fix="drop the tag and give the job `executor_def=dg.in_process_executor` to keep "
+                    "its steps in one process (or `dg.multiprocess_executor` to run them in "
+                    "parallel)"))
+        elif f.kind == "serverless_io_manager":
+            warnings.append(PlanWarning(
+                "uses the Serverless I/O manager, whose storage Hybrid agents cannot reach",
+                f.file, f.line,
+                fix=f"replace it with {IO_MANAGER_ADVICE[target]}; rematerialize (or copy) the "
+                    "outputs that downstream assets still read"))
+    non_isolated = ((inventory or {}).get("settings") or {}).get("non_isolated_runs") or {}
+    if non_isolated.get("enabled"):
+        definitions = [f for f in findings if f.kind == "definitions"]
+        covered: set[str] = set()
+        for f in definitions:
+            locations = _locations_of(f.file, cloud)
+            covered.update(locations)
+            warnings.append(PlanWarning(
+                f"runs of {', '.join(locations) or 'this code'} could run non-isolated on Serverless (the "
+                "deployment's `non_isolated_runs` setting, removed at cutover)",
+                f.file, f.line,
+                fix="add `executor=dg.in_process_executor` to this Definitions to keep each "
+                    "run's steps in one process, or `dg.multiprocess_executor` for parallel "
+                    "steps"))
+        for ref in cloud.locations:
+            if ref.name not in covered:
+                warnings.append(PlanWarning(
+                    f"{ref.name}: runs could run non-isolated on Serverless; on Hybrid each run "
+                    "is isolated. Give its jobs `executor_def=dg.in_process_executor` where that "
+                    "mattered"))
+    return warnings
+
+
+def _settings_change(inventory: dict[str, Any] | None) -> SettingsChange | None:
+    if not inventory:
+        return None
+    before = copy.deepcopy(inventory.get("settings") or {})
+    removed = tuple(k for k in SERVERLESS_ONLY_SETTINGS if k in before)
+    after = {k: v for k, v in before.items() if k not in removed}
+    return SettingsChange(before, after, removed)
+
+
+# -- the summary -------------------------------------------------------------------------------
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_summary(plan: MigrationPlan) -> str:
+    lines = [f"## Migration plan: Serverless to Hybrid ({plan.target})", ""]
+    lines += [f"- Code locations: {len(plan.locations)} ({', '.join(plan.locations)})",
+              f"- Files: {len([f for f in plan.files if f.action == 'create'])} to create, "
+              f"{len([f for f in plan.files if f.action == 'update'])} to update, "
+              f"{len([f for f in plan.files if f.action == 'unchanged'])} unchanged",
+              f"- Python for the images: {plan.python_version} (from {plan.python_version_source})",
+              f"- Warnings: {len(plan.warnings)}", ""]
+    lines += ["### Files", "", "| file | action | why |", "|---|---|---|"]
+    lines += [f"| `{f.path}` | {f.action} | {_cell(f.reason)} |" for f in plan.files]
+    if plan.changes:
+        lines += ["", f"### Changes to `{plan.cloud_yaml}`", ""]
+        lines += [f"- {_cell(change)}" for change in plan.changes]
+    if plan.images:
+        lines += ["", "### Images", "", "| location | image repository |", "|---|---|"]
+        lines += [f"| {name} | `{repo}` |" for name, repo in plan.images.items()]
+    lines += ["", "### Dagster+ changes at cutover", ""]
+    if plan.settings_change is None:
+        lines += ["- Deployment settings not read (no inventory): run the inventory first."]
+    elif plan.settings_change.removed:
+        lines += [f"- Remove the Serverless-only setting `{key}` "
+                  f"(now `{plan.settings_change.before[key]}`)"
+                  for key in plan.settings_change.removed]
+    else:
+        lines += ["- No Serverless-only deployment setting to remove."]
+    lines += ["- Switch the deployment's agent type to HYBRID."]
+    if plan.warnings:
+        lines += ["", "### Warnings", "", "| where | what | how to fix |", "|---|---|---|"]
+        lines += [f"| {_cell(w.where())} | {_cell(w.message)} | {_cell(w.fix or '')} |"
+                  for w in plan.warnings]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,142 @@
+"""The target settings file: a small YAML file for the chosen agent type. Every key is optional;
+every target has sensible defaults (namespace `dagster-cloud` on Kubernetes, and so on).
+
+    # kubernetes
+    registry: 123456789012.dkr.ecr.us-east-1.amazonaws.com/acme
+    image_layout: per_location      # or `shared`: one repository, the location in the tag
+    python_version: "3.11"          # else taken from the Serverless CI workflow, else 3.12
+    namespace: data
+    env_secrets: [snowflake-credentials]
+    service_account_name: dagster-user-code
+    resources: {requests: {cpu: 500m, memory: 1Gi}, limits: {memory: 2Gi}}
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from migration_pipeline.cloud_yaml.source import parse_yaml, to_plain
+from migration_pipeline.problems import InvalidInput, Problem, did_you_mean
+
+# What a registry may look like: host[:port]/path, lower case (Docker's reference grammar).
+REGISTRY = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$")
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    registry: str | None = Field(None, description="Image registry and repository prefix.")
+    image_layout: Literal["per_location", "shared"] = "per_location"
+    python_version: str | None = Field(None, pattern=r"^3\.\d+$")
+    base_image: str | None = Field(None, description="A custom base image for the Dockerfiles.")
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_shape(cls, value: str | None) -> str | None:
+        if value is not None and not REGISTRY.match(value):
+            raise ValueError(f"{value!r} is not a registry reference (lower-case host[:port]/path, "
+                             "no scheme, no tag)")
+        return value
+
+    def explicitly_set(self, name: str) -> bool:
+        return name in self.model_fields_set
+
+
+class _Resources(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    requests: dict[Literal["cpu", "memory"], str] | None = None
+    limits: dict[Literal["cpu", "memory"], str] | None = None
+
+
+class KubernetesSettings(_Settings):
+    namespace: str = "dagster-cloud"
+    env_secrets: list[str] = []
+    env_vars: list[str] = []
+    image_pull_secrets: list[str] = []
+    service_account_name: str | None = None
+    resources: _Resources | None = None
+
+
+class AzureSettings(KubernetesSettings):
+    """AKS with Azure Container Registry: the registry is `<name>.azurecr.io[/path]`."""
+
+    @field_validator("registry")
+    @classmethod
+    def _acr(cls, value: str | None) -> str | None:
+        if value is not None and ".azurecr.io" not in value:
+            raise ValueError(f"{value!r} is not an Azure Container Registry "
+                             "(<name>.azurecr.io[/path])")
+        return value
+
+
+class _EcsSecret(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    name: str
+    value_from: str = Field(alias="valueFrom")
+
+
+class EcsSettings(_Settings):
+    task_role_arn: str | None = Field(None, pattern=r"^arn:aws")
+    execution_role_arn: str | None = Field(None, pattern=r"^arn:aws")
+    cpu: str | None = Field(None, pattern=r"^\d+$", description="CPU units, e.g. 256")
+    memory: str | None = Field(None, pattern=r"^\d+$", description="MiB, e.g. 512")
+    env_vars: list[str] = []
+    secrets: list[_EcsSecret] = []
+    runtime_platform: dict[Literal["cpuArchitecture", "operatingSystemFamily"], str] | None = None
+
+
+class DockerSettings(_Settings):
+    networks: list[str] = []
+    env_vars: list[str] = []
+    container_kwargs: dict[str, Any] | None = None
+
+
+class LocalSettings(_Settings):
+    executable_path: str | None = Field(None, description="The Python the Local agent runs.")
+
+
+SETTINGS_MODELS: dict[str, type[_Settings]] = {
+    "kubernetes": KubernetesSettings,
+    "ecs": EcsSettings,
+    "docker": DockerSettings,
+    "azure": AzureSettings,
+    "local": LocalSettings,
+}
+TARGETS = tuple(SETTINGS_MODELS)
+
+
+def load_target_settings(target: str, text: str | None = None, name: str = "settings.yaml",
+                         registry: str | None = None) -> _Settings:
+    """The settings for `target` from a settings file's text (None: all defaults); a
+    `registry` given on the command line wins over the file's."""
+    if target not in SETTINGS_MODELS:
+        raise InvalidInput([Problem(name, None, (), f'unknown target "{target}"'
+                                    f"{did_you_mean(target, TARGETS)}; one of {', '.join(TARGETS)}")])
+    model = SETTINGS_MODELS[target]
+    source = parse_yaml(text, name) if text is not None else None
+    raw = to_plain(source.data) if source is not None else None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InvalidInput([Problem(name, 1, (), "must be a mapping of settings")])
+    if registry is not None:
+        raw = {**raw, "registry": registry}
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            path = tuple(item["loc"])
+            from_command_line = path[:1] == ("registry",) and registry is not None
+            file = "--registry" if from_command_line else name
+            line = source.line_of(path) if source is not None and not from_command_line else None
+            if item["type"] == "extra_forbidden":
+                message = (f'unknown key "{path[-1]}" for target {target}'
+                           f"{did_you_mean(path[-1], model.model_fields)}")
+            else:
+                message = item["msg"].removeprefix("Value error, ")
+            problems.append(Problem(file, line, path, message))
+        raise InvalidInput(problems) from None
