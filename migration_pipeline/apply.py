@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from migration_pipeline.files import write_atomically
+from migration_pipeline.files import read_exact, write_atomically
 from migration_pipeline.plan import MigrationPlan
 from migration_pipeline.problems import InvalidInput, Problem
 
@@ -22,7 +22,7 @@ class ApplyResult:
 
 
 def _current(path: Path) -> str | None:
-    return path.read_text(encoding="utf-8") if path.exists() else None
+    return read_exact(path) if path.exists() else None
 
 
 def apply_plan(plan: MigrationPlan, project_dir: str | Path, stamp: str | None = None

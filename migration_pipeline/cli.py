@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
+from migration_pipeline.files import read_exact
 from migration_pipeline.problems import InvalidInput, Problem
 from migration_pipeline.targets.settings import TARGETS
 
@@ -20,7 +20,7 @@ EXIT_INVALID_INPUT = 2
 
 def read_text_file(path: str, what: str) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return read_exact(path)
     except FileNotFoundError:
         raise InvalidInput([Problem(path, None, (), f"no such {what}")]) from None
     except IsADirectoryError:

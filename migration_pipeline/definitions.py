@@ -3,11 +3,19 @@
 import dagster as dg
 
 from migration_pipeline.defs.inventory import inventory_job, serverless_inventory
+from migration_pipeline.defs.plan import (
+    apply_files_job,
+    hybrid_dagster_cloud_yaml_is_valid,
+    hybrid_project_files,
+    migration_plan,
+    plan_job,
+)
 from migration_pipeline.defs.resources import DagsterPlusResource
 
 defs = dg.Definitions(
-    assets=[serverless_inventory],
-    jobs=[inventory_job],
+    assets=[serverless_inventory, migration_plan, hybrid_project_files],
+    asset_checks=[hybrid_dagster_cloud_yaml_is_valid],
+    jobs=[inventory_job, plan_job, apply_files_job],
     resources={
         "dagster_plus": DagsterPlusResource(
             url=dg.EnvVar("DAGSTER_CLOUD_URL"),

@@ -6,6 +6,12 @@ import os
 from pathlib import Path
 
 
+def read_exact(path: str | Path) -> str:
+    """A text file as it is on disk: UTF-8, line endings untouched (CRLF stays CRLF)."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        return handle.read()
+
+
 def write_atomically(path: str | Path, text: str, mode: int | None = None) -> None:
     """Write `text` to `path` so that a crash at any point leaves the old file or the new one:
     a temporary file in the same directory, fsync, rename over, fsync the directory. The new

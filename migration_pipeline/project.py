@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from migration_pipeline.files import read_exact
 from migration_pipeline.problems import InvalidInput, Problem
 
 SKIP_DIRS = {".git", ".venv", "venv", "env", "node_modules", "__pycache__", ".tox", ".mypy_cache",
@@ -82,7 +83,7 @@ def read_project(project_dir: str | Path) -> ProjectFiles:
             try:
                 if path.stat().st_size > MAX_FILE_BYTES:
                     continue
-                texts[relative] = path.read_text(encoding="utf-8")
+                texts[relative] = read_exact(path)
             except UnicodeDecodeError as error:
                 problems.append(Problem(relative, None, (), f"is not UTF-8 text ({error.reason} "
                                         f"at byte {error.start})"))

@@ -13,7 +13,6 @@ follow the file's own indentation. Three shapes need care:
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,9 +158,6 @@ def render_block(entries: dict[str, Any], indent: int, style: Style) -> list[str
 
 # -- applying ----------------------------------------------------------------------------------
 
-_COMMENT = re.compile(r"\s+#.*$")
-
-
 def _split_comment(line: str) -> tuple[str, str]:
     """(content, trailing comment with its spacing) of one line, quotes respected roughly."""
     in_single = in_double = False
@@ -186,8 +182,10 @@ def apply_edits(source: YamlSource, edits: Edits) -> str:
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
     if lines and not lines[-1].endswith(("\n", "\r")):
         lines[-1] += newline
-    # (line, order, kind, payload): applied bottom-up so earlier line numbers stay valid.
-    operations: list[tuple[int, int, str, Any]] = []
+    # (line, order, depth, kind, payload), applied bottom-up so earlier line numbers stay valid.
+    # On one line: insertions first (the shallower mapping's first, so the deeper one's lines
+    # end up nearer their mapping), then deletions, then a line's own replacement.
+    operations: list[tuple[int, int, int, str, Any]] = []
 
     for path, entries in edits.add.items():
         parent, key = source.node(path[:-1]), path[-1]
@@ -195,22 +193,24 @@ def apply_edits(source: YamlSource, edits: Edits) -> str:
         key_line, key_col = (parent.lc.key(key) if isinstance(parent, CommentedMap)
                              else parent.lc.item(key))
         if isinstance(node, CommentedMap) and first_paths.get(id(node)) != path:
-            operations.append((key_line, 0, "alias", (key_col, node, entries)))
+            operations.append((key_line, 2, len(path), "alias", (key_col, node, entries)))
         elif isinstance(node, CommentedMap) and node.fa.flow_style():
             if last_line(node, node.lc.line) != node.lc.line or node.lc.line != key_line:
                 raise InvalidInput([source.problem(
                     path, "is a flow mapping over several lines, which cannot be edited "
                     "safely; write it in block style")])
-            operations.append((key_line, 0, "flow", entries))
+            operations.append((key_line, 2, len(path), "flow", entries))
         elif isinstance(node, CommentedMap):
-            end = last_line(node, node.lc.line)
-            operations.append((end, 1, "after", render_block(entries, node.lc.col, style)))
+            first_key_line, first_key_col = _first_key_position(node)
+            end = last_line(node, first_key_line)
+            operations.append((end, 0, len(path), "after",
+                               render_block(entries, first_key_col, style)))
         elif node is None:
             content, _ = _split_comment(lines[key_line].rstrip("\r\n"))
             if not content.rstrip().endswith(":"):
                 raise InvalidInput([source.problem(path, "is null; write it as an empty "
                                                    "mapping or remove it")])
-            operations.append((key_line, 1, "after",
+            operations.append((key_line, 0, len(path), "after",
                                render_block(entries, _key_indent(lines[key_line]) + style.step,
                                             style)))
         else:
@@ -224,9 +224,9 @@ def apply_edits(source: YamlSource, edits: Edits) -> str:
         start = parent.lc.key(key)[0]
         value_line = parent.lc.value(key)[0]
         end = start if value_line < start else last_line(parent[key], value_line)
-        operations.append((start, 2, "delete", end))
+        operations.append((start, 1, len(path), "delete", end))
 
-    for line_no, _, kind, payload in sorted(operations, key=lambda op: (-op[0], op[1])):
+    for line_no, _, _, kind, payload in sorted(operations, key=lambda op: (-op[0], op[1], op[2])):
         if kind == "after":
             lines[line_no + 1:line_no + 1] = [text + newline for text in payload]
         elif kind == "delete":
@@ -246,6 +246,13 @@ def apply_edits(source: YamlSource, edits: Edits) -> str:
             body[0] = f"{' ' * (key_col + style.step)}<<: *{node.anchor.value}"
             lines[line_no:line_no + 1] = [f"{head}{comment}{newline}"] + [b + newline for b in body]
     return "".join(lines)
+
+
+def _first_key_position(node: CommentedMap) -> tuple[int, int]:
+    """(line, column) of a block mapping's first own key (an anchor would shift `node.lc`)."""
+    for key, _ in node.non_merged_items():
+        return node.lc.key(key)
+    return node.lc.line, node.lc.col
 
 
 def _key_indent(line: str) -> int:

@@ -24,6 +24,10 @@ from migration_pipeline.problems import InvalidInput, KeyPath, did_you_mean
 CLOUD_YAML_NAMES = ("dagster_cloud.yaml", "build.yaml")
 TOP_LEVEL_KEYS = ("locations", "defaults")
 CODE_SOURCE_KEYS = ("python_file", "package_name", "module_name", "autoload_defs_module_name")
+# Keys only Dagster's Serverless (PEX) deploys understand. `dagster-cloud ci` rejects them in the
+# file, but they appear where a Serverless locations document was copied into it; the rewrite
+# drops them.
+SERVERLESS_ONLY_KEYS = ("pex_metadata", "pex_bundle")
 
 
 @dataclass(frozen=True)

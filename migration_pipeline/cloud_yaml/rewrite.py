@@ -14,14 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migration_pipeline.cloud_yaml.edit import Edits, apply_edits
-from migration_pipeline.cloud_yaml.model import CloudYaml, LocationRef, load_cloud_yaml
+from migration_pipeline.cloud_yaml.model import (
+    SERVERLESS_ONLY_KEYS,
+    CloudYaml,
+    LocationRef,
+    load_cloud_yaml,
+)
 from migration_pipeline.cloud_yaml.source import to_plain
 from migration_pipeline.problems import InvalidInput, KeyPath, format_path
 from migration_pipeline.targets import Target
 from migration_pipeline.targets.settings import _Settings
-
-# Keys only Dagster's Serverless build understands (PEX fast deploys).
-SERVERLESS_ONLY_KEYS = ("pex_metadata", "pex_bundle")
 
 
 @dataclass(frozen=True)

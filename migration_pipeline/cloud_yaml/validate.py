@@ -13,7 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from migration_pipeline.cloud_yaml.model import CODE_SOURCE_KEYS, CloudYaml, LocationRef
+from migration_pipeline.cloud_yaml.model import (
+    CODE_SOURCE_KEYS,
+    SERVERLESS_ONLY_KEYS,
+    CloudYaml,
+    LocationRef,
+)
 from migration_pipeline.problems import KeyPath, Problem, did_you_mean
 
 # container_context key -> the agent that reads it
@@ -53,8 +58,12 @@ def _check_file_model(cloud: CloudYaml) -> list[Problem]:
     from pydantic import ValidationError
 
     problems = _duplicate_names(cloud)
+    document = cloud.modern_document()
+    for section in [document.get("defaults") or {}, *document["locations"]]:
+        for key in SERVERLESS_ONLY_KEYS:
+            section.pop(key, None)  # known: the rewrite removes them
     try:
-        DagsterCloudYaml.model_validate(cloud.modern_document())
+        DagsterCloudYaml.model_validate(document)
     except ValidationError as error:
         for item in error.errors():
             problem = _pydantic_problem(cloud, item)

@@ -1,0 +1,153 @@
+"""The plan phase (a dry run: reads only) and the apply phase (writes the project files)."""
+
+from enum import Enum
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+
+
+class AgentTarget(str, Enum):
+    """The Hybrid agent type to move to."""
+
+    kubernetes = "kubernetes"
+    ecs = "ecs"
+    docker = "docker"
+    azure = "azure"
+    local = "local"
+
+
+class MigrationConfig(dg.Config):
+    project_dir: str = Field(description="The repository that holds dagster_cloud.yaml.")
+    target: AgentTarget = Field(default=AgentTarget.kubernetes, description="The agent type.")
+    registry: str | None = Field(
+        default=None, description="Image registry and repository prefix, e.g. "
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme (not needed for local).")
+    settings_file: str | None = Field(
+        default=None, description="Target settings YAML (optional; every key has a default).")
+
+
+def _invalid_input(error) -> dg.Failure:
+    return dg.Failure(
+        description=error.report(),
+        metadata={"problems": dg.MetadataValue.md(
+            "\n".join(f"- `{p}`" for p in error.problems))},
+        allow_retries=False,
+    )
+
+
+@dg.asset(
+    group_name="migration",
+    description="The dry run: every file the migration would write, as a diff, every Dagster+ "
+    "change and every warning. Reads only.",
+    kinds={"python"},
+)
+def migration_plan(
+    context: dg.AssetExecutionContext, config: MigrationConfig, serverless_inventory: dict
+) -> dg.Output[dict]:
+    from migration_pipeline.cli import read_text_file
+    from migration_pipeline.plan import make_plan
+    from migration_pipeline.problems import InvalidInput
+    from migration_pipeline.project import read_project
+    from migration_pipeline.targets.settings import load_target_settings
+
+    try:
+        settings_text = read_text_file(config.settings_file, "settings file") \
+            if config.settings_file else None
+        settings = load_target_settings(config.target.value, settings_text,
+                                        config.settings_file or "settings", config.registry)
+        project = read_project(config.project_dir)
+        plan = make_plan(project, config.target.value, settings, serverless_inventory)
+    except InvalidInput as error:
+        raise _invalid_input(error) from None
+    for warning in plan.warnings:
+        context.log.warning(f"{warning.where() or 'plan'}: {warning.message}")
+    diff = plan.diff()
+    return dg.Output(
+        {"project_dir": str(Path(config.project_dir).resolve()), "plan": plan},
+        metadata={
+            "target": plan.target,
+            "files_to_write": len(plan.changed_files),
+            "warnings": len(plan.warnings),
+            "summary": dg.MetadataValue.md(plan.summary_markdown()),
+            "diff": dg.MetadataValue.md(f"```diff\n{diff}```" if diff else "_no file changes_"),
+            "images": dg.MetadataValue.json(plan.images),
+            "settings_removed_at_cutover": list(plan.settings_change.removed)
+            if plan.settings_change else [],
+        },
+    )
+
+
+@dg.asset(
+    group_name="migration",
+    description="The Hybrid project files written: the rewritten dagster_cloud.yaml, a Dockerfile "
+    "per build directory, .dockerignore. Atomic, with a backup; a second run writes nothing.",
+    kinds={"python"},
+)
+def hybrid_project_files(
+    context: dg.AssetExecutionContext, migration_plan: dict
+) -> dg.Output[dict]:
+    from migration_pipeline.apply import apply_plan
+    from migration_pipeline.problems import InvalidInput
+
+    plan = migration_plan["plan"]
+    project_dir = migration_plan["project_dir"]
+    try:
+        result = apply_plan(plan, project_dir)
+    except InvalidInput as error:
+        raise _invalid_input(error) from None
+    for path in result.written:
+        context.log.info(f"wrote {path}" + (f" (backup {result.backups[path]})"
+                                             if path in result.backups else ""))
+    return dg.Output(
+        {"project_dir": project_dir, "target": plan.target, "cloud_yaml": plan.cloud_yaml,
+         "images": plan.images, "written": result.written},
+        metadata={
+            "written": result.written,
+            "unchanged": result.unchanged,
+            "backups": dg.MetadataValue.json(result.backups),
+            "project_dir": project_dir,
+        },
+    )
+
+
+@dg.asset_check(asset=hybrid_project_files, blocking=True,
+                description="The written dagster_cloud.yaml validates with Dagster+'s schemas "
+                "and the target agent's container context schema.")
+def hybrid_dagster_cloud_yaml_is_valid(hybrid_project_files: dict) -> dg.AssetCheckResult:
+    from migration_pipeline.cloud_yaml.model import load_cloud_yaml
+    from migration_pipeline.cloud_yaml.validate import validate_cloud_yaml
+    from migration_pipeline.problems import InvalidInput
+    from migration_pipeline.targets import get_target
+
+    path = Path(hybrid_project_files["project_dir"]) / hybrid_project_files["cloud_yaml"]
+    target = get_target(hybrid_project_files["target"])
+    try:
+        cloud = load_cloud_yaml(path.read_text(encoding="utf-8"), hybrid_project_files["cloud_yaml"])
+        problems = validate_cloud_yaml(cloud, target.container_context_key)
+    except InvalidInput as error:
+        problems = error.problems
+    except OSError as error:
+        return dg.AssetCheckResult(passed=False, metadata={"error": f"{path}: {error.strerror}"})
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={"file": str(path), "locations": len(cloud.locations) if not problems else 0,
+                  "problems": dg.MetadataValue.md("\n".join(f"- `{p}`" for p in problems)
+                                                  or "_none_")},
+    )
+
+
+plan_job = dg.define_asset_job(
+    "plan_migration",
+    selection=["serverless_inventory", "migration_plan"],
+    executor_def=dg.in_process_executor,
+    description="The dry run: read the deployment and plan every change. Writes nothing.",
+)
+
+apply_files_job = dg.define_asset_job(
+    "apply_migration_files",
+    selection=dg.AssetSelection.assets(hybrid_project_files),
+    executor_def=dg.in_process_executor,
+    description="Write the planned project files (atomically, with a backup) and validate them.",
+)
