@@ -145,13 +145,13 @@ def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
         raise InvalidInput(problems)
 
     rewrite = rewrite_cloud_yaml(cloud, target, settings)
-    rewritten = load_cloud_yaml(rewrite.text, name)
+    rewritten = rewrite.cloud
     problems = validate_cloud_yaml(rewritten, target.container_context_key)
     if problems:
         raise InvalidInput(problems)
 
     warnings: list[PlanWarning] = [
-        PlanWarning(f"kept a value you set: {c}", name, c.line) for c in rewrite.conflicts
+        PlanWarning(str(c), name, c.line) for c in rewrite.conflicts
     ]
     warnings += [PlanWarning(p.message, p.file) for p in project.unreadable]
     files = [PlannedFile(name, original, rewrite.text,
@@ -216,31 +216,38 @@ def _dockerfiles(project: ProjectFiles, cloud: CloudYaml, python_version: str,
         prefix = "" if directory == "." else directory + "/"
         names = tuple(name for name, _ in locations)
         dockerfile = prefix + "Dockerfile"
-        if project.has(dockerfile):
+        dependency_text = "".join(project.text(prefix + f) or "" for f in (
+            "requirements.txt", "pyproject.toml", "setup.py", "setup.cfg"))
+        working = {merged.get("working_directory") for _, merged in locations}
+        build = BuildContext(
+            locations=names,
+            python_version=python_version,
+            base_image=base_image,
+            has_requirements=project.has(prefix + "requirements.txt"),
+            has_pyproject=project.has(prefix + "pyproject.toml"),
+            has_setup_py=project.has(prefix + "setup.py"),
+            pre_install_hook=project.has(prefix + PRE_INSTALL_HOOK),
+            post_install_hook=project.has(prefix + POST_INSTALL_HOOK),
+            working_directory=working.pop() if len(working) == 1 else None,
+            mentions_dagster_cloud="dagster-cloud" in dependency_text
+            or "dagster_cloud" in dependency_text,
+        )
+        generated = render_dockerfile(build)
+        existing = project.text(dockerfile)
+        reason = f"builds {', '.join(names)} (replaces the Serverless PEX build)"
+        if existing is not None and existing != generated:
             yield None, PlanWarning(
                 f"kept your Dockerfile for {', '.join(names)}: check that it installs "
                 "dagster-cloud and does what the Serverless hooks did", dockerfile)
         else:
-            dependency_text = "".join(project.text(prefix + f) or "" for f in (
-                "requirements.txt", "pyproject.toml", "setup.py", "setup.cfg"))
-            working = {merged.get("working_directory") for _, merged in locations}
-            build = BuildContext(
-                locations=names,
-                python_version=python_version,
-                base_image=base_image,
-                has_requirements=project.has(prefix + "requirements.txt"),
-                has_pyproject=project.has(prefix + "pyproject.toml"),
-                has_setup_py=project.has(prefix + "setup.py"),
-                pre_install_hook=project.has(prefix + PRE_INSTALL_HOOK),
-                post_install_hook=project.has(prefix + POST_INSTALL_HOOK),
-                working_directory=working.pop() if len(working) == 1 else None,
-                mentions_dagster_cloud="dagster-cloud" in dependency_text
-                or "dagster_cloud" in dependency_text,
-            )
-            yield PlannedFile(dockerfile, None, render_dockerfile(build),
-                              f"builds {', '.join(names)} (replaces the Serverless PEX build)"), None
-        if not project.has(prefix + ".dockerignore"):
-            yield PlannedFile(prefix + ".dockerignore", None, DOCKERIGNORE,
+            yield PlannedFile(dockerfile, existing, generated, reason), None
+            if not (build.has_requirements or build.has_pyproject or build.has_setup_py):
+                yield None, PlanWarning(
+                    f"{directory} has no requirements.txt, pyproject.toml or setup.py: the image "
+                    f"for {', '.join(names)} installs only dagster-cloud", dockerfile)
+        ignore = prefix + ".dockerignore"
+        if project.text(ignore) in (None, DOCKERIGNORE):
+            yield PlannedFile(ignore, project.text(ignore), DOCKERIGNORE,
                               "keeps the VCS, virtualenvs and caches out of the image"), None
 
 

@@ -182,10 +182,10 @@ def apply_edits(source: YamlSource, edits: Edits) -> str:
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
     if lines and not lines[-1].endswith(("\n", "\r")):
         lines[-1] += newline
-    # (line, order, depth, kind, payload), applied bottom-up so earlier line numbers stay valid.
-    # On one line: insertions first (the shallower mapping's first, so the deeper one's lines
-    # end up nearer their mapping), then deletions, then a line's own replacement.
-    operations: list[tuple[int, int, int, str, Any]] = []
+    # What happens at each line, gathered first and then applied in one pass over the text.
+    insert_after: dict[int, list[tuple[int, list[str]]]] = {}  # line -> [(depth, lines)]
+    replace: dict[int, list[str]] = {}
+    deleted: set[int] = set()
 
     for path, entries in edits.add.items():
         parent, key = source.node(path[:-1]), path[-1]
@@ -193,26 +193,35 @@ def apply_edits(source: YamlSource, edits: Edits) -> str:
         key_line, key_col = (parent.lc.key(key) if isinstance(parent, CommentedMap)
                              else parent.lc.item(key))
         if isinstance(node, CommentedMap) and first_paths.get(id(node)) != path:
-            operations.append((key_line, 2, len(path), "alias", (key_col, node, entries)))
+            content, comment = _split_comment(lines[key_line].rstrip("\r\n"))
+            head = content[: content.index(":", key_col) + 1]
+            body = render_block(entries, key_col + style.step, style)
+            replace[key_line] = [f"{head}{comment}",
+                                 f"{' ' * (key_col + style.step)}<<: *{node.anchor.value}", *body]
         elif isinstance(node, CommentedMap) and node.fa.flow_style():
             if last_line(node, node.lc.line) != node.lc.line or node.lc.line != key_line:
                 raise InvalidInput([source.problem(
                     path, "is a flow mapping over several lines, which cannot be edited "
                     "safely; write it in block style")])
-            operations.append((key_line, 2, len(path), "flow", entries))
+            content, comment = _split_comment(lines[key_line].rstrip("\r\n"))
+            close = content.rstrip().rfind("}")
+            inner = content[:close].rstrip()
+            separator = "" if inner.endswith("{") else ", "
+            added = ", ".join(f"{scalar(k)}: {flow(v)}" for k, v in entries.items())
+            replace[key_line] = [f"{inner}{separator}{added}{content[close:]}{comment}"]
         elif isinstance(node, CommentedMap):
             first_key_line, first_key_col = _first_key_position(node)
             end = last_line(node, first_key_line)
-            operations.append((end, 0, len(path), "after",
-                               render_block(entries, first_key_col, style)))
+            insert_after.setdefault(end, []).append(
+                (len(path), render_block(entries, first_key_col, style)))
         elif node is None:
             content, _ = _split_comment(lines[key_line].rstrip("\r\n"))
             if not content.rstrip().endswith(":"):
                 raise InvalidInput([source.problem(path, "is null; write it as an empty "
                                                    "mapping or remove it")])
-            operations.append((key_line, 0, len(path), "after",
-                               render_block(entries, _key_indent(lines[key_line]) + style.step,
-                                            style)))
+            insert_after.setdefault(key_line, []).append(
+                (len(path), render_block(entries, _key_indent(lines[key_line]) + style.step,
+                                         style)))
         else:
             raise InvalidInput([source.problem(path, f"must be a mapping, got {node!r}")])
 
@@ -224,28 +233,18 @@ def apply_edits(source: YamlSource, edits: Edits) -> str:
         start = parent.lc.key(key)[0]
         value_line = parent.lc.value(key)[0]
         end = start if value_line < start else last_line(parent[key], value_line)
-        operations.append((start, 1, len(path), "delete", end))
+        deleted.update(range(start, end + 1))
 
-    for line_no, _, _, kind, payload in sorted(operations, key=lambda op: (-op[0], op[1], op[2])):
-        if kind == "after":
-            lines[line_no + 1:line_no + 1] = [text + newline for text in payload]
-        elif kind == "delete":
-            del lines[line_no:payload + 1]
-        elif kind == "flow":
-            content, comment = _split_comment(lines[line_no].rstrip("\r\n"))
-            close = content.rstrip().rfind("}")
-            inner = content[:close].rstrip()
-            separator = "" if inner.endswith("{") else ", "
-            added = ", ".join(f"{scalar(k)}: {flow(v)}" for k, v in payload.items())
-            lines[line_no] = f"{inner}{separator}{added}{content[close:]}{comment}{newline}"
-        elif kind == "alias":
-            key_col, node, entries = payload
-            content, comment = _split_comment(lines[line_no].rstrip("\r\n"))
-            head = content[: content.index(":", key_col) + 1]
-            body = render_block({"<<": None, **entries}, key_col + style.step, style)
-            body[0] = f"{' ' * (key_col + style.step)}<<: *{node.anchor.value}"
-            lines[line_no:line_no + 1] = [f"{head}{comment}{newline}"] + [b + newline for b in body]
-    return "".join(lines)
+    out: list[str] = []
+    for number, line in enumerate(lines):
+        if number in replace:
+            out += [text + newline for text in replace[number]]
+        elif number not in deleted:
+            out.append(line)
+        # The deeper mapping's new keys first, so they stay next to their mapping.
+        for _, block in sorted(insert_after.get(number, []), key=lambda item: -item[0]):
+            out += [text + newline for text in block]
+    return "".join(out)
 
 
 def _first_key_position(node: CommentedMap) -> tuple[int, int]:

@@ -44,6 +44,7 @@ class Conflict:
 @dataclass
 class Rewrite:
     text: str
+    cloud: CloudYaml  # the rewritten file, parsed
     changes: list[str] = field(default_factory=list)  # one line per change, for the summary
     conflicts: list[Conflict] = field(default_factory=list)
     images: dict[str, str] = field(default_factory=dict)  # location -> image repository
@@ -73,7 +74,7 @@ def desired_location_keys(target: Target, settings: _Settings, location: str) ->
 
 def rewrite_cloud_yaml(cloud: CloudYaml, target: Target, settings: _Settings) -> Rewrite:
     edits = Edits()
-    rewrite = Rewrite(text=cloud.source.text)
+    rewrite = Rewrite(text=cloud.source.text, cloud=cloud)
     expected = to_plain(cloud.source.data)
 
     for key in SERVERLESS_ONLY_KEYS:
@@ -101,8 +102,8 @@ def rewrite_cloud_yaml(cloud: CloudYaml, target: Target, settings: _Settings) ->
         return rewrite
     rewrite.text = apply_edits(cloud.source, edits)
     # The edit works on text; check that the file now means exactly what was intended.
-    reread = load_cloud_yaml(rewrite.text, cloud.name)
-    if to_plain(reread.source.data) != expected:
+    rewrite.cloud = load_cloud_yaml(rewrite.text, cloud.name)
+    if to_plain(rewrite.cloud.source.data) != expected:
         raise InvalidInput([cloud.source.problem((), "could not be edited safely (an unusual "
                                                  "layout); nothing was written")])
     return rewrite

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from migration_pipeline.cloud_yaml.model import (
@@ -153,6 +154,7 @@ def _check_location_schema(cloud: CloudYaml, ref: LocationRef, location: dict) -
             for error in result.errors or []]
 
 
+@lru_cache(maxsize=1)
 def container_context_schemas() -> dict[str, Any]:
     from dagster_aws.ecs.container_context import ECS_CONTAINER_CONTEXT_SCHEMA
     from dagster_docker.container_context import DOCKER_CONTAINER_CONTEXT_SCHEMA

@@ -1,0 +1,84 @@
+"""The plan and apply phases as Dagster assets, on a real instance against the sandbox."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from migration_pipeline.definitions import defs
+from plan_corpus import CORPUS
+from test_plan_corpus import snapshot, write_project
+
+
+@pytest.fixture
+def env(sandbox, monkeypatch):
+    monkeypatch.setenv("DAGSTER_CLOUD_URL", sandbox.url)
+    monkeypatch.setenv("DAGSTER_CLOUD_DEPLOYMENT", sandbox.deployment)
+    monkeypatch.setenv("DAGSTER_CLOUD_API_TOKEN", sandbox.token("admin"))
+    return sandbox
+
+
+def plan_config(project, **overrides) -> dict:
+    config = {"project_dir": str(project), "target": "kubernetes", "registry": "ghcr.io/acme"}
+    config.update(overrides)
+    return {"ops": {"migration_plan": {"config": config}}}
+
+
+def test_dry_run_then_apply_then_check(env, tmp_path):
+    project = tmp_path / "project"
+    write_project(project, CORPUS["serverless_features_in_code"])
+    before = snapshot(project)
+    with dg.DagsterInstance.ephemeral() as instance:
+        dry = defs.resolve_job_def("plan_migration").execute_in_process(
+            instance=instance, run_config=plan_config(project))
+        assert dry.success
+        assert snapshot(project) == before  # the dry run only reads
+        (materialization,) = dry.asset_materializations_for_node("migration_plan")
+        metadata = materialization.metadata
+        assert metadata["files_to_write"].value == 3
+        assert metadata["diff"].value.startswith("```diff\n--- a/dagster_cloud.yaml")
+        assert "Remove the Serverless-only setting `non_isolated_runs`" in metadata["summary"].value
+        assert metadata["settings_removed_at_cutover"].value == ["non_isolated_runs"]
+
+        applied = defs.resolve_job_def("apply_migration_files").execute_in_process(instance=instance)
+        assert applied.success
+        (check,) = applied.get_asset_check_evaluations()
+        assert check.passed and check.asset_check_key.name == "hybrid_dagster_cloud_yaml_is_valid"
+        written = applied.asset_materializations_for_node("hybrid_project_files")[0].metadata
+        assert written["written"].value == ["dagster_cloud.yaml", "Dockerfile", ".dockerignore"]
+        assert "container_context" in (project / "dagster_cloud.yaml").read_text()
+
+        again = defs.resolve_job_def("apply_migration_files").execute_in_process(instance=instance)
+        assert again.asset_materializations_for_node("hybrid_project_files")[0].metadata[
+            "written"].value == []
+
+
+def test_bad_input_fails_the_plan_at_once_with_the_problem(env, tmp_path):
+    project = tmp_path / "project"
+    write_project(project, {"dagster_cloud.yaml": "locations:\n  - location_name: a\n"
+                                                  "    code_source: {package_name: a}\n"
+                                                  "    working_dir: .\n"})
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("plan_migration").execute_in_process(
+            instance=instance, run_config=plan_config(project), raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    text = str(failure.event_specific_data.error)
+    assert 'dagster_cloud.yaml:4: locations[0].working_dir: unknown key "working_dir"' in text
+    assert "Nothing was written." in text
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_the_written_file_is_checked_again(env, tmp_path):
+    """The check reads the file on disk: a later hand edit that breaks it fails the check."""
+    from migration_pipeline.defs.plan import hybrid_dagster_cloud_yaml_is_valid
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "dagster_cloud.yaml").write_text(
+        "locations:\n  - location_name: a\n    code_source: {package_name: a}\n"
+        "    container_context:\n      k8s:\n        namespce: x\n")
+    result = hybrid_dagster_cloud_yaml_is_valid(
+        {"project_dir": str(project), "cloud_yaml": "dagster_cloud.yaml", "target": "kubernetes"})
+    assert not result.passed
+    assert "namespce" in result.metadata["problems"].value

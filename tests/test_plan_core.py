@@ -1,0 +1,222 @@
+"""The pure core as plain functions: rewrite per target, conflicts, Dockerfiles, the scan, the
+plan's summary and settings change, and apply's backups."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+import yaml
+
+from migration_pipeline.apply import apply_plan
+from migration_pipeline.cloud_yaml.edit import Edits, apply_edits
+from migration_pipeline.cloud_yaml.model import load_cloud_yaml
+from migration_pipeline.cloud_yaml.rewrite import rewrite_cloud_yaml
+from migration_pipeline.images.dockerfile import BuildContext, render_dockerfile
+from migration_pipeline.plan import make_plan
+from migration_pipeline.project import ProjectFiles, read_project
+from migration_pipeline.targets import get_target, load_target_settings
+from plan_corpus import CORPUS
+from test_plan_corpus import write_project
+
+ONE = "locations:\n  - location_name: etl\n    code_source:\n      package_name: etl\n"
+
+
+def project(files: dict[str, str]) -> ProjectFiles:
+    return ProjectFiles("/project", dict(files))
+
+
+def plan_for(files, target="kubernetes", settings_text=None, registry="ghcr.io/acme", inventory=None):
+    settings = load_target_settings(target, settings_text, "settings.yaml", registry=registry)
+    return make_plan(project(files), target, settings, inventory)
+
+
+def rewritten(plan) -> dict:
+    return yaml.safe_load(next(f.new for f in plan.files if f.path == plan.cloud_yaml))
+
+
+def test_kubernetes_settings_become_the_container_context():
+    settings = ("namespace: data\nenv_secrets: [snowflake]\nenv_vars: [TZ=UTC]\n"
+                "image_pull_secrets: [ghcr-pull]\nservice_account_name: dagster\n"
+                "resources: {requests: {cpu: 500m, memory: 1Gi}, limits: {memory: 2Gi}}\n")
+    plan = plan_for({"dagster_cloud.yaml": ONE}, settings_text=settings)
+    location = rewritten(plan)["locations"][0]
+    assert location["build"] == {"registry": "ghcr.io/acme/etl"}
+    assert location["container_context"]["k8s"] == {
+        "namespace": "data", "env_secrets": ["snowflake"], "env_vars": ["TZ=UTC"],
+        "image_pull_secrets": [{"name": "ghcr-pull"}], "service_account_name": "dagster",
+        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}}
+
+
+def test_ecs_docker_and_local_settings():
+    ecs = plan_for({"dagster_cloud.yaml": ONE}, "ecs", (
+        "task_role_arn: arn:aws:iam::123456789012:role/dagster-task\n"
+        "execution_role_arn: arn:aws:iam::123456789012:role/dagster-exec\n"
+        "cpu: '512'\nmemory: '1024'\n"
+        "secrets: [{name: DB_PASSWORD, valueFrom: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db'}]\n"),
+        registry="123456789012.dkr.ecr.us-east-1.amazonaws.com/acme")
+    context = rewritten(ecs)["locations"][0]["container_context"]["ecs"]
+    assert context["server_resources"] == context["run_resources"] == {"cpu": "512", "memory": "1024"}
+    assert context["secrets"][0]["valueFrom"].startswith("arn:aws:secretsmanager")
+    assert context["task_role_arn"].endswith("dagster-task")
+
+    docker = plan_for({"dagster_cloud.yaml": ONE}, "docker", "networks: [dagster]\n",
+                      registry="localhost:5000/acme")
+    assert rewritten(docker)["locations"][0]["container_context"] == {"docker": {"networks": ["dagster"]}}
+
+    local = plan_for({"dagster_cloud.yaml": ONE}, "local", "executable_path: /opt/venv/bin/python\n",
+                     registry=None)
+    location = rewritten(local)["locations"][0]
+    assert location["executable_path"] == "/opt/venv/bin/python"
+    assert "build" not in location and "container_context" not in location
+    assert [f.path for f in local.files] == ["dagster_cloud.yaml"]  # no images for a Local agent
+
+
+def test_shared_layout_puts_every_location_in_one_repository():
+    plan = plan_for(CORPUS["nested_monorepo"], settings_text="image_layout: shared\n")
+    assert set(plan.images.values()) == {"ghcr.io/acme"}
+    assert len(plan.images) == 5
+
+
+def test_location_names_become_valid_repository_names():
+    plan = plan_for(CORPUS["odd_location_names"])
+    assert plan.images == {"Data_Science-Prod": "ghcr.io/acme/data_science-prod",
+                           "ETL.v2": "ghcr.io/acme/etl.v2"}
+
+
+def test_a_conflicting_user_value_is_kept_and_reported():
+    plan = plan_for(CORPUS["registry_already_set"])
+    location = rewritten(plan)["locations"][0]
+    assert location["build"]["registry"] == "ghcr.io/legacy/reporting"
+    (warning,) = [w for w in plan.warnings if "kept your" in w.message]
+    assert warning.file == "dagster_cloud.yaml" and warning.line == 7
+    assert "ghcr.io/acme/reporting" in warning.message
+    assert "kept your 'ghcr.io/legacy/reporting'" in plan.summary_markdown()
+
+
+def test_defaults_are_honoured_not_duplicated():
+    settings = "namespace: data\n"
+    files = {"dagster_cloud.yaml": "defaults:\n  container_context:\n    k8s:\n      namespace: data\n"
+                                   "      env_vars: [A=1]\n" + ONE}
+    plan = plan_for(files, settings_text=settings)
+    data = rewritten(plan)
+    # The namespace comes from defaults already: nothing added for it, nothing reported.
+    assert "container_context" not in data["locations"][0]
+    assert not [w for w in plan.warnings if "kept" in w.message]
+
+
+def test_edit_engine_keeps_every_other_byte():
+    text = ("# head\nlocations:   # the list\n  - location_name: a    # first\n"
+            "    code_source: {package_name: a}   # flow\n\n  # between\n"
+            "  - location_name: b\n    code_source:\n      package_name: b\n# tail\n")
+    cloud = load_cloud_yaml(text)
+    edits = Edits()
+    edits.add_entries(("locations", 0, "code_source"), {"x": 1})
+    edits.add_entries(("locations", 1), {"build": {"registry": "r"}})
+    out = apply_edits(cloud.source, edits)
+    assert out == ("# head\nlocations:   # the list\n  - location_name: a    # first\n"
+                   "    code_source: {package_name: a, x: 1}   # flow\n\n  # between\n"
+                   "  - location_name: b\n    code_source:\n      package_name: b\n"
+                   "    build:\n      registry: r\n# tail\n")
+
+
+def test_anchor_users_are_not_changed_by_an_edit_for_another_location():
+    cloud = load_cloud_yaml(CORPUS["anchor_alias_build"]["dagster_cloud.yaml"])
+    target = get_target("kubernetes")
+    result = rewrite_cloud_yaml(cloud, target, load_target_settings("kubernetes", registry="r.io/x"))
+    data = yaml.safe_load(result.text)
+    assert data["locations"][0]["build"] == {"directory": "./etl", "registry": "r.io/x/raw"}
+    assert data["locations"][1]["build"] == {"directory": "./etl", "registry": "r.io/x/curated"}
+    assert "<<: *shared_build" in result.text
+
+
+def test_dockerfile_runs_the_hooks_around_the_install():
+    text = render_dockerfile(BuildContext(
+        locations=("analytics",), python_version="3.10", has_requirements=True,
+        has_pyproject=True, pre_install_hook=True, post_install_hook=True))
+    lines = text.splitlines()
+    assert "FROM python:3.10-slim" in lines
+    order = [next(i for i, line in enumerate(lines) if line.startswith(prefix)) for prefix in (
+        "RUN bash /tmp/dagster_cloud_pre_install.sh", "RUN pip install -r requirements.txt",
+        "COPY . ./", "RUN pip install .", "RUN bash dagster_cloud_post_install.sh")]
+    assert order == sorted(order)
+    assert "RUN pip install dagster-cloud" in lines
+
+    custom = render_dockerfile(BuildContext(locations=("x",), base_image="acme/python:3.11-gpu",
+                                            working_directory="/srv/app",
+                                            mentions_dagster_cloud=True))
+    assert "FROM acme/python:3.11-gpu" in custom and "WORKDIR /srv/app" in custom
+    assert "pip install dagster-cloud" not in custom
+
+
+def test_python_version_comes_from_the_serverless_workflow():
+    plan = plan_for(CORPUS["serverless_workflow"])
+    assert plan.python_version == "3.11"
+    assert plan.python_version_source.startswith(".github/workflows/dagster-cloud-deploy.yml:")
+    dockerfile = next(f.new for f in plan.files if f.path == "Dockerfile")
+    assert "FROM python:3.11-slim" in dockerfile
+    assert any("Serverless CI workflow" in w.message for w in plan.warnings)
+    assert plan_for(CORPUS["gitlab_python_version"]).python_version == "3.10"
+    assert plan_for(CORPUS["single_package"]).python_version == "3.12"
+    assert plan_for(CORPUS["single_package"], settings_text="python_version: '3.9'\n").python_version == "3.9"
+
+
+def test_serverless_only_features_are_reported_with_file_line_and_fix():
+    inventory = {"settings": {"non_isolated_runs": {"enabled": True}, "run_queue": {"max": 1}}}
+    plan = plan_for(CORPUS["serverless_features_in_code"], "ecs",
+                    registry="123456789012.dkr.ecr.us-east-1.amazonaws.com/acme",
+                    inventory=inventory)
+    by_kind = {w.message.split(" ")[0]: w for w in plan.warnings}
+    isolation = next(w for w in plan.warnings if "dagster/isolation" in w.message)
+    assert (isolation.file, isolation.line) == ("features/__init__.py", 4)
+    assert "in_process_executor" in isolation.fix
+    io_manager = next(w for w in plan.warnings if "Serverless I/O manager" in w.message)
+    assert (io_manager.file, io_manager.line) == ("features/__init__.py", 2)
+    assert "S3PickleIOManager" in io_manager.fix
+    definitions = next(w for w in plan.warnings if "non-isolated on Serverless" in w.message)
+    assert (definitions.file, definitions.line) == ("features/__init__.py", 8)
+    assert by_kind
+    assert plan.settings_change.removed == ("non_isolated_runs",)
+    assert plan.settings_change.after == {"run_queue": {"max": 1}}
+    assert "Remove the Serverless-only setting `non_isolated_runs`" in plan.summary_markdown()
+
+
+def test_existing_dockerfile_is_kept():
+    plan = plan_for(CORPUS["existing_dockerfile"])
+    assert "custom/Dockerfile" not in [f.path for f in plan.files]
+    assert any(w.file == "custom/Dockerfile" and "kept your Dockerfile" in w.message
+               for w in plan.warnings)
+
+
+def test_apply_keeps_a_backup_and_the_file_mode(tmp_path):
+    write_project(tmp_path, {"dagster_cloud.yaml": ONE, "requirements.txt": "dagster\n"})
+    (tmp_path / "dagster_cloud.yaml").chmod(0o640)
+    plan = make_plan(read_project(tmp_path), "kubernetes",
+                     load_target_settings("kubernetes", registry="ghcr.io/acme"))
+    result = apply_plan(plan, tmp_path, stamp="T1")
+    assert result.written == ["dagster_cloud.yaml", "Dockerfile", ".dockerignore"]
+    assert (tmp_path / ".migration_backup/T1/dagster_cloud.yaml").read_text() == ONE
+    assert stat.S_IMODE((tmp_path / "dagster_cloud.yaml").stat().st_mode) == 0o640
+    assert not list(tmp_path.rglob(".*.tmp-*"))
+    again = apply_plan(make_plan(read_project(tmp_path), "kubernetes",
+                                 load_target_settings("kubernetes", registry="ghcr.io/acme")), tmp_path)
+    assert again.written == [] and sorted(again.unchanged) == sorted(result.written)
+
+
+def test_the_plan_is_plain_data_with_a_diff():
+    plan = plan_for(CORPUS["two_locations_hooks"])
+    diff = plan.diff()
+    assert diff.startswith("--- a/dagster_cloud.yaml\n+++ b/dagster_cloud.yaml\n")
+    assert "+++ b/marketing/Dockerfile" in diff and "--- /dev/null" in diff
+    as_dict = plan.as_dict()
+    assert as_dict["target"] == "kubernetes" and len(as_dict["files"]) == 5
+    assert yaml.safe_dump(as_dict)  # nothing but plain data
+
+
+@pytest.mark.parametrize("layout", ["per_location", "shared"])
+def test_rewrite_is_idempotent_on_its_own_output(layout):
+    files = dict(CORPUS["heavily_commented"])
+    first = plan_for(files, settings_text=f"image_layout: {layout}\n")
+    files["dagster_cloud.yaml"] = first.files[0].new
+    second = plan_for(files, settings_text=f"image_layout: {layout}\n")
+    assert second.files[0].action == "unchanged"
