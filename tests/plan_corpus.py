@@ -408,7 +408,7 @@ CORPUS: dict[str, dict[str, str]] = {
         """),
         "pyproject.toml": PYPROJECT,
     },
-    "block_scalar_and_blank_lines": {
+    "blank_lines_between_locations": {
         "dagster_cloud.yaml": d("""
             locations:
 
