@@ -5,6 +5,7 @@ Routes:
                                   `Dagster-Cloud-Deployment` header (as Dagster's CLI and agent
                                   send it), else the organization's first deployment
     POST /<deployment>/graphql    deployment scope
+    PUT  /upload_workspace_entry  an agent reports a location it loaded (or its error)
     GET  /healthz                 200 while the server is up
     GET|POST|DELETE /_sandbox/faults   list, add or clear faults (admin token)
     GET  /_sandbox/events         the audit log: switches, tokens, deploys (admin token)
@@ -83,6 +84,38 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(200, {"events": sandbox.state.events()})
         else:
             self._send_json(404, {"error": f"no route {path}"})
+
+    def do_PUT(self) -> None:  # noqa: N802
+        """`/upload_workspace_entry`: a Hybrid agent reports a location it loaded (or failed to),
+        as Dagster's agent sends it: a multipart file of zlib-compressed serialized
+        `DagsterCloudUploadWorkspaceEntry`."""
+        if self.path.split("?", 1)[0].rstrip("/") != "/upload_workspace_entry":
+            self._send_json(404, {"error": f"no route {self.path}"})
+            return
+        token = self._token()
+        if token is None or token.kind != "agent":
+            self._send_json(401, {"error": "an agent token is required"})
+            return
+        sandbox = self.server.sandbox
+        name = self.headers.get(DEPLOYMENT_HEADER)
+        deployment = sandbox.state.deployment(name=name) if name else sandbox.state.default_deployment()
+        if deployment is None:
+            self._send_json(404, {"error": f"Deployment {name!r} not found."})
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        try:
+            location, error = parse_workspace_upload(self.headers.get("Content-Type", ""), body)
+        except ValueError as problem:
+            self._send_json(400, {"error": str(problem)})
+            return
+        sandbox.state.record_upload(deployment.name, location, error)
+        payload = serialized_upload_response(location, error).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
     def do_DELETE(self) -> None:  # noqa: N802
         if self.path.rstrip("/") != "/_sandbox/faults":
@@ -171,6 +204,33 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop()  # the call took effect; only its answer is lost
             return
         self._send_json(200, result)
+
+
+def parse_workspace_upload(content_type: str, body: bytes) -> tuple[str, str | None]:
+    """(location name, load error or None) from the agent's multipart upload."""
+    import zlib
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    from dagster._serdes import deserialize_value
+
+    message = BytesParser(policy=HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    parts = [p for p in message.iter_parts() if p.get_filename()]
+    if not parts:
+        raise ValueError("expected a multipart upload with a workspace_entry file")
+    entry = deserialize_value(zlib.decompress(parts[0].get_payload(decode=True)).decode())
+    error = entry.serialized_error_info
+    return entry.location_name, (error.message.strip() if error is not None else None)
+
+
+def serialized_upload_response(location: str, error: str | None) -> str:
+    from dagster._serdes import serialize_value
+    from dagster_cloud.api.dagster_cloud_api import DagsterCloudUploadWorkspaceResponse
+
+    message = f"{location}: " + ("load error recorded" if error else "loaded")
+    return serialize_value(DagsterCloudUploadWorkspaceResponse(
+        updated=True, message=message, missing_job_snapshots=None))
 
 
 class _HTTPServer(ThreadingHTTPServer):

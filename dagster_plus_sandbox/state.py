@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS heartbeats (
     agent_id TEXT NOT NULL, deployment TEXT NOT NULL, agent_label TEXT, agent_type TEXT,
     first_seen REAL NOT NULL, last_seen REAL NOT NULL, metadata TEXT NOT NULL,
     errors TEXT NOT NULL, PRIMARY KEY (agent_id, deployment));
+CREATE TABLE IF NOT EXISTS uploads (
+    deployment TEXT NOT NULL, location TEXT NOT NULL, at REAL NOT NULL, error TEXT,
+    PRIMARY KEY (deployment, location));
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, deployment TEXT, kind TEXT NOT NULL,
     detail TEXT NOT NULL);
@@ -364,6 +367,18 @@ class SandboxState:
             ))
         return views
 
+    def record_upload(self, deployment: str, location: str, error: str | None) -> None:
+        """What an agent reports after loading a location's code: loaded, or its error."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?)",
+                       (deployment, location, self.clock(), error))
+
+    def _uploads(self, deployment: Deployment) -> dict[str, tuple[float, str | None]]:
+        with self._lock:
+            rows = self._db.execute("SELECT location, at, error FROM uploads WHERE deployment = ?",
+                                    (deployment.name,)).fetchall()
+        return {row["location"]: (row["at"], row["error"]) for row in rows}
+
     def _serving_hybrid_agent(self, deployment: Deployment) -> tuple[str, float] | None:
         """(launcher type, running since) of the longest-running Hybrid agent, if any runs."""
         if deployment.agent_type != "HYBRID":
@@ -401,6 +416,7 @@ class SandboxState:
                 "SELECT * FROM locations WHERE deployment_id = ? ORDER BY position",
                 (deployment.id,),
             ).fetchall()
+        uploads = self._uploads(deployment) if deployment.agent_type == "HYBRID" else {}
         views = []
         for row in rows:
             document = json.loads(row["document"])
@@ -408,13 +424,18 @@ class SandboxState:
             if serving is not None:
                 launcher, running_since = serving
                 image = document.get("image")
-                needs_image = deployment.agent_type == "HYBRID" \
-                    and launcher not in LAUNCHERS_WITHOUT_IMAGES
-                ready_at = max(row["updated_at"], running_since) + load_seconds
-                if (image or not needs_image) and now >= ready_at:
-                    status = "LOADED"
-                    if image in self.broken_images:
-                        error = self.broken_images[image]
+                if deployment.agent_type == "HYBRID" and launcher in LAUNCHERS_WITHOUT_IMAGES:
+                    # A Local agent really loads the code and reports it: trust its report,
+                    # once it is newer than the last deploy of the location.
+                    uploaded = uploads.get(row["name"])
+                    if uploaded is not None and uploaded[0] >= row["updated_at"]:
+                        status, error = "LOADED", uploaded[1]
+                else:
+                    ready_at = max(row["updated_at"], running_since) + load_seconds
+                    if (image or deployment.agent_type == "SERVERLESS") and now >= ready_at:
+                        status = "LOADED"
+                        if image in self.broken_images:
+                            error = self.broken_images[image]
             views.append(LocationView(row["name"], document, row["updated_at"], status, error))
         return views
 

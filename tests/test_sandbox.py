@@ -155,11 +155,50 @@ def test_hybrid_agent_runs_while_it_heartbeats_and_locations_need_an_image(sandb
     assert all(e.load_status == "LOADING" for e in admin.workspace())
 
 
-def test_local_agent_loads_locations_without_images(sandbox, admin):
+def upload_entry(sandbox: Sandbox, agent_token: str, location: str, error: str | None = None):
+    """PUT a workspace entry exactly as Dagster's agent does (legacy server upload)."""
+    import zlib
+
+    from dagster._serdes import serialize_value
+    from dagster._utils.error import SerializableErrorInfo
+    from dagster_cloud.api.dagster_cloud_api import DagsterCloudUploadWorkspaceEntry
+    from dagster_cloud_cli.core.workspace import CodeLocationDeployData
+
+    entry = DagsterCloudUploadWorkspaceEntry(
+        location_name=location,
+        code_location_deploy_data=CodeLocationDeployData(package_name=location),
+        upload_location_data=None,
+        serialized_error_info=SerializableErrorInfo(error, [], "ImportError") if error else None,
+    )
+    return requests.put(
+        sandbox.url + "/upload_workspace_entry",
+        headers={"Dagster-Cloud-Api-Token": agent_token, "Dagster-Cloud-Deployment": "prod"},
+        files={"workspace_entry.tmp": zlib.compress(serialize_value(entry).encode())},
+        timeout=10)
+
+
+def test_local_agent_loads_what_it_reports_it_loaded(sandbox, admin):
     admin.update_deployment_agent_type("HYBRID")
     agent_token = admin.create_agent_token("local agent").token.get_secret_value()
     heartbeat(sandbox, agent_token, "local-1", "ProcessUserCodeLauncher")
-    assert wait_for(lambda: all(e.load_status == "LOADED" for e in admin.workspace()), timeout=2)
+    time.sleep(0.3)
+    assert {e.load_status for e in admin.workspace()} == {"LOADING"}  # no report yet
+
+    answer = upload_entry(sandbox, agent_token, "analytics")
+    assert answer.status_code == 200
+    from dagster._serdes import deserialize_value
+
+    assert deserialize_value(answer.text).updated is True
+    assert upload_entry(sandbox, agent_token, "ml_models", "No module named 'ml_models'").ok
+    by_name = {e.name: e for e in admin.workspace()}
+    assert by_name["analytics"].is_loaded
+    assert by_name["ml_models"].error == "No module named 'ml_models'"
+
+    # A report older than the location's last deploy does not count.
+    admin.deploy_locations({"locations": [{"location_name": "analytics",
+                                           "code_source": {"package_name": "analytics"}}]})
+    assert {e.name: e.load_status for e in admin.workspace()}["analytics"] == "LOADING"
+    assert upload_entry(sandbox, sandbox.token("admin"), "analytics").status_code == 401
 
 
 def test_switch_back_to_serverless_provisions_again(sandbox, admin):
