@@ -179,12 +179,12 @@ def _deploy_data(document: dict) -> str:
     ))
 
 
-def _workspace_entry(view: LocationView) -> dict:
+def _workspace_entry(view: LocationView, outdated: bool = False) -> dict:
     return {
         "__typename": "WorkspaceEntry",
         "locationName": view.name,
         "serializedDeploymentMetadata": _deploy_data(view.document),
-        "hasOutdatedData": False,
+        "hasOutdatedData": outdated,
         "hasLoadError": view.error is not None,
         "metadataTimestamp": view.updated_at,
     }
@@ -195,8 +195,9 @@ def _workspace_entries(state: SandboxState, deployment: Deployment,
     # A Serverless deployment's locations are served by the Serverless agent, not by Hybrid ones.
     if deployment.agent_type != "HYBRID":
         return []
+    outdated = state.outdated_locations(deployment)
     return [
-        _workspace_entry(view) for view in state.locations(deployment)
+        _workspace_entry(view, view.name in outdated) for view in state.locations(deployment)
         if agent_queues is None or view.document.get("agent_queue") in agent_queues
     ]
 
@@ -338,6 +339,10 @@ class Root:
         # The sandbox keeps no Dagster+ secrets; code servers a Local agent starts ask anyway.
         return []
 
+    def latestDefsStateInfo(self, info):
+        # Code servers ask for state-backed definitions on start; the sandbox keeps none.
+        return None
+
     # mutations ---------------------------------------------------------------------------------
 
     def updateDeploymentAgentType(self, info, deploymentAgentType, deploymentId=None):
@@ -410,6 +415,9 @@ class Root:
         return {"__typename": "DeploymentSettings",
                 "settings": self.state.set_settings(self.c.deployment, settings)}
 
+    def defsState(self, info):
+        return {"setLatestDefsStateVersion": lambda info, key, version=None: {"ok": True}}
+
     def userCloudAgent(self, info):
         if self.c.token.kind != "agent":
             raise GraphQLError("userCloudAgent needs an agent token.")
@@ -435,7 +443,32 @@ class AgentMutations:
 
     def popUserCloudAgentRequests(self, info, limit=None, forBranchDeployments=None,
                                   forFullDeployments=None, agentQueues=None):
-        return []
+        """After a deploy, Dagster+ asks the agent to load and upload what changed
+        (CHECK_FOR_WORKSPACE_UPDATES), once per deploy."""
+        requests = []
+        for name in forFullDeployments or []:
+            deployment = self.c.state.deployment(name=name)
+            if deployment is None:
+                continue
+            outdated = self.c.state.outdated_locations(deployment)
+            if outdated and self.c.state.claim_workspace_check(name, max(outdated.values())):
+                requests.append(_check_for_updates_request(name))
+        return requests[: limit or None]
+
+
+def _check_for_updates_request(deployment: str) -> dict:
+    import uuid
+
+    from dagster._serdes import serialize_value
+    from dagster_cloud.api.dagster_cloud_api import DagsterCloudApi, DagsterCloudApiRequest
+
+    request_id = str(uuid.uuid4())
+    body = DagsterCloudApiRequest(request_id=request_id,
+                                  request_api=DagsterCloudApi.CHECK_FOR_WORKSPACE_UPDATES,
+                                  request_args=None, deployment_name=deployment)
+    return {"requestId": request_id, "requestApi": "CHECK_FOR_WORKSPACE_UPDATES",
+            "requestBody": serialize_value(body), "deploymentName": deployment,
+            "isBranchDeployment": False}
 
 
 def _error_of(serialized: str) -> dict:

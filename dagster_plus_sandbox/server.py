@@ -5,7 +5,10 @@ Routes:
                                   `Dagster-Cloud-Deployment` header (as Dagster's CLI and agent
                                   send it), else the organization's first deployment
     POST /<deployment>/graphql    deployment scope
-    PUT  /upload_workspace_entry  an agent reports a location it loaded (or its error)
+    PUT  /upload_workspace_entry, GET /check_snapshot, PUT /confirm_upload,
+    PUT  /code_location_update_result, PUT /_snapshots/<sha1>
+                                  an agent reports the locations it loaded (agent_uploads.py)
+    PUT  /upload_api_response     an agent answers a request (acknowledged)
     GET  /healthz                 200 while the server is up
     GET|POST|DELETE /_sandbox/faults   list, add or clear faults (admin token)
     GET  /_sandbox/events         the audit log: switches, tokens, deploys (admin token)
@@ -20,8 +23,10 @@ import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 from typing import Any
 
+from dagster_plus_sandbox import agent_uploads
 from dagster_plus_sandbox.api import operations_touched, parse_document, run_graphql
 from dagster_plus_sandbox.faults import FaultInjector
 from dagster_plus_sandbox.scenario import Scenario, load_scenario
@@ -71,9 +76,15 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routes --------------------------------------------------------------------------------
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        path = self.path.split("?", 1)[0].rstrip("/")
+        path, _, query = self.path.partition("?")
+        path = path.rstrip("/")
         if path == "/healthz":
             self._send_json(200, {"ok": True})
+        elif path == "/check_snapshot":
+            if self._agent_deployment() is not None:
+                params = {k: v[-1] for k, v in parse_qs(query).items()}
+                self._send_json(200, agent_uploads.check_snapshot(
+                    params, self.server.sandbox.url, self.server.sandbox.snapshots))
         elif path in ("/_sandbox/faults", "/_sandbox/events"):
             if not self._admin():
                 return
@@ -86,36 +97,64 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, {"error": f"no route {path}"})
 
     def do_PUT(self) -> None:  # noqa: N802
-        """`/upload_workspace_entry`: a Hybrid agent reports a location it loaded (or failed to),
-        as Dagster's agent sends it: a multipart file of zlib-compressed serialized
-        `DagsterCloudUploadWorkspaceEntry`."""
-        if self.path.split("?", 1)[0].rstrip("/") != "/upload_workspace_entry":
+        """What an agent uploads: see agent_uploads.py."""
+        path = self.path.split("?", 1)[0].rstrip("/")
+        sandbox = self.server.sandbox
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        if path.startswith("/_snapshots/"):
+            # A "presigned" URL: like S3's, it carries no token.
+            sandbox.snapshots.put(path.rsplit("/", 1)[1], body)
+            self._send_json(200, {})
+            return
+        routes = ("/upload_workspace_entry", "/upload_api_response", "/confirm_upload",
+                  "/code_location_update_result")
+        if path not in routes:
             self._send_json(404, {"error": f"no route {self.path}"})
             return
+        deployment = self._agent_deployment()
+        if deployment is None:
+            return
+        if path == "/upload_api_response":
+            # The agent's answer to a request (e.g. CHECK_FOR_WORKSPACE_UPDATES): acknowledged.
+            self._send_json(200, {"ok": True})
+            return
+        try:
+            if path == "/confirm_upload":
+                self._send_json(200, agent_uploads.confirm_upload(json.loads(body), sandbox.snapshots))
+                return
+            if path == "/code_location_update_result":
+                location, error, answer = agent_uploads.code_location_update(
+                    json.loads(body), sandbox.snapshots)
+            else:
+                location, error, answer = agent_uploads.workspace_entry_upload(
+                    self.headers.get("Content-Type", ""), body)
+        except (ValueError, KeyError, TypeError) as problem:
+            self._send_json(400, {"error": f"cannot read the upload: {problem}"})
+            return
+        sandbox.state.record_upload(deployment.name, location, error)
+        if isinstance(answer, str):
+            payload = answer.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        else:
+            self._send_json(200, answer)
+
+    def _agent_deployment(self):
+        """The deployment an agent request is for (its header), or None after answering 4xx."""
         token = self._token()
         if token is None or token.kind != "agent":
             self._send_json(401, {"error": "an agent token is required"})
-            return
-        sandbox = self.server.sandbox
+            return None
+        state = self.server.sandbox.state
         name = self.headers.get(DEPLOYMENT_HEADER)
-        deployment = sandbox.state.deployment(name=name) if name else sandbox.state.default_deployment()
+        deployment = state.deployment(name=name) if name else state.default_deployment()
         if deployment is None:
             self._send_json(404, {"error": f"Deployment {name!r} not found."})
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length)
-        try:
-            location, error = parse_workspace_upload(self.headers.get("Content-Type", ""), body)
-        except ValueError as problem:
-            self._send_json(400, {"error": str(problem)})
-            return
-        sandbox.state.record_upload(deployment.name, location, error)
-        payload = serialized_upload_response(location, error).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        return deployment
 
     def do_DELETE(self) -> None:  # noqa: N802
         if self.path.rstrip("/") != "/_sandbox/faults":
@@ -206,33 +245,6 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(200, result)
 
 
-def parse_workspace_upload(content_type: str, body: bytes) -> tuple[str, str | None]:
-    """(location name, load error or None) from the agent's multipart upload."""
-    import zlib
-    from email.parser import BytesParser
-    from email.policy import HTTP
-
-    from dagster._serdes import deserialize_value
-
-    message = BytesParser(policy=HTTP).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + body)
-    parts = [p for p in message.iter_parts() if p.get_filename()]
-    if not parts:
-        raise ValueError("expected a multipart upload with a workspace_entry file")
-    entry = deserialize_value(zlib.decompress(parts[0].get_payload(decode=True)).decode())
-    error = entry.serialized_error_info
-    return entry.location_name, (error.message.strip() if error is not None else None)
-
-
-def serialized_upload_response(location: str, error: str | None) -> str:
-    from dagster._serdes import serialize_value
-    from dagster_cloud.api.dagster_cloud_api import DagsterCloudUploadWorkspaceResponse
-
-    message = f"{location}: " + ("load error recorded" if error else "loaded")
-    return serialize_value(DagsterCloudUploadWorkspaceResponse(
-        updated=True, message=message, missing_job_snapshots=None))
-
-
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -247,6 +259,7 @@ class Sandbox:
         self.state = state
         self.faults = faults
         self.verbose = verbose
+        self.snapshots = agent_uploads.SnapshotStore()
         self._server = _HTTPServer((host, port), _Handler)
         self._server.sandbox = self
         self._thread: threading.Thread | None = None

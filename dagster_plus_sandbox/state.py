@@ -122,6 +122,7 @@ class SandboxState:
         self._db.executescript(SCHEMA)
         if fresh or self._meta("organization") is None:
             self._seed(scenario)
+        self._workspace_checks: dict[str, float] = {}  # deployment -> deploy time last asked about
         self.organization = self._meta("organization")
         self.timing = json.loads(self._meta("timing"))
         self.broken_images = json.loads(self._meta("broken_images"))
@@ -372,6 +373,26 @@ class SandboxState:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?)",
                        (deployment, location, self.clock(), error))
+
+    def outdated_locations(self, deployment: Deployment) -> dict[str, float]:
+        """Locations of a Hybrid deployment deployed since an agent last reported them:
+        name -> when they were deployed. These are what a Hybrid agent must load and upload."""
+        if deployment.agent_type != "HYBRID":
+            return {}
+        uploads = self._uploads(deployment)
+        with self._lock:
+            rows = self._db.execute("SELECT name, updated_at FROM locations WHERE deployment_id = ?",
+                                    (deployment.id,)).fetchall()
+        return {row["name"]: row["updated_at"] for row in rows
+                if row["name"] not in uploads or uploads[row["name"]][0] < row["updated_at"]}
+
+    def claim_workspace_check(self, deployment: str, deployed_at: float) -> bool:
+        """True once per deploy: whether to ask the agent to check for workspace updates."""
+        with self._lock:
+            if self._workspace_checks.get(deployment, float("-inf")) >= deployed_at:
+                return False
+            self._workspace_checks[deployment] = deployed_at
+            return True
 
     def _uploads(self, deployment: Deployment) -> dict[str, tuple[float, str | None]]:
         with self._lock:

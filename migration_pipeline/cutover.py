@@ -122,12 +122,13 @@ class Verification:
 
     @property
     def runs_kept(self) -> bool:
-        """No run lost: every recorded run id is there, and no finished run count went down
-        (runs may finish or start meanwhile, so counts may grow)."""
-        return not self.lost_run_ids and not any(
-            after < before for status, (before, after) in self.count_changes.items()
-            if status in TERMINAL_STATUSES) and sum(
-            a for _, a in self.count_changes.values()) >= sum(b for b, _ in self.count_changes.values())
+        """No run lost: every recorded run id is still there, and no count of finished runs went
+        down (runs may finish or start meanwhile, so counts may only grow)."""
+        finished_went_down = any(after < before for status, (before, after)
+                                 in self.count_changes.items() if status in TERMINAL_STATUSES)
+        total_before = sum(before for before, _ in self.count_changes.values())
+        total_after = sum(after for _, after in self.count_changes.values())
+        return not self.lost_run_ids and not finished_went_down and total_after >= total_before
 
 
 def compare_runs(snapshot: Snapshot, counts_now: dict[str, int], present_ids: set[str],

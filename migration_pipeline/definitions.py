@@ -2,6 +2,20 @@
 
 import dagster as dg
 
+from migration_pipeline.defs.cutover import (
+    build_hybrid_agent_ready_sensor,
+    cutover_job,
+    deactivate_serverless_agent,
+    finish_job,
+    hybrid_agent_install_files,
+    hybrid_agent_token,
+    hybrid_locations,
+    pre_cutover_snapshot,
+    prepare_agent_job,
+    rollback_job,
+    serverless_restored,
+    verify_nothing_lost,
+)
 from migration_pipeline.defs.inventory import inventory_job, serverless_inventory
 from migration_pipeline.defs.plan import (
     apply_files_job,
@@ -13,9 +27,21 @@ from migration_pipeline.defs.plan import (
 from migration_pipeline.defs.resources import DagsterPlusResource
 
 defs = dg.Definitions(
-    assets=[serverless_inventory, migration_plan, hybrid_project_files],
-    asset_checks=[hybrid_dagster_cloud_yaml_is_valid],
-    jobs=[inventory_job, plan_job, apply_files_job],
+    assets=[
+        serverless_inventory,
+        migration_plan,
+        hybrid_project_files,
+        hybrid_agent_token,
+        hybrid_agent_install_files,
+        pre_cutover_snapshot,
+        deactivate_serverless_agent,
+        hybrid_locations,
+        serverless_restored,
+    ],
+    asset_checks=[hybrid_dagster_cloud_yaml_is_valid, verify_nothing_lost],
+    jobs=[inventory_job, plan_job, apply_files_job, prepare_agent_job, cutover_job, finish_job,
+          rollback_job],
+    sensors=[build_hybrid_agent_ready_sensor()],
     resources={
         "dagster_plus": DagsterPlusResource(
             url=dg.EnvVar("DAGSTER_CLOUD_URL"),

@@ -65,7 +65,8 @@ def migration_plan(
         context.log.warning(f"{warning.where() or 'plan'}: {warning.message}")
     diff = plan.diff()
     return dg.Output(
-        {"project_dir": str(Path(config.project_dir).resolve()), "plan": plan},
+        {"project_dir": str(Path(config.project_dir).resolve()), "plan": plan,
+         "settings": settings.model_dump(mode="json")},
         metadata={
             "target": plan.target,
             "files_to_write": len(plan.changed_files),
@@ -102,7 +103,8 @@ def hybrid_project_files(
                                              if path in result.backups else ""))
     return dg.Output(
         {"project_dir": project_dir, "target": plan.target, "cloud_yaml": plan.cloud_yaml,
-         "images": plan.images, "written": result.written},
+         "images": plan.images, "written": result.written,
+         "settings": migration_plan["settings"]},
         metadata={
             "written": result.written,
             "unchanged": result.unchanged,

@@ -327,6 +327,15 @@ class DagsterPlusClient:
         return [Run(r["runId"], r["status"], r["jobName"], r["creationTime"])
                 for r in result["results"]]
 
+    def existing_run_ids(self, run_ids: list[str]) -> set[str]:
+        """Which of these runs Dagster+ has, in one request."""
+        if not run_ids:
+            return set()
+        data = self.execute("runsOrError", doc.RUNS, {
+            "filter": {"runIds": list(run_ids)}, "cursor": None, "limit": len(run_ids)})
+        result = self._result("runsOrError", data, "Runs")
+        return {r["runId"] for r in result["results"]}
+
     # -- the agent side ------------------------------------------------------------------------
 
     def add_agent_heartbeats(self, serialized_heartbeats: list[dict[str, str]],

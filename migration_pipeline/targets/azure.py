@@ -1,7 +1,14 @@
 """Azure: the Kubernetes agent on AKS, images in Azure Container Registry."""
 
-from migration_pipeline.targets.kubernetes import CONTAINER_CONTEXT_KEY, container_context
+from migration_pipeline.targets.kubernetes import (
+    CONTAINER_CONTEXT_KEY,
+    TOKEN_STORE,
+    agent_files,
+    container_context,
+    token_secret_manifest,
+)
 
 LABEL = "Azure (AKS)"
 
-__all__ = ["CONTAINER_CONTEXT_KEY", "LABEL", "container_context"]
+__all__ = ["CONTAINER_CONTEXT_KEY", "LABEL", "TOKEN_STORE", "agent_files", "container_context",
+           "token_secret_manifest"]

@@ -79,6 +79,7 @@ class _EcsSecret(BaseModel):
 
 
 class EcsSettings(_Settings):
+    aws_region: str | None = Field(None, description="Where the agent token secret is kept.")
     task_role_arn: str | None = Field(None, pattern=r"^arn:aws")
     execution_role_arn: str | None = Field(None, pattern=r"^arn:aws")
     cpu: str | None = Field(None, pattern=r"^\d+$", description="CPU units, e.g. 256")

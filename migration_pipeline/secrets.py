@@ -1,0 +1,89 @@
+"""Keeping the agent token where the target keeps secrets, the moment it is created.
+
+kubernetes/azure: a Secret manifest in a 0600 file; ecs: AWS Secrets Manager (boto3; the
+endpoint follows AWS_ENDPOINT_URL, as moto_server uses it in the tests); docker/local: a 0600
+env file. What comes back says where it is, never what it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import SecretStr
+
+from migration_pipeline.files import read_exact, write_atomically
+from migration_pipeline.targets.agent import (
+    SECRET_FILES,
+    TOKEN_ENV_FILE,
+    TOKEN_ENV_VAR,
+    TOKEN_SECRET_MANIFEST,
+    TOKEN_SECRET_NAME,
+)
+
+PRIVATE = 0o600
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    kind: str  # kubernetes_secret | aws_secrets_manager | env_file
+    reference: str  # a file path, or a Secrets Manager ARN
+    changed: bool  # False when the same value was already stored
+
+
+def _write_private(path: Path, text: str) -> bool:
+    if path.exists() and read_exact(path) == text:
+        if path.stat().st_mode & 0o777 != PRIVATE:
+            path.chmod(PRIVATE)
+        return False
+    write_atomically(path, text, mode=PRIVATE)
+    return True
+
+
+def protect_agent_dir(agent_dir: Path) -> None:
+    """Keep the secret files out of version control."""
+    write_atomically(agent_dir / ".gitignore",
+                     "# Secret files: never commit them.\n" + "".join(f"{f}\n" for f in SECRET_FILES))
+
+
+def store_agent_token(store: str, token: SecretStr, agent_dir: Path, deployment: str,
+                      namespace: str | None = None, aws_region: str | None = None) -> StoredToken:
+    agent_dir.mkdir(parents=True, exist_ok=True)
+    protect_agent_dir(agent_dir)
+    if store == "kubernetes_secret":
+        from migration_pipeline.targets.kubernetes import token_secret_manifest
+
+        path = agent_dir / TOKEN_SECRET_MANIFEST
+        text = "# The Dagster+ agent token. Secret: do not commit.\n" + yaml.safe_dump(
+            token_secret_manifest(namespace or "dagster-cloud", token.get_secret_value()),
+            sort_keys=False)
+        return StoredToken(store, str(path), _write_private(path, text))
+    if store == "env_file":
+        path = agent_dir / TOKEN_ENV_FILE
+        text = f"{TOKEN_ENV_VAR}={token.get_secret_value()}\n"
+        return StoredToken(store, str(path), _write_private(path, text))
+    if store == "aws_secrets_manager":
+        return _store_in_secrets_manager(token, f"{TOKEN_SECRET_NAME}/{deployment}", aws_region)
+    raise ValueError(f"unknown token store {store!r}")
+
+
+def _store_in_secrets_manager(token: SecretStr, name: str, region: str | None) -> StoredToken:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    client = boto3.client("secretsmanager", region_name=region)
+    value = token.get_secret_value()
+    try:
+        current = client.get_secret_value(SecretId=name)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        created = client.create_secret(
+            Name=name, SecretString=value,
+            Description="Dagster+ Hybrid agent token (created by migration_pipeline)")
+        return StoredToken("aws_secrets_manager", created["ARN"], True)
+    if current["SecretString"] == value:
+        return StoredToken("aws_secrets_manager", current["ARN"], False)
+    updated = client.put_secret_value(SecretId=name, SecretString=value)
+    return StoredToken("aws_secrets_manager", updated["ARN"], True)
