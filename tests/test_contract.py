@@ -135,9 +135,19 @@ def test_the_agents_own_documents_run_against_the_sandbox(sandbox, admin):
         assert [e["locationName"] for e in init] == ["analytics", "ml_models"]
 
         assert dep.execute(DEPLOYMENT_INFO_QUERY)["data"]["deploymentInfo"] == {"deploymentName": "prod"}
-        assert org.execute(queries.GET_USER_CLOUD_REQUESTS_QUERY, variable_values={
-            "forBranchDeployments": False, "forFullDeployments": ["prod"], "limit": 10,
-            "agentQueues": [None]})["data"]["userCloudAgent"]["popUserCloudAgentRequests"] == []
+        # Locations not yet loaded by any Hybrid agent are outdated; Dagster+ asks the agent, once
+        # per deploy, to check for workspace updates (load them and upload what it found).
+        assert {e["hasOutdatedData"] for e in entries} == {True}
+        pop = {"forBranchDeployments": False, "forFullDeployments": ["prod"], "limit": 10,
+               "agentQueues": [None]}
+        (request,) = org.execute(queries.GET_USER_CLOUD_REQUESTS_QUERY, variable_values=pop)[
+            "data"]["userCloudAgent"]["popUserCloudAgentRequests"]
+        assert request["requestApi"] == "CHECK_FOR_WORKSPACE_UPDATES"
+        from dagster._serdes import deserialize_value
+
+        assert deserialize_value(request["requestBody"]).deployment_name == "prod"
+        assert org.execute(queries.GET_USER_CLOUD_REQUESTS_QUERY, variable_values=pop)[
+            "data"]["userCloudAgent"]["popUserCloudAgentRequests"] == []
         assert dep.execute(SECRETS_QUERY, variable_values={"locationName": "analytics"})[
             "data"]["scopedSecrets"] == []
 
