@@ -17,6 +17,7 @@ Routes:
 from __future__ import annotations
 
 import json
+from collections import deque
 import socket
 import threading
 import time
@@ -219,8 +220,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"errors": [{"message": m} for m in errors]})
             return
 
+        operations = operations_touched(document)
+        sandbox.operations_seen.append(operations)
         drop_answer = False
-        for fault in sandbox.faults.pick(operations_touched(document)):
+        for fault in sandbox.faults.pick(operations):
             if fault.kind == "latency":
                 time.sleep(fault.seconds)
             elif fault.kind == "drop_after":
@@ -260,6 +263,8 @@ class Sandbox:
         self.faults = faults
         self.verbose = verbose
         self.snapshots = agent_uploads.SnapshotStore()
+        # The operations of every GraphQL request, in order (bounded), for tests and benchmarks.
+        self.operations_seen: deque[set[str]] = deque(maxlen=10_000)
         self._server = _HTTPServer((host, port), _Handler)
         self._server.sandbox = self
         self._thread: threading.Thread | None = None

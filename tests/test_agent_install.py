@@ -1,0 +1,161 @@
+"""Agent install files per target and where the agent token is kept."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from pydantic import SecretStr
+
+from migration_pipeline.secrets import store_agent_token
+from migration_pipeline.targets import get_target, load_target_settings
+from migration_pipeline.targets.agent import SECRET_FILES, TOKEN_SECRET_NAME, AgentSetup
+
+TOKEN = "agent:acme:" + "d" * 32
+BIN = Path(sys.executable).parent
+
+
+def setup_for(target: str, settings_text: str | None = None, registry: str | None = None,
+              url: str = "https://acme.dagster.cloud", reference: str = "ref") -> AgentSetup:
+    return AgentSetup(dagster_cloud_url=url, organization="acme", deployment="prod",
+                      agent_label="Hybrid agent (prod)",
+                      settings=load_target_settings(target, settings_text, registry=registry),
+                      token_reference=reference)
+
+
+def write(files: dict[str, str], directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+
+
+@pytest.mark.parametrize("target", ["kubernetes", "azure"])
+def test_kubernetes_manifests_pass_kubernetes_validate_strict(tmp_path, target):
+    registry = "acme.azurecr.io/dagster" if target == "azure" else "ghcr.io/acme"
+    setup = setup_for(target, "namespace: data\nenv_secrets: [snowflake]\n", registry)
+    module = get_target(target).module
+    write(module.agent_files(setup), tmp_path)
+    stored = store_agent_token(module.TOKEN_STORE, SecretStr(TOKEN), tmp_path, "prod",
+                               namespace="data")
+    manifests = [tmp_path / "namespace.yaml", Path(stored.reference)]
+    result = subprocess.run([str(BIN / "kubernetes-validate"), "--strict", *map(str, manifests)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count(" passed for resource ") == 2, result.stdout
+
+    secret = yaml.safe_load(Path(stored.reference).read_text())
+    values = yaml.safe_load((tmp_path / "values.yaml").read_text())
+    assert values["dagsterCloud"]["agentTokenSecretName"] == secret["metadata"]["name"] == TOKEN_SECRET_NAME
+    assert values["dagsterCloud"]["deployments"] == ["prod"]
+    assert values["workspace"]["envSecrets"] == [{"name": "snowflake"}]
+    assert secret["metadata"]["namespace"] == "data"
+    assert stat.S_IMODE(Path(stored.reference).stat().st_mode) == 0o600
+    assert "endpoint" not in values["dagsterCloud"]  # derived from the token on dagster.cloud
+    install = (tmp_path / "install.sh").read_text()
+    assert "helm upgrade --install" in install and TOKEN not in install
+
+
+@pytest.mark.parametrize("target,launcher", [("docker", "DockerUserCodeLauncher"),
+                                             ("local", "ProcessUserCodeLauncher")])
+def test_agent_dagster_yaml_loads_as_an_agent_instance(tmp_path, monkeypatch, target, launcher):
+    from dagster import DagsterInstance
+    from dagster._core.instance.config import dagster_instance_config
+    from dagster._core.instance.ref import InstanceRef
+
+    settings = "networks: [dagster]\n" if target == "docker" else None
+    registry = "localhost:5000/acme" if target == "docker" else None
+    module = get_target(target).module
+    write(module.agent_files(setup_for(target, settings, registry, url="http://127.0.0.1:3030")),
+          tmp_path)
+    monkeypatch.setenv("DAGSTER_CLOUD_AGENT_TOKEN", TOKEN)
+    config, instance_class = dagster_instance_config(str(tmp_path))
+    assert instance_class.__name__ == "DagsterCloudAgentInstance"
+    assert config["dagster_cloud_api"]["agent_token"] == {"env": "DAGSTER_CLOUD_AGENT_TOKEN"}
+    assert config["dagster_cloud_api"]["url"] == "http://127.0.0.1:3030"
+    instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path)))
+    assert type(instance.user_code_launcher).__name__ == launcher
+    assert instance.deployment_names == ["prod"]
+    if target == "docker":
+        compose = yaml.safe_load((tmp_path / "docker-compose.yaml").read_text())
+        agent = compose["services"]["dagster-cloud-agent"]
+        assert agent["env_file"] == ["agent-token.env"] and agent["networks"] == ["dagster"]
+        assert instance.user_code_launcher._networks == ["dagster"]  # noqa: SLF001
+    else:
+        run = (tmp_path / "run-agent.sh").read_text()
+        assert "dagster-cloud agent run" in run and "agent-token.env" in run
+
+
+def test_env_file_is_private_and_idempotent(tmp_path):
+    first = store_agent_token("env_file", SecretStr(TOKEN), tmp_path, "prod")
+    assert first.changed and Path(first.reference).read_text() == f"DAGSTER_CLOUD_AGENT_TOKEN={TOKEN}\n"
+    assert stat.S_IMODE(Path(first.reference).stat().st_mode) == 0o600
+    assert not store_agent_token("env_file", SecretStr(TOKEN), tmp_path, "prod").changed
+    ignored = (tmp_path / ".gitignore").read_text().split()
+    assert set(SECRET_FILES) <= set(ignored)
+
+
+@pytest.fixture
+def moto_server(monkeypatch):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url + "/moto-api/", timeout=1)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_ecs_token_goes_to_secrets_manager(tmp_path, moto_server):
+    import boto3
+
+    stored = store_agent_token("aws_secrets_manager", SecretStr(TOKEN), tmp_path, "prod",
+                               aws_region="us-east-1")
+    assert stored.changed and stored.reference.startswith("arn:aws:secretsmanager:us-east-1:")
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    assert client.get_secret_value(SecretId=stored.reference)["SecretString"] == TOKEN
+    again = store_agent_token("aws_secrets_manager", SecretStr(TOKEN), tmp_path, "prod",
+                              aws_region="us-east-1")
+    assert not again.changed and again.reference == stored.reference
+    assert not [p for p in tmp_path.iterdir() if p.name in SECRET_FILES]  # nothing on disk
+
+    setup = setup_for("ecs", "aws_region: us-east-1\n",
+                      "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme", reference=stored.reference)
+    files = get_target("ecs").module.agent_files(setup)
+    parameters = {p["ParameterKey"]: p["ParameterValue"]
+                  for p in json.loads(files["cloudformation-parameters.json"])}
+    assert parameters == {"DagsterOrganization": "acme", "DagsterDeployment": "prod",
+                          "EnableBranchDeployments": "false"}
+    assert stored.reference in files["install.sh"] and TOKEN not in "".join(files.values())
+    # The token reaches CloudFormation through a private file, never a command-line argument.
+    assert '"$token"' not in files["install.sh"].split("python3")[1].split("\n")[0]
+
+
+def test_no_generated_file_but_the_secret_holds_the_token(tmp_path):
+    for target in ("kubernetes", "azure", "docker", "local", "ecs"):
+        registry = {"azure": "acme.azurecr.io/x", "local": None, "docker": "localhost:5000/x",
+                    "ecs": "1.dkr.ecr.us-east-1.amazonaws.com/x"}.get(target, "ghcr.io/x")
+        files = get_target(target).module.agent_files(setup_for(target, registry=registry))
+        assert files and all(TOKEN not in text for text in files.values())
+        assert os.environ.get("DAGSTER_CLOUD_AGENT_TOKEN") != TOKEN
