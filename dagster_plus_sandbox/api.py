@@ -73,6 +73,10 @@ def parse_document(query: str) -> tuple[DocumentNode | None, tuple[str, ...]]:
     return document, ()
 
 
+# Root fields that only group the operations under them.
+NAMESPACE_FIELDS = {"userCloudAgent", "defsState"}
+
+
 def operations_touched(document: DocumentNode) -> set[str]:
     """Root field names of a document, with `userCloudAgent` opened up to its own fields."""
     names: set[str] = set()
@@ -83,7 +87,7 @@ def operations_touched(document: DocumentNode) -> set[str]:
             if not isinstance(selection, FieldNode):
                 continue
             names.add(selection.name.value)
-            if selection.selection_set is not None:
+            if selection.name.value in NAMESPACE_FIELDS and selection.selection_set is not None:
                 names.update(
                     s.name.value for s in selection.selection_set.selections
                     if isinstance(s, FieldNode)

@@ -13,7 +13,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import client_for, make_scenario
+from conftest import client_for, heartbeat, make_scenario, upload_entry
 from dagster_plus_sandbox import Sandbox
 from migration_pipeline.plus import InvalidLocationError, NotAuthorizedError
 
@@ -27,21 +27,6 @@ def post(sandbox: Sandbox, query: str, token: str | None, path: str = "/graphql"
         all_headers["Dagster-Cloud-Api-Token"] = token
     return requests.post(sandbox.url + path, json={"query": query, "variables": variables or {}},
                          headers=all_headers, timeout=10)
-
-
-def heartbeat(sandbox: Sandbox, agent_token: str, agent_id: str, launcher: str,
-              deployment: str = "prod") -> None:
-    """Send a heartbeat exactly as Dagster's agent serializes it."""
-    from dagster._serdes import serialize_value
-    from dagster_cloud.api.dagster_cloud_api import AgentHeartbeat
-
-    from migration_pipeline.plus import DagsterPlusClient
-
-    beat = AgentHeartbeat(timestamp=time.time(), agent_id=agent_id, agent_label="test agent",
-                          agent_type=launcher, metadata={"version": "1.13.27"})
-    with DagsterPlusClient(sandbox.url, deployment, agent_token) as agent:
-        assert agent.add_agent_heartbeats(
-            [{"deploymentName": deployment, "serializedAgentHeartbeat": serialize_value(beat)}])
 
 
 def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05):
@@ -153,28 +138,6 @@ def test_hybrid_agent_runs_while_it_heartbeats_and_locations_need_an_image(sandb
     # Past the heartbeat window the agent is NOT_RUNNING and nothing is served.
     assert wait_for(lambda: [a.status for a in admin.agents()] == ["NOT_RUNNING"], timeout=3)
     assert all(e.load_status == "LOADING" for e in admin.workspace())
-
-
-def upload_entry(sandbox: Sandbox, agent_token: str, location: str, error: str | None = None):
-    """PUT a workspace entry exactly as Dagster's agent does (legacy server upload)."""
-    import zlib
-
-    from dagster._serdes import serialize_value
-    from dagster._utils.error import SerializableErrorInfo
-    from dagster_cloud.api.dagster_cloud_api import DagsterCloudUploadWorkspaceEntry
-    from dagster_cloud_cli.core.workspace import CodeLocationDeployData
-
-    entry = DagsterCloudUploadWorkspaceEntry(
-        location_name=location,
-        code_location_deploy_data=CodeLocationDeployData(package_name=location),
-        upload_location_data=None,
-        serialized_error_info=SerializableErrorInfo(error, [], "ImportError") if error else None,
-    )
-    return requests.put(
-        sandbox.url + "/upload_workspace_entry",
-        headers={"Dagster-Cloud-Api-Token": agent_token, "Dagster-Cloud-Deployment": "prod"},
-        files={"workspace_entry.tmp": zlib.compress(serialize_value(entry).encode())},
-        timeout=10)
 
 
 def test_local_agent_loads_what_it_reports_it_loaded(sandbox, admin):

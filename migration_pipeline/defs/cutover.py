@@ -323,7 +323,7 @@ def _wait_until_loaded(context, client, names: list[str], config: FinishConfig):
         if time.monotonic() > deadline:
             raise dg.Failure(f"Still not LOADED after {config.load_timeout_seconds:g}s: "
                              f"{', '.join(waiting)}. Check the agent's logs; re-execute to wait "
-                             "again (nothing is redeployed).")
+                             "again (nothing is redeployed).", allow_retries=False)
         if time.monotonic() - last_report > 5:
             context.log.info(f"waiting for {len(waiting)} of {len(names)} locations to load: "
                              f"{', '.join(waiting[:10])}")

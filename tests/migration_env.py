@@ -1,0 +1,101 @@
+"""A migration under test: the sandbox's default deployment, a repository that matches it, a
+Dagster instance on disk, and the code location's jobs run in process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from migration_pipeline.definitions import defs
+
+SCENARIO_PROJECT = {
+    "dagster_cloud.yaml": (
+        "# The Serverless repository of the sandbox's default scenario.\n"
+        "locations:\n"
+        "  - location_name: analytics\n"
+        "    code_source:\n"
+        "      package_name: analytics\n"
+        "    working_directory: analytics\n"
+        "  - location_name: ml_models\n"
+        "    code_source:\n"
+        "      module_name: ml_models.definitions\n"
+        "    working_directory: ml_models\n"
+    ),
+    "analytics/analytics/__init__.py": (
+        "import dagster as dg\n\n\n@dg.asset\ndef daily_table():\n    return 1\n\n\n"
+        "daily_refresh_job = dg.define_asset_job('daily_refresh_job', selection=[daily_table])\n"
+        "defs = dg.Definitions(assets=[daily_table], jobs=[daily_refresh_job], schedules=[\n"
+        "    dg.ScheduleDefinition(name='daily_refresh', job=daily_refresh_job,\n"
+        "                          cron_schedule='0 6 * * *')])\n"
+    ),
+    "analytics/requirements.txt": "dagster\n",
+    "ml_models/ml_models/__init__.py": "",
+    "ml_models/ml_models/definitions.py": (
+        "import dagster as dg\n\n\n@dg.asset\ndef model():\n    return 1\n\n\n"
+        "defs = dg.Definitions(assets=[model])\n"
+    ),
+}
+REGISTRIES = {"kubernetes": "ghcr.io/acme", "local": None, "docker": "localhost:5000/acme",
+              "ecs": "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme",
+              "azure": "acme.azurecr.io/dagster"}
+
+
+def write_project(root: Path, files: dict[str, str] = SCENARIO_PROJECT) -> Path:
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+class MigrationEnv:
+    def __init__(self, sandbox, project_dir: Path, dagster_home: Path, target: str, monkeypatch):
+        self.sandbox = sandbox
+        self.project_dir = project_dir
+        self.target = target
+        self.monkeypatch = monkeypatch
+        monkeypatch.setenv("DAGSTER_CLOUD_URL", sandbox.url)
+        monkeypatch.setenv("DAGSTER_CLOUD_DEPLOYMENT", sandbox.deployment)
+        self.use_token("admin")
+        dagster_home.mkdir(parents=True, exist_ok=True)
+        self.instance = dg.DagsterInstance.local_temp(str(dagster_home))
+
+    def use_token(self, name: str) -> None:
+        self.monkeypatch.setenv("DAGSTER_CLOUD_API_TOKEN", self.sandbox.token(name))
+
+    def run(self, job_name: str, run_config: dict | None = None, tags: dict | None = None,
+            raise_on_error: bool = True):
+        return defs.resolve_job_def(job_name).execute_in_process(
+            instance=self.instance, run_config=run_config or {}, tags=tags,
+            raise_on_error=raise_on_error)
+
+    def plan_config(self) -> dict:
+        config = {"project_dir": str(self.project_dir), "target": self.target}
+        if REGISTRIES[self.target]:
+            config["registry"] = REGISTRIES[self.target]
+        return {"ops": {"migration_plan": {"config": config}}}
+
+    def prepare(self):
+        """Plan, apply, agent token and install files: everything before the cutover."""
+        assert self.run("plan_migration", self.plan_config()).success
+        assert self.run("apply_migration_files").success
+        return self.run("prepare_hybrid_agent")
+
+    @property
+    def agent_dir(self) -> Path:
+        return self.project_dir / "dagster_cloud_agent"
+
+    def stored_agent_token(self) -> str:
+        """The agent token as the target stored it (the secret file)."""
+        secret = self.agent_dir / "agent-token-secret.yaml"
+        if secret.exists():
+            return yaml.safe_load(secret.read_text())["stringData"]["DAGSTER_CLOUD_AGENT_TOKEN"]
+        return (self.agent_dir / "agent-token.env").read_text().strip().split("=", 1)[1]
+
+    def sensor_tick(self, cursor: str | None = None):
+        sensor = defs.get_sensor_def("hybrid_agent_ready_sensor")
+        context = dg.build_sensor_context(instance=self.instance, cursor=cursor,
+                                          resources={"dagster_plus": defs.resources["dagster_plus"]})
+        return sensor.evaluate_tick(context)

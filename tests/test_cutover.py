@@ -1,0 +1,133 @@
+"""The cutover, the readiness sensor, finish and rollback, in process against the sandbox."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import client_for, fake_agent
+from migration_env import MigrationEnv, write_project
+
+
+@pytest.fixture
+def env(sandbox, tmp_path, monkeypatch) -> MigrationEnv:
+    return MigrationEnv(sandbox, write_project(tmp_path / "repo"), tmp_path / "home",
+                        "kubernetes", monkeypatch)
+
+
+def requests_during(sandbox, action):
+    """What `action` asked Dagster+ (the fake agent's own heartbeats left out)."""
+    before = len(sandbox.operations_seen)
+    result = action()
+    return result, [ops for ops in list(sandbox.operations_seen)[before:]
+                    if "userCloudAgent" not in ops]
+
+
+def test_sensor_waits_for_a_cutover_then_a_running_hybrid_agent_and_fires_once(env, sandbox):
+    result, seen = requests_during(sandbox, env.sensor_tick)
+    assert not result.run_requests and "No cutover yet" in result.skip_message
+    assert seen == []  # before a cutover it does not even ask Dagster+
+
+    env.prepare()
+    cutover = env.run("cutover")
+    result, seen = requests_during(sandbox, env.sensor_tick)
+    assert not result.run_requests
+    assert result.skip_message.startswith("1 agents, 0 Hybrid RUNNING (0 Hybrid seen); "
+                                          "Serverless agent still shutting down")
+    assert seen == [{"agents"}]  # one light query a tick
+
+    with fake_agent(sandbox, env.stored_agent_token()):
+        result, seen = requests_during(sandbox, env.sensor_tick)
+    (request,) = result.run_requests
+    assert request.run_key == f"finish:{cutover.run_id}"
+    assert result.cursor == cutover.run_id
+    assert seen == [{"agents"}]
+
+    again, seen = requests_during(sandbox, lambda: env.sensor_tick(cursor=result.cursor))
+    assert not again.run_requests and "already requested" in again.skip_message
+    assert seen == []
+
+
+def test_whole_cutover_finish_and_rollback(env, sandbox):
+    admin = client_for(sandbox)
+    document_before = admin.locations_as_document()
+    settings_before = admin.deployment_settings()
+    prepared = env.prepare()
+    token = prepared.output_for_node("hybrid_agent_token")
+    assert token["store"] == "kubernetes_secret" and "token" not in token
+
+    cutover = env.run("cutover")
+    record = cutover.output_for_node("deactivate_serverless_agent")
+    assert record["switched"] and record["settings_removed"] == ["non_isolated_runs"]
+    assert admin.current_deployment().agent_type == "HYBRID"
+    assert "non_isolated_runs" not in admin.deployment_settings()
+
+    with fake_agent(sandbox, env.stored_agent_token()):
+        tick = env.sensor_tick()
+        (request,) = tick.run_requests
+        finish = env.run("finish_hybrid_migration", tags=request.tags)
+    assert finish.success
+    checks = {e.asset_check_key.name: e.passed for e in finish.get_asset_check_evaluations()}
+    assert checks == {"no_run_lost": True, "schedules_and_sensors_kept": True,
+                      "every_location_loaded": True}
+    outcome = finish.output_for_node("hybrid_locations")
+    assert outcome["deployed"] == ["analytics", "ml_models"]
+    assert 0 < outcome["downtime_seconds"] == pytest.approx(
+        outcome["waiting_for_agent_seconds"] + outcome["until_finish_started_seconds"]
+        + outcome["deploying_seconds"] + outcome["loading_seconds"], abs=0.01)
+    deployed = admin.locations_as_document()["locations"]
+    assert [loc["image"] for loc in deployed] == ["ghcr.io/acme/analytics:latest",
+                                                  "ghcr.io/acme/ml_models:latest"]
+    assert deployed[0]["container_context"] == {"k8s": {"namespace": "dagster-cloud"}}
+    assert "build" not in deployed[0]
+
+    # Finishing again redeploys nothing; cutting over again switches nothing.
+    with fake_agent(sandbox, env.stored_agent_token()):
+        assert env.run("finish_hybrid_migration").output_for_node("hybrid_locations")["deployed"] == []
+    assert env.run("cutover").output_for_node("deactivate_serverless_agent")["switched"] is False
+    assert len(sandbox.state.events("agent_type_switched")) == 1
+    assert len(sandbox.state.events("location_deployed")) == 2
+    assert len(sandbox.state.events("agent_token_created")) == 1
+
+    rollback = env.run("rollback_to_serverless")
+    assert rollback.output_for_node("serverless_restored")["restored"] == [
+        "agent_type", "locations_document", "settings"]
+    assert admin.current_deployment().agent_type == "SERVERLESS"
+    assert admin.locations_as_document() == document_before
+    assert admin.deployment_settings() == settings_before
+    assert env.run("rollback_to_serverless").output_for_node("serverless_restored")["restored"] == []
+    assert "Rolled back" in env.sensor_tick().skip_message
+
+
+def test_a_non_admin_token_fails_the_preflight_before_anything_changes(env, sandbox):
+    env.prepare()
+    events_before = sandbox.state.events()
+    env.use_token("viewer")
+    result = env.run("cutover", raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = str(failure.event_specific_data.error)
+    assert "Organization Admin is needed" in message and "Nothing was changed" in message
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert sandbox.state.events() == events_before
+    assert client_for(sandbox).current_deployment().agent_type == "SERVERLESS"
+
+
+def test_a_location_that_fails_to_load_fails_finish_with_its_message(env, sandbox):
+    env.prepare()
+    env.run("cutover")
+    sandbox.state.broken_images["ghcr.io/acme/ml_models:latest"] = "ModuleNotFoundError: ml_models"
+    with fake_agent(sandbox, env.stored_agent_token()):
+        result = env.run("finish_hybrid_migration", raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "ml_models: ModuleNotFoundError: ml_models" in str(failure.event_specific_data.error)
+
+
+def test_finish_gives_up_after_its_timeout_and_says_what_is_missing(env, sandbox):
+    env.prepare()
+    env.run("cutover")
+    result = env.run("finish_hybrid_migration", raise_on_error=False, run_config={
+        "ops": {"hybrid_locations": {"config": {"load_timeout_seconds": 0.5, "poll_seconds": 0.1}}}})
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "Still not LOADED after 0.5s: analytics, ml_models" in str(failure.event_specific_data.error)
