@@ -26,28 +26,35 @@ from migration_pipeline.defs.plan import (
 )
 from migration_pipeline.defs.resources import DagsterPlusResource
 
-defs = dg.Definitions(
-    assets=[
-        serverless_inventory,
-        migration_plan,
-        hybrid_project_files,
-        hybrid_agent_token,
-        hybrid_agent_install_files,
-        pre_cutover_snapshot,
-        deactivate_serverless_agent,
-        hybrid_locations,
-        serverless_restored,
-    ],
-    asset_checks=[hybrid_dagster_cloud_yaml_is_valid, verify_nothing_lost],
-    jobs=[inventory_job, plan_job, apply_files_job, prepare_agent_job, cutover_job, finish_job,
-          rollback_job],
-    sensors=[build_hybrid_agent_ready_sensor()],
-    resources={
-        "dagster_plus": DagsterPlusResource(
-            url=dg.EnvVar("DAGSTER_CLOUD_URL"),
-            deployment=dg.EnvVar("DAGSTER_CLOUD_DEPLOYMENT"),
-            api_token=dg.EnvVar("DAGSTER_CLOUD_API_TOKEN"),
-        ),
-    },
-    executor=dg.in_process_executor,
-)
+
+
+def build_definitions(sensor_interval_seconds: int = 10) -> dg.Definitions:
+    """The code location; the sensor's interval can be shortened (tests, a demo)."""
+    return dg.Definitions(
+        assets=[
+            serverless_inventory,
+            migration_plan,
+            hybrid_project_files,
+            hybrid_agent_token,
+            hybrid_agent_install_files,
+            pre_cutover_snapshot,
+            deactivate_serverless_agent,
+            hybrid_locations,
+            serverless_restored,
+        ],
+        asset_checks=[hybrid_dagster_cloud_yaml_is_valid, verify_nothing_lost],
+        jobs=[inventory_job, plan_job, apply_files_job, prepare_agent_job, cutover_job, finish_job,
+              rollback_job],
+        sensors=[build_hybrid_agent_ready_sensor(sensor_interval_seconds)],
+        resources={
+            "dagster_plus": DagsterPlusResource(
+                url=dg.EnvVar("DAGSTER_CLOUD_URL"),
+                deployment=dg.EnvVar("DAGSTER_CLOUD_DEPLOYMENT"),
+                api_token=dg.EnvVar("DAGSTER_CLOUD_API_TOKEN"),
+            ),
+        },
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

@@ -23,10 +23,11 @@ def container_context(settings: LocalSettings) -> dict[str, Any]:
 
 
 def agent_command(agent_dir: str) -> str:
-    """The exact command that runs the agent; the token comes from the 0600 env file, never
-    from the command line."""
-    return (f'set -a && . "{agent_dir}/{TOKEN_ENV_FILE}" && set +a && '
-            f'DAGSTER_HOME="{agent_dir}" dagster-cloud agent run "{agent_dir}"')
+    """The exact command that runs the agent, from the repository (the locations' relative
+    working directories start there); the token comes from the 0600 env file, never from the
+    command line."""
+    return (f'cd "{agent_dir}/.." && set -a && . "{agent_dir}/{TOKEN_ENV_FILE}" && set +a && '
+            f'DAGSTER_HOME="{agent_dir}" exec dagster-cloud agent run "{agent_dir}"')
 
 
 def agent_files(setup: AgentSetup) -> dict[str, str]:
@@ -36,5 +37,5 @@ def agent_files(setup: AgentSetup) -> dict[str, str]:
         "dagster.yaml": dump("Dagster+ Local agent (ProcessUserCodeLauncher)", config),
         "run-agent.sh": "#!/usr/bin/env bash\n# Runs the Dagster+ Local agent with the token "
                         "from agent-token.env (never on the command line).\nset -euo pipefail\n"
-                        'cd "$(dirname "$0")"\n' + agent_command("$PWD") + "\n",
+                        + agent_command('$(cd "$(dirname "$0")" && pwd)') + "\n",
     }
