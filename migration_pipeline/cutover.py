@@ -103,6 +103,22 @@ def deploy_document(merged_locations: list[dict[str, Any]], images: dict[str, st
     return {"locations": locations}
 
 
+def deploy_what_differs(client: DagsterPlusClient, desired: dict[str, Any]) -> list[str]:
+    """Deploy the desired locations Dagster+ does not have as desired; returns their names.
+    A deploy whose answer was lost is checked against the document, not sent again."""
+    to_deploy = locations_to_deploy(client.locations_as_document(), desired)
+    if not to_deploy:
+        return []
+    try:
+        client.deploy_locations({"locations": [loc for loc in desired["locations"]
+                                               if loc["location_name"] in to_deploy]})
+    except OutcomeUnknownError:
+        still = locations_to_deploy(client.locations_as_document(), desired)
+        if still:
+            raise
+    return to_deploy
+
+
 def locations_to_deploy(current: dict[str, Any], desired: dict[str, Any]) -> list[str]:
     """Names of the desired locations that Dagster+ does not have exactly as desired."""
     have = {loc.get("location_name"): loc for loc in current.get("locations") or []}

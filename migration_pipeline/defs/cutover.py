@@ -270,7 +270,7 @@ def hybrid_locations(context: dg.AssetExecutionContext, config: FinishConfig,
                      dagster_plus: DagsterPlusResource, hybrid_project_files: dict,
                      deactivate_serverless_agent: dict) -> dg.Output[dict]:
     from migration_pipeline.cloud_yaml.model import load_cloud_yaml
-    from migration_pipeline.cutover import deploy_document, downtime_parts, locations_to_deploy
+    from migration_pipeline.cutover import deploy_document, deploy_what_differs, downtime_parts
     from migration_pipeline.files import read_exact
 
     started = time.time()
@@ -285,13 +285,9 @@ def hybrid_locations(context: dg.AssetExecutionContext, config: FinishConfig,
     desired = deploy_document(merged, images)
 
     with dagster_plus.session(context) as client:
-        to_deploy = locations_to_deploy(client.locations_as_document(), desired)
-        if to_deploy:
-            client.deploy_locations({"locations": [loc for loc in desired["locations"]
-                                                   if loc["location_name"] in to_deploy]})
-            context.log.info(f"deployed {', '.join(to_deploy)}")
-        else:
-            context.log.info("every location is already deployed as planned: not redeploying")
+        to_deploy = deploy_what_differs(client, desired)
+        context.log.info(f"deployed {', '.join(to_deploy)}" if to_deploy else
+                         "every location is already deployed as planned: not redeploying")
         deployed = time.time()
         names = [loc["location_name"] for loc in desired["locations"]]
         entries = _wait_until_loaded(context, client, names, config)
@@ -387,6 +383,8 @@ def verify_nothing_lost(dagster_plus: DagsterPlusResource, pre_cutover_snapshot:
           "deployment settings as the snapshot recorded them. Changes only what differs.")
 def serverless_restored(context: dg.AssetExecutionContext, dagster_plus: DagsterPlusResource,
                         pre_cutover_snapshot: dict) -> dg.Output[dict]:
+    from migration_pipeline.plus import OutcomeUnknownError
+
     restored = []
     with dagster_plus.session(context) as client:
         deployment = client.deployment_by_name(dagster_plus.deployment)
@@ -395,7 +393,11 @@ def serverless_restored(context: dg.AssetExecutionContext, dagster_plus: Dagster
             restored.append("agent_type")
         document = pre_cutover_snapshot["locations_document"]
         if _canonical(client.locations_as_document()) != _canonical(document):
-            client.reconcile_locations(document)
+            try:
+                client.reconcile_locations(document)
+            except OutcomeUnknownError:
+                if _canonical(client.locations_as_document()) != _canonical(document):
+                    raise
             restored.append("locations_document")
         if client.deployment_settings() != pre_cutover_snapshot["settings"]:
             client.set_deployment_settings(pre_cutover_snapshot["settings"])

@@ -267,7 +267,9 @@ class DagsterPlusClient:
 
     def _locations_mutation(self, operation: str, query: str, document: dict[str, Any],
                             success: str) -> list[str]:
-        data = self.execute(operation, query, {"document": document})
+        # Not retried blindly: a deploy whose answer was lost has happened, and sending it again
+        # would redeploy every location for nothing. Callers read the document and compare.
+        data = self.execute(operation, query, {"document": document}, idempotent=False)
         result = self._result(operation, data, success)
         return [entry["locationName"] for entry in result["locations"]]
 

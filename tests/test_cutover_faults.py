@@ -1,0 +1,160 @@
+"""Re-execution after a fault at each Dagster+ call of each job ends with exactly one agent
+switch, one agent token and one deploy per location.
+
+For every job, a clean run first records which Dagster+ operations it calls; then, for each
+operation, on a fresh sandbox: (a) the call fails persistently (HTTP 500 past every retry), the
+run fails, the fault clears and the run is re-executed from failure; (b) the call takes effect
+but its answer is lost (`drop_after`), and the run must still end right.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from conftest import fake_agent, make_scenario
+from dagster_plus_sandbox import Sandbox
+from migration_env import MigrationEnv, write_project
+from migration_pipeline.defs.resources import DagsterPlusResource
+from migration_pipeline.definitions import defs
+
+pytestmark = pytest.mark.slow
+
+SELECTIONS = {
+    "prepare_hybrid_agent": ["hybrid_agent_token", "hybrid_agent_install_files"],
+    "cutover": ["pre_cutover_snapshot", "deactivate_serverless_agent"],
+    "finish_hybrid_migration": ["hybrid_locations"],
+    "rollback_to_serverless": ["serverless_restored"],
+}
+BEFORE = {  # the product jobs that run, fault-free, before the job under test
+    "prepare_hybrid_agent": [],
+    "cutover": ["prepare_hybrid_agent"],
+    "finish_hybrid_migration": ["prepare_hybrid_agent", "cutover"],
+    "rollback_to_serverless": ["prepare_hybrid_agent", "cutover", "finish_hybrid_migration"],
+}
+
+# The same assets and checks in jobs without the op retry policy (a failure fails at once) and
+# with a client that gives up after two quick attempts.
+FAULT_DEFS = dg.Definitions(
+    assets=list(defs.assets),
+    asset_checks=list(defs.asset_checks),
+    jobs=[dg.define_asset_job(f"{name}_no_retry", selection=selection,
+                              executor_def=dg.in_process_executor)
+          for name, selection in SELECTIONS.items()],
+    resources={"dagster_plus": DagsterPlusResource(
+        url=dg.EnvVar("DAGSTER_CLOUD_URL"), deployment=dg.EnvVar("DAGSTER_CLOUD_DEPLOYMENT"),
+        api_token=dg.EnvVar("DAGSTER_CLOUD_API_TOKEN"), max_attempts=2, backoff_seconds=0.01)},
+)
+
+
+def prepare_hybrid_agent_no_retry():
+    return FAULT_DEFS.resolve_job_def("prepare_hybrid_agent_no_retry")
+
+
+def cutover_no_retry():
+    return FAULT_DEFS.resolve_job_def("cutover_no_retry")
+
+
+def finish_hybrid_migration_no_retry():
+    return FAULT_DEFS.resolve_job_def("finish_hybrid_migration_no_retry")
+
+
+def rollback_to_serverless_no_retry():
+    return FAULT_DEFS.resolve_job_def("rollback_to_serverless_no_retry")
+
+
+JOBS = {
+    "prepare_hybrid_agent": prepare_hybrid_agent_no_retry,
+    "cutover": cutover_no_retry,
+    "finish_hybrid_migration": finish_hybrid_migration_no_retry,
+    "rollback_to_serverless": rollback_to_serverless_no_retry,
+}
+
+
+class Case:
+    """A fresh sandbox and instance, taken up to just before `job`."""
+
+    def __init__(self, job: str, root, monkeypatch):
+        self.job = job
+        root.mkdir(parents=True)
+        self.sandbox = Sandbox.start(root / "state.db", make_scenario())
+        self.env = MigrationEnv(self.sandbox, write_project(root / "repo"), root / "home",
+                                "kubernetes", monkeypatch)
+        assert self.env.run("plan_migration", self.env.plan_config()).success
+        assert self.env.run("apply_migration_files").success
+        for before in BEFORE[job]:
+            with self.agent():
+                assert self.env.run(before).success
+
+    def agent(self):
+        token = self.env.stored_agent_token() if self.env.agent_dir.exists() else None
+        if token is None or self.job == "prepare_hybrid_agent":
+            from contextlib import nullcontext
+
+            return nullcontext()
+        return fake_agent(self.sandbox, token)
+
+    def execute(self, reexecute_from: str | None = None) -> dg.ExecutionResult:
+        options = (dg.ReexecutionOptions.from_failure(reexecute_from, self.env.instance)
+                   if reexecute_from else None)
+        with self.agent():
+            return dg.execute_job(dg.reconstructable(JOBS[self.job]), self.env.instance,
+                                  reexecution_options=options, raise_on_error=False)
+
+    def operations(self) -> set[str]:
+        ops: set[str] = set()
+        for seen in self.sandbox.operations_seen:
+            ops |= seen
+        return ops - {"userCloudAgent", "addAgentHeartbeats"}
+
+    def assert_one_of_each(self, operation: str) -> None:
+        events = self.sandbox.state.events()
+        switches = [e["detail"]["to"] for e in events if e["kind"] == "agent_type_switched"]
+        tokens = [e for e in events if e["kind"] == "agent_token_created"]
+        deploys = [e["detail"]["location"] for e in events if e["kind"] == "location_deployed"]
+        assert tokens and len(tokens) == 1, (operation, tokens)
+        if self.job != "prepare_hybrid_agent":
+            assert switches.count("HYBRID") == 1, (operation, switches)
+        if self.job in ("finish_hybrid_migration", "rollback_to_serverless"):
+            assert sorted(deploys) == ["analytics", "ml_models"], (operation, deploys)
+        if self.job == "rollback_to_serverless":
+            assert switches == ["HYBRID", "SERVERLESS"]
+            assert len([e for e in events if e["kind"] == "location_reconciled"]) == 2
+
+    def close(self) -> None:
+        self.sandbox.stop()
+
+
+@pytest.mark.parametrize("job", list(SELECTIONS))
+def test_reexecution_after_a_fault_at_each_call(job, tmp_path, monkeypatch):
+    with monkeypatch.context() as patch:
+        clean = Case(job, tmp_path / "clean", patch)
+        seen_before = len(clean.sandbox.operations_seen)
+        assert clean.execute().success
+        operations = set().union(*list(clean.sandbox.operations_seen)[seen_before:]) - {
+            "userCloudAgent", "addAgentHeartbeats"}
+        clean.assert_one_of_each("none")
+        clean.close()
+    assert operations, "the job called nothing"
+
+    for operation in sorted(operations):
+        with monkeypatch.context() as patch:
+            case = Case(job, tmp_path / f"fail-{operation}", patch)
+            case.sandbox.faults.add(operation=operation, kind="http_500", count=1000)
+            failed = case.execute()
+            assert not failed.success, f"{job}: a persistent fault on {operation} did not fail it"
+            case.sandbox.faults.clear()
+            again = case.execute(reexecute_from=failed.run_id)
+            assert again.success, f"{job}: re-execution after a fault on {operation} failed"
+            case.assert_one_of_each(operation)
+            case.close()
+
+        with monkeypatch.context() as patch:
+            case = Case(job, tmp_path / f"lost-{operation}", patch)
+            case.sandbox.faults.add(operation=operation, kind="drop_after", count=1)
+            result = case.execute()
+            if not result.success:  # a lost answer may fail the step; re-execution completes
+                result = case.execute(reexecute_from=result.run_id)
+            assert result.success, f"{job}: a lost answer from {operation} was not recovered"
+            case.assert_one_of_each(operation)
+            case.close()
