@@ -1,0 +1,66 @@
+"""No token value in any log, event, run config, tag, metadata value, stored output or generated
+file, except the secret files themselves, which are mode 0600."""
+
+from __future__ import annotations
+
+import logging
+import stat
+from pathlib import Path
+
+import pytest
+
+from conftest import fake_agent
+from migration_env import MigrationEnv, write_project
+from migration_pipeline.targets.agent import SECRET_FILES
+
+
+@pytest.mark.parametrize("target", ["kubernetes", "local"])
+def test_the_whole_migration_leaks_no_token(sandbox, tmp_path, monkeypatch, caplog, capsys,
+                                            target):
+    home = tmp_path / "home"
+    env = MigrationEnv(sandbox, write_project(tmp_path / "repo"), home, target, monkeypatch)
+    with caplog.at_level(logging.DEBUG):
+        env.prepare()
+        agent_token = env.stored_agent_token()
+        env.run("cutover")
+        launcher = "ProcessUserCodeLauncher" if target == "local" else "K8sUserCodeLauncher"
+        with fake_agent(sandbox, agent_token, launcher=launcher):
+            (request,) = env.sensor_tick().run_requests
+            if target == "local":  # a Local agent reports what it loaded
+                from conftest import upload_entry
+
+                for location in ("analytics", "ml_models"):
+                    upload_entry(sandbox, agent_token, location)
+            finish = env.run("finish_hybrid_migration", tags=request.tags, run_config={"ops": {
+                "hybrid_locations": {"config": {"load_timeout_seconds": 20, "poll_seconds": 0.2}}}})
+            assert finish.success
+        env.run("rollback_to_serverless")
+    tokens = {"admin": sandbox.token("admin"), "viewer": sandbox.token("viewer"),
+              "agent": agent_token}
+    assert all(tokens.values())
+
+    captured = capsys.readouterr()
+    texts = {"logs": caplog.text, "stdout": captured.out, "stderr": captured.err}
+    runs = env.instance.get_runs()
+    assert len(runs) == 6
+    for run in runs:
+        texts[f"run {run.job_name} config and tags"] = repr(run.run_config) + repr(run.tags)
+        texts[f"run {run.job_name} events"] = "\n".join(
+            repr(record) for record in env.instance.all_logs(run.run_id))
+    for text in texts.values():
+        for name, token in tokens.items():
+            assert token not in text, f"the {name} token leaked"
+
+    secret_files = []
+    for root in (env.project_dir, home):
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            if path.name in SECRET_FILES:
+                secret_files.append(path)
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600
+                continue
+            data = path.read_bytes()
+            for name, token in tokens.items():
+                assert token.encode() not in data, f"the {name} token is in {path}"
+    assert [p.name for p in secret_files] == (
+        ["agent-token-secret.yaml"] if target == "kubernetes" else ["agent-token.env"])
+    assert agent_token in Path(secret_files[0]).read_text()
