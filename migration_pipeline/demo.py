@@ -1,7 +1,10 @@
-"""`make demo`: the migration against the embedded Dagster+ sandbox, with no other set-up.
+"""`make demo`: the whole migration of `examples/serverless_repo` against the embedded Dagster+
+sandbox, to a real Local agent, with no other set-up.
 
-At this stage it starts the sandbox, runs the `inventory` job on a real Dagster instance in
-`.dagster_home/` (so `make dev` then shows the run and its metadata) and prints what it found.
+Inventory and plan (shown), apply, agent token and install files, the real Local agent started
+(it waits while Serverless still serves), the cutover, a real dagster-daemon whose sensor sees
+the agent and launches the finish run, verification, and a report. The runs are recorded in
+`.dagster_home/`, so `make dev` shows them, their logs and the assets' metadata afterwards.
 """
 
 from __future__ import annotations
@@ -9,20 +12,54 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-
+EXAMPLE = PROJECT_DIR / "examples" / "serverless_repo"
+BIN = Path(sys.executable).parent
 _start = time.monotonic()
+
+
+def _definitions():
+    from migration_pipeline.definitions import build_definitions
+
+    # The demo's daemon ticks the readiness sensor every 2 s (the default is 10 s).
+    return build_definitions(sensor_interval_seconds=2)
+
+
+def __getattr__(name: str):
+    # `defs` for the demo's dagster-daemon (workspace: python_module migration_pipeline.demo),
+    # built on first use so that importing this module stays cheap.
+    if name == "defs":
+        return _definitions()
+    raise AttributeError(name)
 
 
 def say(message: str) -> None:
     print(f"[{time.monotonic() - _start:6.1f}s] {message}", flush=True)
+
+
+@contextmanager
+def background(command: list[str], log: Path, env: dict, cwd: Path | None = None):
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=open(log, "w"),
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
 
 
 @contextmanager
@@ -31,8 +68,7 @@ def sandbox_process(state_dir: Path):
     process = subprocess.Popen(
         [sys.executable, "-m", "dagster_plus_sandbox", "serve", "--port", "0", "--json",
          "--state", str(state_dir / "sandbox.db")],
-        stdout=subprocess.PIPE, text=True,
-    )
+        stdout=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline() if process.stdout else ""
         if not line:
@@ -43,48 +79,147 @@ def sandbox_process(state_dir: Path):
         process.wait(timeout=10)
 
 
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise SystemExit(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def run(defs, instance, job: str, **kwargs):
+    result = defs.resolve_job_def(job).execute_in_process(instance=instance, **kwargs)
+    if not result.success:
+        raise SystemExit(f"the {job} job failed; see its log above")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m migration_pipeline.demo",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--dagster-home", type=Path, default=PROJECT_DIR / ".dagster_home",
                         help="the Dagster instance to record the runs in (default: %(default)s)")
+    parser.add_argument("--work-dir", type=Path, default=PROJECT_DIR / ".demo",
+                        help="where the example repository is copied and migrated")
     args = parser.parse_args(argv)
-    dagster_home = args.dagster_home.resolve()
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    instance_config = dagster_home / "dagster.yaml"
-    if not instance_config.exists():
-        instance_config.write_text("telemetry:\n  enabled: false\n")
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    say("Starting the embedded Dagster+ sandbox (default scenario: a Serverless 'prod' deployment)")
-    with tempfile.TemporaryDirectory(prefix="migration-demo-") as state_dir, \
-            sandbox_process(Path(state_dir)) as sandbox:
-        say(f"Dagster+ sandbox serving {sandbox['url']}, deployment {sandbox['deployment']!r}")
-        # The resource reads these through EnvVar when the run starts, as it would in Dagster+.
-        os.environ["DAGSTER_CLOUD_URL"] = sandbox["url"]
-        os.environ["DAGSTER_CLOUD_DEPLOYMENT"] = sandbox["deployment"]
-        os.environ["DAGSTER_CLOUD_API_TOKEN"] = sandbox["admin_token"]
+    home = args.dagster_home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    work = args.work_dir.resolve()
+    repo = work / "repo"
+    shutil.rmtree(repo, ignore_errors=True)
+    shutil.copytree(EXAMPLE, repo)
+    os.environ["DAGSTER_HOME"] = str(home)
 
-        from dagster import DagsterInstance
+    with ExitStack() as stack:
+        state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="migration-demo-")))
+        say("Starting the embedded Dagster+ sandbox: a Serverless 'prod' deployment")
+        sandbox = stack.enter_context(sandbox_process(state_dir))
+        say(f"Dagster+ sandbox serving {sandbox['url']}; migrating {repo}")
+        # The resource reads these through EnvVar when a run starts, as it would in Dagster+.
+        os.environ.update(DAGSTER_CLOUD_URL=sandbox["url"],
+                          DAGSTER_CLOUD_DEPLOYMENT=sandbox["deployment"],
+                          DAGSTER_CLOUD_API_TOKEN=sandbox["admin_token"])
+        process_env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
 
-        from migration_pipeline.definitions import defs
-        from migration_pipeline.inventory import Inventory, render_markdown
+        from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-        say("Running the 'inventory' job (reads only; changes nothing)")
-        with DagsterInstance.get() as instance:
-            result = defs.resolve_job_def("inventory").execute_in_process(instance=instance)
-        if not result.success:
-            say("The inventory job failed; see the log above.")
-            return 1
-        inventory = Inventory(**result.output_for_node("serverless_inventory"))
-        say(f"Inventory done (run {result.run_id})\n")
-        print(render_markdown(inventory), flush=True)
-    print(
-        f"\nThe run and its metadata are in {dagster_home}. To browse "
-        "them, start a sandbox (`make sandbox`) and the UI (`make dev`), then open "
-        "http://127.0.0.1:3000.",
-        flush=True,
-    )
+        defs = _definitions()
+        instance = stack.enter_context(DagsterInstance.get())
+
+        say("1/6 Inventory and plan (a dry run: reads only)")
+        planned = run(defs, instance, "plan_migration", run_config={"ops": {"migration_plan": {
+            "config": {"project_dir": str(repo), "target": "local"}}}})
+        inventory = planned.output_for_node("serverless_inventory")
+        plan = planned.output_for_node("migration_plan")["plan"]
+        print(plan.diff() or "(no file changes)", flush=True)
+        print(plan.summary_markdown(), flush=True)
+
+        say("2/6 Apply the plan (atomic writes, backups kept)")
+        applied = run(defs, instance, "apply_migration_files")
+        written = applied.output_for_node("hybrid_project_files")["written"]
+
+        say("3/6 Agent token and install files; start the real Local agent")
+        prepared = run(defs, instance, "prepare_hybrid_agent")
+        install = prepared.output_for_node("hybrid_agent_install_files")
+        say(f"    agent: {install['command']}")
+        stack.enter_context(background(["bash", "-c", install["command"]], work / "agent.log",
+                                       process_env))
+        workspace = work / "workspace.yaml"
+        workspace.write_text("load_from:\n  - python_module:\n      module_name: "
+                             "migration_pipeline.demo\n      attribute: defs\n"
+                             "      location_name: migration_pipeline\n")
+        stack.enter_context(background([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
+                                       work / "daemon.log", process_env, cwd=PROJECT_DIR))
+        from migration_pipeline.plus import DagsterPlusClient
+
+        client = stack.enter_context(DagsterPlusClient(sandbox["url"], sandbox["deployment"],
+                                                       sandbox["admin_token"]))
+        wait_for(lambda: [a for a in client.agents() if not a.is_serverless and a.is_running],
+                 60, "the Local agent to heartbeat (see .demo/agent.log)")
+        say("    the Local agent is RUNNING (it waits: the deployment is still Serverless)")
+
+        say("4/6 Cutover: switch to Hybrid (the no-agent window starts)")
+        cutover = run(defs, instance, "cutover")
+        record = cutover.output_for_node("deactivate_serverless_agent")
+
+        say("5/6 Waiting for hybrid_agent_ready_sensor (dagster-daemon) to launch the finish run")
+
+        def finish_run():
+            runs = instance.get_runs(RunsFilter(job_name="finish_hybrid_migration",
+                                                tags={"dagster/run_key": f"finish:{cutover.run_id}"}))
+            if runs and runs[0].status == DagsterRunStatus.FAILURE:
+                raise SystemExit("the finish run failed: see it with `make dev`")
+            return runs[0] if runs and runs[0].status == DagsterRunStatus.SUCCESS else None
+
+        finish = wait_for(finish_run, 300, "the finish run (see .demo/daemon.log)")
+        say(f"    finish run {finish.run_id} succeeded")
+
+        say("6/6 Report")
+        agent_files = sorted(p.name for p in Path(install["agent_dir"]).iterdir())
+        report(instance, finish.run_id, inventory, record, written, agent_files, plan, client)
+    print(f"\nThe runs and their metadata are in {home}. To browse them: `make sandbox` in one "
+          "terminal, `make dev` in another, then open http://127.0.0.1:3000.", flush=True)
     return 0
+
+
+def report(instance, finish_run_id, inventory, record, written, agent_files, plan,
+           client) -> None:
+    from dagster import AssetKey, DagsterEventType
+
+    materialization = instance.get_latest_materialization_event(AssetKey("hybrid_locations"))
+    metadata = materialization.asset_materialization.metadata
+    checks = {e.get_dagster_event().event_specific_data.check_name:
+              e.get_dagster_event().event_specific_data.passed
+              for e in instance.all_logs(finish_run_id,
+                                         of_type=DagsterEventType.ASSET_CHECK_EVALUATION)}
+    runs_after = sum(client.run_counts_by_status().values())
+    loaded = [e.name for e in client.workspace() if e.is_loaded]
+    lines = [
+        f"Downtime (no agent): {metadata['downtime_seconds'].value:.1f}s",
+        f"  until the sensor saw the agent {metadata['waiting_for_agent_seconds'].value:.1f}s, "
+        f"launching the finish run {metadata['until_finish_started_seconds'].value:.1f}s, "
+        f"deploying {metadata['deploying_seconds'].value:.1f}s, "
+        f"loading {metadata['loading_seconds'].value:.1f}s",
+        "  (measured up to when the finish run saw every location LOADED; the agent may have "
+        "loaded them earlier)",
+        f"Runs: {sum(inventory['run_counts'].values())} before, {runs_after} after",
+        f"Locations LOADED on the Hybrid agent: {', '.join(loaded)}",
+        f"Settings removed at cutover: {', '.join(record['settings_removed']) or 'none'}",
+        "Checks: " + ", ".join(f"{name} {'passed' if ok else 'FAILED'}"
+                               for name, ok in sorted(checks.items())),
+        "Project files written: " + (", ".join(written) or "none (a Local agent needs no "
+                                     "image, so dagster_cloud.yaml stays as it was)"),
+        f"Agent files (dagster_cloud_agent/): {', '.join(agent_files)} (the token file is 0600 "
+        "and git-ignored)",
+        "Images pushed: none (a Local agent runs code from its own Python environment)",
+        f"Warnings ({len(plan.warnings)}):",
+        *[f"  - {w.where() + ': ' if w.where() else ''}{w.message}" for w in plan.warnings],
+    ]
+    print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

@@ -252,13 +252,21 @@ def _dockerfiles(project: ProjectFiles, cloud: CloudYaml, python_version: str,
 
 
 def _locations_of(path: str, cloud: CloudYaml) -> tuple[str, ...]:
-    """The locations whose build directory holds `path` (the deepest directory wins)."""
+    """The locations whose code holds `path`: under their working directory, else their build
+    directory (the deepest directory wins)."""
+    roots: dict[str, list[str]] = defaultdict(list)
+    for directory, locations in _build_directories(cloud).items():
+        for name, merged in locations:
+            working = merged.get("working_directory")
+            root = directory if not working or working.startswith("/") \
+                else normalize(f"{directory}/{working}")
+            roots[root].append(name)
     best: tuple[str, ...] = ()
     best_length = -1
-    for directory, locations in _build_directories(cloud).items():
-        prefix = "" if directory == "." else directory + "/"
+    for root, names in roots.items():
+        prefix = "" if root == "." else root + "/"
         if path.startswith(prefix) and len(prefix) > best_length:
-            best, best_length = tuple(name for name, _ in locations), len(prefix)
+            best, best_length = tuple(names), len(prefix)
     return best
 
 

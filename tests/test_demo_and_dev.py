@@ -1,4 +1,4 @@
-"""End to end: `make demo`'s program, then `dagster dev -w workspace.yaml` showing its run."""
+"""End to end: `make demo`'s whole migration, then `dagster dev -w workspace.yaml` showing its runs."""
 
 from __future__ import annotations
 
@@ -34,14 +34,19 @@ def free_port() -> int:
 def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandbox):
     home = tmp_path / "dagster_home"
     demo = subprocess.run([sys.executable, "-m", "migration_pipeline.demo", "--dagster-home",
-                           str(home)], capture_output=True, text=True, cwd=PROJECT_DIR,
-                          timeout=300)
+                           str(home), "--work-dir", str(tmp_path / "work")],
+                          capture_output=True, text=True, cwd=PROJECT_DIR, timeout=300)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     out = demo.stdout
-    for expected in ("### Code locations", "| analytics | LOADED |", "| **total** | 250 |",
-                     "| non_isolated_runs |", "| serverless | Serverless agent | RUNNING |"):
+    for expected in ("## Migration plan: Serverless to Hybrid (local)", "Downtime (no agent): ",
+                     "Runs: 250 before, 250 after",
+                     "Locations LOADED on the Hybrid agent: analytics, ml_models",
+                     "Checks: every_location_loaded passed, no_run_lost passed, "
+                     "schedules_and_sensors_kept passed",
+                     "Settings removed at cutover: non_isolated_runs"):
         assert expected in out, expected
-    assert "admin_token" not in out and "user:acme:" not in out + demo.stderr
+    for secret in ("user:acme:", "agent:acme:"):
+        assert secret not in out + demo.stderr
 
     port = free_port()
     env = dict(os.environ, DAGSTER_HOME=str(home), DAGSTER_CLOUD_URL=sandbox.url,
@@ -68,7 +73,10 @@ def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandb
 
         runs = requests.post(url, json={"query": RUNS_QUERY}, timeout=10).json()
         results = runs["data"]["runsOrError"]["results"]
-        assert [(r["jobName"], r["status"]) for r in results] == [("inventory", "SUCCESS")]
+        assert sorted((r["jobName"], r["status"]) for r in results) == sorted([
+            ("plan_migration", "SUCCESS"), ("apply_migration_files", "SUCCESS"),
+            ("prepare_hybrid_agent", "SUCCESS"), ("cutover", "SUCCESS"),
+            ("finish_hybrid_migration", "SUCCESS")])
     finally:
         os.killpg(dev.pid, signal.SIGTERM)
         try:
