@@ -48,6 +48,7 @@ def say(message: str) -> None:
 
 @contextmanager
 def background(command: list[str], log: Path, env: dict, cwd: Path | None = None):
+    """A process in its own session, logging to `log`, ended (with its children) on exit."""
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=open(log, "w"),
                                stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -80,13 +81,14 @@ def sandbox_process(state_dir: Path):
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
+    """The first true value of `predicate()`, polled until `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise SystemExit(f"timed out after {timeout:g}s waiting for {what}")
+    raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
 
 
 def run(defs, instance, job: str, **kwargs):
@@ -223,4 +225,7 @@ def report(instance, finish_run_id, inventory, record, written, agent_files, pla
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except TimeoutError as error:
+        sys.exit(f"demo: {error}")

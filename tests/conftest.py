@@ -51,6 +51,15 @@ def sandbox(start_sandbox) -> Sandbox:
     return start_sandbox()
 
 
+@pytest.fixture
+def plus_env(sandbox, monkeypatch) -> Sandbox:
+    """The code location's resource pointed at the sandbox, as its EnvVars read it."""
+    monkeypatch.setenv("DAGSTER_CLOUD_URL", sandbox.url)
+    monkeypatch.setenv("DAGSTER_CLOUD_DEPLOYMENT", sandbox.deployment)
+    monkeypatch.setenv("DAGSTER_CLOUD_API_TOKEN", sandbox.token("admin"))
+    return sandbox
+
+
 def client_for(sandbox: Sandbox, token_name: str = "admin", **kwargs) -> DagsterPlusClient:
     kwargs.setdefault("backoff_seconds", 0.01)
     kwargs.setdefault("max_backoff_seconds", 0.05)

@@ -5,10 +5,8 @@ launches the finish run on its own after the cutover."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import dagster as dg
@@ -16,36 +14,12 @@ import pytest
 
 from conftest import client_for
 from migration_env import MigrationEnv, write_project
+from migration_pipeline.demo import background, wait_for
 
 pytestmark = pytest.mark.slow
 
 TESTS = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-
-
-def start(command: list[str], log: Path, env: dict, cwd: Path | None = None) -> subprocess.Popen:
-    return subprocess.Popen(command, cwd=cwd, env=env, stdout=open(log, "w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def test_daemon_finishes_the_migration_on_its_own_then_rollback(start_sandbox, tmp_path,
@@ -61,19 +35,22 @@ def test_daemon_finishes_the_migration_on_its_own_then_rollback(start_sandbox, t
     prepared = env.prepare()
     command = prepared.output_for_node("hybrid_agent_install_files")["command"]
     process_env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", DAGSTER_HOME=str(home))
-    agent = start(["bash", "-c", command], tmp_path / "agent.log", process_env)
+    processes = ExitStack()
+    agent = processes.enter_context(
+        background(["bash", "-c", command], tmp_path / "agent.log", process_env))
     workspace = tmp_path / "workspace.yaml"
     workspace.write_text(
         "load_from:\n  - python_file:\n"
         f"      relative_path: {TESTS / 'daemon_location.py'}\n"
         f"      working_directory: {TESTS}\n"
         "      location_name: migration_pipeline\n")
-    daemon = start([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-                   tmp_path / "daemon.log", process_env)
-    try:
+    daemon = processes.enter_context(background(
+        [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], tmp_path / "daemon.log",
+        process_env))
+    with processes:
         # Install the agent first: it waits while Serverless still serves.
-        wait_until(lambda: [a for a in admin.agents() if not a.is_serverless and a.is_running],
-                   30, "the Local agent to be RUNNING")
+        wait_for(lambda: [a for a in admin.agents() if not a.is_serverless and a.is_running],
+                 30, "the Local agent to be RUNNING")
         cutover = env.run("cutover")
         assert cutover.success
 
@@ -83,7 +60,7 @@ def test_daemon_finishes_the_migration_on_its_own_then_rollback(start_sandbox, t
                 (tmp_path / "daemon.log").read_text()[-3000:]
             return [r for r in runs if r.status == dg.DagsterRunStatus.SUCCESS]
 
-        (run,) = wait_until(finished, 180, "the daemon's finish run to succeed", interval=1)
+        (run,) = wait_for(finished, 180, "the daemon's finish run to succeed", interval=1)
         assert run.tags.get("dagster/sensor_name") == "hybrid_agent_ready_sensor"
         assert run.tags["dagster/run_key"] == f"finish:{cutover.run_id}"
         checks = {
@@ -102,7 +79,4 @@ def test_daemon_finishes_the_migration_on_its_own_then_rollback(start_sandbox, t
         assert env.run("rollback_to_serverless").success
         assert admin.current_deployment().agent_type == "SERVERLESS"
         assert admin.locations_as_document() == document_before
-    finally:
-        stop(daemon)
-        stop(agent)
     assert agent.poll() is not None and daemon.poll() is not None

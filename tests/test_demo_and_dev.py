@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from migration_pipeline.demo import background
 
 pytestmark = pytest.mark.slow
 
@@ -51,10 +52,8 @@ def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandb
     port = free_port()
     env = dict(os.environ, DAGSTER_HOME=str(home), DAGSTER_CLOUD_URL=sandbox.url,
                DAGSTER_CLOUD_DEPLOYMENT="prod", DAGSTER_CLOUD_API_TOKEN=sandbox.token("admin"))
-    dev = subprocess.Popen([str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-p", str(port)],
-                           cwd=PROJECT_DIR, env=env, stdout=open(tmp_path / "dev.log", "w"),
-                           stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    with background([str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-p", str(port)],
+                    tmp_path / "dev.log", env, cwd=PROJECT_DIR) as dev:
         url = f"http://127.0.0.1:{port}/graphql"
         nodes = None
         deadline = time.monotonic() + 120
@@ -77,10 +76,3 @@ def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandb
             ("plan_migration", "SUCCESS"), ("apply_migration_files", "SUCCESS"),
             ("prepare_hybrid_agent", "SUCCESS"), ("cutover", "SUCCESS"),
             ("finish_hybrid_migration", "SUCCESS")])
-    finally:
-        os.killpg(dev.pid, signal.SIGTERM)
-        try:
-            dev.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(dev.pid, signal.SIGKILL)
-            dev.wait(timeout=10)

@@ -11,15 +11,7 @@ from migration_pipeline.definitions import defs
 from migration_pipeline.inventory import Inventory, render_markdown
 
 
-@pytest.fixture
-def env(sandbox, monkeypatch):
-    monkeypatch.setenv("DAGSTER_CLOUD_URL", sandbox.url)
-    monkeypatch.setenv("DAGSTER_CLOUD_DEPLOYMENT", sandbox.deployment)
-    monkeypatch.setenv("DAGSTER_CLOUD_API_TOKEN", sandbox.token("admin"))
-    return sandbox
-
-
-def test_inventory_job_records_the_deployment(env):
+def test_inventory_job_records_the_deployment(plus_env):
     with dg.DagsterInstance.ephemeral() as instance:
         result = defs.resolve_job_def("inventory").execute_in_process(instance=instance)
         assert result.success
@@ -43,16 +35,16 @@ def test_inventory_job_records_the_deployment(env):
         assert metadata["locations_document"].value == inventory.locations_document
 
         # The token is nowhere in what Dagster recorded.
-        token = env.token("admin")
+        token = plus_env.token("admin")
         records = instance.all_logs(result.run_id)
         assert records and not any(token in str(r) for r in records)
         run = instance.get_run_by_id(result.run_id)
         assert token not in str(run.run_config)
 
 
-def test_inventory_against_a_hybrid_deployment_without_agent(env):
-    env.state.set_agent_type(env.state.deployment("prod"), "HYBRID")
-    resource = DagsterPlusResource(url=env.url, deployment="prod", api_token=env.token("viewer"))
+def test_inventory_against_a_hybrid_deployment_without_agent(plus_env):
+    plus_env.state.set_agent_type(plus_env.state.deployment("prod"), "HYBRID")
+    resource = DagsterPlusResource(url=plus_env.url, deployment="prod", api_token=plus_env.token("viewer"))
     result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
     inventory = Inventory(**result.output_for_node("serverless_inventory"))
     assert inventory.agent_type == "HYBRID"
@@ -60,8 +52,8 @@ def test_inventory_against_a_hybrid_deployment_without_agent(env):
     assert "no schedules or sensors" in render_markdown(inventory)
 
 
-def test_inventory_fails_clearly_and_at_once_with_a_bad_token(env):
-    resource = DagsterPlusResource(url=env.url, deployment="prod",
+def test_inventory_fails_clearly_and_at_once_with_a_bad_token(plus_env):
+    resource = DagsterPlusResource(url=plus_env.url, deployment="prod",
                                    api_token="user:acme:" + "b" * 32)
     result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource},
                             raise_on_error=False)
@@ -72,18 +64,18 @@ def test_inventory_fails_clearly_and_at_once_with_a_bad_token(env):
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
 
 
-def test_an_outage_longer_than_the_client_retries_is_retried_by_the_step(env):
-    resource = DagsterPlusResource(url=env.url, deployment="prod", api_token=env.token("admin"),
+def test_an_outage_longer_than_the_client_retries_is_retried_by_the_step(plus_env):
+    resource = DagsterPlusResource(url=plus_env.url, deployment="prod", api_token=plus_env.token("admin"),
                                    backoff_seconds=0.01, max_attempts=2)
-    env.faults.add(operation="deployments", kind="http_503", count=2)
+    plus_env.faults.add(operation="deployments", kind="http_503", count=2)
     result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
     assert result.success
     assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
 
 
-def test_transient_faults_do_not_fail_the_inventory(env):
-    env.faults.add(operation="*", kind="http_503", rate=0.3)
-    resource = DagsterPlusResource(url=env.url, deployment="prod", api_token=env.token("admin"),
+def test_transient_faults_do_not_fail_the_inventory(plus_env):
+    plus_env.faults.add(operation="*", kind="http_503", rate=0.3)
+    resource = DagsterPlusResource(url=plus_env.url, deployment="prod", api_token=plus_env.token("admin"),
                                    backoff_seconds=0.01, max_attempts=8)
     result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
     assert result.success

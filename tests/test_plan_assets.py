@@ -10,21 +10,13 @@ from plan_corpus import CORPUS
 from test_plan_corpus import snapshot, write_project
 
 
-@pytest.fixture
-def env(sandbox, monkeypatch):
-    monkeypatch.setenv("DAGSTER_CLOUD_URL", sandbox.url)
-    monkeypatch.setenv("DAGSTER_CLOUD_DEPLOYMENT", sandbox.deployment)
-    monkeypatch.setenv("DAGSTER_CLOUD_API_TOKEN", sandbox.token("admin"))
-    return sandbox
-
-
 def plan_config(project, **overrides) -> dict:
     config = {"project_dir": str(project), "target": "kubernetes", "registry": "ghcr.io/acme"}
     config.update(overrides)
     return {"ops": {"migration_plan": {"config": config}}}
 
 
-def test_dry_run_then_apply_then_check(env, tmp_path):
+def test_dry_run_then_apply_then_check(plus_env, tmp_path):
     project = tmp_path / "project"
     write_project(project, CORPUS["serverless_features_in_code"])
     before = snapshot(project)
@@ -53,7 +45,7 @@ def test_dry_run_then_apply_then_check(env, tmp_path):
             "written"].value == []
 
 
-def test_bad_input_fails_the_plan_at_once_with_the_problem(env, tmp_path):
+def test_bad_input_fails_the_plan_at_once_with_the_problem(plus_env, tmp_path):
     project = tmp_path / "project"
     write_project(project, {"dagster_cloud.yaml": "locations:\n  - location_name: a\n"
                                                   "    code_source: {package_name: a}\n"
@@ -69,7 +61,7 @@ def test_bad_input_fails_the_plan_at_once_with_the_problem(env, tmp_path):
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
 
 
-def test_the_written_file_is_checked_again(env, tmp_path):
+def test_the_written_file_is_checked_again(plus_env, tmp_path):
     """The check reads the file on disk: a later hand edit that breaks it fails the check."""
     from migration_pipeline.defs.plan import hybrid_dagster_cloud_yaml_is_valid
 
