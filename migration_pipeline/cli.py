@@ -11,24 +11,11 @@ import argparse
 import json
 import sys
 
-from migration_pipeline.files import read_exact
+from migration_pipeline.files import read_user_file
 from migration_pipeline.problems import InvalidInput, Problem
 from migration_pipeline.targets.settings import TARGETS
 
 EXIT_INVALID_INPUT = 2
-
-
-def read_text_file(path: str, what: str) -> str:
-    try:
-        return read_exact(path)
-    except FileNotFoundError:
-        raise InvalidInput([Problem(path, None, (), f"no such {what}")]) from None
-    except IsADirectoryError:
-        raise InvalidInput([Problem(path, None, (), f"is a directory, not a {what}")]) from None
-    except UnicodeDecodeError as error:
-        raise InvalidInput([Problem(path, None, (), f"is not UTF-8 text ({error.reason})")]) from None
-    except OSError as error:
-        raise InvalidInput([Problem(path, None, (), f"cannot be read: {error.strerror}")]) from None
 
 
 def plan_command(args: argparse.Namespace) -> int:
@@ -37,13 +24,13 @@ def plan_command(args: argparse.Namespace) -> int:
     from migration_pipeline.project import read_project
     from migration_pipeline.targets.settings import load_target_settings
 
-    settings_text = read_text_file(args.settings, "settings file") if args.settings else None
+    settings_text = read_user_file(args.settings, "settings file") if args.settings else None
     settings = load_target_settings(args.target, settings_text, args.settings or "settings",
                                     registry=args.registry)
     inventory = None
     if args.inventory:
         try:
-            inventory = json.loads(read_text_file(args.inventory, "inventory file"))
+            inventory = json.loads(read_user_file(args.inventory, "inventory file"))
         except json.JSONDecodeError as error:
             raise InvalidInput([Problem(args.inventory, error.lineno, (),
                                         f"is not JSON: {error.msg}")]) from None

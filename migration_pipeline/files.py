@@ -12,6 +12,24 @@ def read_exact(path: str | Path) -> str:
         return handle.read()
 
 
+def read_user_file(path: str | Path, what: str) -> str:
+    """A file the user named (settings, inventory), or `InvalidInput` saying what is wrong."""
+    from migration_pipeline.problems import InvalidInput, Problem
+
+    try:
+        return read_exact(path)
+    except FileNotFoundError:
+        raise InvalidInput([Problem(str(path), None, (), f"no such {what}")]) from None
+    except IsADirectoryError:
+        raise InvalidInput([Problem(str(path), None, (), f"is a directory, not a {what}")]) from None
+    except UnicodeDecodeError as error:
+        raise InvalidInput([Problem(str(path), None, (),
+                                    f"is not UTF-8 text ({error.reason})")]) from None
+    except OSError as error:
+        raise InvalidInput([Problem(str(path), None, (),
+                                    f"cannot be read: {error.strerror}")]) from None
+
+
 def write_atomically(path: str | Path, text: str, mode: int | None = None) -> None:
     """Write `text` to `path` so that a crash at any point leaves the old file or the new one:
     a temporary file in the same directory, fsync, rename over, fsync the directory. The new

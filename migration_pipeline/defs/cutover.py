@@ -90,8 +90,7 @@ def hybrid_agent_install_files(context: dg.AssetExecutionContext,
         if not path.exists() or read_exact(path) != text:
             write_atomically(path, text, mode=0o755 if name.endswith(".sh") else 0o644)
             written.append(name)
-    command = target.module.agent_command(str(agent_dir)) if hasattr(
-        target.module, "agent_command") else f"bash {agent_dir}/install.sh"
+    command = target.module.agent_command(str(agent_dir))
     return dg.Output(
         {"agent_dir": str(agent_dir), "target": target.name, "command": command},
         metadata={"agent_dir": str(agent_dir), "written": written, "install": dg.MetadataValue.md(

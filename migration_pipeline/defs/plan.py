@@ -46,14 +46,14 @@ def _invalid_input(error) -> dg.Failure:
 def migration_plan(
     context: dg.AssetExecutionContext, config: MigrationConfig, serverless_inventory: dict
 ) -> dg.Output[dict]:
-    from migration_pipeline.cli import read_text_file
+    from migration_pipeline.files import read_user_file
     from migration_pipeline.plan import make_plan
     from migration_pipeline.problems import InvalidInput
     from migration_pipeline.project import read_project
     from migration_pipeline.targets.settings import load_target_settings
 
     try:
-        settings_text = read_text_file(config.settings_file, "settings file") \
+        settings_text = read_user_file(config.settings_file, "settings file") \
             if config.settings_file else None
         settings = load_target_settings(config.target.value, settings_text,
                                         config.settings_file or "settings", config.registry)

@@ -1,4 +1,9 @@
-"""One module per agent type: container context defaults (and, later, agent install files)."""
+"""One module per agent type (kubernetes, ecs, docker, azure, local), each with:
+
+- `LABEL`, `CONTAINER_CONTEXT_KEY` (None for local) and `TOKEN_STORE` (where the agent token goes);
+- `container_context(settings)`: the section each location gets in dagster_cloud.yaml;
+- `agent_files(setup)`: the files that install the agent, and `agent_command(agent_dir)`: how.
+"""
 
 from __future__ import annotations
 

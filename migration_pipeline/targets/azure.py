@@ -3,6 +3,7 @@
 from migration_pipeline.targets.kubernetes import (
     CONTAINER_CONTEXT_KEY,
     TOKEN_STORE,
+    agent_command,
     agent_files,
     container_context,
     token_secret_manifest,
@@ -10,5 +11,5 @@ from migration_pipeline.targets.kubernetes import (
 
 LABEL = "Azure (AKS)"
 
-__all__ = ["CONTAINER_CONTEXT_KEY", "LABEL", "TOKEN_STORE", "agent_files", "container_context",
-           "token_secret_manifest"]
+__all__ = ["CONTAINER_CONTEXT_KEY", "LABEL", "TOKEN_STORE", "agent_command", "agent_files",
+           "container_context", "token_secret_manifest"]

@@ -29,6 +29,10 @@ def container_context(settings: DockerSettings) -> dict[str, Any]:
     return context
 
 
+def agent_command(agent_dir: str) -> str:
+    return f'docker compose --project-directory "{agent_dir}" up -d'
+
+
 def agent_files(setup: AgentSetup) -> dict[str, str]:
     settings: DockerSettings = setup.settings  # type: ignore[assignment]
     launcher = {"networks": list(settings.networks)} if settings.networks else None

@@ -43,6 +43,10 @@ def stack_parameters(setup: AgentSetup) -> list[dict[str, str]]:
     ]
 
 
+def agent_command(agent_dir: str) -> str:
+    return f'TEMPLATE_URL=<Dagster ECS agent template URL> bash "{agent_dir}/install.sh"'
+
+
 def agent_files(setup: AgentSetup) -> dict[str, str]:
     settings: EcsSettings = setup.settings  # type: ignore[assignment]
     region = settings.aws_region or "${AWS_REGION}"

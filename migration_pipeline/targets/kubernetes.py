@@ -71,6 +71,10 @@ def helm_values(setup: AgentSetup) -> dict[str, Any]:
     return values
 
 
+def agent_command(agent_dir: str) -> str:
+    return f'bash "{agent_dir}/install.sh"'
+
+
 def agent_files(setup: AgentSetup) -> dict[str, str]:
     settings: KubernetesSettings = setup.settings  # type: ignore[assignment]
     namespace = {"apiVersion": "v1", "kind": "Namespace",
