@@ -95,6 +95,7 @@ class MigrationPlan:
     python_version: str
     python_version_source: str
     locations: tuple[str, ...] = field(default=())
+    ci_secrets: tuple[str, ...] = field(default=())  # repository secrets the new CI needs
 
     @property
     def changed_files(self) -> tuple[PlannedFile, ...]:
@@ -174,6 +175,16 @@ def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
             if warning:
                 warnings.append(warning)
 
+    ci_secrets: list[str] = []
+    workflows = [f for f in serverless_workflows(project) if f.file.startswith(".github/")]
+    if target.needs_images and workflows:
+        planned_ci, ci_secrets, ci_warning = _hybrid_workflow(
+            project, workflows[0].file, rewritten, rewrite.images, version, inventory)
+        files.append(planned_ci)
+        if ci_warning:
+            warnings.append(ci_warning)
+    replaced = {f.path for f in files}
+
     findings, broken = scan_python(project)
     warnings += [PlanWarning("does not parse as Python, so it was not scanned for Serverless-only "
                              "features", path) for path in broken]
@@ -182,7 +193,7 @@ def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
         PlanWarning("this Serverless CI workflow (PEX fast deploys) stops working after the "
                     "cutover: replace it with a Hybrid workflow that builds and pushes the images",
                     f.file, f.line)
-        for f in serverless_workflows(project)
+        for f in serverless_workflows(project) if f.file not in replaced
     ]
 
     return MigrationPlan(
@@ -196,7 +207,29 @@ def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
         python_version=version,
         python_version_source=version_source,
         locations=tuple(ref.name for ref in cloud.locations),
+        ci_secrets=tuple(ci_secrets),
     )
+
+
+def _hybrid_workflow(project: ProjectFiles, path: str, cloud: CloudYaml, images: dict[str, str],
+                     python_version: str, inventory: dict[str, Any] | None):
+    """The Hybrid GitHub workflow in place of the Serverless one at `path`."""
+    from migration_pipeline.ci.github import ImageBuild, dagster_cloud_url_of, hybrid_workflow
+
+    old = project.text(path) or ""
+    builds = [ImageBuild(name, directory, images[name])
+              for directory, locations in sorted(_build_directories(cloud).items())
+              for name, _ in locations if name in images]
+    url = (inventory or {}).get("organization_url") or dagster_cloud_url_of(old)
+    warning = None
+    if not url:
+        url = "https://ORGANIZATION.dagster.cloud"
+        warning = PlanWarning("the Dagster+ URL is not known (no inventory, none in the old "
+                              "workflow): set DAGSTER_CLOUD_URL in the new workflow", path)
+    text, secrets = hybrid_workflow(builds, url, (inventory or {}).get("deployment", "prod"),
+                                    python_version, cloud.name)
+    reason = "the Hybrid CI: builds and pushes an image per location, then deploys"
+    return PlannedFile(path, old, text, reason), secrets, warning
 
 
 def _build_directories(cloud: CloudYaml) -> dict[str, list[tuple[str, dict]]]:
@@ -343,6 +376,10 @@ def render_summary(plan: MigrationPlan) -> str:
     if plan.images:
         lines += ["", "### Images", "", "| location | image repository |", "|---|---|"]
         lines += [f"| {name} | `{repo}` |" for name, repo in plan.images.items()]
+    if plan.ci_secrets:
+        lines += ["", "### CI", "",
+                  "The Serverless workflow is replaced by a Hybrid one (see the diff). Set these "
+                  "repository secrets: " + ", ".join(f"`{s}`" for s in plan.ci_secrets) + "."]
     lines += ["", "### Dagster+ changes at cutover", ""]
     if plan.settings_change is None:
         lines += ["- Deployment settings not read (no inventory): run the inventory first."]

@@ -155,7 +155,6 @@ def test_python_version_comes_from_the_serverless_workflow():
     assert plan.python_version_source.startswith(".github/workflows/dagster-cloud-deploy.yml:")
     dockerfile = next(f.new for f in plan.files if f.path == "Dockerfile")
     assert "FROM python:3.11-slim" in dockerfile
-    assert any("Serverless CI workflow" in w.message for w in plan.warnings)
     assert plan_for(CORPUS["gitlab_python_version"]).python_version == "3.10"
     assert plan_for(CORPUS["single_package"]).python_version == "3.12"
     assert plan_for(CORPUS["single_package"], settings_text="python_version: '3.9'\n").python_version == "3.9"
@@ -220,3 +219,48 @@ def test_rewrite_is_idempotent_on_its_own_output(layout):
     files["dagster_cloud.yaml"] = first.files[0].new
     second = plan_for(files, settings_text=f"image_layout: {layout}\n")
     assert second.files[0].action == "unchanged"
+
+
+@pytest.mark.parametrize("registry,secrets,login", [
+    ("ghcr.io/acme", ["DAGSTER_CLOUD_API_TOKEN"], "docker/login-action@v3"),
+    ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/acme",
+     ["DAGSTER_CLOUD_API_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+     "aws-actions/amazon-ecr-login@v2"),
+    ("registry.acme.test:5000/data", ["DAGSTER_CLOUD_API_TOKEN", "REGISTRY_USERNAME",
+                                      "REGISTRY_PASSWORD"], "docker/login-action@v3"),
+])
+def test_the_serverless_workflow_is_replaced_by_a_hybrid_one(registry, secrets, login):
+    plan = plan_for(CORPUS["two_locations_hooks"] | {
+        ".github/workflows/deploy.yml": CORPUS["serverless_workflow"][
+            ".github/workflows/dagster-cloud-deploy.yml"]}, registry=registry)
+    (workflow_file,) = [f for f in plan.files if f.path == ".github/workflows/deploy.yml"]
+    assert workflow_file.action == "update"
+    assert "-  ENABLE_FAST_DEPLOYS: 'true'" in workflow_file.diff()
+    workflow = yaml.safe_load(workflow_file.new)
+    runs = [step.get("run", "") for step in workflow["jobs"]["deploy"]["steps"]]
+    uses = [step.get("uses", "") for step in workflow["jobs"]["deploy"]["steps"]]
+    assert runs[3].startswith("dagster-cloud ci check") and runs[4].startswith("dagster-cloud ci init")
+    assert runs[-2:] == ["dagster-cloud ci deploy", "dagster-cloud ci status"]
+    assert login in uses
+    for location in ("marketing", "finance"):
+        tag = "${{ github.sha }}-${{ github.run_id }}-${{ github.run_attempt }}-" + location
+        assert (f"dagster-cloud ci set-build-output --location-name {location} "
+                f"--image-tag {tag}") in runs
+        (build,) = [s for s in workflow["jobs"]["deploy"]["steps"]
+                    if s.get("name") == f"Build and push {location}"]
+        assert build["with"]["context"] == location
+        assert build["with"]["tags"] == f"{registry}/{location}:{tag}"
+    assert workflow["env"]["DAGSTER_CLOUD_URL"] == "https://acme.dagster.cloud"
+    assert workflow["env"]["DAGSTER_CLOUD_ORGANIZATION"] == "acme"
+    named = set()
+    for text in (workflow_file.new,):
+        named |= set(__import__("re").findall(r"secrets\.([A-Z_]+)", text))
+    assert named - {"GITHUB_TOKEN"} == set(secrets) == set(plan.ci_secrets)
+    assert all(f"`{secret}`" in plan.summary_markdown() for secret in secrets)
+    assert not [w for w in plan.warnings if "Serverless CI workflow" in w.message]
+
+
+def test_no_workflow_for_a_local_agent_and_a_warning_kept():
+    plan = plan_for(CORPUS["serverless_workflow"], "local", registry=None)
+    assert [f.path for f in plan.files] == ["dagster_cloud.yaml"]
+    assert any("Serverless CI workflow" in w.message for w in plan.warnings)
