@@ -16,6 +16,7 @@ from migration_pipeline.defs.cutover import (
     serverless_restored,
     verify_nothing_lost,
 )
+from migration_pipeline.defs.images import code_location_images, images_exist_in_registry
 from migration_pipeline.defs.inventory import inventory_job, serverless_inventory
 from migration_pipeline.defs.plan import (
     apply_files_job,
@@ -35,6 +36,7 @@ def build_definitions(sensor_interval_seconds: int = 10) -> dg.Definitions:
             serverless_inventory,
             migration_plan,
             hybrid_project_files,
+            code_location_images,
             hybrid_agent_token,
             hybrid_agent_install_files,
             pre_cutover_snapshot,
@@ -42,7 +44,8 @@ def build_definitions(sensor_interval_seconds: int = 10) -> dg.Definitions:
             hybrid_locations,
             serverless_restored,
         ],
-        asset_checks=[hybrid_dagster_cloud_yaml_is_valid, verify_nothing_lost],
+        asset_checks=[hybrid_dagster_cloud_yaml_is_valid, images_exist_in_registry,
+                      verify_nothing_lost],
         jobs=[inventory_job, plan_job, apply_files_job, prepare_agent_job, cutover_job, finish_job,
               rollback_job],
         sensors=[build_hybrid_agent_ready_sensor(sensor_interval_seconds)],

@@ -218,7 +218,7 @@ def _hybrid_workflow(project: ProjectFiles, path: str, cloud: CloudYaml, images:
 
     old = project.text(path) or ""
     builds = [ImageBuild(name, directory, images[name])
-              for directory, locations in sorted(_build_directories(cloud).items())
+              for directory, locations in sorted(build_directories(cloud).items())
               for name, _ in locations if name in images]
     url = (inventory or {}).get("organization_url") or dagster_cloud_url_of(old)
     warning = None
@@ -232,7 +232,7 @@ def _hybrid_workflow(project: ProjectFiles, path: str, cloud: CloudYaml, images:
     return PlannedFile(path, old, text, reason), secrets, warning
 
 
-def _build_directories(cloud: CloudYaml) -> dict[str, list[tuple[str, dict]]]:
+def build_directories(cloud: CloudYaml) -> dict[str, list[tuple[str, dict]]]:
     """Build directory (project-relative) -> [(location, merged config)]."""
     base = cloud.name.rsplit("/", 1)[0] if "/" in cloud.name else "."
     directories: dict[str, list[tuple[str, dict]]] = defaultdict(list)
@@ -245,7 +245,7 @@ def _build_directories(cloud: CloudYaml) -> dict[str, list[tuple[str, dict]]]:
 
 def _dockerfiles(project: ProjectFiles, cloud: CloudYaml, python_version: str,
                  base_image: str | None):
-    for directory, locations in sorted(_build_directories(cloud).items()):
+    for directory, locations in sorted(build_directories(cloud).items()):
         prefix = "" if directory == "." else directory + "/"
         names = tuple(name for name, _ in locations)
         dockerfile = prefix + "Dockerfile"
@@ -288,7 +288,7 @@ def _locations_of(path: str, cloud: CloudYaml) -> tuple[str, ...]:
     """The locations whose code holds `path`: under their working directory, else their build
     directory (the deepest directory wins)."""
     roots: dict[str, list[str]] = defaultdict(list)
-    for directory, locations in _build_directories(cloud).items():
+    for directory, locations in build_directories(cloud).items():
         for name, merged in locations:
             working = merged.get("working_directory")
             root = directory if not working or working.startswith("/") \

@@ -31,6 +31,42 @@ def make_scenario(**overrides) -> Scenario:
     return Scenario.from_mapping(raw)
 
 
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Iterator[str]:
+    """A real OCI registry (Debian's docker-registry) on loopback: yields `127.0.0.1:PORT`."""
+    import shutil
+    import socket
+    import subprocess
+
+    binary = shutil.which("docker-registry") or shutil.which("registry")
+    if binary is None:
+        pytest.fail("Debian's docker-registry is not installed (.ci/run installs it)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = tmp_path_factory.mktemp("registry")
+    config = root / "config.yml"
+    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+                      f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n"
+                      "log:\n  level: warn\n")
+    process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL,
+                               stderr=open(root / "registry.log", "w"))
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("docker-registry did not start: " + (root / "registry.log").read_text())
+        time.sleep(0.1)
+    yield f"127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=10)
+
+
 @pytest.fixture
 def start_sandbox(tmp_path) -> Iterator[Callable[..., Sandbox]]:
     """Start a sandbox with a scenario built from the default one plus overrides."""

@@ -31,15 +31,15 @@ SCENARIO_PROJECT = {
         "                          cron_schedule='0 6 * * *')])\n"
     ),
     "analytics/requirements.txt": "dagster\n",
+    # No base image can be pulled here, so the repository's own Dockerfile (which the plan keeps)
+    # builds from scratch.
+    "Dockerfile": "FROM scratch\nCOPY . /app\n",
     "ml_models/ml_models/__init__.py": "",
     "ml_models/ml_models/definitions.py": (
         "import dagster as dg\n\n\n@dg.asset\ndef model():\n    return 1\n\n\n"
         "defs = dg.Definitions(assets=[model])\n"
     ),
 }
-REGISTRIES = {"kubernetes": "ghcr.io/acme", "local": None, "docker": "localhost:5000/acme",
-              "ecs": "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme",
-              "azure": "acme.azurecr.io/dagster"}
 
 
 def write_project(root: Path, files: dict[str, str] = SCENARIO_PROJECT) -> Path:
@@ -51,8 +51,10 @@ def write_project(root: Path, files: dict[str, str] = SCENARIO_PROJECT) -> Path:
 
 
 class MigrationEnv:
-    def __init__(self, sandbox, project_dir: Path, dagster_home: Path, target: str, monkeypatch):
+    def __init__(self, sandbox, project_dir: Path, dagster_home: Path, target: str, monkeypatch,
+                 registry: str | None = None):
         self.sandbox = sandbox
+        self.registry = f"{registry}/acme" if registry else None
         self.project_dir = project_dir
         self.target = target
         self.monkeypatch = monkeypatch
@@ -73,8 +75,8 @@ class MigrationEnv:
 
     def plan_config(self) -> dict:
         config = {"project_dir": str(self.project_dir), "target": self.target}
-        if REGISTRIES[self.target]:
-            config["registry"] = REGISTRIES[self.target]
+        if self.registry:
+            config["registry"] = self.registry
         return {"ops": {"migration_plan": {"config": config}}}
 
     def prepare(self):

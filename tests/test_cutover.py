@@ -9,9 +9,9 @@ from migration_env import MigrationEnv, write_project
 
 
 @pytest.fixture
-def env(sandbox, tmp_path, monkeypatch) -> MigrationEnv:
+def env(sandbox, tmp_path, monkeypatch, registry) -> MigrationEnv:
     return MigrationEnv(sandbox, write_project(tmp_path / "repo"), tmp_path / "home",
-                        "kubernetes", monkeypatch)
+                        "kubernetes", monkeypatch, registry)
 
 
 def requests_during(sandbox, action):
@@ -75,8 +75,10 @@ def test_whole_cutover_finish_and_rollback(env, sandbox):
         outcome["waiting_for_agent_seconds"] + outcome["until_finish_started_seconds"]
         + outcome["deploying_seconds"] + outcome["loading_seconds"], abs=0.01)
     deployed = admin.locations_as_document()["locations"]
-    assert [loc["image"] for loc in deployed] == ["ghcr.io/acme/analytics:latest",
-                                                  "ghcr.io/acme/ml_models:latest"]
+    images = prepared.output_for_node("code_location_images")
+    assert [loc["image"] for loc in deployed] == [images["analytics"]["image"],
+                                                  images["ml_models"]["image"]]
+    assert deployed[0]["image"].startswith(env.registry + "/analytics:")
     assert deployed[0]["container_context"] == {"k8s": {"namespace": "dagster-cloud"}}
     assert "build" not in deployed[0]
 
@@ -115,7 +117,8 @@ def test_a_non_admin_token_fails_the_preflight_before_anything_changes(env, sand
 def test_a_location_that_fails_to_load_fails_finish_with_its_message(env, sandbox):
     env.prepare()
     env.run("cutover")
-    sandbox.state.broken_images["ghcr.io/acme/ml_models:latest"] = "ModuleNotFoundError: ml_models"
+    image = env.run("prepare_hybrid_agent").output_for_node("code_location_images")["ml_models"]
+    sandbox.state.broken_images[image["image"]] = "ModuleNotFoundError: ml_models"
     with fake_agent(sandbox, env.stored_agent_token()):
         result = env.run("finish_hybrid_migration", raise_on_error=False)
     assert not result.success

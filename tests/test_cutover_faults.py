@@ -21,7 +21,8 @@ from migration_pipeline.definitions import defs
 pytestmark = pytest.mark.slow
 
 SELECTIONS = {
-    "prepare_hybrid_agent": ["hybrid_agent_token", "hybrid_agent_install_files"],
+    "prepare_hybrid_agent": ["code_location_images", "hybrid_agent_token",
+                             "hybrid_agent_install_files"],
     "cutover": ["pre_cutover_snapshot", "deactivate_serverless_agent"],
     "finish_hybrid_migration": ["hybrid_locations"],
     "rollback_to_serverless": ["serverless_restored"],
@@ -74,12 +75,12 @@ JOBS = {
 class Case:
     """A fresh sandbox and instance, taken up to just before `job`."""
 
-    def __init__(self, job: str, root, monkeypatch):
+    def __init__(self, job: str, root, monkeypatch, registry: str):
         self.job = job
         root.mkdir(parents=True)
         self.sandbox = Sandbox.start(root / "state.db", make_scenario())
         self.env = MigrationEnv(self.sandbox, write_project(root / "repo"), root / "home",
-                                "kubernetes", monkeypatch)
+                                "kubernetes", monkeypatch, registry)
         assert self.env.run("plan_migration", self.env.plan_config()).success
         assert self.env.run("apply_migration_files").success
         for before in BEFORE[job]:
@@ -126,9 +127,9 @@ class Case:
 
 
 @pytest.mark.parametrize("job", list(SELECTIONS))
-def test_reexecution_after_a_fault_at_each_call(job, tmp_path, monkeypatch):
+def test_reexecution_after_a_fault_at_each_call(job, tmp_path, monkeypatch, registry):
     with monkeypatch.context() as patch:
-        clean = Case(job, tmp_path / "clean", patch)
+        clean = Case(job, tmp_path / "clean", patch, registry)
         seen_before = len(clean.sandbox.operations_seen)
         assert clean.execute().success
         operations = set().union(*list(clean.sandbox.operations_seen)[seen_before:]) - {
@@ -139,7 +140,7 @@ def test_reexecution_after_a_fault_at_each_call(job, tmp_path, monkeypatch):
 
     for operation in sorted(operations):
         with monkeypatch.context() as patch:
-            case = Case(job, tmp_path / f"fail-{operation}", patch)
+            case = Case(job, tmp_path / f"fail-{operation}", patch, registry)
             case.sandbox.faults.add(operation=operation, kind="http_500", count=1000)
             failed = case.execute()
             assert not failed.success, f"{job}: a persistent fault on {operation} did not fail it"
@@ -150,7 +151,7 @@ def test_reexecution_after_a_fault_at_each_call(job, tmp_path, monkeypatch):
             case.close()
 
         with monkeypatch.context() as patch:
-            case = Case(job, tmp_path / f"lost-{operation}", patch)
+            case = Case(job, tmp_path / f"lost-{operation}", patch, registry)
             case.sandbox.faults.add(operation=operation, kind="drop_after", count=1)
             result = case.execute()
             if not result.success:  # a lost answer may fail the step; re-execution completes

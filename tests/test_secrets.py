@@ -16,9 +16,10 @@ from migration_pipeline.targets.agent import SECRET_FILES
 
 @pytest.mark.parametrize("target", ["kubernetes", "local"])
 def test_the_whole_migration_leaks_no_token(sandbox, tmp_path, monkeypatch, caplog, capsys,
-                                            target):
+                                            target, registry):
     home = tmp_path / "home"
-    env = MigrationEnv(sandbox, write_project(tmp_path / "repo"), home, target, monkeypatch)
+    env = MigrationEnv(sandbox, write_project(tmp_path / "repo"), home, target, monkeypatch,
+                       registry if target != "local" else None)
     with caplog.at_level(logging.DEBUG):
         env.prepare()
         agent_token = env.stored_agent_token()

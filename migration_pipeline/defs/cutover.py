@@ -14,6 +14,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from migration_pipeline.defs.images import code_location_images, missing_images
+from migration_pipeline.defs.project import load_applied_cloud_yaml, target_and_settings
 from migration_pipeline.defs.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 
 AGENT_DIR = "dagster_cloud_agent"
@@ -21,15 +23,6 @@ CUTOVER_KEY = dg.AssetKey("deactivate_serverless_agent")
 ROLLBACK_KEY = dg.AssetKey("serverless_restored")
 AGENT_READY_TAG = "migration_pipeline/agent_ready_at"
 CUTOVER_RUN_TAG = "migration_pipeline/cutover_run_id"
-
-
-def _target_and_settings(project_files: dict):
-    from migration_pipeline.targets import get_target
-    from migration_pipeline.targets.settings import SETTINGS_MODELS
-
-    target = get_target(project_files["target"])
-    settings = SETTINGS_MODELS[target.name].model_validate(project_files.get("settings") or {})
-    return target, settings
 
 
 def _agent_dir(project_files: dict) -> Path:
@@ -48,7 +41,7 @@ def hybrid_agent_token(context: dg.AssetExecutionContext, dagster_plus: DagsterP
     from migration_pipeline.cutover import agent_token_description, ensure_agent_token
     from migration_pipeline.secrets import store_agent_token
 
-    target, settings = _target_and_settings(hybrid_project_files)
+    target, settings = target_and_settings(hybrid_project_files)
     description = agent_token_description(dagster_plus.deployment)
     with dagster_plus.session(context) as client:
         token, created = ensure_agent_token(client, description)
@@ -77,7 +70,7 @@ def hybrid_agent_install_files(context: dg.AssetExecutionContext,
     from migration_pipeline.files import read_exact, write_atomically
     from migration_pipeline.targets.agent import AgentSetup
 
-    target, settings = _target_and_settings(hybrid_project_files)
+    target, settings = target_and_settings(hybrid_project_files)
     agent_dir = _agent_dir(hybrid_project_files)
     setup = AgentSetup(
         dagster_cloud_url=dagster_plus.url, organization=hybrid_agent_token["organization"],
@@ -103,15 +96,13 @@ def hybrid_agent_install_files(context: dg.AssetExecutionContext,
 
 
 def _check_plan_applied(project_files: dict) -> None:
-    from migration_pipeline.cloud_yaml.model import load_cloud_yaml
     from migration_pipeline.cloud_yaml.validate import validate_cloud_yaml
-    from migration_pipeline.files import read_exact
     from migration_pipeline.problems import InvalidInput
 
-    target, _ = _target_and_settings(project_files)
+    target, _ = target_and_settings(project_files)
     path = Path(project_files["project_dir"]) / project_files["cloud_yaml"]
     try:
-        problems = validate_cloud_yaml(load_cloud_yaml(read_exact(path), project_files["cloud_yaml"]),
+        problems = validate_cloud_yaml(load_applied_cloud_yaml(project_files),
                                        target.container_context_key)
     except InvalidInput as error:
         problems = error.problems
@@ -125,15 +116,23 @@ def _check_plan_applied(project_files: dict) -> None:
 
 
 @dg.asset(group_name="migration", kinds={"dagster"},
-          description="Preflight (Organization Admin, plan applied, agent token stored), then what "
+          description="Preflight (Organization Admin, plan applied, agent token stored, images in "
+          "their registry), then what "
           "must survive the cutover: runs by status, the newest run ids, schedules and sensors, "
           "deployment settings, the locations document. Reads only.")
 def pre_cutover_snapshot(context: dg.AssetExecutionContext, dagster_plus: DagsterPlusResource,
-                         hybrid_project_files: dict, hybrid_agent_token: dict) -> dg.Output[dict]:
+                         hybrid_project_files: dict, hybrid_agent_token: dict,
+                         code_location_images: dict) -> dg.Output[dict]:
     from migration_pipeline.cutover import take_snapshot
     from migration_pipeline.plus import NotAuthorizedError
 
     _check_plan_applied(hybrid_project_files)
+    missing = missing_images(code_location_images, hybrid_project_files)
+    if missing:
+        raise dg.Failure("Preflight: these images are not in their registry, so the Hybrid agent "
+                         "could not start the locations:\n" + "\n".join(
+                             f"  {name}: {why}" for name, why in missing.items())
+                         + "\nPublish them first. Nothing was changed.", allow_retries=False)
     with dagster_plus.session(context) as client:
         try:
             client.agent_tokens()  # readable by Organization Admins only: changes nothing
@@ -256,8 +255,6 @@ def build_hybrid_agent_ready_sensor(minimum_interval_seconds: int = 10):
 
 
 class FinishConfig(dg.Config):
-    image_tag: str = Field(default="latest", description="Tag of the images to deploy (containerized "
-                           "targets), until the image publish records the pushed ones.")
     load_timeout_seconds: float = Field(default=600, description="How long to wait for LOADED.")
     poll_seconds: float = Field(default=1.0, description="How often to look.")
 
@@ -267,20 +264,15 @@ class FinishConfig(dg.Config):
           "that differ), waits until each is LOADED, and reports the downtime and its parts.")
 def hybrid_locations(context: dg.AssetExecutionContext, config: FinishConfig,
                      dagster_plus: DagsterPlusResource, hybrid_project_files: dict,
+                     code_location_images: dict,
                      deactivate_serverless_agent: dict) -> dg.Output[dict]:
-    from migration_pipeline.cloud_yaml.model import load_cloud_yaml
     from migration_pipeline.cutover import deploy_document, deploy_what_differs, downtime_parts
-    from migration_pipeline.files import read_exact
 
     started = time.time()
     agent_ready_at = float(context.run.tags.get(AGENT_READY_TAG, started))
-    target, _ = _target_and_settings(hybrid_project_files)
-    path = Path(hybrid_project_files["project_dir"]) / hybrid_project_files["cloud_yaml"]
-    cloud = load_cloud_yaml(read_exact(path), hybrid_project_files["cloud_yaml"])
+    cloud = load_applied_cloud_yaml(hybrid_project_files)
     merged = [cloud.merged_location(ref) for ref in cloud.locations]
-    images = {name: f"{repository}:{config.image_tag}"
-              for name, repository in hybrid_project_files["images"].items()} \
-        if target.needs_images else {}
+    images = {name: image["image"] for name, image in code_location_images.items()}
     desired = deploy_document(merged, images)
 
     with dagster_plus.session(context) as client:
@@ -414,10 +406,11 @@ def _canonical(document: dict) -> str:
 # -- jobs --------------------------------------------------------------------------------------
 
 prepare_agent_job = dg.define_asset_job(
-    "prepare_hybrid_agent", selection=[hybrid_agent_token, hybrid_agent_install_files],
+    "prepare_hybrid_agent",
+    selection=[code_location_images, hybrid_agent_token, hybrid_agent_install_files],
     executor_def=dg.in_process_executor, op_retry_policy=DAGSTER_PLUS_RETRY,
-    description="Create and store the agent token; write the agent's install files. Serverless "
-    "still serves: install the agent now, it waits for the cutover.")
+    description="Publish the images; create and store the agent token; write the agent's install "
+    "files. Serverless still serves: install the agent now, it waits for the cutover.")
 
 cutover_job = dg.define_asset_job(
     "cutover", selection=[pre_cutover_snapshot, deactivate_serverless_agent],

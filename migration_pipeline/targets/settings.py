@@ -32,6 +32,11 @@ class _Settings(BaseModel):
     image_layout: Literal["per_location", "shared"] = "per_location"
     python_version: str | None = Field(None, pattern=r"^3\.\d+$")
     base_image: str | None = Field(None, description="A custom base image for the Dockerfiles.")
+    builder: Literal["docker", "buildah", "podman"] | None = Field(
+        None, description="The image builder (default: the first of docker, buildah, podman).")
+    max_parallel_builds: int = Field(2, ge=1, le=16)
+    insecure_registry: bool = Field(False, description="Plain HTTP to the registry (loopback "
+                                    "registries always are).")
 
     @field_validator("registry")
     @classmethod

@@ -1,0 +1,131 @@
+"""Publishing one image per code location: build from its Dockerfile, push to its
+`build.registry`, and skip both when an image of the same content is there already.
+
+The tag is `<content hash>-<location>`: the hash covers the Dockerfile and every file of the
+build context (less `.dockerignore`d ones), so an unchanged location finds its image by tag and
+reuses its digest; a changed one gets a new tag.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from migration_pipeline.images.builders import Builder, BuildError
+from migration_pipeline.images.registry import (
+    ECR_HOST,
+    Credentials,
+    RegistryError,
+    credentials_for,
+    ecr_login,
+    host_of,
+    manifest_digest,
+)
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    location: str
+    context: Path
+    dockerfile: Path
+    repository: str
+
+
+@dataclass(frozen=True)
+class PublishedImage:
+    location: str
+    image: str  # repository:tag
+    digest: str
+    tag: str
+    built: bool  # False: an image of the same content was already in the registry
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _ignored(relative: str, patterns: list[str]) -> bool:
+    parts = relative.split("/")
+    return any(fnmatch.fnmatch(relative, p) or any(fnmatch.fnmatch(part, p) for part in parts)
+               for p in patterns)
+
+
+def content_hash(context: Path, dockerfile: Path) -> str:
+    """A hash of the Dockerfile and the build context, as the builder would see it."""
+    ignore_file = context / ".dockerignore"
+    patterns = [line.strip().rstrip("/") for line in (
+        ignore_file.read_text().splitlines() if ignore_file.exists() else [])
+        if line.strip() and not line.startswith("#")]
+    digest = hashlib.sha256(dockerfile.read_bytes())
+    for path in sorted(p for p in context.rglob("*") if p.is_file()):
+        relative = path.relative_to(context).as_posix()
+        if _ignored(relative, patterns):
+            continue
+        digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def image_tag(content: str, location: str) -> str:
+    return f"{content}-{re.sub(r'[^A-Za-z0-9_.-]', '-', location)}"[:128]
+
+
+def publish_one(job: ImageJob, builder: Builder, credentials: Credentials | None,
+                insecure: bool = False) -> PublishedImage:
+    start = time.monotonic()
+    tag = image_tag(content_hash(job.context, job.dockerfile), job.location)
+    image = f"{job.repository}:{tag}"
+    existing = manifest_digest(job.repository, tag, credentials, insecure)
+    if existing:
+        return PublishedImage(job.location, image, existing, tag, False,
+                              round(time.monotonic() - start, 3))
+    builder.build(job.context, job.dockerfile, image)
+    digest = builder.push(image)
+    return PublishedImage(job.location, image, digest, tag, True, round(time.monotonic() - start, 3))
+
+
+def publish_all(jobs: list[ImageJob], builder: Builder, max_parallel: int = 2,
+                insecure: bool = False, log: Callable[[str], None] = print
+                ) -> tuple[dict[str, PublishedImage], dict[str, str]]:
+    """(published images, errors) by location: one location's failure leaves the others be."""
+    credentials: dict[str, Credentials | None] = {}
+    errors: dict[str, str] = {}
+    for host in sorted({host_of(j.repository) for j in jobs}):
+        try:
+            if ECR_HOST.match(host):
+                repositories = sorted({j.repository for j in jobs if host_of(j.repository) == host})
+                for repository in repositories:
+                    credentials[host] = ecr_login(repository)
+            else:
+                credentials[host] = credentials_for(host)
+            if credentials[host] is not None:
+                builder.login(host, credentials[host])
+        except (RegistryError, BuildError) as error:
+            for job in jobs:
+                if host_of(job.repository) == host:
+                    errors[job.location] = str(error)
+
+    def one(job: ImageJob) -> tuple[str, PublishedImage | str]:
+        try:
+            published = publish_one(job, builder, credentials.get(host_of(job.repository)),
+                                    insecure)
+        except (BuildError, RegistryError, OSError) as error:
+            return job.location, str(error)
+        log(f"{job.location}: {'built and pushed' if published.built else 'unchanged, reused'} "
+            f"{published.image} ({published.digest[:19]}, {published.seconds:.1f}s)")
+        return job.location, published
+
+    todo = [j for j in jobs if j.location not in errors]
+    images: dict[str, PublishedImage] = {}
+    with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
+        for location, outcome in pool.map(one, todo):
+            if isinstance(outcome, str):
+                errors[location] = outcome
+            else:
+                images[location] = outcome
+    return images, errors

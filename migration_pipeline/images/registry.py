@@ -1,0 +1,127 @@
+"""Registries: credentials (never in metadata or on a command line), the manifest check, and
+Amazon ECR (the repository created when missing, the login from `get_authorization_token`)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from pydantic import SecretStr
+
+MANIFEST_TYPES = ", ".join([
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+])
+ECR_HOST = re.compile(r"^(\d+)\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com$")
+
+
+class RegistryError(Exception):
+    """A registry refused or could not be reached; the message never holds a credential."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: SecretStr
+
+
+def host_of(repository: str) -> str:
+    return repository.split("/", 1)[0]
+
+
+def is_local(host: str) -> bool:
+    return host.split(":")[0] in ("localhost", "127.0.0.1", "::1")
+
+
+def base_url(host: str, insecure: bool = False) -> str:
+    return f"{'http' if insecure or is_local(host) else 'https'}://{host}"
+
+
+def credentials_for(host: str, docker_config: Path | None = None) -> Credentials | None:
+    """REGISTRY_USERNAME/REGISTRY_PASSWORD from the environment, else the docker config file's
+    entry for this host, else none (anonymous)."""
+    username, password = os.environ.get("REGISTRY_USERNAME"), os.environ.get("REGISTRY_PASSWORD")
+    if username and password:
+        return Credentials(username, SecretStr(password))
+    path = docker_config or Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
+    try:
+        auths = json.loads(path.read_text()).get("auths", {})
+    except (OSError, ValueError):
+        return None
+    entry = auths.get(host) or auths.get(f"https://{host}") or {}
+    if "auth" in entry:
+        user, _, secret = base64.b64decode(entry["auth"]).decode().partition(":")
+        return Credentials(user, SecretStr(secret))
+    return None
+
+
+def ecr_login(repository: str, region: str | None = None) -> Credentials:
+    """Create the ECR repository when it is missing and return a login for it (boto3; the
+    endpoint follows AWS_ENDPOINT_URL)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    host, _, name = repository.partition("/")
+    match = ECR_HOST.match(host)
+    if not match:
+        raise RegistryError(f"{repository} is not an Amazon ECR repository")
+    client = boto3.client("ecr", region_name=region or match.group(2))
+    try:
+        try:
+            client.describe_repositories(repositoryNames=[name])
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "RepositoryNotFoundException":
+                raise
+            client.create_repository(repositoryName=name)
+        token = client.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    except (BotoCoreError, ClientError) as error:
+        raise RegistryError(f"Amazon ECR {repository}: {error}") from None
+    username, _, password = base64.b64decode(token).decode().partition(":")
+    return Credentials(username, SecretStr(password))
+
+
+def manifest_digest(repository: str, tag: str, credentials: Credentials | None = None,
+                    insecure: bool = False, timeout: float = 10.0) -> str | None:
+    """The digest of `repository:tag` (a HEAD request), or None when the registry has no such
+    manifest. Raises `RegistryError` when the registry cannot be asked."""
+    host, _, name = repository.partition("/")
+    url = f"{base_url(host, insecure)}/v2/{name}/manifests/{tag}"
+    session = requests.Session()
+    auth = (credentials.username, credentials.password.get_secret_value()) if credentials else None
+    try:
+        response = session.head(url, headers={"Accept": MANIFEST_TYPES}, auth=auth, timeout=timeout)
+        if response.status_code == 401 and "bearer" in response.headers.get(
+                "WWW-Authenticate", "").lower():
+            response = _with_bearer(session, response, url, auth, timeout)
+    except requests.RequestException as error:
+        raise RegistryError(f"cannot reach the registry {host}: {type(error).__name__}") from None
+    if response.status_code == 404:
+        return None
+    if response.status_code in (401, 403):
+        raise RegistryError(f"the registry {host} refused the credentials (HTTP "
+                            f"{response.status_code}): set REGISTRY_USERNAME/REGISTRY_PASSWORD or "
+                            "log in with docker")
+    if not response.ok:
+        raise RegistryError(f"the registry {host} answered HTTP {response.status_code}")
+    return response.headers.get("Docker-Content-Digest")
+
+
+def _with_bearer(session, challenge, url, auth, timeout):
+    """The token flow of Docker's registry API (GHCR, Docker Hub, ACR, ...)."""
+    fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge.headers["WWW-Authenticate"]))
+    realm = fields.pop("realm", None)
+    if not realm:
+        return challenge
+    token = session.get(realm, params=fields, auth=auth, timeout=timeout)
+    if not token.ok:
+        return token
+    value = token.json().get("token") or token.json().get("access_token")
+    return session.head(url, headers={"Accept": MANIFEST_TYPES, "Authorization": f"Bearer {value}"},
+                        timeout=timeout)
