@@ -17,12 +17,15 @@ demo: $(STAMP)
 	$(BIN)/python -m migration_pipeline.demo
 
 test: $(STAMP)
+	bash scripts/debian-packages.sh
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
+	bash scripts/debian-packages.sh
 	$(BIN)/python -m pytest -m "not slow"
 
 test-slow: $(STAMP)
+	bash scripts/debian-packages.sh
 	$(BIN)/python -m pytest -m slow
 
 # A long-running sandbox for the UI; its URL and admin token go to .demo/sandbox.env (0600).

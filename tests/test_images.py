@@ -1,0 +1,176 @@
+"""Image publish against a real registry (Debian's docker-registry) with a real builder
+(buildah, vfs storage, chroot isolation). Base images cannot be pulled here, so the test
+Dockerfiles build FROM scratch."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+import requests
+from pydantic import SecretStr
+
+from migration_pipeline.images.builders import BuildError, Builder, choose_builder
+from migration_pipeline.images.publish import ImageJob, content_hash, publish_all
+from migration_pipeline.images.registry import (
+    Credentials,
+    RegistryError,
+    ecr_login,
+    manifest_digest,
+)
+from test_agent_install import moto_server  # noqa: F401 - a fixture
+
+DOCKERFILE = "FROM scratch\nCOPY . /app\n"
+
+
+@pytest.fixture
+def builder(tmp_path_factory) -> Builder:
+    return choose_builder("buildah", storage=tmp_path_factory.getbasetemp() / "containers")
+
+
+def location(root: Path, name: str, repository: str, dockerfile: str = DOCKERFILE,
+             files: dict[str, str] | None = None) -> ImageJob:
+    directory = root / name
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "Dockerfile").write_text(dockerfile)
+    for relative, text in (files or {f"{name}/__init__.py": f"NAME = {name!r}\n"}).items():
+        (directory / relative).parent.mkdir(parents=True, exist_ok=True)
+        (directory / relative).write_text(text)
+    return ImageJob(name, directory, directory / "Dockerfile", f"{repository}/{name}")
+
+
+def test_two_locations_are_pushed_then_reused_when_unchanged(tmp_path, registry, builder):
+    jobs = [location(tmp_path, "analytics", f"{registry}/acme"),
+            location(tmp_path, "ml_models", f"{registry}/acme")]
+    images, errors = publish_all(jobs, builder, log=lambda m: None)
+    assert errors == {} and sorted(images) == ["analytics", "ml_models"]
+    assert all(image.built for image in images.values())
+    for job, image in zip(jobs, (images["analytics"], images["ml_models"])):
+        assert image.digest.startswith("sha256:")
+        assert manifest_digest(job.repository, image.tag) == image.digest
+
+    again, errors = publish_all(jobs, builder, log=lambda m: None)
+    assert errors == {}
+    assert {name: (image.built, image.digest) for name, image in again.items()} == {
+        name: (False, image.digest) for name, image in images.items()}
+
+    (jobs[0].context / "analytics" / "__init__.py").write_text("NAME = 'changed'\n")
+    changed, _ = publish_all(jobs, builder, log=lambda m: None)
+    assert changed["analytics"].built and changed["analytics"].digest != images["analytics"].digest
+    assert not changed["ml_models"].built
+
+
+def test_dockerignored_files_do_not_change_the_content_hash(tmp_path):
+    job = location(tmp_path, "etl", "r/acme", files={"etl.py": "x = 1\n", ".dockerignore": ".venv\n"})
+    before = content_hash(job.context, job.dockerfile)
+    (job.context / ".venv").mkdir()
+    (job.context / ".venv" / "big").write_text("ignored")
+    assert content_hash(job.context, job.dockerfile) == before
+    (job.context / "etl.py").write_text("x = 2\n")
+    assert content_hash(job.context, job.dockerfile) != before
+
+
+def test_a_failing_build_names_its_location_and_leaves_the_others_be(tmp_path, registry, builder):
+    good = location(tmp_path, "good", f"{registry}/acme")
+    bad = location(tmp_path, "bad", f"{registry}/acme",
+                   dockerfile="FROM scratch\nCOPY no_such_file.txt /app/\n")
+    images, errors = publish_all([good, bad], builder, log=lambda m: None)
+    assert sorted(images) == ["good"] and sorted(errors) == ["bad"]
+    assert "buildah build" in errors["bad"] and "no_such_file.txt" in errors["bad"]
+
+    (bad.context / "Dockerfile").write_text(DOCKERFILE)  # fixed: the re-run picks up from there
+    images, errors = publish_all([good, bad], builder, log=lambda m: None)
+    assert errors == {} and images["bad"].built and not images["good"].built
+
+
+def test_an_unreachable_registry_is_a_clear_error_for_its_locations_only(tmp_path, registry,
+                                                                         builder):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    jobs = [location(tmp_path, "here", f"{registry}/acme"),
+            location(tmp_path, "there", f"127.0.0.1:{closed}/acme")]
+    images, errors = publish_all(jobs, builder, log=lambda m: None)
+    assert sorted(images) == ["here"]
+    assert errors["there"].startswith(f"cannot reach the registry 127.0.0.1:{closed}")
+
+
+@pytest.fixture
+def registry_with_password(tmp_path):
+    """A second docker-registry that wants a user and password (htpasswd, bcrypt)."""
+    import shutil
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+
+        hashed = crypt.crypt("right-password", crypt.mksalt(crypt.METHOD_BLOWFISH))
+    (tmp_path / "htpasswd").write_text(f"ci:{hashed}\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "config.yml").write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: test\n"
+        f"    path: {tmp_path / 'htpasswd'}\n")
+    process = subprocess.Popen([shutil.which("docker-registry"), "serve", str(tmp_path / "config.yml")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    yield f"127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_credentials_come_from_the_environment_and_a_wrong_one_is_named(
+        tmp_path, registry_with_password, builder, monkeypatch, caplog):
+    job = location(tmp_path, "private", f"{registry_with_password}/acme")
+    monkeypatch.setenv("REGISTRY_USERNAME", "ci")
+    monkeypatch.setenv("REGISTRY_PASSWORD", "wrong-password")
+    with caplog.at_level(logging.DEBUG):
+        images, errors = publish_all([job], builder, log=logging.getLogger("test").info)
+    assert images == {} and "private" in errors
+    assert "wrong-password" not in errors["private"] + caplog.text
+
+    monkeypatch.setenv("REGISTRY_PASSWORD", "right-password")
+    with caplog.at_level(logging.DEBUG):
+        images, errors = publish_all([job], builder, log=logging.getLogger("test").info)
+    assert errors == {} and images["private"].built
+    assert "right-password" not in caplog.text + repr(images)
+    credentials = Credentials("ci", SecretStr("right-password"))
+    assert manifest_digest(job.repository, images["private"].tag, credentials) == images["private"].digest
+    with pytest.raises(RegistryError, match="refused the credentials"):
+        manifest_digest(job.repository, images["private"].tag,
+                        Credentials("ci", SecretStr("wrong-password")))
+
+
+def test_ecr_repository_is_created_and_the_login_obtained(moto_server, caplog):  # noqa: F811
+    import boto3
+
+    repository = "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/analytics"
+    with caplog.at_level(logging.DEBUG):
+        credentials = ecr_login(repository)
+    assert credentials.username == "AWS" and credentials.password.get_secret_value()
+    names = [r["repositoryName"] for r in
+             boto3.client("ecr", region_name="us-east-1").describe_repositories()["repositories"]]
+    assert names == ["acme/analytics"]
+    assert ecr_login(repository).username == "AWS"  # an existing repository is fine
+    assert credentials.password.get_secret_value() not in caplog.text + repr(credentials)
+    with pytest.raises(RegistryError, match="not an Amazon ECR repository"):
+        ecr_login("ghcr.io/acme/x")
+
+
+def test_no_builder_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(BuildError, match="no image builder found: install docker or buildah or podman"):
+        choose_builder()
