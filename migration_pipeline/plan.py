@@ -176,14 +176,14 @@ def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
                 warnings.append(warning)
 
     ci_secrets: list[str] = []
-    workflows = [f for f in serverless_workflows(project) if f.file.startswith(".github/")]
-    if target.needs_images and workflows:
-        planned_ci, ci_secrets, ci_warning = _hybrid_workflow(
-            project, workflows[0].file, rewritten, rewrite.images, version, inventory)
-        files.append(planned_ci)
-        if ci_warning:
-            warnings.append(ci_warning)
-    replaced = {f.path for f in files}
+    replaced: set[str] = set()
+    serverless_ci = serverless_workflows(project)
+    if target.needs_images and serverless_ci:
+        ci_files, ci_secrets, ci_warnings = _hybrid_ci(
+            project, [f.file for f in serverless_ci], rewritten, rewrite.images, version, inventory)
+        files += ci_files
+        warnings += ci_warnings
+        replaced = {f.path for f in ci_files}
 
     findings, broken = scan_python(project)
     warnings += [PlanWarning("does not parse as Python, so it was not scanned for Serverless-only "
@@ -193,7 +193,8 @@ def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
         PlanWarning("this Serverless CI workflow (PEX fast deploys) stops working after the "
                     "cutover: replace it with a Hybrid workflow that builds and pushes the images",
                     f.file, f.line)
-        for f in serverless_workflows(project) if f.file not in replaced
+        for f in serverless_workflows(project)
+        if f.file not in replaced and not (f.file == ".gitlab-ci.yml" and replaced)
     ]
 
     return MigrationPlan(
@@ -211,25 +212,41 @@ def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
     )
 
 
-def _hybrid_workflow(project: ProjectFiles, path: str, cloud: CloudYaml, images: dict[str, str],
-                     python_version: str, inventory: dict[str, Any] | None):
-    """The Hybrid GitHub workflow in place of the Serverless one at `path`."""
-    from migration_pipeline.ci.github import ImageBuild, dagster_cloud_url_of, hybrid_workflow
+def _hybrid_ci(project: ProjectFiles, serverless_files: list[str], cloud: CloudYaml,
+               images: dict[str, str], python_version: str, inventory: dict[str, Any] | None):
+    """The Hybrid CI in place of the Serverless one: the first Serverless GitHub workflow is
+    replaced; for GitLab a job file to include is written next to `.gitlab-ci.yml`."""
+    from migration_pipeline.ci import github, gitlab
 
-    old = project.text(path) or ""
-    builds = [ImageBuild(name, directory, images[name])
+    builds = [github.ImageBuild(name, directory, images[name])
               for directory, locations in sorted(build_directories(cloud).items())
               for name, _ in locations if name in images]
-    url = (inventory or {}).get("organization_url") or dagster_cloud_url_of(old)
-    warning = None
+    deployment = (inventory or {}).get("deployment", "prod")
+    old_texts = "".join(project.text(f) or "" for f in serverless_files)
+    url = (inventory or {}).get("organization_url") or github.dagster_cloud_url_of(old_texts)
+    warnings: list[PlanWarning] = []
     if not url:
         url = "https://ORGANIZATION.dagster.cloud"
-        warning = PlanWarning("the Dagster+ URL is not known (no inventory, none in the old "
-                              "workflow): set DAGSTER_CLOUD_URL in the new workflow", path)
-    text, secrets = hybrid_workflow(builds, url, (inventory or {}).get("deployment", "prod"),
-                                    python_version, cloud.name)
-    reason = "the Hybrid CI: builds and pushes an image per location, then deploys"
-    return PlannedFile(path, old, text, reason), secrets, warning
+        warnings.append(PlanWarning("the Dagster+ URL is not known (no inventory, none in the old "
+                                    "CI): set DAGSTER_CLOUD_URL in the new CI", serverless_files[0]))
+    files: list[PlannedFile] = []
+    secrets: list[str] = []
+    workflows = [f for f in serverless_files if f.startswith(".github/")]
+    if workflows:
+        text, needed = github.hybrid_workflow(builds, url, deployment, python_version, cloud.name)
+        files.append(PlannedFile(workflows[0], project.text(workflows[0]), text,
+                                 "the Hybrid CI: builds and pushes an image per location, then "
+                                 "deploys"))
+        secrets += needed
+    if ".gitlab-ci.yml" in serverless_files:
+        text, needed = gitlab.hybrid_job(builds, url, deployment, cloud.name)
+        files.append(PlannedFile(gitlab.PATH, project.text(gitlab.PATH), text,
+                                 "the Hybrid GitLab CI job: builds, pushes, deploys"))
+        secrets += [s for s in needed if s not in secrets]
+        warnings.append(PlanWarning(f"include {gitlab.PATH} here and remove the Serverless deploy "
+                                    "job: the plan does not edit .gitlab-ci.yml itself",
+                                    ".gitlab-ci.yml"))
+    return files, secrets, warnings
 
 
 def build_directories(cloud: CloudYaml) -> dict[str, list[tuple[str, dict]]]:
@@ -378,8 +395,8 @@ def render_summary(plan: MigrationPlan) -> str:
         lines += [f"| {name} | `{repo}` |" for name, repo in plan.images.items()]
     if plan.ci_secrets:
         lines += ["", "### CI", "",
-                  "The Serverless workflow is replaced by a Hybrid one (see the diff). Set these "
-                  "repository secrets: " + ", ".join(f"`{s}`" for s in plan.ci_secrets) + "."]
+                  "The Serverless CI is replaced by a Hybrid one (see the diff). Set these "
+                  "repository secrets (CI/CD variables on GitLab): " + ", ".join(f"`{s}`" for s in plan.ci_secrets) + "."]
     lines += ["", "### Dagster+ changes at cutover", ""]
     if plan.settings_change is None:
         lines += ["- Deployment settings not read (no inventory): run the inventory first."]

@@ -61,7 +61,8 @@ def _interesting(relative: str) -> bool:
     name = relative.rsplit("/", 1)[-1]
     return (name in INTERESTING_NAMES or name.endswith(".py")
             or (name.startswith("requirements") and name.endswith(".txt"))
-            or (relative.startswith(".github/workflows/") and name.endswith((".yml", ".yaml"))))
+            or (relative.startswith((".github/workflows/", ".gitlab/"))
+                and name.endswith((".yml", ".yaml"))))
 
 
 def read_project(project_dir: str | Path) -> ProjectFiles:

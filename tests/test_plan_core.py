@@ -264,3 +264,19 @@ def test_no_workflow_for_a_local_agent_and_a_warning_kept():
     plan = plan_for(CORPUS["serverless_workflow"], "local", registry=None)
     assert [f.path for f in plan.files] == ["dagster_cloud.yaml"]
     assert any("Serverless CI workflow" in w.message for w in plan.warnings)
+
+
+def test_gitlab_projects_get_a_hybrid_job_to_include():
+    plan = plan_for(CORPUS["gitlab_python_version"], registry="registry.acme.test/data")
+    (job_file,) = [f for f in plan.files if f.path == ".gitlab/dagster-plus-hybrid.yml"]
+    job = yaml.safe_load(job_file.new)["dagster_plus_hybrid_deploy"]
+    script = job["script"]
+    assert script[0].startswith("dagster-cloud ci check") and script[-1] == "dagster-cloud ci status"
+    assert ('echo "$REGISTRY_PASSWORD" | docker login --username "$REGISTRY_USERNAME" '
+            "--password-stdin registry.acme.test") in script
+    assert any(line.startswith("dagster-cloud ci set-build-output --location-name geo") for line in script)
+    assert plan.ci_secrets == ("DAGSTER_CLOUD_API_TOKEN", "REGISTRY_USERNAME", "REGISTRY_PASSWORD")
+    (include,) = [w for w in plan.warnings if "include" in w.message]
+    assert include.file == ".gitlab-ci.yml"
+    assert "include .gitlab/dagster-plus-hybrid.yml" in include.message
+    assert "gitlab-ci.yml" not in [f.path for f in plan.files]  # the user's file is not edited
