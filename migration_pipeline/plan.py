@@ -17,6 +17,7 @@ from migration_pipeline.cloud_yaml.model import CLOUD_YAML_NAMES, CloudYaml, loa
 from migration_pipeline.cloud_yaml.rewrite import rewrite_cloud_yaml
 from migration_pipeline.cloud_yaml.validate import validate_cloud_yaml
 from migration_pipeline.images.dockerfile import (
+    AGENT_DIR,
     DEFAULT_PYTHON_VERSION,
     DOCKERIGNORE,
     POST_INSTALL_HOOK,
@@ -296,9 +297,18 @@ def _dockerfiles(project: ProjectFiles, cloud: CloudYaml, python_version: str,
                     f"{directory} has no requirements.txt, pyproject.toml or setup.py: the image "
                     f"for {', '.join(names)} installs only dagster-cloud", dockerfile)
         ignore = prefix + ".dockerignore"
-        if project.text(ignore) in (None, DOCKERIGNORE):
-            yield PlannedFile(ignore, project.text(ignore), DOCKERIGNORE,
-                              "keeps the VCS, virtualenvs and caches out of the image"), None
+        existing_ignore = project.text(ignore)
+        if existing_ignore in (None, DOCKERIGNORE):
+            yield PlannedFile(ignore, existing_ignore, DOCKERIGNORE,
+                              "keeps the VCS, virtualenvs, caches and the agent's token out of "
+                              "the image"), None
+        elif directory == "." and AGENT_DIR not in existing_ignore.split():
+            # The agent's files (and its token) live in the repository: keep them out of images.
+            separator = "" if existing_ignore.endswith("\n") else "\n"
+            yield PlannedFile(ignore, existing_ignore, existing_ignore + separator
+                              + "# Added by migration_pipeline: the agent's token stays out of "
+                              f"images.\n{AGENT_DIR}\n",
+                              "keeps the agent's token out of the image"), None
 
 
 def _locations_of(path: str, cloud: CloudYaml) -> tuple[str, ...]:

@@ -174,3 +174,23 @@ def test_no_builder_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(BuildError, match="no image builder found: install docker or buildah or podman"):
         choose_builder()
+
+
+def test_the_images_asset_publishes_checks_and_reuses(sandbox, tmp_path, monkeypatch, registry):
+    from migration_env import MigrationEnv, write_project
+
+    env = MigrationEnv(sandbox, write_project(tmp_path / "repo"), tmp_path / "home", "kubernetes",
+                       monkeypatch, registry)
+    first = env.prepare()
+    metadata = first.asset_materializations_for_node("code_location_images")[0].metadata
+    assert metadata["built"].value == ["analytics", "ml_models"] and metadata["reused"].value == []
+    recorded = metadata["images"].value
+    assert all(i["digest"].startswith("sha256:") and i["size_bytes"] > 0 for i in recorded.values())
+    (check,) = [c for c in first.get_asset_check_evaluations()
+                if c.asset_check_key.name == "images_exist_in_registry"]
+    assert check.passed
+
+    again = env.run("prepare_hybrid_agent")
+    metadata = again.asset_materializations_for_node("code_location_images")[0].metadata
+    assert metadata["built"].value == [] and metadata["reused"].value == ["analytics", "ml_models"]
+    assert metadata["images"].value == recorded

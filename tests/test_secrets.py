@@ -62,6 +62,31 @@ def test_the_whole_migration_leaks_no_token(sandbox, tmp_path, monkeypatch, capl
             data = path.read_bytes()
             for name, token in tokens.items():
                 assert token.encode() not in data, f"the {name} token is in {path}"
+    if target == "kubernetes":
+        assert_not_in_images(env, tokens)
     assert [p.name for p in secret_files] == (
         ["agent-token-secret.yaml"] if target == "kubernetes" else ["agent-token.env"])
     assert agent_token in Path(secret_files[0]).read_text()
+
+
+def assert_not_in_images(env, tokens: dict[str, str]) -> None:
+    """Every layer of every pushed image, unpacked: the agent's install files (and its token) sit
+    in the repository but must never be built into an image."""
+    import gzip
+
+    import requests
+
+    images = env.run("prepare_hybrid_agent").output_for_node("code_location_images")
+    assert images
+    for image in images.values():
+        repository, _, _ = image["image"].rpartition(":")
+        host, _, name = repository.partition("/")
+        manifest = requests.get(f"http://{host}/v2/{name}/manifests/{image['digest']}", timeout=10,
+                                headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}).json()
+        assert manifest["layers"]
+        for layer in manifest["layers"]:
+            blob = requests.get(f"http://{host}/v2/{name}/blobs/{layer['digest']}", timeout=30).content
+            data = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+            assert b"analytics" in data  # the layer really holds the repository's files
+            for label, token in tokens.items():
+                assert token.encode() not in data, f"the {label} token is in {image['image']}"

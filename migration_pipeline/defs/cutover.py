@@ -17,8 +17,8 @@ from pydantic import Field
 from migration_pipeline.defs.images import code_location_images, missing_images
 from migration_pipeline.defs.project import load_applied_cloud_yaml, target_and_settings
 from migration_pipeline.defs.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
+from migration_pipeline.images.dockerfile import AGENT_DIR
 
-AGENT_DIR = "dagster_cloud_agent"
 CUTOVER_KEY = dg.AssetKey("deactivate_serverless_agent")
 ROLLBACK_KEY = dg.AssetKey("serverless_restored")
 AGENT_READY_TAG = "migration_pipeline/agent_ready_at"

@@ -40,7 +40,8 @@ def code_location_images(context: dg.AssetExecutionContext,
     metadata = {
         "built": sorted(n for n, i in images.items() if i.built),
         "reused": sorted(n for n, i in images.items() if not i.built),
-        "images": dg.MetadataValue.json({n: {"image": i.image, "digest": i.digest}
+        "images": dg.MetadataValue.json({n: {"image": i.image, "digest": i.digest, "tag": i.tag,
+                                             "size_bytes": i.size_bytes}
                                          for n, i in sorted(images.items())}),
     }
     if errors:

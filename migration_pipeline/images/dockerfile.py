@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_PYTHON_VERSION = "3.12"
+AGENT_DIR = "dagster_cloud_agent"  # where the agent's install files (and token) are written
 APP_DIR = "/opt/dagster/app"
 PRE_INSTALL_HOOK = "dagster_cloud_pre_install.sh"
 POST_INSTALL_HOOK = "dagster_cloud_post_install.sh"
@@ -25,6 +26,8 @@ __pycache__
 .pytest_cache
 .dagster_home
 .migration_backup
+# The agent's install files hold its token: never in an image.
+dagster_cloud_agent
 """
 
 

@@ -25,6 +25,7 @@ from migration_pipeline.images.registry import (
     credentials_for,
     ecr_login,
     host_of,
+    image_size,
     manifest_digest,
 )
 
@@ -45,6 +46,7 @@ class PublishedImage:
     tag: str
     built: bool  # False: an image of the same content was already in the registry
     seconds: float
+    size_bytes: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -80,13 +82,14 @@ def publish_one(job: ImageJob, builder: Builder, credentials: Credentials | None
     start = time.monotonic()
     tag = image_tag(content_hash(job.context, job.dockerfile), job.location)
     image = f"{job.repository}:{tag}"
-    existing = manifest_digest(job.repository, tag, credentials, insecure)
-    if existing:
-        return PublishedImage(job.location, image, existing, tag, False,
-                              round(time.monotonic() - start, 3))
-    builder.build(job.context, job.dockerfile, image)
-    digest = builder.push(image)
-    return PublishedImage(job.location, image, digest, tag, True, round(time.monotonic() - start, 3))
+    digest = manifest_digest(job.repository, tag, credentials, insecure)
+    built = digest is None
+    if built:
+        builder.build(job.context, job.dockerfile, image)
+        digest = builder.push(image)
+    size = image_size(job.repository, digest, credentials, insecure)
+    return PublishedImage(job.location, image, digest, tag, built,
+                          round(time.monotonic() - start, 3), size)
 
 
 def publish_all(jobs: list[ImageJob], builder: Builder, max_parallel: int = 2,

@@ -113,6 +113,22 @@ def manifest_digest(repository: str, tag: str, credentials: Credentials | None =
     return response.headers.get("Docker-Content-Digest")
 
 
+def image_size(repository: str, reference: str, credentials: Credentials | None = None,
+               insecure: bool = False, timeout: float = 10.0) -> int | None:
+    """Bytes of an image in the registry: its config and layers, from its manifest."""
+    host, _, name = repository.partition("/")
+    url = f"{base_url(host, insecure)}/v2/{name}/manifests/{reference}"
+    auth = (credentials.username, credentials.password.get_secret_value()) if credentials else None
+    try:
+        response = requests.get(url, headers={"Accept": MANIFEST_TYPES}, auth=auth, timeout=timeout)
+        manifest = response.json() if response.ok else {}
+    except (requests.RequestException, ValueError):
+        return None
+    parts = [manifest.get("config") or {}, *(manifest.get("layers") or [])]
+    sizes = [part.get("size") for part in parts if isinstance(part.get("size"), int)]
+    return sum(sizes) if sizes else None
+
+
 def _with_bearer(session, challenge, url, auth, timeout):
     """The token flow of Docker's registry API (GHCR, Docker Hub, ACR, ...)."""
     fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge.headers["WWW-Authenticate"]))
