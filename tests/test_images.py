@@ -181,6 +181,8 @@ def test_the_images_asset_publishes_checks_and_reuses(sandbox, tmp_path, monkeyp
 
     env = MigrationEnv(sandbox, write_project(tmp_path / "repo"), tmp_path / "home", "kubernetes",
                        monkeypatch, registry)
+    # Content no other test pushed: the registry is shared, and its cache is by content.
+    (env.project_dir / "unique.txt").write_text(str(tmp_path))
     first = env.prepare()
     metadata = first.asset_materializations_for_node("code_location_images")[0].metadata
     assert metadata["built"].value == ["analytics", "ml_models"] and metadata["reused"].value == []
