@@ -30,7 +30,8 @@ test-slow: $(STAMP)
 
 # A long-running sandbox for the UI; its URL and admin token go to .demo/sandbox.env (0600).
 sandbox: $(STAMP)
-	$(BIN)/python -m dagster_plus_sandbox serve --port 3030 --state .demo/sandbox.db --env-file .demo/sandbox.env
+	$(BIN)/python -m dagster_plus_sandbox serve --port 3030 --state .demo/sandbox.db --env-file .demo/sandbox.env \
+		--scenario examples/serverless_repo/sandbox_scenario.yaml
 
 dev: $(STAMP)
 	mkdir -p .dagster_home

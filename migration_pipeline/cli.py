@@ -49,6 +49,18 @@ def plan_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def history_command(args: argparse.Namespace) -> int:
+    from migration_pipeline.history import migration_runs, render
+
+    try:
+        runs = migration_runs(args.host, args.port, args.limit)
+    except RuntimeError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(render(runs))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="migration-pipeline", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -62,7 +74,14 @@ def main(argv: list[str] | None = None) -> int:
                       "value) for the Dagster+ settings changes")
     plan.add_argument("--apply", action="store_true", help="write the files (atomically, with "
                       "a backup of what they replace)")
+    history = commands.add_parser("history", help="list past migration runs from a Dagster "
+                                  "webserver (`dagster dev`)")
+    history.add_argument("--host", default="127.0.0.1")
+    history.add_argument("--port", type=int, default=3000)
+    history.add_argument("--limit", type=int, default=200, help="how many recent runs to look at")
     args = parser.parse_args(argv)
+    if args.command == "history":
+        return history_command(args)
     try:
         return plan_command(args)
     except InvalidInput as error:

@@ -68,7 +68,7 @@ def sandbox_process(state_dir: Path):
     """Start `python -m dagster_plus_sandbox serve` on a free port; yield its JSON banner."""
     process = subprocess.Popen(
         [sys.executable, "-m", "dagster_plus_sandbox", "serve", "--port", "0", "--json",
-         "--state", str(state_dir / "sandbox.db")],
+         "--state", str(state_dir / "sandbox.db"), "--scenario", str(EXAMPLE / "sandbox_scenario.yaml")],
         stdout=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline() if process.stdout else ""
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with ExitStack() as stack:
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="migration-demo-")))
-        say("Starting the embedded Dagster+ sandbox: a Serverless 'prod' deployment")
+        say("Starting the embedded Dagster+ sandbox: the example's Serverless 'prod' deployment")
         sandbox = stack.enter_context(sandbox_process(state_dir))
         say(f"Dagster+ sandbox serving {sandbox['url']}; migrating {repo}")
         # The resource reads these through EnvVar when a run starts, as it would in Dagster+.

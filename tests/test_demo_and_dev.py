@@ -40,8 +40,8 @@ def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandb
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     out = demo.stdout
     for expected in ("## Migration plan: Serverless to Hybrid (local)", "Downtime (no agent): ",
-                     "Runs: 250 before, 250 after",
-                     "Locations LOADED on the Hybrid agent: analytics, ml_models",
+                     "Runs: 4000 before, 4000 after",
+                     "Locations LOADED on the Hybrid agent: analytics, ml_models, reporting",
                      "Checks: every_location_loaded passed, no_run_lost passed, "
                      "schedules_and_sensors_kept passed",
                      "Settings removed at cutover: non_isolated_runs"):
@@ -72,7 +72,18 @@ def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandb
 
         runs = requests.post(url, json={"query": RUNS_QUERY}, timeout=10).json()
         results = runs["data"]["runsOrError"]["results"]
-        assert sorted((r["jobName"], r["status"]) for r in results) == sorted([
+        expected = sorted([
             ("plan_migration", "SUCCESS"), ("apply_migration_files", "SUCCESS"),
             ("prepare_hybrid_agent", "SUCCESS"), ("cutover", "SUCCESS"),
             ("finish_hybrid_migration", "SUCCESS")])
+        assert sorted((r["jobName"], r["status"]) for r in results) == expected
+
+        # The run history through dagster-graphql's DagsterGraphQLClient, as a script would.
+        from migration_pipeline.cli import main as cli_main
+        from migration_pipeline.history import migration_runs
+
+        runs = migration_runs("127.0.0.1", port)
+        assert sorted((r.job_name, r.status) for r in runs) == expected
+        assert all(r.seconds is not None and r.seconds >= 0 for r in runs)
+        assert runs[0].job_name == "finish_hybrid_migration"  # newest first
+        assert cli_main(["history", "--port", str(port)]) == 0
