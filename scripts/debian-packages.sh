@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need, when they are missing: a real OCI registry
-# (docker-registry) and an image builder that needs no daemon (buildah). Used by `make test`
-# and .ci/run. Without root it only says what to install.
+# (docker-registry), an image builder that needs no daemon (buildah) and a browser for the UI
+# test (chromium, driven by Playwright; no browser download). Used by `make test` and .ci/run.
+# Without root it only says what to install.
 set -euo pipefail
-PACKAGES=(buildah docker-registry)
+PACKAGES=(buildah docker-registry chromium)
 missing=()
 for package in "${PACKAGES[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -140,10 +140,19 @@ def hybrid_dagster_cloud_yaml_is_valid(hybrid_project_files: dict) -> dg.AssetCh
     )
 
 
+# What the Launchpad shows first: the example repository planned for Kubernetes (a dry run: it
+# writes nothing, so the placeholder registry is harmless). Set your repository, target and
+# registry.
+EXAMPLE_PROJECT = Path(__file__).resolve().parents[2] / "examples" / "serverless_repo"
+EXAMPLE_REGISTRY = "registry.example.com/acme"
+
 plan_job = dg.define_asset_job(
     "plan_migration",
     selection=["serverless_inventory", "migration_plan"],
     executor_def=dg.in_process_executor,
+    config={"ops": {"migration_plan": {"config": {"project_dir": str(EXAMPLE_PROJECT),
+                                                  "target": "kubernetes",
+                                                  "registry": EXAMPLE_REGISTRY}}}},
     description="The dry run: read the deployment and plan every change. Writes nothing.",
 )
 
