@@ -11,7 +11,7 @@ import dagster as dg
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 HEAVY = ["kubernetes", "boto3", "botocore", "dagster_k8s", "dagster_aws", "dagster_docker",
-         "dagster_cloud", "dagster_plus_sandbox"]
+         "dagster_cloud", "dagster_plus_sandbox", "requests", "ruamel", "graphql"]
 
 
 def test_import_does_not_load_heavy_libraries():

@@ -3,7 +3,6 @@
 import dagster as dg
 
 from migration_pipeline.defs.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
-from migration_pipeline.inventory import render_sections, take_inventory
 
 
 @dg.asset(
@@ -16,6 +15,8 @@ from migration_pipeline.inventory import render_sections, take_inventory
 def serverless_inventory(
     context: dg.AssetExecutionContext, dagster_plus: DagsterPlusResource
 ) -> dg.Output[dict]:
+    from migration_pipeline.inventory import render_sections, take_inventory
+
     with dagster_plus.session(context) as client:
         inventory = take_inventory(client)
     sections = render_sections(inventory)

@@ -2,16 +2,15 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field
 
-from migration_pipeline.plus import (
-    DagsterPlusClient,
-    DagsterPlusError,
-    DagsterPlusUnavailableError,
-)
+from migration_pipeline.plus.errors import DagsterPlusError, DagsterPlusUnavailableError
+
+if TYPE_CHECKING:
+    from migration_pipeline.plus.client import DagsterPlusClient
 
 # Dagster+ calls already retry transient faults inside the client; an op retry covers an outage
 # that outlasts them. Errors that a retry cannot fix (a rejected token, a missing permission, an
@@ -33,7 +32,9 @@ class DagsterPlusResource(dg.ConfigurableResource):
     max_attempts: int = Field(default=5, description="Attempts per call on transient failures.")
     backoff_seconds: float = Field(default=0.5, description="First retry delay; doubles, capped.")
 
-    def client(self, log: Any | None = None) -> DagsterPlusClient:
+    def client(self, log: Any | None = None) -> "DagsterPlusClient":
+        from migration_pipeline.plus.client import DagsterPlusClient
+
         return DagsterPlusClient(
             self.url,
             self.deployment,
@@ -45,7 +46,7 @@ class DagsterPlusResource(dg.ConfigurableResource):
         )
 
     @contextmanager
-    def session(self, context: Any) -> Iterator[DagsterPlusClient]:
+    def session(self, context: Any) -> Iterator["DagsterPlusClient"]:
         """A client that logs to the run, for one step. A Dagster+ error that retrying cannot
         fix fails the step without using up its RetryPolicy."""
         with self.client(log=context.log) as client:

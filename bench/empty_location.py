@@ -1,0 +1,5 @@
+"""An empty code location, the baseline for bench/code_location_load.py."""
+
+import dagster as dg
+
+defs = dg.Definitions()
