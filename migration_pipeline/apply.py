@@ -47,6 +47,9 @@ def apply_plan(plan: MigrationPlan, project_dir: str | Path, stamp: str | None =
         return result
     backup_root = Path(BACKUP_DIR) / (stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
     for planned, path, current in pending:
+        # A run killed mid-write leaves its temporary file beside the target: clear it.
+        for stale in path.parent.glob(f".{path.name}.tmp-*"):
+            stale.unlink(missing_ok=True)
         if current is not None:
             backup = backup_root / planned.path
             write_atomically(root / backup, current)
