@@ -81,7 +81,8 @@ def ensure_agent_token(client: DagsterPlusClient, description: str) -> tuple[Age
         found = [t for t in client.agent_tokens() if t.description == description and not t.revoked]
         if found:
             return found[0], True
-        raise
+        # Dagster+ has no such token: the lost request never took effect, so send it once more.
+        return client.create_agent_token(description), True
 
 
 # -- deploying ---------------------------------------------------------------------------------
@@ -114,8 +115,9 @@ def deploy_what_differs(client: DagsterPlusClient, desired: dict[str, Any]) -> l
                                                if loc["location_name"] in to_deploy]})
     except OutcomeUnknownError:
         still = locations_to_deploy(client.locations_as_document(), desired)
-        if still:
-            raise
+        if still:  # the lost request never took effect: send what is missing once more
+            client.deploy_locations({"locations": [loc for loc in desired["locations"]
+                                                   if loc["location_name"] in still]})
     return to_deploy
 
 

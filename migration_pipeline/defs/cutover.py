@@ -387,8 +387,9 @@ def serverless_restored(context: dg.AssetExecutionContext, dagster_plus: Dagster
             try:
                 client.reconcile_locations(document)
             except OutcomeUnknownError:
+                # Send it once more only if the lost request did not take effect.
                 if _canonical(client.locations_as_document()) != _canonical(document):
-                    raise
+                    client.reconcile_locations(document)
             restored.append("locations_document")
         if client.deployment_settings() != pre_cutover_snapshot["settings"]:
             client.set_deployment_settings(pre_cutover_snapshot["settings"])
