@@ -87,3 +87,49 @@ def test_apply_killed_at_random_moments_leaves_old_or_new_files(tmp_path):
             assert (root / relative).read_text() == planned_file.new
         assert not list(root.rglob(".*.tmp-*"))
     assert killed_midway, "no kill landed in the middle of an apply: make the project bigger"
+
+
+PUBLISH = """
+import sys
+from pathlib import Path
+from migration_pipeline.images.builders import choose_builder
+from migration_pipeline.images.publish import ImageJob, publish_all
+root, registry = Path(sys.argv[1]), sys.argv[2]
+jobs = []
+for i in range(4):
+    directory = root / f"loc_{i}"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "Dockerfile").write_text("FROM scratch\\nCOPY . /app\\n")
+    (directory / "data.bin").write_bytes((f"{root.name}-{i}".encode() * 2_000_000))
+    jobs.append(ImageJob(f"loc_{i}", directory, directory / "Dockerfile",
+                         f"{registry}/crash/{root.name}-{i}"))
+print("publishing", flush=True)
+images, errors = publish_all(jobs, choose_builder("buildah", storage=root / "containers"), 2,
+                             log=lambda message: None)
+print(";".join(f"{name}={image.tag}@{image.digest}" for name, image in sorted(images.items())),
+      flush=True)
+sys.exit(1 if errors else 0)
+"""
+
+
+def test_image_publish_killed_midway_completes_on_the_next_run(tmp_path, registry):
+    from migration_pipeline.images.registry import manifest_digest
+
+    rng = random.Random(7)
+    for attempt in range(3):
+        root = tmp_path / f"run{attempt}"
+        process = subprocess.Popen([sys.executable, "-c", PUBLISH, str(root), registry],
+                                   stdout=subprocess.PIPE, text=True, start_new_session=True)
+        assert process.stdout.readline().strip() == "publishing"
+        time.sleep(rng.uniform(0.05, 0.5))
+        os.killpg(process.pid, signal.SIGKILL)  # the builder's processes too
+        process.wait(timeout=10)
+
+        again = subprocess.run([sys.executable, "-c", PUBLISH, str(root), registry],
+                               capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr[-2000:]
+        published = dict(item.split("=", 1) for item in again.stdout.splitlines()[-1].split(";"))
+        assert sorted(published) == [f"loc_{i}" for i in range(4)]
+        for i, (name, reference) in enumerate(sorted(published.items())):
+            tag, digest = reference.split("@")
+            assert manifest_digest(f"{registry}/crash/{root.name}-{i}", tag) == digest

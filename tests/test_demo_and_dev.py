@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -46,8 +48,18 @@ def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandb
                      "schedules_and_sensors_kept passed",
                      "Settings removed at cutover: non_isolated_runs"):
         assert expected in out, expected
-    for secret in ("user:acme:", "agent:acme:"):
-        assert secret not in out + demo.stderr
+    # No token anywhere the demo wrote, but in the agent's 0600 token file.
+    token = re.compile(rb"(user|agent):acme:[0-9a-f]{32}")
+    assert not token.search((out + demo.stderr).encode())
+    token_files = []
+    for root in (home, tmp_path / "work"):
+        for path in (p for p in root.rglob("*") if p.is_file()):
+            if path.name == "agent-token.env":
+                token_files.append(path)
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600
+            else:
+                assert not token.search(path.read_bytes()), f"a token is in {path}"
+    assert len(token_files) == 1
 
     port = free_port()
     env = dict(os.environ, DAGSTER_HOME=str(home), DAGSTER_CLOUD_URL=sandbox.url,
