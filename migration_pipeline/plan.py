@@ -311,9 +311,9 @@ def _dockerfiles(project: ProjectFiles, cloud: CloudYaml, python_version: str,
                               "keeps the agent's token out of the image"), None
 
 
-def _locations_of(path: str, cloud: CloudYaml) -> tuple[str, ...]:
-    """The locations whose code holds `path`: under their working directory, else their build
-    directory (the deepest directory wins)."""
+def _location_roots(cloud: CloudYaml) -> dict[str, list[str]]:
+    """Directory -> the locations whose code is there: their working directory, else their
+    build directory."""
     roots: dict[str, list[str]] = defaultdict(list)
     for directory, locations in build_directories(cloud).items():
         for name, merged in locations:
@@ -321,6 +321,11 @@ def _locations_of(path: str, cloud: CloudYaml) -> tuple[str, ...]:
             root = directory if not working or working.startswith("/") \
                 else normalize(f"{directory}/{working}")
             roots[root].append(name)
+    return roots
+
+
+def _locations_of(path: str, roots: dict[str, list[str]]) -> tuple[str, ...]:
+    """The locations whose code holds `path` (the deepest directory wins)."""
     best: tuple[str, ...] = ()
     best_length = -1
     for root, names in roots.items():
@@ -351,9 +356,10 @@ def _feature_warnings(findings: list[Finding], cloud: CloudYaml, target: str,
     non_isolated = ((inventory or {}).get("settings") or {}).get("non_isolated_runs") or {}
     if non_isolated.get("enabled"):
         definitions = [f for f in findings if f.kind == "definitions"]
+        roots = _location_roots(cloud)
         covered: set[str] = set()
         for f in definitions:
-            locations = _locations_of(f.file, cloud)
+            locations = _locations_of(f.file, roots)
             covered.update(locations)
             warnings.append(PlanWarning(
                 f"runs of {', '.join(locations) or 'this code'} could run non-isolated on Serverless (the "
