@@ -3,10 +3,10 @@ kept as plain data, rendered as markdown. No Dagster code here."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from migration_pipeline.markdown import table
 from migration_pipeline.plus import DagsterPlusClient
 
 # Deployment settings that only Serverless understands (removed at cutover).
@@ -70,24 +70,6 @@ def take_inventory(client: DagsterPlusClient) -> Inventory:
     )
 
 
-def _table(headers: list[str], rows: list[list[Any]], empty: str) -> str:
-    if not rows:
-        return f"_{empty}_"
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        text = ""
-    elif isinstance(value, (dict, list)):
-        text = "`" + json.dumps(value, sort_keys=True) + "`"
-    else:
-        text = str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def render_sections(inventory: Inventory) -> dict[str, str]:
     """One markdown table per section, keyed by section name."""
     code_sources = {
@@ -95,17 +77,17 @@ def render_sections(inventory: Inventory) -> dict[str, str]:
         for loc in inventory.locations_document.get("locations") or []
     }
     return {
-        "deployment": _table(
+        "deployment": table(
             ["deployment", "id", "agent type", "serverless", "runs", "locations"],
             [[inventory.deployment, inventory.deployment_id, inventory.agent_type,
               inventory.serverless_status, inventory.run_total, len(inventory.locations)]],
             "no deployment"),
-        "agents": _table(
+        "agents": table(
             ["id", "label", "status", "serverless"],
             [[a["id"], a["label"], a["status"], "yes" if a["serverless"] else "no"]
              for a in inventory.agents],
             "no agents"),
-        "code_locations": _table(
+        "code_locations": table(
             ["location", "load status", "code source", "image", "error"],
             [[e["name"], e["load_status"],
               ", ".join(f"{k}: {v}" for k, v in
@@ -114,17 +96,17 @@ def render_sections(inventory: Inventory) -> dict[str, str]:
               e["error"] or ""]
              for e in inventory.locations],
             "no code locations"),
-        "deployment_settings": _table(
+        "deployment_settings": table(
             ["setting", "value", "Serverless only"],
             [[key, value, "yes" if key in inventory.serverless_only_settings else ""]
              for key, value in sorted(inventory.settings.items())],
             "no deployment settings"),
-        "runs": _table(
+        "runs": table(
             ["status", "runs"],
             [[status, count] for status, count in sorted(inventory.run_counts.items())]
             + [["**total**", inventory.run_total]],
             "no runs"),
-        "schedules_and_sensors": _table(
+        "schedules_and_sensors": table(
             ["location", "kind", "name", "status"],
             [[i["location"], i["kind"], i["name"], i["status"]] for i in inventory.instigators],
             "no schedules or sensors (or no location is loaded)"),

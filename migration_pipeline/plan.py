@@ -26,6 +26,7 @@ from migration_pipeline.images.dockerfile import (
     render_dockerfile,
 )
 from migration_pipeline.inventory import SERVERLESS_ONLY_SETTINGS
+from migration_pipeline.markdown import cell, table
 from migration_pipeline.problems import InvalidInput, Problem
 from migration_pipeline.project import ProjectFiles, normalize
 from migration_pipeline.scan import Finding, scan_python, serverless_python_version, serverless_workflows
@@ -101,10 +102,6 @@ class MigrationPlan:
     @property
     def changed_files(self) -> tuple[PlannedFile, ...]:
         return tuple(f for f in self.files if f.action != "unchanged")
-
-    @property
-    def has_changes(self) -> bool:
-        return bool(self.changed_files)
 
     def diff(self) -> str:
         return "".join(f.diff() for f in self.changed_files)
@@ -389,10 +386,6 @@ def _settings_change(inventory: dict[str, Any] | None) -> SettingsChange | None:
 # -- the summary -------------------------------------------------------------------------------
 
 
-def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def render_summary(plan: MigrationPlan) -> str:
     lines = [f"## Migration plan: Serverless to Hybrid ({plan.target})", ""]
     lines += [f"- Code locations: {len(plan.locations)} ({', '.join(plan.locations)})",
@@ -401,14 +394,15 @@ def render_summary(plan: MigrationPlan) -> str:
               f"{len([f for f in plan.files if f.action == 'unchanged'])} unchanged",
               f"- Python for the images: {plan.python_version} (from {plan.python_version_source})",
               f"- Warnings: {len(plan.warnings)}", ""]
-    lines += ["### Files", "", "| file | action | why |", "|---|---|---|"]
-    lines += [f"| `{f.path}` | {f.action} | {_cell(f.reason)} |" for f in plan.files]
+    lines += ["### Files", "", table(["file", "action", "why"],
+                                     [[f"`{f.path}`", f.action, f.reason] for f in plan.files])]
     if plan.changes:
         lines += ["", f"### Changes to `{plan.cloud_yaml}`", ""]
-        lines += [f"- {_cell(change)}" for change in plan.changes]
+        lines += [f"- {cell(change)}" for change in plan.changes]
     if plan.images:
-        lines += ["", "### Images", "", "| location | image repository |", "|---|---|"]
-        lines += [f"| {name} | `{repo}` |" for name, repo in plan.images.items()]
+        lines += ["", "### Images", "", table(["location", "image repository"],
+                                              [[name, f"`{repo}`"] for name, repo
+                                               in plan.images.items()])]
     if plan.ci_secrets:
         lines += ["", "### CI", "",
                   "The Serverless CI is replaced by a Hybrid one (see the diff). Set these "
@@ -424,7 +418,7 @@ def render_summary(plan: MigrationPlan) -> str:
         lines += ["- No Serverless-only deployment setting to remove."]
     lines += ["- Switch the deployment's agent type to HYBRID."]
     if plan.warnings:
-        lines += ["", "### Warnings", "", "| where | what | how to fix |", "|---|---|---|"]
-        lines += [f"| {_cell(w.where())} | {_cell(w.message)} | {_cell(w.fix or '')} |"
-                  for w in plan.warnings]
+        lines += ["", "### Warnings", "", table(["where", "what", "how to fix"],
+                                                [[w.where(), w.message, w.fix or ""]
+                                                 for w in plan.warnings])]
     return "\n".join(lines) + "\n"

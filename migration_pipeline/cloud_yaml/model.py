@@ -35,10 +35,6 @@ class LocationRef:
     name: str
     path: KeyPath  # ("locations", index) in the modern form, ("locations", name) in the legacy one
 
-    @property
-    def index_or_name(self) -> int | str:
-        return self.path[1]
-
 
 @dataclass
 class CloudYaml:

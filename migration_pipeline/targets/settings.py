@@ -46,9 +46,6 @@ class _Settings(BaseModel):
                              "no scheme, no tag)")
         return value
 
-    def explicitly_set(self, name: str) -> bool:
-        return name in self.model_fields_set
-
 
 class _Resources(BaseModel):
     model_config = ConfigDict(extra="forbid")
