@@ -19,14 +19,7 @@ AGENT_IMAGE = "docker.io/dagster/dagster-cloud-agent:1.13.27"
 
 
 def container_context(settings: DockerSettings) -> dict[str, Any]:
-    context: dict[str, Any] = {}
-    if settings.networks:
-        context["networks"] = list(settings.networks)
-    if settings.env_vars:
-        context["env_vars"] = list(settings.env_vars)
-    if settings.container_kwargs:
-        context["container_kwargs"] = dict(settings.container_kwargs)
-    return context
+    return settings.set_fields("networks", "env_vars", "container_kwargs")
 
 
 def agent_command(agent_dir: str) -> str:

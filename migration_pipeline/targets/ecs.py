@@ -15,21 +15,14 @@ PARAMETERS_FILE = "cloudformation-parameters.json"
 
 
 def container_context(settings: EcsSettings) -> dict[str, Any]:
-    context: dict[str, Any] = {}
-    if settings.env_vars:
-        context["env_vars"] = list(settings.env_vars)
-    if settings.secrets:
-        context["secrets"] = [{"name": s.name, "valueFrom": s.value_from} for s in settings.secrets]
-    if settings.task_role_arn:
-        context["task_role_arn"] = settings.task_role_arn
-    if settings.execution_role_arn:
-        context["execution_role_arn"] = settings.execution_role_arn
-    resources = {k: v for k, v in (("cpu", settings.cpu), ("memory", settings.memory)) if v}
+    # `secrets` by alias: ECS wants `valueFrom`.
+    context = settings.set_fields("env_vars", "secrets", "task_role_arn", "execution_role_arn",
+                                  by_alias=True)
+    resources = settings.set_fields("cpu", "memory")
     if resources:
         context["server_resources"] = dict(resources)
         context["run_resources"] = dict(resources)
-    if settings.runtime_platform:
-        context["runtime_platform"] = dict(settings.runtime_platform)
+    context.update(settings.set_fields("runtime_platform"))
     return context
 
 

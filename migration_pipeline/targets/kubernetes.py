@@ -21,17 +21,10 @@ HELM_REPOSITORY = "https://dagster-io.github.io/helm-user-cloud"
 
 def container_context(settings: KubernetesSettings) -> dict[str, Any]:
     """The `container_context.k8s` every location gets (only what is set)."""
-    context: dict[str, Any] = {"namespace": settings.namespace}
-    if settings.env_secrets:
-        context["env_secrets"] = list(settings.env_secrets)
-    if settings.env_vars:
-        context["env_vars"] = list(settings.env_vars)
+    context = settings.set_fields("namespace", "env_secrets", "env_vars")
     if settings.image_pull_secrets:
         context["image_pull_secrets"] = [{"name": name} for name in settings.image_pull_secrets]
-    if settings.service_account_name:
-        context["service_account_name"] = settings.service_account_name
-    if settings.resources is not None:
-        context["resources"] = settings.resources.model_dump(exclude_none=True)
+    context.update(settings.set_fields("service_account_name", "resources"))
     return context
 
 

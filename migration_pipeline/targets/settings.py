@@ -47,6 +47,12 @@ class _Settings(BaseModel):
         return value
 
 
+    def set_fields(self, *names: str, by_alias: bool = False) -> dict[str, Any]:
+        """The named settings that are set (not None, not empty), as plain data, in order."""
+        data = self.model_dump(include=set(names), exclude_none=True, by_alias=by_alias)
+        return {name: data[name] for name in names if data.get(name) not in (None, [], {})}
+
+
 class _Resources(BaseModel):
     model_config = ConfigDict(extra="forbid")
     requests: dict[Literal["cpu", "memory"], str] | None = None
