@@ -87,57 +87,57 @@ def ecr_login(repository: str, region: str | None = None) -> Credentials:
     return Credentials(username, SecretStr(password))
 
 
-def manifest_digest(repository: str, tag: str, credentials: Credentials | None = None,
-                    insecure: bool = False, timeout: float = 10.0) -> str | None:
-    """The digest of `repository:tag` (a HEAD request), or None when the registry has no such
-    manifest. Raises `RegistryError` when the registry cannot be asked."""
+def _manifest(method: str, repository: str, reference: str, credentials: Credentials | None,
+              insecure: bool, timeout: float) -> requests.Response:
+    """A HEAD or GET of a manifest, with basic auth or Docker's bearer-token flow (GHCR,
+    Docker Hub, ACR, ...). Raises `RegistryError` when the registry cannot be reached."""
     host, _, name = repository.partition("/")
-    url = f"{base_url(host, insecure)}/v2/{name}/manifests/{tag}"
-    session = requests.Session()
+    url = f"{base_url(host, insecure)}/v2/{name}/manifests/{reference}"
     auth = (credentials.username, credentials.password.get_secret_value()) if credentials else None
+    session = requests.Session()
     try:
-        response = session.head(url, headers={"Accept": MANIFEST_TYPES}, auth=auth, timeout=timeout)
-        if response.status_code == 401 and "bearer" in response.headers.get(
-                "WWW-Authenticate", "").lower():
-            response = _with_bearer(session, response, url, auth, timeout)
+        response = session.request(method, url, headers={"Accept": MANIFEST_TYPES}, auth=auth,
+                                   timeout=timeout)
+        challenge = response.headers.get("WWW-Authenticate", "")
+        if response.status_code == 401 and "bearer" in challenge.lower():
+            fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+            realm = fields.pop("realm", None)
+            token = session.get(realm, params=fields, auth=auth, timeout=timeout) if realm else None
+            if token is not None and token.ok:
+                value = token.json().get("token") or token.json().get("access_token")
+                response = session.request(method, url, timeout=timeout, headers={
+                    "Accept": MANIFEST_TYPES, "Authorization": f"Bearer {value}"})
     except requests.RequestException as error:
         raise RegistryError(f"cannot reach the registry {host}: {type(error).__name__}") from None
-    if response.status_code == 404:
-        return None
     if response.status_code in (401, 403):
         raise RegistryError(f"the registry {host} refused the credentials (HTTP "
                             f"{response.status_code}): set REGISTRY_USERNAME/REGISTRY_PASSWORD or "
                             "log in with docker")
+    return response
+
+
+def manifest_digest(repository: str, tag: str, credentials: Credentials | None = None,
+                    insecure: bool = False, timeout: float = 10.0) -> str | None:
+    """The digest of `repository:tag` (a HEAD request), or None when the registry has no such
+    manifest. Raises `RegistryError` when the registry cannot be asked."""
+    response = _manifest("HEAD", repository, tag, credentials, insecure, timeout)
+    if response.status_code == 404:
+        return None
     if not response.ok:
-        raise RegistryError(f"the registry {host} answered HTTP {response.status_code}")
+        raise RegistryError(f"the registry {host_of(repository)} answered HTTP "
+                            f"{response.status_code}")
     return response.headers.get("Docker-Content-Digest")
 
 
 def image_size(repository: str, reference: str, credentials: Credentials | None = None,
                insecure: bool = False, timeout: float = 10.0) -> int | None:
-    """Bytes of an image in the registry: its config and layers, from its manifest."""
-    host, _, name = repository.partition("/")
-    url = f"{base_url(host, insecure)}/v2/{name}/manifests/{reference}"
-    auth = (credentials.username, credentials.password.get_secret_value()) if credentials else None
+    """Bytes of an image in the registry: its config and layers, from its manifest (None when
+    it cannot be read: the size is informative only)."""
     try:
-        response = requests.get(url, headers={"Accept": MANIFEST_TYPES}, auth=auth, timeout=timeout)
+        response = _manifest("GET", repository, reference, credentials, insecure, timeout)
         manifest = response.json() if response.ok else {}
-    except (requests.RequestException, ValueError):
+    except (RegistryError, ValueError):
         return None
     parts = [manifest.get("config") or {}, *(manifest.get("layers") or [])]
     sizes = [part.get("size") for part in parts if isinstance(part.get("size"), int)]
     return sum(sizes) if sizes else None
-
-
-def _with_bearer(session, challenge, url, auth, timeout):
-    """The token flow of Docker's registry API (GHCR, Docker Hub, ACR, ...)."""
-    fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge.headers["WWW-Authenticate"]))
-    realm = fields.pop("realm", None)
-    if not realm:
-        return challenge
-    token = session.get(realm, params=fields, auth=auth, timeout=timeout)
-    if not token.ok:
-        return token
-    value = token.json().get("token") or token.json().get("access_token")
-    return session.head(url, headers={"Accept": MANIFEST_TYPES, "Authorization": f"Bearer {value}"},
-                        timeout=timeout)
