@@ -44,6 +44,9 @@ IO_MANAGER_ADVICE = {
 }
 
 
+BuildDirectories = dict[str, list[tuple[str, dict[str, Any]]]]
+
+
 @dataclass(frozen=True)
 class PlannedFile:
     path: str  # relative to the project directory
@@ -145,6 +148,7 @@ def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
 
     rewrite = rewrite_cloud_yaml(cloud, target, settings)
     rewritten = rewrite.cloud
+    directories = build_directories(rewritten)  # build directory -> its locations, merged
     problems = validate_cloud_yaml(rewritten, target.container_context_key)
     if problems:
         raise InvalidInput(problems)
@@ -167,7 +171,7 @@ def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
             version, version_source = DEFAULT_PYTHON_VERSION, "default (no PYTHON_VERSION found)"
 
     if target.needs_images:
-        for planned, warning in _dockerfiles(project, rewritten, version, settings.base_image):
+        for planned, warning in _dockerfiles(project, directories, version, settings.base_image):
             if planned:
                 files.append(planned)
             if warning:
@@ -178,7 +182,8 @@ def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
     serverless_ci = serverless_workflows(project)
     if target.needs_images and serverless_ci:
         ci_files, ci_secrets, ci_warnings = _hybrid_ci(
-            project, [f.file for f in serverless_ci], rewritten, rewrite.images, version, inventory)
+            project, [f.file for f in serverless_ci], directories, name, rewrite.images, version,
+            inventory)
         files += ci_files
         warnings += ci_warnings
         replaced = {f.path for f in ci_files}
@@ -186,7 +191,8 @@ def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
     findings, broken = scan_python(project)
     warnings += [PlanWarning("does not parse as Python, so it was not scanned for Serverless-only "
                              "features", path) for path in broken]
-    warnings += _feature_warnings(findings, rewritten, target_name, inventory)
+    warnings += _feature_warnings(findings, directories, [ref.name for ref in cloud.locations],
+                                  target_name, inventory)
     warnings += [
         PlanWarning("this Serverless CI workflow (PEX fast deploys) stops working after the "
                     "cutover: replace it with a Hybrid workflow that builds and pushes the images",
@@ -210,14 +216,15 @@ def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
     )
 
 
-def _hybrid_ci(project: ProjectFiles, serverless_files: list[str], cloud: CloudYaml,
-               images: dict[str, str], python_version: str, inventory: dict[str, Any] | None):
+def _hybrid_ci(project: ProjectFiles, serverless_files: list[str], directories: BuildDirectories,
+               cloud_yaml: str, images: dict[str, str], python_version: str,
+               inventory: dict[str, Any] | None):
     """The Hybrid CI in place of the Serverless one: the first Serverless GitHub workflow is
     replaced; for GitLab a job file to include is written next to `.gitlab-ci.yml`."""
     from migration_pipeline.ci import github, gitlab
 
     builds = [github.ImageBuild(name, directory, images[name])
-              for directory, locations in sorted(build_directories(cloud).items())
+              for directory, locations in sorted(directories.items())
               for name, _ in locations if name in images]
     deployment = (inventory or {}).get("deployment", "prod")
     old_texts = "".join(project.text(f) or "" for f in serverless_files)
@@ -231,13 +238,13 @@ def _hybrid_ci(project: ProjectFiles, serverless_files: list[str], cloud: CloudY
     secrets: list[str] = []
     workflows = [f for f in serverless_files if f.startswith(".github/")]
     if workflows:
-        text, needed = github.hybrid_workflow(builds, url, deployment, python_version, cloud.name)
+        text, needed = github.hybrid_workflow(builds, url, deployment, python_version, cloud_yaml)
         files.append(PlannedFile(workflows[0], project.text(workflows[0]), text,
                                  "the Hybrid CI: builds and pushes an image per location, then "
                                  "deploys"))
         secrets += needed
     if ".gitlab-ci.yml" in serverless_files:
-        text, needed = gitlab.hybrid_job(builds, url, deployment, cloud.name)
+        text, needed = gitlab.hybrid_job(builds, url, deployment, cloud_yaml)
         files.append(PlannedFile(gitlab.PATH, project.text(gitlab.PATH), text,
                                  "the Hybrid GitLab CI job: builds, pushes, deploys"))
         secrets += [s for s in needed if s not in secrets]
@@ -247,7 +254,7 @@ def _hybrid_ci(project: ProjectFiles, serverless_files: list[str], cloud: CloudY
     return files, secrets, warnings
 
 
-def build_directories(cloud: CloudYaml) -> dict[str, list[tuple[str, dict]]]:
+def build_directories(cloud: CloudYaml) -> BuildDirectories:
     """Build directory (project-relative) -> [(location, merged config)]."""
     base = cloud.name.rsplit("/", 1)[0] if "/" in cloud.name else "."
     directories: dict[str, list[tuple[str, dict]]] = defaultdict(list)
@@ -258,9 +265,9 @@ def build_directories(cloud: CloudYaml) -> dict[str, list[tuple[str, dict]]]:
     return directories
 
 
-def _dockerfiles(project: ProjectFiles, cloud: CloudYaml, python_version: str,
+def _dockerfiles(project: ProjectFiles, directories: BuildDirectories, python_version: str,
                  base_image: str | None):
-    for directory, locations in sorted(build_directories(cloud).items()):
+    for directory, locations in sorted(directories.items()):
         prefix = "" if directory == "." else directory + "/"
         names = tuple(name for name, _ in locations)
         dockerfile = prefix + "Dockerfile"
@@ -308,11 +315,11 @@ def _dockerfiles(project: ProjectFiles, cloud: CloudYaml, python_version: str,
                               "keeps the agent's token out of the image"), None
 
 
-def _location_roots(cloud: CloudYaml) -> dict[str, list[str]]:
+def _location_roots(directories: BuildDirectories) -> dict[str, list[str]]:
     """Directory -> the locations whose code is there: their working directory, else their
     build directory."""
     roots: dict[str, list[str]] = defaultdict(list)
-    for directory, locations in build_directories(cloud).items():
+    for directory, locations in directories.items():
         for name, merged in locations:
             working = merged.get("working_directory")
             root = directory if not working or working.startswith("/") \
@@ -332,7 +339,8 @@ def _locations_of(path: str, roots: dict[str, list[str]]) -> tuple[str, ...]:
     return best
 
 
-def _feature_warnings(findings: list[Finding], cloud: CloudYaml, target: str,
+def _feature_warnings(findings: list[Finding], directories: BuildDirectories,
+                      location_names: list[str], target: str,
                       inventory: dict[str, Any] | None) -> list[PlanWarning]:
     warnings = []
     for f in findings:
@@ -353,7 +361,7 @@ def _feature_warnings(findings: list[Finding], cloud: CloudYaml, target: str,
     non_isolated = ((inventory or {}).get("settings") or {}).get("non_isolated_runs") or {}
     if non_isolated.get("enabled"):
         definitions = [f for f in findings if f.kind == "definitions"]
-        roots = _location_roots(cloud)
+        roots = _location_roots(directories)
         covered: set[str] = set()
         for f in definitions:
             locations = _locations_of(f.file, roots)
@@ -365,10 +373,10 @@ def _feature_warnings(findings: list[Finding], cloud: CloudYaml, target: str,
                 fix="add `executor=dg.in_process_executor` to this Definitions to keep each "
                     "run's steps in one process, or `dg.multiprocess_executor` for parallel "
                     "steps"))
-        for ref in cloud.locations:
-            if ref.name not in covered:
+        for location in location_names:
+            if location not in covered:
                 warnings.append(PlanWarning(
-                    f"{ref.name}: runs could run non-isolated on Serverless; on Hybrid each run "
+                    f"{location}: runs could run non-isolated on Serverless; on Hybrid each run "
                     "is isolated. Give its jobs `executor_def=dg.in_process_executor` where that "
                     "mattered"))
     return warnings
