@@ -183,12 +183,12 @@ def _deploy_data(document: dict) -> str:
     ))
 
 
-def _workspace_entry(view: LocationView, outdated: bool = False) -> dict:
+def _workspace_entry(view: LocationView) -> dict:
     return {
         "__typename": "WorkspaceEntry",
         "locationName": view.name,
         "serializedDeploymentMetadata": _deploy_data(view.document),
-        "hasOutdatedData": outdated,
+        "hasOutdatedData": view.outdated,
         "hasLoadError": view.error is not None,
         "metadataTimestamp": view.updated_at,
     }
@@ -199,9 +199,8 @@ def _workspace_entries(state: SandboxState, deployment: Deployment,
     # A Serverless deployment's locations are served by the Serverless agent, not by Hybrid ones.
     if deployment.agent_type != "HYBRID":
         return []
-    outdated = state.outdated_locations(deployment)
     return [
-        _workspace_entry(view, view.name in outdated) for view in state.locations(deployment)
+        _workspace_entry(view) for view in state.locations(deployment)
         if agent_queues is None or view.document.get("agent_queue") in agent_queues
     ]
 
@@ -454,8 +453,8 @@ class AgentMutations:
             deployment = self.c.state.deployment(name=name)
             if deployment is None:
                 continue
-            outdated = self.c.state.outdated_locations(deployment)
-            if outdated and self.c.state.claim_workspace_check(name, max(outdated.values())):
+            outdated = [v.updated_at for v in self.c.state.locations(deployment) if v.outdated]
+            if outdated and self.c.state.claim_workspace_check(name, max(outdated)):
                 requests.append(_check_for_updates_request(name))
         return requests[: limit or None]
 

@@ -106,6 +106,8 @@ class LocationView:
     updated_at: float
     load_status: str  # LOADING | LOADED
     error: str | None  # a load error, once LOADED
+    # Hybrid only: deployed since an agent last reported it, so an agent must load and upload it.
+    outdated: bool = False
 
 
 class SandboxState:
@@ -374,18 +376,6 @@ class SandboxState:
             db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?)",
                        (deployment, location, self.clock(), error))
 
-    def outdated_locations(self, deployment: Deployment) -> dict[str, float]:
-        """Locations of a Hybrid deployment deployed since an agent last reported them:
-        name -> when they were deployed. These are what a Hybrid agent must load and upload."""
-        if deployment.agent_type != "HYBRID":
-            return {}
-        uploads = self._uploads(deployment)
-        with self._lock:
-            rows = self._db.execute("SELECT name, updated_at FROM locations WHERE deployment_id = ?",
-                                    (deployment.id,)).fetchall()
-        return {row["name"]: row["updated_at"] for row in rows
-                if row["name"] not in uploads or uploads[row["name"]][0] < row["updated_at"]}
-
     def claim_workspace_check(self, deployment: str, deployed_at: float) -> bool:
         """True once per deploy: whether to ask the agent to check for workspace updates."""
         with self._lock:
@@ -438,6 +428,10 @@ class SandboxState:
                 (deployment.id,),
             ).fetchall()
         uploads = self._uploads(deployment) if deployment.agent_type == "HYBRID" else {}
+
+        def reported(row) -> bool:  # an agent reported the location since its last deploy
+            return row["name"] in uploads and uploads[row["name"]][0] >= row["updated_at"]
+
         views = []
         for row in rows:
             document = json.loads(row["document"])
@@ -448,16 +442,17 @@ class SandboxState:
                 if deployment.agent_type == "HYBRID" and launcher in LAUNCHERS_WITHOUT_IMAGES:
                     # A Local agent really loads the code and reports it: trust its report,
                     # once it is newer than the last deploy of the location.
-                    uploaded = uploads.get(row["name"])
-                    if uploaded is not None and uploaded[0] >= row["updated_at"]:
-                        status, error = "LOADED", uploaded[1]
+                    if reported(row):
+                        status, error = "LOADED", uploads[row["name"]][1]
                 else:
                     ready_at = max(row["updated_at"], running_since) + load_seconds
                     if (image or deployment.agent_type == "SERVERLESS") and now >= ready_at:
                         status = "LOADED"
                         if image in self.broken_images:
                             error = self.broken_images[image]
-            views.append(LocationView(row["name"], document, row["updated_at"], status, error))
+            views.append(LocationView(row["name"], document, row["updated_at"], status, error,
+                                      outdated=deployment.agent_type == "HYBRID"
+                                      and not reported(row)))
         return views
 
     def upsert_locations(self, deployment: Deployment, documents: list[dict[str, Any]],
