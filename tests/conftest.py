@@ -31,19 +31,25 @@ def make_scenario(**overrides) -> Scenario:
     return Scenario.from_mapping(raw)
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (yet)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory) -> Iterator[str]:
     """A real OCI registry (Debian's docker-registry) on loopback: yields `127.0.0.1:PORT`."""
     import shutil
-    import socket
     import subprocess
 
     binary = shutil.which("docker-registry") or shutil.which("registry")
     if binary is None:
         pytest.fail("Debian's docker-registry is not installed (.ci/run installs it)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     root = tmp_path_factory.mktemp("registry")
     config = root / "config.yml"
     config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import socket
 
 import pytest
 
-from conftest import client_for
+from conftest import client_for, free_port
 from migration_pipeline.plus import (
     DagsterPlusClient,
     DagsterPlusPythonError,
@@ -67,9 +66,7 @@ def test_retries_are_bounded_and_the_error_says_what_happened(sandbox, caplog):
 
 
 def test_unreachable_server_is_reported_as_such():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     client = DagsterPlusClient(f"http://127.0.0.1:{port}", "prod", "user:acme:x",
                                max_attempts=2, sleep=lambda s: None)
     with pytest.raises(DagsterPlusUnavailableError, match="connection refused"):

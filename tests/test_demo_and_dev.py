@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import stat
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from conftest import free_port
 from migration_pipeline.demo import background
 
 pytestmark = pytest.mark.slow
@@ -27,11 +27,6 @@ LOCATION_QUERY = """
 """
 RUNS_QUERY = "{ runsOrError { ... on Runs { results { runId jobName status } } } }"
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandbox):

@@ -5,7 +5,6 @@ Dockerfiles build FROM scratch."""
 from __future__ import annotations
 
 import logging
-import socket
 import subprocess
 import time
 import warnings
@@ -15,6 +14,7 @@ import pytest
 import requests
 from pydantic import SecretStr
 
+from conftest import free_port
 from migration_pipeline.images.builders import BuildError, Builder, choose_builder
 from migration_pipeline.images.publish import ImageJob, content_hash, publish_all
 from migration_pipeline.images.registry import (
@@ -90,9 +90,7 @@ def test_a_failing_build_names_its_location_and_leaves_the_others_be(tmp_path, r
 
 def test_an_unreachable_registry_is_a_clear_error_for_its_locations_only(tmp_path, registry,
                                                                          builder):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]
+    closed = free_port()
     jobs = [location(tmp_path, "here", f"{registry}/acme"),
             location(tmp_path, "there", f"127.0.0.1:{closed}/acme")]
     images, errors = publish_all(jobs, builder, log=lambda m: None)
@@ -111,9 +109,7 @@ def registry_with_password(tmp_path):
 
         hashed = crypt.crypt("right-password", crypt.mksalt(crypt.METHOD_BLOWFISH))
     (tmp_path / "htpasswd").write_text(f"ci:{hashed}\n")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     (tmp_path / "config.yml").write_text(
         f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
         f"http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: test\n"
