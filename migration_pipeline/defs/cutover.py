@@ -1,6 +1,7 @@
 """Prepare the agent, cut over, finish, roll back: the part with downtime.
 
-prepare_hybrid_agent  hybrid_agent_token, hybrid_agent_install_files   (Serverless still serves)
+prepare_hybrid_agent  code_location_images, hybrid_agent_token, hybrid_agent_install_files
+                      (Serverless still serves)
 cutover               pre_cutover_snapshot, deactivate_serverless_agent (no agent from here)
 (sensor)              hybrid_agent_ready_sensor launches finish once a Hybrid agent RUNS
 finish_hybrid_migration  hybrid_locations + checks: nothing lost, all LOADED, the downtime
@@ -15,7 +16,11 @@ import dagster as dg
 from pydantic import Field
 
 from migration_pipeline.defs.images import code_location_images, missing_images
-from migration_pipeline.defs.project import load_applied_cloud_yaml, target_and_settings
+from migration_pipeline.defs.project import (
+    applied_cloud_yaml_problems,
+    load_applied_cloud_yaml,
+    target_and_settings,
+)
 from migration_pipeline.defs.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 from migration_pipeline.images.dockerfile import AGENT_DIR
 
@@ -96,21 +101,9 @@ def hybrid_agent_install_files(context: dg.AssetExecutionContext,
 
 
 def _check_plan_applied(project_files: dict) -> None:
-    from migration_pipeline.cloud_yaml.validate import validate_cloud_yaml
-    from migration_pipeline.problems import InvalidInput
-
-    target, _ = target_and_settings(project_files)
-    path = Path(project_files["project_dir"]) / project_files["cloud_yaml"]
-    try:
-        problems = validate_cloud_yaml(load_applied_cloud_yaml(project_files),
-                                       target.container_context_key)
-    except InvalidInput as error:
-        problems = error.problems
-    except OSError as error:
-        raise dg.Failure(f"Preflight: {path} cannot be read ({error.strerror}); apply the plan "
-                         "first. Nothing was changed.", allow_retries=False) from None
+    problems = applied_cloud_yaml_problems(project_files)
     if problems:
-        raise dg.Failure("Preflight: the applied dagster_cloud.yaml does not validate:\n"
+        raise dg.Failure("Preflight: the applied dagster_cloud.yaml is not valid:\n"
                          + "\n".join(str(p) for p in problems) + "\nNothing was changed.",
                          allow_retries=False)
 

@@ -118,23 +118,13 @@ def hybrid_project_files(
                 description="The written dagster_cloud.yaml validates with Dagster+'s schemas "
                 "and the target agent's container context schema.")
 def hybrid_dagster_cloud_yaml_is_valid(hybrid_project_files: dict) -> dg.AssetCheckResult:
-    from migration_pipeline.cloud_yaml.model import load_cloud_yaml
-    from migration_pipeline.cloud_yaml.validate import validate_cloud_yaml
-    from migration_pipeline.problems import InvalidInput
-    from migration_pipeline.targets import get_target
+    from migration_pipeline.defs.project import applied_cloud_yaml_problems
 
+    problems = applied_cloud_yaml_problems(hybrid_project_files)
     path = Path(hybrid_project_files["project_dir"]) / hybrid_project_files["cloud_yaml"]
-    target = get_target(hybrid_project_files["target"])
-    try:
-        cloud = load_cloud_yaml(path.read_text(encoding="utf-8"), hybrid_project_files["cloud_yaml"])
-        problems = validate_cloud_yaml(cloud, target.container_context_key)
-    except InvalidInput as error:
-        problems = error.problems
-    except OSError as error:
-        return dg.AssetCheckResult(passed=False, metadata={"error": f"{path}: {error.strerror}"})
     return dg.AssetCheckResult(
         passed=not problems,
-        metadata={"file": str(path), "locations": len(cloud.locations) if not problems else 0,
+        metadata={"file": str(path),
                   "problems": dg.MetadataValue.md("\n".join(f"- `{p}`" for p in problems)
                                                   or "_none_")},
     )
