@@ -13,6 +13,12 @@ from migration_pipeline.plus import DagsterPlusClient
 SERVERLESS_ONLY_SETTINGS = ("non_isolated_runs",)
 
 
+def without_serverless_only(settings: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """(the settings a Hybrid deployment keeps, the Serverless-only keys taken out)."""
+    removed = tuple(k for k in SERVERLESS_ONLY_SETTINGS if k in settings)
+    return {k: v for k, v in settings.items() if k not in removed}, removed
+
+
 @dataclass(frozen=True)
 class Inventory:
     """A snapshot of one deployment, as plain JSON-able data."""

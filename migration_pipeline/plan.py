@@ -25,7 +25,7 @@ from migration_pipeline.images.dockerfile import (
     BuildContext,
     render_dockerfile,
 )
-from migration_pipeline.inventory import SERVERLESS_ONLY_SETTINGS
+from migration_pipeline.inventory import without_serverless_only
 from migration_pipeline.markdown import cell, table
 from migration_pipeline.problems import InvalidInput, Problem
 from migration_pipeline.project import ProjectFiles, normalize
@@ -386,8 +386,7 @@ def _settings_change(inventory: dict[str, Any] | None) -> SettingsChange | None:
     if not inventory:
         return None
     before = copy.deepcopy(inventory.get("settings") or {})
-    removed = tuple(k for k in SERVERLESS_ONLY_SETTINGS if k in before)
-    after = {k: v for k, v in before.items() if k not in removed}
+    after, removed = without_serverless_only(before)
     return SettingsChange(before, after, removed)
 
 

@@ -163,7 +163,7 @@ def pre_cutover_snapshot(context: dg.AssetExecutionContext, dagster_plus: Dagste
 def deactivate_serverless_agent(context: dg.AssetExecutionContext,
                                 dagster_plus: DagsterPlusResource,
                                 pre_cutover_snapshot: dict) -> dg.Output[dict]:
-    from migration_pipeline.inventory import SERVERLESS_ONLY_SETTINGS
+    from migration_pipeline.inventory import without_serverless_only
 
     with dagster_plus.session(context) as client:
         deployment = client.deployment_by_name(dagster_plus.deployment)
@@ -179,10 +179,10 @@ def deactivate_serverless_agent(context: dg.AssetExecutionContext,
             switched = True
             context.log.warning(f"{deployment.name} switched to HYBRID: no agent serves it until "
                                 "the Hybrid agent runs")
-        settings = client.deployment_settings()
-        removed = [key for key in SERVERLESS_ONLY_SETTINGS if key in settings]
+        kept, removed = without_serverless_only(client.deployment_settings())
+        removed = list(removed)
         if removed:
-            client.set_deployment_settings({k: v for k, v in settings.items() if k not in removed})
+            client.set_deployment_settings(kept)
             context.log.info(f"removed Serverless-only settings: {', '.join(removed)}")
     return dg.Output(
         {"deployment": deployment.name, "cutover_time": cutover_time, "switched": switched,
