@@ -78,9 +78,11 @@ def image_tag(content: str, location: str) -> str:
 
 
 def publish_one(job: ImageJob, builder: Builder, credentials: Credentials | None,
-                insecure: bool = False) -> PublishedImage:
+                insecure: bool = False, content: str | None = None) -> PublishedImage:
+    """Build and push one location's image, unless its content is in the registry already.
+    `content` is the build context's hash, when the caller has it."""
     start = time.monotonic()
-    tag = image_tag(content_hash(job.context, job.dockerfile), job.location)
+    tag = image_tag(content or content_hash(job.context, job.dockerfile), job.location)
     image = f"{job.repository}:{tag}"
     digest = manifest_digest(job.repository, tag, credentials, insecure)
     built = digest is None
@@ -113,10 +115,16 @@ def publish_all(jobs: list[ImageJob], builder: Builder, max_parallel: int = 2,
                 if host_of(job.repository) == host:
                     errors[job.location] = str(error)
 
+    # Locations that share a build directory share its hash: read the context once.
+    contents: dict[tuple[Path, Path], str] = {}
+
     def one(job: ImageJob) -> tuple[str, PublishedImage | str]:
         try:
+            key = (job.context, job.dockerfile)
+            if key not in contents:
+                contents[key] = content_hash(*key)
             published = publish_one(job, builder, credentials.get(host_of(job.repository)),
-                                    insecure)
+                                    insecure, contents[key])
         except (BuildError, RegistryError, OSError) as error:
             return job.location, str(error)
         log(f"{job.location}: {'built and pushed' if published.built else 'unchanged, reused'} "
