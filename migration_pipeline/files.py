@@ -55,3 +55,15 @@ def write_atomically(path: str | Path, text: str, mode: int | None = None) -> No
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def write_if_changed(path: str | Path, text: str, mode: int | None = None) -> bool:
+    """Write `text` atomically unless the file holds exactly that already (its mode is still
+    set). True when it wrote."""
+    path = Path(path)
+    if path.exists() and read_exact(path) == text:
+        if mode is not None and path.stat().st_mode & 0o777 != mode:
+            path.chmod(mode)
+        return False
+    write_atomically(path, text, mode=mode)
+    return True

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from pydantic import SecretStr
 
-from migration_pipeline.files import read_exact, write_atomically
+from migration_pipeline.files import write_if_changed
 from migration_pipeline.targets.agent import (
     SECRET_FILES,
     TOKEN_ENV_FILE,
@@ -32,18 +32,9 @@ class StoredToken:
     changed: bool  # False when the same value was already stored
 
 
-def _write_private(path: Path, text: str) -> bool:
-    if path.exists() and read_exact(path) == text:
-        if path.stat().st_mode & 0o777 != PRIVATE:
-            path.chmod(PRIVATE)
-        return False
-    write_atomically(path, text, mode=PRIVATE)
-    return True
-
-
 def protect_agent_dir(agent_dir: Path) -> None:
     """Keep the secret files out of version control."""
-    write_atomically(agent_dir / ".gitignore",
+    write_if_changed(agent_dir / ".gitignore",
                      "# Secret files: never commit them.\n" + "".join(f"{f}\n" for f in SECRET_FILES))
 
 
@@ -58,11 +49,11 @@ def store_agent_token(store: str, token: SecretStr, agent_dir: Path, deployment:
         text = "# The Dagster+ agent token. Secret: do not commit.\n" + yaml.safe_dump(
             token_secret_manifest(namespace or "dagster-cloud", token.get_secret_value()),
             sort_keys=False)
-        return StoredToken(store, str(path), _write_private(path, text))
+        return StoredToken(store, str(path), write_if_changed(path, text, PRIVATE))
     if store == "env_file":
         path = agent_dir / TOKEN_ENV_FILE
         text = f"{TOKEN_ENV_VAR}={token.get_secret_value()}\n"
-        return StoredToken(store, str(path), _write_private(path, text))
+        return StoredToken(store, str(path), write_if_changed(path, text, PRIVATE))
     if store == "aws_secrets_manager":
         return _store_in_secrets_manager(token, f"{TOKEN_SECRET_NAME}/{deployment}", aws_region)
     raise ValueError(f"unknown token store {store!r}")

@@ -72,7 +72,7 @@ def hybrid_agent_token(context: dg.AssetExecutionContext, dagster_plus: DagsterP
 def hybrid_agent_install_files(context: dg.AssetExecutionContext,
                                dagster_plus: DagsterPlusResource, hybrid_project_files: dict,
                                hybrid_agent_token: dict) -> dg.Output[dict]:
-    from migration_pipeline.files import read_exact, write_atomically
+    from migration_pipeline.files import write_if_changed
     from migration_pipeline.targets.agent import AgentSetup
 
     target, settings = target_and_settings(hybrid_project_files)
@@ -82,12 +82,8 @@ def hybrid_agent_install_files(context: dg.AssetExecutionContext,
         deployment=dagster_plus.deployment,
         agent_label=f"Hybrid {target.label} agent ({dagster_plus.deployment})",
         settings=settings, token_reference=hybrid_agent_token["reference"])
-    written = []
-    for name, text in target.module.agent_files(setup).items():
-        path = agent_dir / name
-        if not path.exists() or read_exact(path) != text:
-            write_atomically(path, text, mode=0o755 if name.endswith(".sh") else 0o644)
-            written.append(name)
+    written = [name for name, text in target.module.agent_files(setup).items()
+               if write_if_changed(agent_dir / name, text, 0o755 if name.endswith(".sh") else 0o644)]
     command = target.module.agent_command(str(agent_dir))
     return dg.Output(
         {"agent_dir": str(agent_dir), "target": target.name, "command": command},
