@@ -49,7 +49,8 @@ class _Handler(BaseHTTPRequestHandler):
     # -- plumbing ------------------------------------------------------------------------------
 
     def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        payload = json.dumps(body).encode()
+        """Answer with `body` as JSON; a str is sent as it is (already serialized)."""
+        payload = (body if isinstance(body, str) else json.dumps(body)).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -134,15 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, {"error": f"cannot read the upload: {problem}"})
             return
         sandbox.state.record_upload(deployment.name, location, error)
-        if isinstance(answer, str):
-            payload = answer.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        else:
-            self._send_json(200, answer)
+        self._send_json(200, answer)
 
     def _agent_deployment(self):
         """The deployment an agent request is for (its header), or None after answering 4xx."""
