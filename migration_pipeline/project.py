@@ -31,17 +31,14 @@ class ProjectFiles:
     unreadable: tuple[Problem, ...] = ()  # files skipped, reported as warnings
 
     def has(self, path: str) -> bool:
-        return _norm(path) in self.texts
+        return normalize(path) in self.texts
 
     def text(self, path: str) -> str | None:
-        return self.texts.get(_norm(path))
-
-    def under(self, directory: str, suffix: str = "") -> list[str]:
-        prefix = "" if _norm(directory) == "." else _norm(directory) + "/"
-        return sorted(p for p in self.texts if p.startswith(prefix) and p.endswith(suffix))
+        return self.texts.get(normalize(path))
 
 
-def _norm(path: str) -> str:
+def normalize(path: str) -> str:
+    """A project-relative path in one spelling: `./a/../b/` -> `b`, `.` for the root."""
     parts: list[str] = []
     for part in PurePosixPath(path).parts:
         if part == "..":
@@ -50,11 +47,6 @@ def _norm(path: str) -> str:
         elif part != ".":
             parts.append(part)
     return "/".join(parts) or "."
-
-
-def normalize(path: str) -> str:
-    """A project-relative path in one spelling: `./a/../b/` -> `b`, `.` for the root."""
-    return _norm(path)
 
 
 def _interesting(relative: str) -> bool:
