@@ -21,7 +21,7 @@ from migration_pipeline.cloud_yaml.model import (
     load_cloud_yaml,
 )
 from migration_pipeline.cloud_yaml.source import to_plain
-from migration_pipeline.problems import InvalidInput, KeyPath, format_path
+from migration_pipeline.problems import InvalidInput, KeyPath, format_path, shown
 from migration_pipeline.targets import Target
 from migration_pipeline.targets.settings import _Settings
 
@@ -149,7 +149,7 @@ def _plan_additions(cloud: CloudYaml, ref: LocationRef, path: KeyPath, node: Any
                 target[key] = copy.deepcopy(value)
         for key, value in missing.items():
             rewrite.changes.append(f"{ref.name}: set {format_path(modern + (key,))}"
-                                   f" = {_short(value)}")
+                                   f" = {shown(value, 80)}")
 
 
 def _record_conflicts(cloud: CloudYaml, ref: LocationRef, modern: KeyPath, current: dict,
@@ -166,8 +166,3 @@ def _record_conflicts(cloud: CloudYaml, ref: LocationRef, modern: KeyPath, curre
             rewrite.conflicts.append(Conflict(ref.name, source_path,
                                               cloud.source.line_of(source_path),
                                               current[key], value))
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

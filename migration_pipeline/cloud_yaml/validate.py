@@ -20,7 +20,7 @@ from migration_pipeline.cloud_yaml.model import (
     CloudYaml,
     LocationRef,
 )
-from migration_pipeline.problems import KeyPath, Problem, did_you_mean
+from migration_pipeline.problems import KeyPath, Problem, did_you_mean, shown
 
 # container_context key -> the agent that reads it
 AGENT_OF_CONTAINER_CONTEXT = {"k8s": "Kubernetes", "ecs": "Amazon ECS", "docker": "Docker",
@@ -132,13 +132,8 @@ def _pydantic_problem(cloud: CloudYaml, item: dict) -> Problem | None:
         expected = {"string_type": "a string", "dict_type": "a mapping",
                     "model_type": "a mapping", "list_type": "a list",
                     "bool_type": "true or false", "int_type": "a whole number"}.get(kind, kind)
-        return cloud.source.problem(path, f"must be {expected}, got {_show(item.get('input'))}")
+        return cloud.source.problem(path, f"must be {expected}, got {shown(item.get('input'))}")
     return cloud.source.problem(path, item["msg"])
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # -- 2 and 3. the Dagster+ location schema and the agents' container context schemas -----------
