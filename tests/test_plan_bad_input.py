@@ -51,6 +51,8 @@ CASES = [
     ("two_code_sources", cloud("locations:\n  - location_name: a\n    code_source:\n"
                                "      package_name: a\n      python_file: a.py\n"), [],
      ["dagster_cloud.yaml:3: locations[0].code_source:", "two code sources"]),
+    ("code_source_not_a_mapping", cloud("locations:\n  - location_name: a\n    code_source: a\n"),
+     [], ["dagster_cloud.yaml:3: locations[0].code_source:", "must be a mapping"]),
     ("no_code_source", cloud("locations:\n  - location_name: a\n    working_directory: .\n"),
      [], ["dagster_cloud.yaml:", "locations[0]", "code_source"]),
     ("unknown_location_key", cloud(f"locations:\n{OK_LOCATION}    working_dir: .\n"), [],

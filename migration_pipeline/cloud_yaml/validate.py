@@ -63,6 +63,16 @@ def _check_file_model(cloud: CloudYaml) -> list[Problem]:
     for section in [document.get("defaults") or {}, *document["locations"]]:
         for key in SERVERLESS_ONLY_KEYS:
             section.pop(key, None)  # known: the rewrite removes them
+    # dagster_cloud_cli's CodeSource validator assumes a mapping and would crash on anything else.
+    shapes = [
+        cloud.source.problem(cloud.source_path(ref, ("code_source",)),
+                             f"must be a mapping such as {{package_name: ...}}, got "
+                             f"{shown(location['code_source'])}")
+        for ref, location in zip(cloud.locations, document["locations"])
+        if location.get("code_source") is not None and not isinstance(location["code_source"], dict)
+    ]
+    if shapes:
+        return problems + shapes
     try:
         DagsterCloudYaml.model_validate(document)
     except ValidationError as error:
@@ -121,14 +131,14 @@ def _pydantic_problem(cloud: CloudYaml, item: dict) -> Problem | None:
         return cloud.source.problem(path, f'unknown key "{loc[-1]}"{did_you_mean(loc[-1], choices)}')
     if kind == "missing":
         return cloud.source.problem(path[:-1], f'is missing the required key "{loc[-1]}"')
-    if kind == "value_error" and loc[-1:] == ("code_source",) or "code_source" in loc:
+    if kind == "value_error" and "code_source" in loc:
         message = item["msg"].removeprefix("Value error, ")
         if "only one of" in message:
             message = "has two code sources: " + message.split(": ", 1)[1] + "; keep exactly one"
         elif "must be specified" in message:
             message = ("has no code source: set exactly one of " + ", ".join(CODE_SOURCE_KEYS))
         return cloud.source.problem(path, message)
-    if kind.endswith("_type") or kind in ("model_type", "dict_type", "list_type"):
+    if kind.endswith("_type"):
         expected = {"string_type": "a string", "dict_type": "a mapping",
                     "model_type": "a mapping", "list_type": "a list",
                     "bool_type": "true or false", "int_type": "a whole number"}.get(kind, kind)
