@@ -40,21 +40,42 @@ def main() -> None:
                       f"{statistics.median(times) * 1000:.1f} ms/tick (median of {TICKS}), {outcome}")
 
             measure("before a cutover")
+            label = "migration_pipeline prod agent (token 1)"
+            instance.report_runless_asset_event(dg.AssetMaterialization(
+                asset_key="hybrid_agent_install_files",
+                metadata={"agent_label": label, "agents_before": []}))
             instance.report_runless_asset_event(
                 dg.AssetMaterialization(asset_key="deactivate_serverless_agent"))
             sandbox.state.set_agent_type(sandbox.state.deployment("prod"), "HYBRID")
             measure("after it, no Hybrid agent")
-            from dagster._serdes import serialize_value
-            from dagster_cloud.api.dagster_cloud_api import AgentHeartbeat
+            heartbeat(sandbox, label)
+            measure("the migration's agent RUNNING")
 
-            from migration_pipeline.plus import DagsterPlusClient
 
-            token = DagsterPlusClient(sandbox.url, "prod", sandbox.token("admin")).create_agent_token("b")
-            beat = AgentHeartbeat(timestamp=time.time(), agent_id="bench", agent_label=None,
-                                  agent_type="K8sUserCodeLauncher", metadata={})
-            DagsterPlusClient(sandbox.url, "prod", token.token).add_agent_heartbeats(
-                [{"deploymentName": "prod", "serializedAgentHeartbeat": serialize_value(beat)}])
-            measure("a Hybrid agent RUNNING")
+def heartbeat(sandbox: Sandbox, label: str) -> None:
+    """One heartbeat of an agent with `label`, as Dagster's agent sends it to the agent API."""
+    from dagster._serdes import serialize_value
+    from dagster_cloud.agent.queries import ADD_AGENT_HEARTBEATS_MUTATION
+    from dagster_cloud.api.dagster_cloud_api import AgentHeartbeat
+    from dagster_cloud_cli.core.graphql_client import (
+        create_agent_graphql_client,
+        create_graphql_requests_session,
+    )
+    from dagster_cloud_cli.core.headers.auth import DagsterCloudInstanceScope
+
+    from migration_pipeline.plus import DagsterPlusClient
+
+    token = DagsterPlusClient(sandbox.url, "prod", sandbox.token("admin")).create_agent_token("b")
+    beat = AgentHeartbeat(timestamp=time.time(), agent_id="bench", agent_label=label,
+                          agent_type="K8sUserCodeLauncher", metadata={})
+    config = {"agent_token": token.token.get_secret_value(), "deployment": "prod"}
+    with create_graphql_requests_session() as session:
+        create_agent_graphql_client(session, f"{sandbox.agent_url}/graphql", config,
+                                    scope=DagsterCloudInstanceScope.DEPLOYMENT).execute(
+            ADD_AGENT_HEARTBEATS_MUTATION, variable_values={
+                "serializedAgentHeartbeats": [{"deploymentName": "prod",
+                                               "serializedAgentHeartbeat": serialize_value(beat)}],
+                "serializedErrors": []}, idempotent_mutation=True)
 
 
 if __name__ == "__main__":

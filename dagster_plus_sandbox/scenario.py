@@ -25,7 +25,7 @@ DEFAULT_SCENARIO: dict[str, Any] = {
         # An agent is RUNNING while its last heartbeat is at most this old (the real agent
         # heartbeats every 30 s).
         "heartbeat_window_seconds": 60.0,
-        # How long a served location takes to go from LOADING to LOADED.
+        # How long the Serverless agent takes to load a location (a Hybrid agent reports it).
         "location_load_seconds": 1.0,
     },
     "tokens": [
@@ -75,13 +75,14 @@ DEFAULT_SCENARIO: dict[str, Any] = {
         {
             "name": "staging",
             "agent_type": "SERVERLESS",
-            "type": "DEV",
+            "type": "PRODUCTION",
             "settings": {},
             "locations": [],
         },
+        # A branch deployment (type BRANCH) names its base deployment and its branch:
+        # {"name": "<40 hex>", "type": "BRANCH", "parent": "prod",
+        #  "branch": {"repoName": "acme/data", "branchName": "feature", "pullRequestStatus": "OPEN"}}
     ],
-    # Images a Hybrid agent fails to load, with the error the location then reports.
-    "broken_images": {},
     # Faults active from the start (see faults.py for the keys).
     "faults": [],
 }
@@ -93,7 +94,6 @@ class Scenario:
     timing: dict[str, float]
     tokens: list[dict[str, Any]]
     deployments: list[dict[str, Any]]
-    broken_images: dict[str, str] = field(default_factory=dict)
     faults: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
@@ -106,12 +106,28 @@ class Scenario:
         deployments = raw.get("deployments") or []
         if not deployments:
             raise ValueError("scenario: at least one deployment is needed")
+        names: set[str] = set()
+        for index, spec in enumerate(deployments):
+            where = f"scenario: deployments[{index}]"
+            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+                raise ValueError(f"{where}: a mapping with a `name` is needed")
+            kind = spec.get("type", "PRODUCTION")
+            if kind not in ("PRODUCTION", "BRANCH"):
+                raise ValueError(f"{where}.type: {kind!r} is not a DagsterCloudDeploymentType "
+                                 "(PRODUCTION or BRANCH)")
+            if spec.get("agent_type", "SERVERLESS") not in ("SERVERLESS", "HYBRID"):
+                raise ValueError(f"{where}.agent_type: SERVERLESS or HYBRID")
+            if kind == "BRANCH" and spec.get("parent") not in names:
+                raise ValueError(f"{where}.parent: a branch deployment names its base deployment, "
+                                 "listed before it")
+            if spec["name"] in names:
+                raise ValueError(f"{where}.name: {spec['name']!r} is listed twice")
+            names.add(spec["name"])
         return cls(
             organization=raw.get("organization", DEFAULT_SCENARIO["organization"]),
             timing={k: float(v) for k, v in timing.items()},
             tokens=raw.get("tokens") or DEFAULT_SCENARIO["tokens"],
             deployments=deployments,
-            broken_images=raw.get("broken_images") or {},
             faults=raw.get("faults") or [],
         )
 

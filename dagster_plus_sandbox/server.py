@@ -1,40 +1,56 @@
-"""The HTTP side of the sandbox: routing, token checks, fault injection.
+"""The HTTP side of the sandbox: two listeners, as Dagster+ has two hosts, over one state.
 
-Routes:
+The user API (`Sandbox.url`, like https://<org>.dagster.cloud), for user tokens and CI:
     POST /graphql                 organization scope; the deployment may come from the
-                                  `Dagster-Cloud-Deployment` header (as Dagster's CLI and agent
-                                  send it), else the organization's first deployment
+                                  `Dagster-Cloud-Deployment` header (as Dagster's CLI sends it),
+                                  else the organization's first deployment
     POST /<deployment>/graphql    deployment scope
+    GET  /healthz                 200 while the server is up
+    GET|POST|DELETE /_sandbox/faults   list, add or clear faults (admin token)
+    GET  /_sandbox/events         the audit log: switches, tokens, deploys (admin token)
+
+The agent API (`Sandbox.agent_url`, like https://<org>.agent.dagster.cloud), agent tokens only:
+    POST /graphql                 the deployment from the `Dagster-Cloud-Deployment` header
     PUT  /upload_workspace_entry, GET /check_snapshot, PUT /confirm_upload,
     PUT  /code_location_update_result, PUT /_snapshots/<sha1>
                                   an agent reports the locations it loaded (agent_uploads.py)
     PUT  /upload_api_response     an agent answers a request (acknowledged)
-    GET  /healthz                 200 while the server is up
-    GET|POST|DELETE /_sandbox/faults   list, add or clear faults (admin token)
-    GET  /_sandbox/events         the audit log: switches, tokens, deploys (admin token)
+    GET  /healthz
+
+A token of the wrong kind gets HTTP 401 on the agent host; on the user host an agent token may
+read and deploy but gets `UnauthorizedError` for what needs an Organization Admin.
 """
 
 from __future__ import annotations
 
 import json
-from collections import deque
 import socket
 import threading
 import time
+from collections import deque
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs
 from typing import Any
+from urllib.parse import parse_qs
 
 from dagster_plus_sandbox import agent_uploads
-from dagster_plus_sandbox.api import operations_touched, parse_document, run_graphql
+from dagster_plus_sandbox.agent_api import AgentRoot
+from dagster_plus_sandbox.api import (
+    ApiName,
+    RequestContext,
+    operations_touched,
+    parse_document,
+    run_graphql,
+)
 from dagster_plus_sandbox.faults import FaultInjector
 from dagster_plus_sandbox.scenario import Scenario, load_scenario
 from dagster_plus_sandbox.state import SandboxState
+from dagster_plus_sandbox.user_api import UserRoot
 
 TOKEN_HEADER = "Dagster-Cloud-Api-Token"
 DEPLOYMENT_HEADER = "Dagster-Cloud-Deployment"
+ROOTS = {"user": UserRoot, "agent": AgentRoot}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -45,6 +61,10 @@ class _Handler(BaseHTTPRequestHandler):
         # Request lines carry no token (it travels in a header), but they are noise in tests.
         if self.server.sandbox.verbose:
             super().log_message(format, *args)
+
+    @property
+    def api(self) -> ApiName:
+        return self.server.api
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -59,10 +79,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def _read_json(self) -> Any:
+    def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        return json.loads(raw or b"null")
+        return self.rfile.read(length) if length else b""
+
+    def _read_json(self) -> Any:
+        return json.loads(self._body() or b"null")
 
     def _drop(self) -> None:
         """Close the connection without an answer, as a dropped connection looks to a client."""
@@ -75,44 +97,68 @@ class _Handler(BaseHTTPRequestHandler):
     def _token(self):
         return self.server.sandbox.state.authenticate(self.headers.get(TOKEN_HEADER))
 
+    def _no_route(self) -> None:
+        self._send_json(404, {"error": f"no route {self.path.split('?', 1)[0]} on the "
+                                       f"{self.api} API"})
+
+    def _agent_deployment(self):
+        """The deployment an agent request is for (its header), or None after answering 4xx."""
+        token = self._token()
+        if token is None or token.kind != "agent":
+            self._send_json(401, {"error": "The agent API needs an agent token."})
+            return None
+        return self._deployment(self.headers.get(DEPLOYMENT_HEADER))
+
+    def _deployment(self, name: str | None):
+        state = self.server.sandbox.state
+        deployment = state.deployment(name=name) if name else state.default_deployment()
+        if deployment is None:
+            self._send_json(404, {"error": f"Deployment {name!r} not found."})
+        return deployment
+
+    def _admin(self) -> bool:
+        token = self._token()
+        if token is None or not token.is_admin:
+            self._send_json(401, {"error": "the sandbox control API needs an admin user token"})
+            return False
+        return True
+
     # -- routes --------------------------------------------------------------------------------
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         path, _, query = self.path.partition("?")
         path = path.rstrip("/")
+        sandbox = self.server.sandbox
         if path == "/healthz":
-            self._send_json(200, {"ok": True})
-        elif path == "/check_snapshot":
+            self._send_json(200, {"ok": True, "api": self.api})
+        elif self.api == "agent" and path == "/check_snapshot":
             if self._agent_deployment() is not None:
                 params = {k: v[-1] for k, v in parse_qs(query).items()}
                 self._send_json(200, agent_uploads.check_snapshot(
-                    params, self.server.sandbox.url, self.server.sandbox.snapshots))
-        elif path in ("/_sandbox/faults", "/_sandbox/events"):
-            if not self._admin():
-                return
-            sandbox = self.server.sandbox
-            if path.endswith("faults"):
-                self._send_json(200, {"faults": sandbox.faults.active()})
-            else:
-                self._send_json(200, {"events": sandbox.state.events()})
+                    params, sandbox.agent_url, sandbox.snapshots))
+        elif self.api == "user" and path in ("/_sandbox/faults", "/_sandbox/events"):
+            if self._admin():
+                if path.endswith("faults"):
+                    self._send_json(200, {"faults": sandbox.faults.active()})
+                else:
+                    self._send_json(200, {"events": sandbox.state.events()})
         else:
-            self._send_json(404, {"error": f"no route {path}"})
+            self._no_route()
 
     def do_PUT(self) -> None:  # noqa: N802
         """What an agent uploads: see agent_uploads.py."""
         path = self.path.split("?", 1)[0].rstrip("/")
         sandbox = self.server.sandbox
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length)
+        routes = ("/upload_workspace_entry", "/upload_api_response", "/confirm_upload",
+                  "/code_location_update_result")
+        if self.api != "agent" or not (path in routes or path.startswith("/_snapshots/")):
+            self._no_route()
+            return
+        body = self._body()
         if path.startswith("/_snapshots/"):
             # A "presigned" URL: like S3's, it carries no token.
             sandbox.snapshots.put(path.rsplit("/", 1)[1], body)
             self._send_json(200, {})
-            return
-        routes = ("/upload_workspace_entry", "/upload_api_response", "/confirm_upload",
-                  "/code_location_update_result")
-        if path not in routes:
-            self._send_json(404, {"error": f"no route {self.path}"})
             return
         deployment = self._agent_deployment()
         if deployment is None:
@@ -137,50 +183,31 @@ class _Handler(BaseHTTPRequestHandler):
         sandbox.state.record_upload(deployment.name, location, error)
         self._send_json(200, answer)
 
-    def _agent_deployment(self):
-        """The deployment an agent request is for (its header), or None after answering 4xx."""
-        token = self._token()
-        if token is None or token.kind != "agent":
-            self._send_json(401, {"error": "an agent token is required"})
-            return None
-        state = self.server.sandbox.state
-        name = self.headers.get(DEPLOYMENT_HEADER)
-        deployment = state.deployment(name=name) if name else state.default_deployment()
-        if deployment is None:
-            self._send_json(404, {"error": f"Deployment {name!r} not found."})
-        return deployment
-
     def do_DELETE(self) -> None:  # noqa: N802
-        if self.path.rstrip("/") != "/_sandbox/faults":
-            self._send_json(404, {"error": f"no route {self.path}"})
+        if self.api != "user" or self.path.rstrip("/") != "/_sandbox/faults":
+            self._no_route()
         elif self._admin():
             self.server.sandbox.faults.clear()
             self._send_json(200, {"faults": []})
 
     def do_POST(self) -> None:  # noqa: N802
         path = self.path.split("?", 1)[0].rstrip("/")
-        if path == "/_sandbox/faults":
+        if self.api == "user" and path == "/_sandbox/faults":
             if self._admin():
                 try:
                     body = self._read_json() or {}
                     added = [self.server.sandbox.faults.add(**f) for f in body.get("faults", [])]
-                except (ValueError, TypeError) as error:
+                except (ValueError, TypeError, AttributeError) as error:
                     self._send_json(400, {"error": str(error)})
                     return
                 self._send_json(200, {"added": [f.as_dict() for f in added]})
             return
         parts = path.strip("/").split("/")
-        if parts[-1] != "graphql" or len(parts) > 2:
-            self._send_json(404, {"error": f"no route {path}"})
+        scoped = self.api == "user" and len(parts) == 2
+        if parts[-1] != "graphql" or (len(parts) > 1 and not scoped):
+            self._no_route()
             return
-        self._graphql(parts[0] if len(parts) == 2 else None)
-
-    def _admin(self) -> bool:
-        token = self._token()
-        if token is None or not token.is_admin:
-            self._send_json(401, {"error": "the sandbox control API needs an admin user token"})
-            return False
-        return True
+        self._graphql(parts[0] if scoped else None)
 
     def _graphql(self, path_deployment: str | None) -> None:
         sandbox = self.server.sandbox
@@ -192,6 +219,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
             self._send_json(400, {"error": "expected a JSON object with a `query` string"})
             return
+        variables = body.get("variables")
+        if variables is not None and not isinstance(variables, dict):
+            self._send_json(400, {"error": "`variables` must be a JSON object"})
+            return
 
         token = self._token()
         if token is None:
@@ -200,23 +231,24 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(401, {"error": "Unknown or revoked API token." if sent
                                   else f"Missing API token: send it in the {TOKEN_HEADER} header."})
             return
-
-        name = path_deployment or self.headers.get(DEPLOYMENT_HEADER)
-        deployment = sandbox.state.deployment(name=name) if name else \
-            sandbox.state.default_deployment()
-        if deployment is None:
-            self._send_json(404, {"error": f"Deployment {name!r} not found."})
+        if self.api == "agent" and token.kind != "agent":
+            self._send_json(401, {"error": "The agent API needs an agent token."})
             return
 
-        document, errors = parse_document(body["query"])
+        deployment = self._deployment(path_deployment or self.headers.get(DEPLOYMENT_HEADER))
+        if deployment is None:
+            return
+
+        document, errors = parse_document(body["query"], self.api)
         if document is None:
             self._send_json(200, {"errors": [{"message": m} for m in errors]})
             return
 
         operations = operations_touched(document)
-        sandbox.operations_seen.append(operations)
+        (sandbox.operations_seen if self.api == "user" else sandbox.agent_operations_seen
+         ).append(operations)
         drop_answer = False
-        for fault in sandbox.faults.pick(operations):
+        for fault in sandbox.faults.pick(operations, self.api):
             if fault.kind == "latency":
                 time.sleep(fault.seconds)
             elif fault.kind == "drop_after":
@@ -225,7 +257,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             elif fault.kind == "http_429":
-                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                headers = {"Retry-After": f"{fault.retry_after:g}"} \
+                    if fault.retry_after is not None else {}
                 self._send_json(429, {"error": "Too many requests."}, headers)
                 return
             else:
@@ -233,8 +266,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(status, {"error": HTTPStatus(status).phrase})
                 return
 
-        result = run_graphql(sandbox.state, document, body.get("variables"),
-                             body.get("operationName"), token, deployment)
+        root = ROOTS[self.api](RequestContext(sandbox.state, token, deployment))
+        result = run_graphql(self.api, root, document, variables, body.get("operationName"))
         if drop_answer:
             self._drop()  # the call took effect; only its answer is lost
             return
@@ -245,45 +278,64 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     sandbox: Sandbox
+    api: ApiName
 
 
 class Sandbox:
     """A running sandbox: `with Sandbox.start() as sandbox: ...sandbox.url...`."""
 
     def __init__(self, state: SandboxState, faults: FaultInjector, host: str, port: int,
-                 verbose: bool = False):
+                 verbose: bool = False, agent_port: int = 0):
         self.state = state
         self.faults = faults
         self.verbose = verbose
         self.snapshots = agent_uploads.SnapshotStore()
-        # The operations of every GraphQL request, in order (bounded), for tests and benchmarks.
+        # The operations of every GraphQL request, in order (bounded), for tests and benchmarks:
+        # the user API's, and apart from them the agent API's.
         self.operations_seen: deque[set[str]] = deque(maxlen=10_000)
-        self._server = _HTTPServer((host, port), _Handler)
-        self._server.sandbox = self
-        self._thread: threading.Thread | None = None
+        self.agent_operations_seen: deque[set[str]] = deque(maxlen=10_000)
+        self._servers: dict[ApiName, _HTTPServer] = {}
+        for api, api_port in (("user", port), ("agent", agent_port)):
+            server = _HTTPServer((host, api_port), _Handler)
+            server.sandbox, server.api = self, api
+            self._servers[api] = server
+        self._threads: list[threading.Thread] = []
 
     @classmethod
     def create(cls, state_path: str | Path, scenario: Scenario | str | Path | None = None,
-               host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> Sandbox:
+               host: str = "127.0.0.1", port: int = 0, verbose: bool = False,
+               agent_port: int = 0) -> Sandbox:
         if not isinstance(scenario, Scenario):
             scenario = load_scenario(scenario)
         state = SandboxState(state_path, scenario)
-        return cls(state, FaultInjector(scenario.faults), host, port, verbose)
+        return cls(state, FaultInjector(scenario.faults), host, port, verbose, agent_port)
 
     @classmethod
     def start(cls, state_path: str | Path, scenario: Scenario | str | Path | None = None,
-              host: str = "127.0.0.1", port: int = 0) -> Sandbox:
-        """Start serving in a background thread (port 0 picks a free port)."""
-        sandbox = cls.create(state_path, scenario, host, port)
-        sandbox._thread = threading.Thread(target=sandbox.serve_forever, daemon=True,
-                                           name="dagster-plus-sandbox")
-        sandbox._thread.start()
+              host: str = "127.0.0.1", port: int = 0, agent_port: int = 0) -> Sandbox:
+        """Start serving in background threads (port 0 picks a free port)."""
+        sandbox = cls.create(state_path, scenario, host, port, agent_port=agent_port)
+        sandbox._threads = [
+            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                             daemon=True, name=f"dagster-plus-sandbox-{api}")
+            for api, server in sandbox._servers.items()]
+        for thread in sandbox._threads:
+            thread.start()
         return sandbox
+
+    def _url(self, api: ApiName) -> str:
+        host, port = self._servers[api].server_address[:2]
+        return f"http://{host}:{port}"
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        """The user API's base URL (Dagster+'s https://<org>.dagster.cloud)."""
+        return self._url("user")
+
+    @property
+    def agent_url(self) -> str:
+        """The agent API's base URL (Dagster+'s https://<org>.agent.dagster.cloud)."""
+        return self._url("agent")
 
     @property
     def deployment(self) -> str:
@@ -296,13 +348,19 @@ class Sandbox:
         return value
 
     def serve_forever(self) -> None:
-        self._server.serve_forever(poll_interval=0.1)
+        """Serve both APIs until `stop()` (from another thread) or an interrupt."""
+        agent = threading.Thread(target=self._servers["agent"].serve_forever,
+                                 kwargs={"poll_interval": 0.1}, daemon=True)
+        agent.start()
+        self._threads = [agent]
+        self._servers["user"].serve_forever(poll_interval=0.1)
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for server in self._servers.values():
+            server.shutdown()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
         self.state.close()
 
     def __enter__(self) -> Sandbox:

@@ -19,11 +19,14 @@ from typing import Any
 
 from dagster_plus_sandbox.scenario import Scenario, generate_runs, new_token_value
 
+# Bumped whenever a table changes: a state file of another version is refused with a message.
+SCHEMA_VERSION = "2"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deployments (
     id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, type TEXT NOT NULL,
-    agent_type TEXT NOT NULL, switched_at REAL, settings TEXT NOT NULL);
+    agent_type TEXT NOT NULL, switched_at REAL, settings TEXT NOT NULL,
+    parent_id INTEGER, branch TEXT, latest_commit TEXT);
 CREATE TABLE IF NOT EXISTS locations (
     deployment_id INTEGER NOT NULL, name TEXT NOT NULL, position INTEGER NOT NULL,
     document TEXT NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (deployment_id, name));
@@ -53,8 +56,7 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 SERVERLESS_AGENT_ID = "serverless"
-# A Local agent runs code from its own Python environment, so its locations need no image.
-LAUNCHERS_WITHOUT_IMAGES = {"ProcessUserCodeLauncher"}
+DEPLOYMENT_TYPES = ("PRODUCTION", "BRANCH")  # DagsterCloudDeploymentType
 
 
 @dataclass(frozen=True)
@@ -70,33 +72,42 @@ class Token:
 
     @property
     def is_admin(self) -> bool:
+        """An Organization Admin's user token: agent switches, agent tokens, settings."""
         return self.kind == "user" and self.role == "ADMIN"
 
     @property
     def can_edit(self) -> bool:
-        return self.kind == "user" and self.role in ("ADMIN", "EDITOR")
+        """May deploy code locations and create branch deployments: an Editor or Admin user
+        token, or an agent token (Dagster's Hybrid CI deploys with one)."""
+        return self.kind == "agent" or (self.kind == "user" and self.role in ("ADMIN", "EDITOR"))
 
 
 @dataclass(frozen=True)
 class Deployment:
     id: int
     name: str
-    type: str
-    agent_type: str
+    type: str  # PRODUCTION | BRANCH
+    agent_type: str  # SERVERLESS | HYBRID
     switched_at: float | None
     settings: dict[str, Any]
+    parent_id: int | None = None  # a branch deployment's base deployment
+    branch: dict[str, Any] | None = None  # repo_name, branch_name, pull_request_* of a branch deployment
+    latest_commit: dict[str, Any] | None = None
+
+    @property
+    def is_branch(self) -> bool:
+        return self.type == "BRANCH"
 
 
 @dataclass(frozen=True)
 class AgentView:
     id: str
     label: str | None
-    agent_type: str | None
-    status: str
-    last_heartbeat: float | None
+    launcher: str | None  # the heartbeat's agent_type: the user code launcher's class name
+    status: str  # RUNNING | NOT_RUNNING
+    last_heartbeat: float
     metadata: dict[str, Any]
     errors: list[dict[str, Any]]
-    is_serverless: bool
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,8 @@ class SandboxState:
         fresh = not Path(self.path).exists() or Path(self.path).stat().st_size == 0
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
+        if not fresh:
+            self._check_version()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
         if fresh or self._meta("organization") is None:
@@ -127,7 +140,6 @@ class SandboxState:
         self._workspace_checks: dict[str, float] = {}  # deployment -> deploy time last asked about
         self.organization = self._meta("organization")
         self.timing = json.loads(self._meta("timing"))
-        self.broken_images = json.loads(self._meta("broken_images"))
 
     def close(self) -> None:
         with self._lock:
@@ -148,6 +160,18 @@ class SandboxState:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
+    def _check_version(self) -> None:
+        try:
+            version = self._meta("schema_version")
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            raise ValueError(f"{self.path}: not a sandbox state file ({error})") from None
+        if version != SCHEMA_VERSION:
+            self._db.close()
+            raise ValueError(f"{self.path}: a state file of another sandbox version "
+                             f"({version or 'unversioned'}, this is {SCHEMA_VERSION}); delete it "
+                             "to start from the scenario again")
+
     # -- seeding ------------------------------------------------------------------------------
 
     def _seed(self, scenario: Scenario) -> None:
@@ -156,9 +180,9 @@ class SandboxState:
             db.executemany(
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                 [
+                    ("schema_version", SCHEMA_VERSION),
                     ("organization", scenario.organization),
                     ("timing", json.dumps(scenario.timing)),
-                    ("broken_images", json.dumps(scenario.broken_images)),
                 ],
             )
             for token in scenario.tokens:
@@ -170,24 +194,28 @@ class SandboxState:
                         token.get("value") or new_token_value(kind, scenario.organization),
                         token.get("name"),
                         kind,
-                        token.get("role", "VIEWER" if kind == "user" else None),
+                        token.get("role", "VIEWER" if kind == "user" else "AGENT"),
                         token.get("user"),
                         token.get("description"),
                         now,
                     ),
                 )
+            ids: dict[str, int] = {}
             for spec in scenario.deployments:
+                branch = spec.get("branch")
                 cursor = db.execute(
-                    "INSERT INTO deployments (name, type, agent_type, switched_at, settings)"
-                    " VALUES (?, ?, ?, NULL, ?)",
+                    "INSERT INTO deployments (name, type, agent_type, switched_at, settings,"
+                    " parent_id, branch) VALUES (?, ?, ?, NULL, ?, ?, ?)",
                     (
                         spec["name"],
                         spec.get("type", "PRODUCTION"),
                         spec.get("agent_type", "SERVERLESS"),
                         json.dumps(spec.get("settings") or {}),
+                        ids.get(spec.get("parent", "")),
+                        json.dumps(branch) if branch else None,
                     ),
                 )
-                deployment_id = cursor.lastrowid
+                deployment_id = ids[spec["name"]] = cursor.lastrowid
                 for position, document in enumerate(spec.get("locations") or []):
                     # Seeded locations were deployed long ago: already loaded where served.
                     db.execute(
@@ -249,7 +277,8 @@ class SandboxState:
         value = new_token_value("agent", self.organization)
         with self._tx() as db:
             cursor = db.execute(
-                "INSERT INTO tokens (value, kind, description, created) VALUES (?, 'agent', ?, ?)",
+                "INSERT INTO tokens (value, kind, role, description, created)"
+                " VALUES (?, 'agent', 'AGENT', ?, ?)",
                 (value, description, self.clock()),
             )
             self._event(db, None, "agent_token_created",
@@ -275,6 +304,9 @@ class SandboxState:
         return Deployment(
             id=row["id"], name=row["name"], type=row["type"], agent_type=row["agent_type"],
             switched_at=row["switched_at"], settings=json.loads(row["settings"]),
+            parent_id=row["parent_id"],
+            branch=json.loads(row["branch"]) if row["branch"] else None,
+            latest_commit=json.loads(row["latest_commit"]) if row["latest_commit"] else None,
         )
 
     def deployments(self) -> list[Deployment]:
@@ -306,6 +338,40 @@ class SandboxState:
                         {"from": deployment.agent_type, "to": agent_type})
         return self.deployment(id=deployment.id)
 
+    def upsert_branch_deployment(self, branch: dict[str, Any], commit: dict[str, Any],
+                                 base: Deployment) -> Deployment:
+        """The branch deployment of (repository, branch), created on first use (as `dagster-cloud
+        ci init` asks for it in a pull request) and updated with the newest commit after. It is
+        served by the agent type of its base deployment."""
+        name = branch_deployment_name(branch["repoName"], branch["branchName"])
+        stored = {k: branch.get(k) for k in ("repoName", "branchName", "branchUrl",
+                                             "pullRequestUrl", "pullRequestStatus",
+                                             "pullRequestNumber")}
+        with self._tx() as db:
+            existing = db.execute("SELECT id FROM deployments WHERE name = ?", (name,)).fetchone()
+            if existing is None:
+                db.execute(
+                    "INSERT INTO deployments (name, type, agent_type, switched_at, settings,"
+                    " parent_id, branch, latest_commit) VALUES (?, 'BRANCH', ?, NULL, '{}', ?, ?, ?)",
+                    (name, base.agent_type, base.id, json.dumps(stored), json.dumps(commit)))
+                self._event(db, name, "branch_deployment_created",
+                            {"repo": stored["repoName"], "branch": stored["branchName"],
+                             "base": base.name})
+            else:
+                db.execute("UPDATE deployments SET branch = ?, latest_commit = ? WHERE id = ?",
+                           (json.dumps(stored), json.dumps(commit), existing[0]))
+        return self.deployment(name=name)
+
+    def branch_deployment(self, repo_name: str, branch_name: str) -> Deployment | None:
+        return self.deployment(name=branch_deployment_name(repo_name, branch_name))
+
+    def delete_deployment(self, deployment: Deployment) -> None:
+        with self._tx() as db:
+            for table in ("locations", "instigators", "runs"):
+                db.execute(f"DELETE FROM {table} WHERE deployment_id = ?", (deployment.id,))
+            db.execute("DELETE FROM deployments WHERE id = ?", (deployment.id,))
+            self._event(db, deployment.name, "deployment_deleted", {"type": deployment.type})
+
     def set_settings(self, deployment: Deployment, settings: dict[str, Any]) -> dict[str, Any]:
         with self._tx() as db:
             db.execute("UPDATE deployments SET settings = ? WHERE id = ?",
@@ -332,28 +398,32 @@ class SandboxState:
             )
 
     def serverless_status(self, deployment: Deployment) -> str:
-        """ACTIVE, PROVISIONING, DEPROVISIONING or INACTIVE, from the last switch and the timing."""
+        """The `ServerlessAgentStatus` of a deployment, from its last switch and the timing:
+        PROVISIONING then ACTIVE while SERVERLESS, DELETING then INACTIVE once HYBRID. (Which
+        values live Dagster+ shows around a switch cannot be checked from here.)"""
         since = self.clock() - (deployment.switched_at or float("-inf"))
         if deployment.agent_type == "SERVERLESS":
             if since < self.timing["serverless_provision_seconds"]:
                 return "PROVISIONING"
             return "ACTIVE"
         if since < self.timing["serverless_shutdown_seconds"]:
-            return "DEPROVISIONING"
+            return "DELETING"
         return "INACTIVE"
 
     def agents(self, deployment: Deployment, heartbeated_since: float | None = None
                ) -> list[AgentView]:
+        """The agents of a deployment: its Serverless agent while it runs or shuts down, and
+        every agent that heartbeated for it (since `heartbeated_since`, as the agent API asks)."""
         now = self.clock()
         window = self.timing["heartbeat_window_seconds"]
         views = []
         serverless = self.serverless_status(deployment)
-        if serverless != "INACTIVE":
+        if serverless != "INACTIVE" and not deployment.is_branch:
             views.append(AgentView(
-                id=SERVERLESS_AGENT_ID, label="Serverless agent", agent_type="SERVERLESS",
+                id=SERVERLESS_AGENT_ID, label=None, launcher=None,
                 status="RUNNING" if serverless == "ACTIVE" else "NOT_RUNNING",
-                last_heartbeat=now if serverless == "ACTIVE" else deployment.switched_at,
-                metadata={"type": "serverless"}, errors=[], is_serverless=True,
+                last_heartbeat=now if serverless == "ACTIVE" else deployment.switched_at or now,
+                metadata={}, errors=[],
             ))
         with self._lock:
             rows = self._db.execute(
@@ -363,10 +433,10 @@ class SandboxState:
             ).fetchall()
         for row in rows:
             views.append(AgentView(
-                id=row["agent_id"], label=row["agent_label"], agent_type=row["agent_type"],
+                id=row["agent_id"], label=row["agent_label"], launcher=row["agent_type"],
                 status="RUNNING" if now - row["last_seen"] <= window else "NOT_RUNNING",
                 last_heartbeat=row["last_seen"], metadata=json.loads(row["metadata"]),
-                errors=json.loads(row["errors"]), is_serverless=False,
+                errors=json.loads(row["errors"]),
             ))
         return views
 
@@ -390,18 +460,15 @@ class SandboxState:
                                     (deployment.name,)).fetchall()
         return {row["location"]: (row["at"], row["error"]) for row in rows}
 
-    def _serving_hybrid_agent(self, deployment: Deployment) -> tuple[str, float] | None:
-        """(launcher type, running since) of the longest-running Hybrid agent, if any runs."""
-        if deployment.agent_type != "HYBRID":
-            return None
+    def _hybrid_agent_running(self, deployment: Deployment) -> bool:
+        """Whether an agent heartbeats for this deployment within the window."""
         window = self.timing["heartbeat_window_seconds"]
         with self._lock:
             row = self._db.execute(
-                "SELECT agent_type, first_seen FROM heartbeats WHERE deployment = ?"
-                " AND last_seen >= ? ORDER BY first_seen LIMIT 1",
+                "SELECT 1 FROM heartbeats WHERE deployment = ? AND last_seen >= ? LIMIT 1",
                 (deployment.name, self.clock() - window),
             ).fetchone()
-        return (row["agent_type"], row["first_seen"]) if row else None
+        return row is not None
 
     # -- code locations ------------------------------------------------------------------------
 
@@ -414,45 +481,37 @@ class SandboxState:
         return [json.loads(row[0]) for row in rows]
 
     def locations(self, deployment: Deployment) -> list[LocationView]:
-        """Every location with its load status as the deployment's agent sees it now."""
+        """Every location with its load status as the deployment's agent sees it now.
+
+        Serverless: LOADED `location_load_seconds` after its deploy or the agent's start.
+        Hybrid: LOADED only when a Hybrid agent that is RUNNING reported the location (its code
+        loaded, or its load error) after the location's last deploy: the agent's own report,
+        whatever its launcher, never a timer."""
         now = self.clock()
         load_seconds = self.timing["location_load_seconds"]
-        if deployment.agent_type == "SERVERLESS":
-            serving = ("Serverless", deployment.switched_at or float("-inf")) \
-                if self.serverless_status(deployment) == "ACTIVE" else None
-        else:
-            serving = self._serving_hybrid_agent(deployment)
+        hybrid = deployment.agent_type == "HYBRID"
+        serverless_since = deployment.switched_at or float("-inf") \
+            if not hybrid and self.serverless_status(deployment) == "ACTIVE" else None
+        served = hybrid and self._hybrid_agent_running(deployment)
         with self._lock:
             rows = self._db.execute(
                 "SELECT * FROM locations WHERE deployment_id = ? ORDER BY position",
                 (deployment.id,),
             ).fetchall()
-        uploads = self._uploads(deployment) if deployment.agent_type == "HYBRID" else {}
-
-        def reported(row) -> bool:  # an agent reported the location since its last deploy
-            return row["name"] in uploads and uploads[row["name"]][0] >= row["updated_at"]
+        uploads = self._uploads(deployment) if hybrid else {}
 
         views = []
         for row in rows:
             document = json.loads(row["document"])
+            reported = row["name"] in uploads and uploads[row["name"]][0] >= row["updated_at"]
             status, error = "LOADING", None
-            if serving is not None:
-                launcher, running_since = serving
-                image = document.get("image")
-                if deployment.agent_type == "HYBRID" and launcher in LAUNCHERS_WITHOUT_IMAGES:
-                    # A Local agent really loads the code and reports it: trust its report,
-                    # once it is newer than the last deploy of the location.
-                    if reported(row):
-                        status, error = "LOADED", uploads[row["name"]][1]
-                else:
-                    ready_at = max(row["updated_at"], running_since) + load_seconds
-                    if (image or deployment.agent_type == "SERVERLESS") and now >= ready_at:
-                        status = "LOADED"
-                        if image in self.broken_images:
-                            error = self.broken_images[image]
+            if served and reported:
+                status, error = "LOADED", uploads[row["name"]][1]
+            elif serverless_since is not None and \
+                    now >= max(row["updated_at"], serverless_since) + load_seconds:
+                status = "LOADED"
             views.append(LocationView(row["name"], document, row["updated_at"], status, error,
-                                      outdated=deployment.agent_type == "HYBRID"
-                                      and not reported(row)))
+                                      outdated=hybrid and not reported))
         return views
 
     def upsert_locations(self, deployment: Deployment, documents: list[dict[str, Any]],
@@ -559,3 +618,11 @@ class SandboxState:
                 (kind,) if kind else (),
             ).fetchall()
         return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
+
+
+def branch_deployment_name(repo_name: str, branch_name: str) -> str:
+    """A branch deployment's name: stable for (repository, branch). Dagster+'s own naming is not
+    documented; this one is the sandbox's (40 hex digits, like the names seen in its URLs)."""
+    import hashlib
+
+    return hashlib.sha1(f"{repo_name}:{branch_name}".encode()).hexdigest()

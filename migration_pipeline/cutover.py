@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from migration_pipeline.plus import DagsterPlusClient, OutcomeUnknownError
-from migration_pipeline.plus.types import AgentToken
+from migration_pipeline.plus.types import Agent, AgentToken
 
 NEWEST_RUNS_KEPT = 100
 TERMINAL_STATUSES = ("SUCCESS", "FAILURE", "CANCELED")
@@ -30,9 +30,17 @@ class Snapshot:
     instigators: dict[str, str]  # "location/kind/name" -> RUNNING | STOPPED
     settings: dict[str, Any]
     locations_document: dict[str, Any]
+    # The deployment settings the plan removes at cutover (none unless the target settings ask).
+    settings_removed_at_cutover: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def settings_expected_after(self) -> dict[str, Any]:
+        from migration_pipeline.inventory import settings_after_cutover
+
+        return settings_after_cutover(self.settings, tuple(self.settings_removed_at_cutover))[0]
 
 
 def instigator_states(client: DagsterPlusClient) -> tuple[dict[str, str], list[Any]]:
@@ -41,7 +49,8 @@ def instigator_states(client: DagsterPlusClient) -> tuple[dict[str, str], list[A
     return states, workspace
 
 
-def take_snapshot(client: DagsterPlusClient, deployment_id: int, agent_type: str) -> Snapshot:
+def take_snapshot(client: DagsterPlusClient, deployment_id: int, agent_type: str,
+                  settings_removed_at_cutover: tuple[str, ...] = ()) -> Snapshot:
     states, workspace = instigator_states(client)
     not_loaded = [e.name for e in workspace if not e.is_loaded]
     if not_loaded:
@@ -59,6 +68,7 @@ def take_snapshot(client: DagsterPlusClient, deployment_id: int, agent_type: str
         instigators=states,
         settings=client.deployment_settings(),
         locations_document=client.locations_as_document(),
+        settings_removed_at_cutover=tuple(settings_removed_at_cutover),
     )
 
 
@@ -137,6 +147,8 @@ class Verification:
     count_changes: dict[str, tuple[int, int]] = field(default_factory=dict)  # status -> (before, after)
     instigator_changes: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     not_loaded: dict[str, str] = field(default_factory=dict)  # location -> LOADING | error
+    # setting -> (expected, found): what differs from the snapshot less the planned removals
+    settings_changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
     @property
     def runs_kept(self) -> bool:
@@ -163,6 +175,32 @@ def compare_instigators(before: dict[str, str], after: dict[str, str],
         key: (before.get(key), after.get(key))
         for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)
     }
+
+
+def compare_settings(expected: dict[str, Any], found: dict[str, Any],
+                     verification: Verification) -> None:
+    verification.settings_changes = {
+        key: (expected.get(key), found.get(key))
+        for key in sorted(set(expected) | set(found)) if expected.get(key) != found.get(key)
+    }
+
+
+# -- the new agent -----------------------------------------------------------------------------
+
+# How old the last heartbeat of a RUNNING agent may be for it to count as serving (the real
+# agent heartbeats every 30 s).
+RECENT_HEARTBEAT_SECONDS = 90.0
+
+
+def migration_agents(agents: list[Agent], label: str | None, agents_before: list[str],
+                     now: float) -> list[Agent]:
+    """The agents that are the migration's own and serve now: RUNNING with a recent heartbeat
+    and the label its install files set (or, for a target whose install cannot set a label, not
+    among the agents listed before it was installed). Nothing here depends on how Dagster+
+    shows its Serverless agent."""
+    return [a for a in agents
+            if a.is_running and a.heartbeated_within(RECENT_HEARTBEAT_SECONDS, now)
+            and (a.label == label if label else a.id not in agents_before)]
 
 
 def downtime_parts(cutover_at: float, agent_ready_at: float, deploy_started_at: float,

@@ -145,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         written = applied.output_for_node("hybrid_project_files")["written"]
 
         say("3/6 Agent token and install files; start the real Local agent")
-        prepared = run(defs, instance, "prepare_hybrid_agent")
+        # The sandbox serves its agent API on a host of its own, as Dagster+ does; the agent's
+        # config names it (for Dagster+ the agent derives it from its token).
+        prepared = run(defs, instance, "prepare_hybrid_agent", run_config={"ops": {
+            "hybrid_agent_install_files": {"config": {"agent_api_url": sandbox["agent_url"]}}}})
         install = prepared.output_for_node("hybrid_agent_install_files")
         say(f"    agent: {install['command']}")
         stack.enter_context(background(["bash", "-c", install["command"]], work / "agent.log",
@@ -160,9 +163,11 @@ def main(argv: list[str] | None = None) -> int:
 
         client = stack.enter_context(DagsterPlusClient(sandbox["url"], sandbox["deployment"],
                                                        sandbox["admin_token"]))
-        wait_for(lambda: [a for a in client.agents() if not a.is_serverless and a.is_running],
+        label = install["agent_label"]
+        wait_for(lambda: [a for a in client.agents() if a.label == label and a.is_running],
                  60, "the Local agent to heartbeat (see .demo/agent.log)")
-        say("    the Local agent is RUNNING (it waits: the deployment is still Serverless)")
+        say(f"    the Local agent ({label!r}) is RUNNING; it waits: the deployment is still "
+            "Serverless")
 
         say("4/6 Cutover: switch to Hybrid (the no-agent window starts)")
         cutover = run(defs, instance, "cutover")
@@ -182,14 +187,15 @@ def main(argv: list[str] | None = None) -> int:
 
         say("6/6 Report")
         agent_files = sorted(p.name for p in Path(install["agent_dir"]).iterdir())
-        report(instance, finish.run_id, inventory, record, written, agent_files, plan, client)
+        report(instance, finish.run_id, inventory, record, written, agent_files, plan, client,
+               install)
     print(f"\nThe runs and their metadata are in {home}. To browse them: `make sandbox` in one "
           "terminal, `make dev` in another, then open http://127.0.0.1:3000.", flush=True)
     return 0
 
 
 def report(instance, finish_run_id, inventory, record, written, agent_files, plan,
-           client) -> None:
+           client, install) -> None:
     from dagster import AssetKey, DagsterEventType
 
     materialization = instance.get_latest_materialization_event(AssetKey("hybrid_locations"))
@@ -211,6 +217,9 @@ def report(instance, finish_run_id, inventory, record, written, agent_files, pla
         f"Runs: {sum(inventory['run_counts'].values())} before, {runs_after} after",
         f"Locations LOADED on the Hybrid agent: {', '.join(loaded)}",
         f"Settings removed at cutover: {', '.join(record['settings_removed']) or 'none'}",
+        "Branch deployments: " + ("in use; the agent's config serves them "
+                                  "(dagster_cloud_api.branch_deployments: true)"
+                                  if install["branch_deployments"] else "none in use"),
         "Checks: " + ", ".join(f"{name} {'passed' if ok else 'FAILED'}"
                                for name, ok in sorted(checks.items())),
         "Project files written: " + (", ".join(written) or "none (a Local agent needs no "

@@ -9,13 +9,17 @@ from typing import Any
 from migration_pipeline.markdown import table
 from migration_pipeline.plus import DagsterPlusClient
 
-# Deployment settings that only Serverless understands (removed at cutover).
-SERVERLESS_ONLY_SETTINGS = ("non_isolated_runs",)
+# Deployment settings a migration may remove at cutover, only when the target settings ask for
+# it: non-isolated runs (and the `dagster/isolation` tag) work on Hybrid agents too, as the
+# current Dagster+ run-isolation docs say, so by default every setting is kept.
+REMOVABLE_SETTINGS = ("non_isolated_runs",)
 
 
-def without_serverless_only(settings: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """(the settings a Hybrid deployment keeps, the Serverless-only keys taken out)."""
-    removed = tuple(k for k in SERVERLESS_ONLY_SETTINGS if k in settings)
+def settings_after_cutover(settings: dict[str, Any], remove: tuple[str, ...] = ()
+                           ) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """(the settings the Hybrid deployment keeps, the keys taken out): only keys in `remove`
+    that are set go."""
+    removed = tuple(k for k in remove if k in settings)
     return {k: v for k, v in settings.items() if k not in removed}, removed
 
 
@@ -34,14 +38,12 @@ class Inventory:
     settings: dict[str, Any]
     run_counts: dict[str, int]
     instigators: list[dict[str, Any]] = field(default_factory=list)
+    # The organization has branch deployments, so its CI makes them and its agent serves them.
+    uses_branch_deployments: bool = False
 
     @property
     def run_total(self) -> int:
         return sum(self.run_counts.values())
-
-    @property
-    def serverless_only_settings(self) -> dict[str, Any]:
-        return {k: self.settings[k] for k in SERVERLESS_ONLY_SETTINGS if k in self.settings}
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,7 +61,7 @@ def take_inventory(client: DagsterPlusClient) -> Inventory:
         serverless_status=client.serverless_status(),
         agents=[
             {"id": a.id, "label": a.label, "status": a.status,
-             "last_heartbeat_time": a.last_heartbeat_time, "serverless": a.is_serverless}
+             "last_heartbeat_time": a.last_heartbeat_time}
             for a in client.agents()
         ],
         locations_document=client.locations_as_document(),
@@ -73,6 +75,7 @@ def take_inventory(client: DagsterPlusClient) -> Inventory:
             {"location": i.location, "name": i.name, "kind": i.kind, "status": i.status}
             for e in workspace for i in e.instigators
         ],
+        uses_branch_deployments=client.uses_branch_deployments(),
     )
 
 
@@ -84,14 +87,15 @@ def render_sections(inventory: Inventory) -> dict[str, str]:
     }
     return {
         "deployment": table(
-            ["deployment", "id", "agent type", "serverless", "runs", "locations"],
+            ["deployment", "id", "agent type", "serverless", "runs", "locations",
+             "branch deployments"],
             [[inventory.deployment, inventory.deployment_id, inventory.agent_type,
-              inventory.serverless_status, inventory.run_total, len(inventory.locations)]],
+              inventory.serverless_status, inventory.run_total, len(inventory.locations),
+              "in use" if inventory.uses_branch_deployments else "none"]],
             "no deployment"),
         "agents": table(
-            ["id", "label", "status", "serverless"],
-            [[a["id"], a["label"], a["status"], "yes" if a["serverless"] else "no"]
-             for a in inventory.agents],
+            ["id", "label", "status"],
+            [[a["id"], a["label"] or "", a["status"]] for a in inventory.agents],
             "no agents"),
         "code_locations": table(
             ["location", "load status", "code source", "image", "error"],
@@ -103,9 +107,8 @@ def render_sections(inventory: Inventory) -> dict[str, str]:
              for e in inventory.locations],
             "no code locations"),
         "deployment_settings": table(
-            ["setting", "value", "Serverless only"],
-            [[key, value, "yes" if key in inventory.serverless_only_settings else ""]
-             for key, value in sorted(inventory.settings.items())],
+            ["setting", "value"],
+            [[key, value] for key, value in sorted(inventory.settings.items())],
             "no deployment settings"),
         "runs": table(
             ["status", "runs"],

@@ -25,11 +25,17 @@ from migration_pipeline.images.dockerfile import (
     BuildContext,
     render_dockerfile,
 )
-from migration_pipeline.inventory import without_serverless_only
+from migration_pipeline.inventory import settings_after_cutover
 from migration_pipeline.markdown import cell, table
 from migration_pipeline.problems import InvalidInput, Problem
 from migration_pipeline.project import ProjectFiles, normalize
-from migration_pipeline.scan import Finding, scan_python, serverless_python_version, serverless_workflows
+from migration_pipeline.scan import (
+    Finding,
+    ci_makes_branch_deployments,
+    scan_python,
+    serverless_python_version,
+    serverless_workflows,
+)
 from migration_pipeline.targets import get_target
 from migration_pipeline.targets.settings import _Settings
 
@@ -101,6 +107,8 @@ class MigrationPlan:
     python_version_source: str
     locations: tuple[str, ...] = field(default=())
     ci_secrets: tuple[str, ...] = field(default=())  # repository secrets the new CI needs
+    # The organization uses branch deployments: the agent serves them and the CI makes them.
+    branch_deployments: bool = False
 
     @property
     def changed_files(self) -> tuple[PlannedFile, ...]:
@@ -180,10 +188,12 @@ def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
     ci_secrets: list[str] = []
     replaced: set[str] = set()
     serverless_ci = serverless_workflows(project)
+    uses_branch_deployments = bool((inventory or {}).get("uses_branch_deployments")) or any(
+        ci_makes_branch_deployments(project.text(f.file) or "") for f in serverless_ci)
     if target.needs_images and serverless_ci:
         ci_files, ci_secrets, ci_warnings = _hybrid_ci(
             project, [f.file for f in serverless_ci], directories, name, rewrite.images, version,
-            inventory)
+            inventory, settings, uses_branch_deployments)
         files += ci_files
         warnings += ci_warnings
         replaced = {f.path for f in ci_files}
@@ -192,13 +202,14 @@ def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
     warnings += [PlanWarning("does not parse as Python, so it was not scanned for Serverless-only "
                              "features", path) for path in broken]
     warnings += _feature_warnings(findings, directories, [ref.name for ref in cloud.locations],
-                                  target_name, inventory)
+                                  target_name, inventory, settings.remove_non_isolated_runs)
     warnings += [
         PlanWarning("this Serverless CI workflow (PEX fast deploys) stops working after the "
                     "cutover: replace it with a Hybrid workflow that builds and pushes the images",
                     f.file, f.line)
-        for f in serverless_workflows(project)
+        for f in serverless_ci
         if f.file not in replaced and not (f.file == ".gitlab-ci.yml" and replaced)
+        and not (f.file.startswith(".github/") and any(r.startswith(".github/") for r in replaced))
     ]
 
     return MigrationPlan(
@@ -206,45 +217,61 @@ def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
         cloud_yaml=name,
         files=tuple(files),
         images=dict(rewrite.images),
-        settings_change=_settings_change(inventory),
+        settings_change=_settings_change(inventory, settings),
         warnings=tuple(warnings),
         changes=tuple(rewrite.changes),
         python_version=version,
         python_version_source=version_source,
         locations=tuple(ref.name for ref in cloud.locations),
         ci_secrets=tuple(ci_secrets),
+        branch_deployments=uses_branch_deployments,
     )
 
 
 def _hybrid_ci(project: ProjectFiles, serverless_files: list[str], directories: BuildDirectories,
                cloud_yaml: str, images: dict[str, str], python_version: str,
-               inventory: dict[str, Any] | None):
+               inventory: dict[str, Any] | None, settings: _Settings,
+               branch_deployments: bool):
     """The Hybrid CI in place of the Serverless one: the first Serverless GitHub workflow is
-    replaced; for GitLab a job file to include is written next to `.gitlab-ci.yml`."""
-    from migration_pipeline.ci import github, gitlab
+    replaced (on the triggers of all of them); for GitLab a job file to include is written next
+    to `.gitlab-ci.yml`."""
+    from migration_pipeline.ci import common, github, gitlab
 
-    builds = [github.ImageBuild(name, directory, images[name])
-              for directory, locations in sorted(directories.items())
-              for name, _ in locations if name in images]
+    builds = tuple(common.ImageBuild(name, directory, images[name])
+                   for directory, locations in sorted(directories.items())
+                   for name, _ in locations if name in images)
     deployment = (inventory or {}).get("deployment", "prod")
-    old_texts = "".join(project.text(f) or "" for f in serverless_files)
-    url = (inventory or {}).get("organization_url") or github.dagster_cloud_url_of(old_texts)
+    old_texts = [project.text(f) or "" for f in serverless_files]
+    url = (inventory or {}).get("organization_url") or common.dagster_cloud_url_of("".join(old_texts))
     warnings: list[PlanWarning] = []
+    organization = settings.organization or (common.organization_from_url(url) if url else None)
     if not url:
-        url = "https://ORGANIZATION.dagster.cloud"
+        url = f"https://{organization or 'ORGANIZATION'}.dagster.cloud"
         warnings.append(PlanWarning("the Dagster+ URL is not known (no inventory, none in the old "
                                     "CI): set DAGSTER_CLOUD_URL in the new CI", serverless_files[0]))
+    if not organization:
+        organization = "ORGANIZATION"
+        warnings.append(PlanWarning(
+            f"the Dagster+ organization cannot be read from {url}: set `organization` in the "
+            "target settings (the new CI needs DAGSTER_CLOUD_ORGANIZATION)", serverless_files[0]))
+    setup = common.CiSetup(builds, url, organization, deployment, python_version, cloud_yaml,
+                           branch_deployments)
     files: list[PlannedFile] = []
     secrets: list[str] = []
     workflows = [f for f in serverless_files if f.startswith(".github/")]
     if workflows:
-        text, needed = github.hybrid_workflow(builds, url, deployment, python_version, cloud_yaml)
+        triggers = common.github_triggers(
+            [text for f, text in zip(serverless_files, old_texts) if f.startswith(".github/")])
+        text, needed = github.hybrid_workflow(setup, triggers)
         files.append(PlannedFile(workflows[0], project.text(workflows[0]), text,
                                  "the Hybrid CI: builds and pushes an image per location, then "
-                                 "deploys"))
+                                 "deploys" + (" (and a branch deployment per pull request)"
+                                              if branch_deployments else "")))
         secrets += needed
+        warnings += [PlanWarning(f"remove this Serverless workflow: {workflows[0]} now deploys "
+                                 "on its triggers too", other) for other in workflows[1:]]
     if ".gitlab-ci.yml" in serverless_files:
-        text, needed = gitlab.hybrid_job(builds, url, deployment, cloud_yaml)
+        text, needed = gitlab.hybrid_job(setup)
         files.append(PlannedFile(gitlab.PATH, project.text(gitlab.PATH), text,
                                  "the Hybrid GitLab CI job: builds, pushes, deploys"))
         secrets += [s for s in needed if s not in secrets]
@@ -341,13 +368,26 @@ def _locations_of(path: str, roots: dict[str, list[str]]) -> tuple[str, ...]:
 
 def _feature_warnings(findings: list[Finding], directories: BuildDirectories,
                       location_names: list[str], target: str,
-                      inventory: dict[str, Any] | None) -> list[PlanWarning]:
+                      inventory: dict[str, Any] | None,
+                      removing_non_isolated_runs: bool) -> list[PlanWarning]:
     warnings = []
+    non_isolated = ((inventory or {}).get("settings") or {}).get("non_isolated_runs") or {}
+    kept = not removing_non_isolated_runs
     for f in findings:
-        if f.kind == "isolation_tag":
+        if f.kind == "isolation_tag" and (kept and non_isolated.get("enabled")):
             warnings.append(PlanWarning(
-                "asks for a non-isolated run (`dagster/isolation` tag), which Hybrid does not "
-                "have: every run gets its own process or container",
+                "asks for a non-isolated run (`dagster/isolation` tag): Hybrid agents run these "
+                "too (in the code server), and the deployment's `non_isolated_runs` setting is "
+                "kept, so the tag keeps working",
+                f.file, f.line,
+                fix="give the code server enough memory and CPU for these runs, or drop the tag "
+                    "and give the job `executor_def=dg.in_process_executor` (one process per run) "
+                    "or `dg.multiprocess_executor`"))
+        elif f.kind == "isolation_tag":
+            warnings.append(PlanWarning(
+                "asks for a non-isolated run (`dagster/isolation` tag), but the deployment's "
+                "`non_isolated_runs` setting is " + ("removed at cutover" if non_isolated.get(
+                    "enabled") else "not enabled") + ": the run will be isolated",
                 f.file, f.line,
                 fix="drop the tag and give the job `executor_def=dg.in_process_executor` to keep "
                     "its steps in one process (or `dg.multiprocess_executor` to run them in "
@@ -358,35 +398,47 @@ def _feature_warnings(findings: list[Finding], directories: BuildDirectories,
                 f.file, f.line,
                 fix=f"replace it with {IO_MANAGER_ADVICE[target]}; rematerialize (or copy) the "
                     "outputs that downstream assets still read"))
-    non_isolated = ((inventory or {}).get("settings") or {}).get("non_isolated_runs") or {}
-    if non_isolated.get("enabled"):
-        definitions = [f for f in findings if f.kind == "definitions"]
-        roots = _location_roots(directories)
-        covered: set[str] = set()
-        for f in definitions:
-            locations = _locations_of(f.file, roots)
-            covered.update(locations)
+    if not non_isolated.get("enabled"):
+        return warnings
+    if kept:
+        warnings.append(PlanWarning(
+            "the deployment's `non_isolated_runs` setting is kept: Hybrid agents run "
+            "non-isolated runs too, in the code server (set `remove_non_isolated_runs: true` in "
+            "the target settings to remove it at cutover)",
+            fix="size the code servers' containers for these runs; or isolate each run and keep "
+                "its steps in one process with `executor=dg.in_process_executor` "
+                "(`dg.multiprocess_executor` for parallel steps)"))
+        return warnings
+    definitions = [f for f in findings if f.kind == "definitions"]
+    roots = _location_roots(directories)
+    covered: set[str] = set()
+    for f in definitions:
+        locations = _locations_of(f.file, roots)
+        covered.update(locations)
+        warnings.append(PlanWarning(
+            f"runs of {', '.join(locations) or 'this code'} could run non-isolated (the "
+            "deployment's `non_isolated_runs` setting, removed at cutover as the target settings "
+            "ask)",
+            f.file, f.line,
+            fix="add `executor=dg.in_process_executor` to this Definitions to keep each "
+                "run's steps in one process, or `dg.multiprocess_executor` for parallel "
+                "steps"))
+    for location in location_names:
+        if location not in covered:
             warnings.append(PlanWarning(
-                f"runs of {', '.join(locations) or 'this code'} could run non-isolated on Serverless (the "
-                "deployment's `non_isolated_runs` setting, removed at cutover)",
-                f.file, f.line,
-                fix="add `executor=dg.in_process_executor` to this Definitions to keep each "
-                    "run's steps in one process, or `dg.multiprocess_executor` for parallel "
-                    "steps"))
-        for location in location_names:
-            if location not in covered:
-                warnings.append(PlanWarning(
-                    f"{location}: runs could run non-isolated on Serverless; on Hybrid each run "
-                    "is isolated. Give its jobs `executor_def=dg.in_process_executor` where that "
-                    "mattered"))
+                f"{location}: runs could run non-isolated before the cutover; after it each run "
+                "is isolated. Give its jobs `executor_def=dg.in_process_executor` where that "
+                "mattered"))
     return warnings
 
 
-def _settings_change(inventory: dict[str, Any] | None) -> SettingsChange | None:
+def _settings_change(inventory: dict[str, Any] | None, settings: _Settings
+                     ) -> SettingsChange | None:
     if not inventory:
         return None
     before = copy.deepcopy(inventory.get("settings") or {})
-    after, removed = without_serverless_only(before)
+    remove = ("non_isolated_runs",) if settings.remove_non_isolated_runs else ()
+    after, removed = settings_after_cutover(before, remove)
     return SettingsChange(before, after, removed)
 
 
@@ -400,6 +452,10 @@ def render_summary(plan: MigrationPlan) -> str:
               f"{len([f for f in plan.files if f.action == 'update'])} to update, "
               f"{len([f for f in plan.files if f.action == 'unchanged'])} unchanged",
               f"- Python for the images: {plan.python_version} (from {plan.python_version_source})",
+              "- Branch deployments: " + (
+                  "in use, so the agent's config serves them"
+                  + (" and the CI makes one per pull request" if plan.ci_secrets else "")
+                  if plan.branch_deployments else "none seen"),
               f"- Warnings: {len(plan.warnings)}", ""]
     lines += ["### Files", "", table(["file", "action", "why"],
                                      [[f"`{f.path}`", f.action, f.reason] for f in plan.files])]
@@ -418,11 +474,11 @@ def render_summary(plan: MigrationPlan) -> str:
     if plan.settings_change is None:
         lines += ["- Deployment settings not read (no inventory): run the inventory first."]
     elif plan.settings_change.removed:
-        lines += [f"- Remove the Serverless-only setting `{key}` "
-                  f"(now `{plan.settings_change.before[key]}`)"
+        lines += [f"- Remove the deployment setting `{key}` (now "
+                  f"`{plan.settings_change.before[key]}`), as the target settings ask"
                   for key in plan.settings_change.removed]
     else:
-        lines += ["- No Serverless-only deployment setting to remove."]
+        lines += ["- Deployment settings are kept as they are."]
     lines += ["- Switch the deployment's agent type to HYBRID."]
     if plan.warnings:
         lines += ["", "### Warnings", "", table(["where", "what", "how to fix"],

@@ -47,6 +47,12 @@ def serverless_python_version(project: ProjectFiles) -> tuple[str, str, int] | N
     return None
 
 
+def ci_makes_branch_deployments(text: str) -> bool:
+    """Whether a CI file deploys pull or merge requests (to branch deployments)."""
+    return bool(re.search(r"\bpull_request(_target)?\b|merge_request_event|"
+                          r"serverless_branch_deploy|branch_deployment", text))
+
+
 def serverless_workflows(project: ProjectFiles) -> list[Finding]:
     found = []
     for path in sorted(ci_files(project)):

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import copy
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import requests
 
@@ -113,62 +111,3 @@ def client_for(sandbox: Sandbox, token_name: str = "admin", **kwargs) -> Dagster
 def admin(sandbox) -> Iterator[DagsterPlusClient]:
     with client_for(sandbox) as client:
         yield client
-
-
-def heartbeat(sandbox: Sandbox, agent_token: str, agent_id: str, launcher: str,
-              deployment: str = "prod") -> None:
-    """Send a heartbeat exactly as Dagster's agent serializes it."""
-    from dagster._serdes import serialize_value
-    from dagster_cloud.api.dagster_cloud_api import AgentHeartbeat
-
-    from migration_pipeline.plus import DagsterPlusClient
-
-    beat = AgentHeartbeat(timestamp=time.time(), agent_id=agent_id, agent_label="test agent",
-                          agent_type=launcher, metadata={"version": "1.13.27"})
-    with DagsterPlusClient(sandbox.url, deployment, agent_token) as agent:
-        assert agent.add_agent_heartbeats(
-            [{"deploymentName": deployment, "serializedAgentHeartbeat": serialize_value(beat)}])
-
-
-def upload_entry(sandbox: Sandbox, agent_token: str, location: str, error: str | None = None):
-    """PUT a workspace entry exactly as Dagster's agent does (legacy server upload)."""
-    import zlib
-
-    from dagster._serdes import serialize_value
-    from dagster._utils.error import SerializableErrorInfo
-    from dagster_cloud.api.dagster_cloud_api import DagsterCloudUploadWorkspaceEntry
-    from dagster_cloud_cli.core.workspace import CodeLocationDeployData
-
-    entry = DagsterCloudUploadWorkspaceEntry(
-        location_name=location,
-        code_location_deploy_data=CodeLocationDeployData(package_name=location),
-        upload_location_data=None,
-        serialized_error_info=SerializableErrorInfo(error, [], "ImportError") if error else None,
-    )
-    return requests.put(
-        sandbox.url + "/upload_workspace_entry",
-        headers={"Dagster-Cloud-Api-Token": agent_token, "Dagster-Cloud-Deployment": "prod"},
-        files={"workspace_entry.tmp": zlib.compress(serialize_value(entry).encode())},
-        timeout=10)
-
-
-@contextmanager
-def fake_agent(sandbox: Sandbox, agent_token: str, launcher: str = "K8sUserCodeLauncher",
-               agent_id: str = "fake-agent", interval: float = 0.2):
-    """An agent that only heartbeats (as Dagster's agent serializes heartbeats), in a thread.
-    Containerized agents' locations load by image in the sandbox, so this is all they need."""
-    stop = threading.Event()
-
-    def beat():
-        while not stop.is_set():
-            heartbeat(sandbox, agent_token, agent_id, launcher)
-            stop.wait(interval)
-
-    heartbeat(sandbox, agent_token, agent_id, launcher)  # running before the caller goes on
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=5)

@@ -58,6 +58,7 @@ class MigrationEnv:
         self.project_dir = project_dir
         self.target = target
         self.monkeypatch = monkeypatch
+        self.settings_text: str | None = None  # a target settings file, when set
         monkeypatch.setenv("DAGSTER_CLOUD_URL", sandbox.url)
         monkeypatch.setenv("DAGSTER_CLOUD_DEPLOYMENT", sandbox.deployment)
         self.use_token("admin")
@@ -77,13 +78,22 @@ class MigrationEnv:
         config = {"project_dir": str(self.project_dir), "target": self.target}
         if self.registry:
             config["registry"] = self.registry
+        if self.settings_text is not None:
+            settings = self.project_dir.parent / "target-settings.yaml"
+            settings.write_text(self.settings_text)
+            config["settings_file"] = str(settings)
         return {"ops": {"migration_plan": {"config": config}}}
 
     def prepare(self):
         """Plan, apply, agent token and install files: everything before the cutover."""
         assert self.run("plan_migration", self.plan_config()).success
         assert self.run("apply_migration_files").success
-        return self.run("prepare_hybrid_agent")
+        return self.run("prepare_hybrid_agent", self.agent_url_config())
+
+    def agent_url_config(self) -> dict:
+        """Run config naming the sandbox's agent API for the agent's config files."""
+        return {"ops": {"hybrid_agent_install_files": {"config": {
+            "agent_api_url": self.sandbox.agent_url}}}}
 
     @property
     def agent_dir(self) -> Path:

@@ -1,12 +1,25 @@
-"""Contract: Dagster's own `dagster_cloud_cli.gql` functions run unchanged against the sandbox.
+"""Contract: Dagster's own clients run unchanged against the sandbox, each on its own API, and
+every GraphQL document this product sends is valid on the API it goes to.
 
-If the sandbox drifted from Dagster+'s dialect, these (not our own client) would notice first.
+- `dagster_cloud_cli.gql` (the CLI a person or a CI job runs) on the user API;
+- the agent's own documents, with the agent's own GraphQL client, on the agent API;
+- each document of the product package validated against the user schema the sandbox serves
+  (which is derived from the public Dagster+ user schema), and the one document for the user's
+  own Dagster webserver (history.py) against dagster-graphql's schema.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib
+import pkgutil
+
 import pytest
+import requests
 from dagster_cloud_cli import gql
+
+import migration_pipeline
+from support.agent import agent_graphql
 
 
 @pytest.fixture
@@ -33,12 +46,16 @@ def test_fetch_agent_type(cli, sandbox):
     assert gql.fetch_agent_type(cli) == gql.DagsterPlusDeploymentAgentType.HYBRID
 
 
-def test_fetch_deployment_name_and_full_deployments(cli, org_cli):
+def test_fetch_deployment_name_full_deployments_and_by_name(cli, org_cli):
     assert gql.fetch_deployment_name(cli) == "prod"
     assert gql.fetch_deployment_name(org_cli) == "staging"
     deployments = gql.fetch_full_deployments(org_cli)
+    # DagsterCloudDeploymentType is PRODUCTION | BRANCH: a staging deployment is a full one.
     assert [(d["deploymentName"], d["deploymentType"]) for d in deployments] == [
-        ("prod", "PRODUCTION"), ("staging", "DEV")]
+        ("prod", "PRODUCTION"), ("staging", "PRODUCTION")]
+    assert gql.get_deployment_by_name(org_cli, "staging")["deploymentId"] == 2
+    with pytest.raises(Exception, match="Unable to find deployment nope"):
+        gql.get_deployment_by_name(org_cli, "nope")
 
 
 def test_fetch_code_locations(cli):
@@ -97,81 +114,214 @@ def test_viewer_cannot_set_deployment_settings(sandbox):
             gql.set_deployment_settings(viewer, {"settings": {}})
 
 
-def test_the_agents_own_documents_run_against_the_sandbox(sandbox, admin):
-    """Every document a Dagster+ agent sends, through the agent's own GraphQL client. The two
-    different queries named `WorkspaceEntries` must both work."""
+def test_branch_deployments_as_ci_init_creates_them(org_cli, sandbox):
+    """What `dagster-cloud ci init` does in a pull request: create (then update) the branch
+    deployment of the branch, based on a full deployment; find it again by name; delete it."""
+    arguments = dict(repo_name="acme/data", branch_name="feature-x", commit_hash="abc123",
+                     timestamp=1.0, pull_request_status="OPEN", pull_request_number="7",
+                     base_deployment_name="prod")
+    name = gql.create_or_update_branch_deployment(org_cli, **arguments)
+    assert gql.create_or_update_branch_deployment(org_cli, **{**arguments,
+                                                             "commit_hash": "def456"}) == name
+    assert gql.get_branch_deployment_name(org_cli, repo_name="acme/data",
+                                          branch_name="feature-x") == name
+    deployment = sandbox.state.deployment(name=name)
+    assert deployment.type == "BRANCH" and deployment.latest_commit["commitHash"] == "def456"
+    assert deployment.agent_type == "SERVERLESS"  # served like its base deployment
+    assert name not in [d["deploymentName"] for d in gql.fetch_full_deployments(org_cli)]
+    assert gql.delete_branch_deployment(org_cli, name) == deployment.id
+    assert sandbox.state.deployment(name=name) is None
+
+
+def test_an_agent_token_deploys_on_the_user_api_but_cannot_administer(sandbox, admin):
+    """Dagster's Hybrid CI deploys with an agent token on the user API; what needs an
+    Organization Admin (switching, tokens, settings) stays refused."""
+    agent_token = admin.create_agent_token("ci").token.get_secret_value()
+    with gql.graphql_client_from_url(f"{sandbox.url}/prod", agent_token) as agent_cli:
+        assert gql.fetch_deployment_name(agent_cli) == "prod"
+        document = gql.fetch_locations_as_document(agent_cli)
+        assert gql.deploy_code_locations(agent_cli, document) == ["analytics", "ml_models"]
+        with pytest.raises(Exception, match="UnauthorizedError"):
+            gql.set_deployment_settings(agent_cli, {"settings": {}})
+        switched = agent_cli.execute("mutation { updateDeploymentAgentType(deploymentAgentType: "
+                                     "HYBRID) { __typename } }")
+        assert switched["data"]["updateDeploymentAgentType"]["__typename"] == "UnauthorizedError"
+    assert sandbox.state.deployment("prod").agent_type == "SERVERLESS"
+
+
+def test_the_agents_own_documents_run_on_the_agent_api(sandbox, admin):
+    """Every document a Dagster+ agent sends, through the agent's own GraphQL client, on the
+    agent host. The two different queries named `WorkspaceEntries` must both work."""
+    from dagster._serdes import deserialize_value, serialize_value
     from dagster_cloud.agent import queries
     from dagster_cloud.agent.dagster_cloud_agent import DEPLOYMENT_INFO_QUERY
+    from dagster_cloud.api.dagster_cloud_api import AgentHeartbeat
     from dagster_cloud.secrets.loader import SECRETS_QUERY
+    from dagster_cloud.storage.defs_state.queries import (
+        GET_LATEST_DEFS_STATE_INFO_QUERY,
+        SET_LATEST_VERSION_MUTATION,
+    )
+    from dagster_cloud.storage.runs.queries import GET_RUN_RECORDS_QUERY, GET_RUNS_QUERY
     from dagster_cloud.workspace.user_code_launcher.user_code_launcher import (
         INIT_UPLOAD_LOCATIONS_QUERY,
     )
-    from dagster_cloud_cli.core.graphql_client import (
-        create_agent_graphql_client,
-        create_graphql_requests_session,
+    from dagster_cloud.workspace.user_code_launcher.user_code_launcher import (
+        DEPLOYMENT_INFO_QUERY as DEPLOYMENT_TYPE_QUERY,
     )
-    from dagster_cloud_cli.core.headers.auth import DagsterCloudInstanceScope
 
     admin.update_deployment_agent_type("HYBRID")
     agent_token = admin.create_agent_token("contract").token.get_secret_value()
-    config = {"agent_token": agent_token, "deployment": "prod"}
-    with create_graphql_requests_session() as session:
-        org = create_agent_graphql_client(session, f"{sandbox.url}/graphql",
-                                          {"agent_token": agent_token},
-                                          scope=DagsterCloudInstanceScope.ORGANIZATION)
-        dep = create_agent_graphql_client(session, f"{sandbox.url}/graphql", config,
-                                          scope=DagsterCloudInstanceScope.DEPLOYMENT)
-
-        found = org.execute(queries.DEPLOYMENTS_QUERY, variable_values={"deploymentNames": ["prod", "nope"]})
+    with agent_graphql(sandbox, agent_token) as agent:
+        found = agent.execute(queries.DEPLOYMENTS_QUERY,
+                              variable_values={"deploymentNames": ["prod", "nope"]})
         assert found["data"]["deployments"] == [{"deploymentName": "prod"}]
 
-        entries = dep.execute(queries.WORKSPACE_ENTRIES_QUERY, variable_values={
+        entries = agent.execute(queries.WORKSPACE_ENTRIES_QUERY, variable_values={
             "deploymentNames": ["prod"], "includeAllServerlessDeployments": False,
             "agentQueues": [None]})["data"]["deployments"][0]["workspaceEntries"]
         assert [e["locationName"] for e in entries] == ["analytics", "ml_models"]
         assert {e["hasLoadError"] for e in entries} == {False}
 
-        init = dep.execute(INIT_UPLOAD_LOCATIONS_QUERY)["data"]["workspace"]["workspaceEntries"]
+        init = agent.execute(INIT_UPLOAD_LOCATIONS_QUERY)["data"]["workspace"]["workspaceEntries"]
         assert [e["locationName"] for e in init] == ["analytics", "ml_models"]
 
-        assert dep.execute(DEPLOYMENT_INFO_QUERY)["data"]["deploymentInfo"] == {"deploymentName": "prod"}
+        assert agent.execute(DEPLOYMENT_INFO_QUERY)["data"]["deploymentInfo"] == {
+            "deploymentName": "prod"}
+        assert agent.execute(DEPLOYMENT_TYPE_QUERY)["data"]["deploymentInfo"] == {
+            "deploymentType": "PRODUCTION"}
         # Locations not yet loaded by any Hybrid agent are outdated; Dagster+ asks the agent, once
         # per deploy, to check for workspace updates (load them and upload what it found).
         assert {e["hasOutdatedData"] for e in entries} == {True}
         pop = {"forBranchDeployments": False, "forFullDeployments": ["prod"], "limit": 10,
                "agentQueues": [None]}
-        (request,) = org.execute(queries.GET_USER_CLOUD_REQUESTS_QUERY, variable_values=pop)[
+        (request,) = agent.execute(queries.GET_USER_CLOUD_REQUESTS_QUERY, variable_values=pop)[
             "data"]["userCloudAgent"]["popUserCloudAgentRequests"]
         assert request["requestApi"] == "CHECK_FOR_WORKSPACE_UPDATES"
-        from dagster._serdes import deserialize_value
-
         assert deserialize_value(request["requestBody"]).deployment_name == "prod"
-        assert org.execute(queries.GET_USER_CLOUD_REQUESTS_QUERY, variable_values=pop)[
+        assert agent.execute(queries.GET_USER_CLOUD_REQUESTS_QUERY, variable_values=pop)[
             "data"]["userCloudAgent"]["popUserCloudAgentRequests"] == []
-        assert dep.execute(SECRETS_QUERY, variable_values={"locationName": "analytics"})[
+        assert agent.execute(SECRETS_QUERY, variable_values={"locationName": "analytics"})[
             "data"]["scopedSecrets"] == []
+        assert agent.execute(GET_LATEST_DEFS_STATE_INFO_QUERY)["data"] == {
+            "latestDefsStateInfo": None}
+        assert agent.execute(SET_LATEST_VERSION_MUTATION, variable_values={
+            "key": "k", "version": "1"})["data"]["defsState"]["setLatestDefsStateVersion"]["ok"]
+        assert agent.execute(GET_RUNS_QUERY, variable_values={"filters": {"statuses": ["STARTED"]}}
+                             )["data"]["runs"]["getRuns"] == []
+        assert agent.execute(GET_RUN_RECORDS_QUERY, variable_values={"limit": 5}
+                             )["data"]["runs"]["getRunRecords"] == []
 
-        from dagster._serdes import serialize_value
-        from dagster_cloud.api.dagster_cloud_api import AgentHeartbeat
-
-        beat = AgentHeartbeat(timestamp=0.0, agent_id="contract-agent", agent_label=None,
+        beat = AgentHeartbeat(timestamp=0.0, agent_id="contract-agent", agent_label="mine",
                               agent_type="ProcessUserCodeLauncher", metadata={})
-        org.execute(queries.ADD_AGENT_HEARTBEATS_MUTATION, variable_values={
+        agent.execute(queries.ADD_AGENT_HEARTBEATS_MUTATION, variable_values={
             "serializedAgentHeartbeats": [{"deploymentName": "prod",
                                            "serializedAgentHeartbeat": serialize_value(beat)}],
             "serializedErrors": []}, idempotent_mutation=True)
-        agents = org.execute(queries.GET_AGENTS_QUERY, variable_values={"heartbeatedSince": None})
+        agents = agent.execute(queries.GET_AGENTS_QUERY, variable_values={"heartbeatedSince": None})
         assert {"id": "contract-agent", "status": "RUNNING"} in agents["data"]["agents"]
+    # ... and the user API shows it, with its label.
+    assert [(a.id, a.label) for a in admin.agents()] == [("contract-agent", "mine")]
 
 
-def test_every_document_of_our_client_validates_against_the_sandbox_schema():
+def test_each_api_refuses_the_other_ones_tokens_and_shapes(sandbox, admin):
+    agent_token = admin.create_agent_token("contract").token.get_secret_value()
+
+    def post(url, token, query):
+        return requests.post(url, json={"query": query}, timeout=10,
+                             headers={"Dagster-Cloud-Api-Token": token})
+
+    # A user token on the agent host: 401, whatever it asks.
+    for path_query in ("query { deploymentInfo { deploymentName } }",):
+        refused = post(f"{sandbox.agent_url}/graphql", sandbox.token("admin"), path_query)
+        assert refused.status_code == 401 and sandbox.token("admin") not in refused.text
+    upload = requests.put(f"{sandbox.agent_url}/upload_workspace_entry", timeout=10,
+                          headers={"Dagster-Cloud-Api-Token": sandbox.token("admin")})
+    assert upload.status_code == 401
+    # The agent API's shapes are not part of the user API, for any token.
+    for token in (sandbox.token("admin"), agent_token):
+        answer = post(f"{sandbox.url}/prod/graphql", token,
+                      "query { agents(heartbeatedSince: 0) { id } }").json()
+        assert "Unknown argument 'heartbeatedSince'" in answer["errors"][0]["message"]
+        answer = post(f"{sandbox.url}/graphql", token,
+                      "query { deployments(deploymentNames: [\"prod\"]) { deploymentName } }").json()
+        assert "Unknown argument 'deploymentNames'" in answer["errors"][0]["message"]
+        answer = post(f"{sandbox.url}/graphql", token,
+                      "mutation { userCloudAgent { addAgentHeartbeats { ok } } }").json()
+        assert "Cannot query field 'userCloudAgent'" in answer["errors"][0]["message"]
+    # And the user API's shapes are not part of the agent API.
+    answer = post(f"{sandbox.agent_url}/graphql", agent_token,
+                  "query { currentDeployment { agentType } }").json()
+    assert "Cannot query field 'currentDeployment'" in answer["errors"][0]["message"]
+    # Uploads go to the agent host only.
+    assert requests.put(f"{sandbox.url}/upload_workspace_entry", timeout=10,
+                        headers={"Dagster-Cloud-Api-Token": agent_token}).status_code == 404
+
+
+# -- every document the product sends ----------------------------------------------------------
+
+
+def _product_modules():
+    for info in pkgutil.walk_packages(migration_pipeline.__path__, "migration_pipeline."):
+        yield importlib.import_module(info.name)
+
+
+def _graphql_documents(module) -> dict[str, str]:
+    """The module-level strings of a module that are GraphQL operations."""
+    from graphql import GraphQLSyntaxError, OperationDefinitionNode, parse
+
+    found = {}
+    for name, value in vars(module).items():
+        if not isinstance(value, str) or not value.lstrip().startswith(("query", "mutation")):
+            continue
+        try:
+            document = parse(value)
+        except GraphQLSyntaxError:
+            continue
+        if any(isinstance(d, OperationDefinitionNode) for d in document.definitions):
+            found[f"{module.__name__}.{name}"] = value
+    return found
+
+
+def test_every_graphql_document_of_the_product_is_valid_on_the_api_it_goes_to():
+    from dagster_graphql.schema import create_schema
+    from graphql import parse, validate
+
     from dagster_plus_sandbox.api import parse_document
     from migration_pipeline.plus import documents
 
-    texts = {name: value for name, value in vars(documents).items()
-             if name.isupper() and not name.startswith("_") and isinstance(value, str)}
-    texts["run_counts_by_status"] = documents.run_counts_by_status()
-    assert len(texts) >= 18
-    for name, text in texts.items():
-        document, errors = parse_document(text)
+    documents_by_module = {m.__name__: _graphql_documents(m) for m in _product_modules()}
+    user_api = {k: v for docs in documents_by_module.values() for k, v in docs.items()
+                if not k.startswith("migration_pipeline.history.")}
+    user_api["migration_pipeline.plus.documents.run_counts_by_status()"] = \
+        documents.run_counts_by_status()
+    # Every Dagster+ call goes through the client's documents: no stray document elsewhere.
+    assert {k.rsplit(".", 1)[0] for k in user_api} == {"migration_pipeline.plus.documents"}, \
+        sorted(user_api)
+    assert len(user_api) >= 20
+    for name, text in user_api.items():
+        document, errors = parse_document(text, "user")
         assert document is not None, f"{name}: {errors}"
+        # ... and none is an agent-API document that the user API happens to accept.
+        _, agent_errors = parse_document(text, "agent")
+        assert agent_errors, f"{name} is also valid on the agent API: which host is it for?"
+
+    history = documents_by_module["migration_pipeline.history"]
+    assert history
+    for name, text in history.items():
+        assert not validate(create_schema().graphql_schema, parse(text)), name
+
+
+def test_no_product_source_spells_an_agent_api_shape():
+    """A static check besides the one above: no string of a product module (docstrings aside)
+    holds the agent API's arguments or mutations, whatever the string looks like."""
+    agent_only = ("heartbeatedSince", "deploymentNames", "userCloudAgent", "addAgentHeartbeats",
+                  "popUserCloudAgentRequests", "includeAllServerlessDeployments")
+    for module in _product_modules():
+        source = importlib.util.find_spec(module.__name__).origin
+        tree = ast.parse(open(source, encoding="utf-8").read())
+        docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
+        strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+                   and isinstance(n.value, str) and id(n) not in docstrings]
+        for text in strings:
+            hits = [word for word in agent_only if word in text]
+            assert not hits, f"{module.__name__}: {hits} in {text[:80]!r}"

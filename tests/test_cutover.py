@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import client_for, fake_agent
+from conftest import client_for
+from support.agent import fake_agent
 from migration_env import MigrationEnv, write_project
 
 
@@ -15,11 +16,10 @@ def env(sandbox, tmp_path, monkeypatch, registry) -> MigrationEnv:
 
 
 def requests_during(sandbox, action):
-    """What `action` asked Dagster+ (the fake agent's own heartbeats left out)."""
+    """What `action` asked Dagster+'s user API (the fake agent speaks the agent API)."""
     before = len(sandbox.operations_seen)
     result = action()
-    return result, [ops for ops in list(sandbox.operations_seen)[before:]
-                    if "userCloudAgent" not in ops]
+    return result, list(sandbox.operations_seen)[before:]
 
 
 def test_sensor_waits_for_a_cutover_then_a_running_hybrid_agent_and_fires_once(env, sandbox):
@@ -27,13 +27,20 @@ def test_sensor_waits_for_a_cutover_then_a_running_hybrid_agent_and_fires_once(e
     assert not result.run_requests and "No cutover yet" in result.skip_message
     assert seen == []  # before a cutover it does not even ask Dagster+
 
-    env.prepare()
+    prepared = env.prepare()
+    label = prepared.output_for_node("hybrid_agent_install_files")["agent_label"]
+    assert label.startswith("migration_pipeline prod agent (token ")
     cutover = env.run("cutover")
     result, seen = requests_during(sandbox, env.sensor_tick)
     assert not result.run_requests
-    assert result.skip_message.startswith("1 agents, 0 Hybrid RUNNING (0 Hybrid seen); "
-                                          "Serverless agent still shutting down")
+    assert result.skip_message.startswith(f"Waiting for the migration's agent (label {label!r})")
     assert seen == [{"agents"}]  # one light query a tick
+
+    # Another agent running (someone else's, or whatever Dagster+ lists for Serverless) is not
+    # the migration's agent: only the label the install files set counts.
+    with fake_agent(sandbox, env.stored_agent_token(), agent_id="other", label="team-b agent"):
+        result, _ = requests_during(sandbox, env.sensor_tick)
+    assert not result.run_requests and "team-b agent RUNNING" in result.skip_message
 
     with fake_agent(sandbox, env.stored_agent_token()):
         result, seen = requests_during(sandbox, env.sensor_tick)
@@ -57,9 +64,10 @@ def test_whole_cutover_finish_and_rollback(env, sandbox):
 
     cutover = env.run("cutover")
     record = cutover.output_for_node("deactivate_serverless_agent")
-    assert record["switched"] and record["settings_removed"] == ["non_isolated_runs"]
+    # Hybrid agents run non-isolated runs too: by default every setting is kept.
+    assert record["switched"] and record["settings_removed"] == []
     assert admin.current_deployment().agent_type == "HYBRID"
-    assert "non_isolated_runs" not in admin.deployment_settings()
+    assert admin.deployment_settings() == settings_before
 
     with fake_agent(sandbox, env.stored_agent_token()):
         tick = env.sensor_tick()
@@ -68,7 +76,7 @@ def test_whole_cutover_finish_and_rollback(env, sandbox):
     assert finish.success
     checks = {e.asset_check_key.name: e.passed for e in finish.get_asset_check_evaluations()}
     assert checks == {"no_run_lost": True, "schedules_and_sensors_kept": True,
-                      "every_location_loaded": True}
+                      "every_location_loaded": True, "deployment_settings_kept": True}
     outcome = finish.output_for_node("hybrid_locations")
     assert outcome["deployed"] == ["analytics", "ml_models"]
     assert 0 < outcome["downtime_seconds"] == pytest.approx(
@@ -92,7 +100,7 @@ def test_whole_cutover_finish_and_rollback(env, sandbox):
 
     rollback = env.run("rollback_to_serverless")
     assert rollback.output_for_node("serverless_restored")["restored"] == [
-        "agent_type", "locations_document", "settings"]
+        "agent_type", "locations_document"]
     assert admin.current_deployment().agent_type == "SERVERLESS"
     assert admin.locations_as_document() == document_before
     assert admin.deployment_settings() == settings_before
@@ -117,9 +125,10 @@ def test_a_non_admin_token_fails_the_preflight_before_anything_changes(env, sand
 def test_a_location_that_fails_to_load_fails_finish_with_its_message(env, sandbox):
     env.prepare()
     env.run("cutover")
-    image = env.run("prepare_hybrid_agent").output_for_node("code_location_images")["ml_models"]
-    sandbox.state.broken_images[image["image"]] = "ModuleNotFoundError: ml_models"
-    with fake_agent(sandbox, env.stored_agent_token()):
+    image = env.run("prepare_hybrid_agent", env.agent_url_config()).output_for_node(
+        "code_location_images")["ml_models"]
+    with fake_agent(sandbox, env.stored_agent_token(),
+                    broken={image["image"]: "ModuleNotFoundError: ml_models"}):
         result = env.run("finish_hybrid_migration", raise_on_error=False)
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
@@ -134,3 +143,21 @@ def test_finish_gives_up_after_its_timeout_and_says_what_is_missing(env, sandbox
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "Still not LOADED after 0.5s: analytics, ml_models" in str(failure.event_specific_data.error)
+
+
+def test_settings_are_removed_only_as_planned_and_then_verified(env, sandbox):
+    """With `remove_non_isolated_runs: true`, the cutover removes exactly that setting and the
+    check passes; a setting changed by hand meanwhile fails it."""
+    admin = client_for(sandbox)
+    env.settings_text = "remove_non_isolated_runs: true\n"
+    env.prepare()
+    record = env.run("cutover").output_for_node("deactivate_serverless_agent")
+    assert record["settings_removed"] == ["non_isolated_runs"]
+    assert admin.deployment_settings() == {"run_queue": {"max_concurrent_runs": 10}}
+    admin.set_deployment_settings({"run_queue": {"max_concurrent_runs": 1}})
+    with fake_agent(sandbox, env.stored_agent_token()):
+        finish = env.run("finish_hybrid_migration", raise_on_error=False)
+    checks = {e.asset_check_key.name: e for e in finish.get_asset_check_evaluations()}
+    assert not checks["deployment_settings_kept"].passed
+    assert checks["deployment_settings_kept"].metadata["changed"].value == {
+        "run_queue": [{"max_concurrent_runs": 10}, {"max_concurrent_runs": 1}]}

@@ -33,7 +33,8 @@ def test_daemon_finishes_the_migration_on_its_own_then_rollback(start_sandbox, t
     document_before = admin.locations_as_document()
 
     prepared = env.prepare()
-    command = prepared.output_for_node("hybrid_agent_install_files")["command"]
+    install = prepared.output_for_node("hybrid_agent_install_files")
+    command, label = install["command"], install["agent_label"]
     process_env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", DAGSTER_HOME=str(home))
     processes = ExitStack()
     agent = processes.enter_context(
@@ -49,8 +50,8 @@ def test_daemon_finishes_the_migration_on_its_own_then_rollback(start_sandbox, t
         process_env))
     with processes:
         # Install the agent first: it waits while Serverless still serves.
-        wait_for(lambda: [a for a in admin.agents() if not a.is_serverless and a.is_running],
-                 30, "the Local agent to be RUNNING")
+        wait_for(lambda: [a for a in admin.agents() if a.label == label and a.is_running],
+                 30, "the Local agent to be RUNNING (through the sandbox's agent API)")
         cutover = env.run("cutover")
         assert cutover.success
 
@@ -69,7 +70,7 @@ def test_daemon_finishes_the_migration_on_its_own_then_rollback(start_sandbox, t
             for e in env.instance.all_logs(run.run_id,
                                            of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)}
         assert checks == {"no_run_lost": True, "schedules_and_sensors_kept": True,
-                          "every_location_loaded": True}
+                          "every_location_loaded": True, "deployment_settings_kept": True}
         loaded = {e.name: e for e in admin.workspace()}
         assert all(e.is_loaded for e in loaded.values())
         # The agent really loaded the code: the schedule comes from the repository's code.

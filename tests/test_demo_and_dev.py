@@ -39,9 +39,12 @@ def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandb
     for expected in ("## Migration plan: Serverless to Hybrid (local)", "Downtime (no agent): ",
                      "Runs: 4000 before, 4000 after",
                      "Locations LOADED on the Hybrid agent: analytics, ml_models, reporting",
-                     "Checks: every_location_loaded passed, no_run_lost passed, "
-                     "schedules_and_sensors_kept passed",
-                     "Settings removed at cutover: non_isolated_runs"):
+                     "Checks: deployment_settings_kept passed, every_location_loaded passed, "
+                     "no_run_lost passed, schedules_and_sensors_kept passed",
+                     "Settings removed at cutover: none",
+                     "Branch deployments: in use; the agent's config serves them",
+                     "- converted the legacy form (locations keyed by name) to the list form",
+                     "Project files written: dagster_cloud.yaml"):
         assert expected in out, expected
     # No token anywhere the demo wrote, but in the agent's 0600 token file.
     token = re.compile(rb"(user|agent):acme:[0-9a-f]{32}")

@@ -20,8 +20,9 @@ def test_inventory_job_records_the_deployment(plus_env):
         assert inventory.run_total == 250
         assert [loc["name"] for loc in inventory.locations] == ["analytics", "ml_models"]
         assert all(loc["load_status"] == "LOADED" for loc in inventory.locations)
-        assert inventory.serverless_only_settings == {
-            "non_isolated_runs": {"enabled": True, "max_concurrent_non_isolated_runs": 1}}
+        assert inventory.settings["non_isolated_runs"] == {
+            "enabled": True, "max_concurrent_non_isolated_runs": 1}
+        assert inventory.uses_branch_deployments is False
         assert {(i["name"], i["status"]) for i in inventory.instigators} >= {
             ("daily_refresh", "RUNNING"), ("weekly_rollup", "STOPPED")}
 
@@ -29,7 +30,10 @@ def test_inventory_job_records_the_deployment(plus_env):
         metadata = materialization.metadata
         assert metadata["run_count"].value == 250
         assert metadata["agent_type"].value == "SERVERLESS"
-        assert metadata["serverless_only_settings"].value == ["non_isolated_runs"]
+        assert metadata["non_isolated_runs"].value == {"enabled": True,
+                                                       "max_concurrent_non_isolated_runs": 1}
+        assert metadata["uses_branch_deployments"].value is False
+        assert "| prod | 1 | SERVERLESS | ACTIVE | 250 | 2 | none |" in metadata["deployment"].value
         assert "| non_isolated_runs |" in metadata["deployment_settings"].value
         assert "| analytics | LOADED |" in metadata["code_locations"].value
         assert metadata["locations_document"].value == inventory.locations_document
@@ -67,7 +71,7 @@ def test_inventory_fails_clearly_and_at_once_with_a_bad_token(plus_env):
 def test_an_outage_longer_than_the_client_retries_is_retried_by_the_step(plus_env):
     resource = DagsterPlusResource(url=plus_env.url, deployment="prod", api_token=plus_env.token("admin"),
                                    backoff_seconds=0.01, max_attempts=2)
-    plus_env.faults.add(operation="deployments", kind="http_503", count=2)
+    plus_env.faults.add(operation="deploymentByName", kind="http_503", count=2)
     result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
     assert result.success
     assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
@@ -80,3 +84,20 @@ def test_transient_faults_do_not_fail_the_inventory(plus_env):
     result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
     assert result.success
     assert Inventory(**result.output_for_node("serverless_inventory")).run_total == 250
+
+
+def test_inventory_records_that_the_organization_uses_branch_deployments(plus_env):
+    from conftest import client_for
+
+    with client_for(plus_env) as admin:
+        assert not admin.uses_branch_deployments()
+        plus_env.state.upsert_branch_deployment(
+            {"repoName": "acme/data", "branchName": "feature"}, {"commitHash": "a", "timestamp": 1.0},
+            plus_env.state.deployment("prod"))
+        assert admin.uses_branch_deployments()
+    resource = DagsterPlusResource(url=plus_env.url, deployment="prod",
+                                   api_token=plus_env.token("viewer"))
+    result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
+    inventory = Inventory(**result.output_for_node("serverless_inventory"))
+    assert inventory.uses_branch_deployments is True
+    assert "| in use |" in render_markdown(inventory)

@@ -29,8 +29,9 @@ def test_dry_run_then_apply_then_check(plus_env, tmp_path):
         metadata = materialization.metadata
         assert metadata["files_to_write"].value == 3
         assert metadata["diff"].value.startswith("```diff\n--- a/dagster_cloud.yaml")
-        assert "Remove the Serverless-only setting `non_isolated_runs`" in metadata["summary"].value
-        assert metadata["settings_removed_at_cutover"].value == ["non_isolated_runs"]
+        # Hybrid agents run non-isolated runs too: the setting is kept unless asked.
+        assert "Deployment settings are kept as they are." in metadata["summary"].value
+        assert metadata["settings_removed_at_cutover"].value == []
 
         applied = defs.resolve_job_def("apply_migration_files").execute_in_process(instance=instance)
         assert applied.success

@@ -156,7 +156,10 @@ def test_python_version_comes_from_the_serverless_workflow():
     dockerfile = next(f.new for f in plan.files if f.path == "Dockerfile")
     assert "FROM python:3.11-slim" in dockerfile
     assert plan_for(CORPUS["gitlab_python_version"]).python_version == "3.10"
-    assert plan_for(CORPUS["single_package"]).python_version == "3.12"
+    # None named: Serverless's own default (dagster_cloud_cli's DEFAULT_PYTHON_VERSION).
+    from dagster_cloud_cli.utils import DEFAULT_PYTHON_VERSION
+
+    assert plan_for(CORPUS["single_package"]).python_version == "3.11" == DEFAULT_PYTHON_VERSION
     assert plan_for(CORPUS["single_package"], settings_text="python_version: '3.9'\n").python_version == "3.9"
 
 
@@ -165,19 +168,34 @@ def test_serverless_only_features_are_reported_with_file_line_and_fix():
     plan = plan_for(CORPUS["serverless_features_in_code"], "ecs",
                     registry="123456789012.dkr.ecr.us-east-1.amazonaws.com/acme",
                     inventory=inventory)
-    by_kind = {w.message.split(" ")[0]: w for w in plan.warnings}
     isolation = next(w for w in plan.warnings if "dagster/isolation" in w.message)
     assert (isolation.file, isolation.line) == ("features/__init__.py", 4)
+    # Hybrid agents run non-isolated runs too: the tag keeps working, the setting is kept.
+    assert "Hybrid agents run these too" in isolation.message
     assert "in_process_executor" in isolation.fix
     io_manager = next(w for w in plan.warnings if "Serverless I/O manager" in w.message)
     assert (io_manager.file, io_manager.line) == ("features/__init__.py", 2)
     assert "S3PickleIOManager" in io_manager.fix
-    definitions = next(w for w in plan.warnings if "non-isolated on Serverless" in w.message)
-    assert (definitions.file, definitions.line) == ("features/__init__.py", 8)
-    assert by_kind
+    kept = next(w for w in plan.warnings if "`non_isolated_runs` setting is kept" in w.message)
+    assert "in_process_executor" in kept.fix and "multiprocess_executor" in kept.fix
+    assert plan.settings_change.removed == ()
+    assert plan.settings_change.after == inventory["settings"]
+    assert "Deployment settings are kept as they are." in plan.summary_markdown()
+
+
+def test_non_isolated_runs_are_removed_only_when_the_settings_ask():
+    inventory = {"settings": {"non_isolated_runs": {"enabled": True}, "run_queue": {"max": 1}}}
+    plan = plan_for(CORPUS["serverless_features_in_code"], "ecs",
+                    settings_text="remove_non_isolated_runs: true\n",
+                    registry="123456789012.dkr.ecr.us-east-1.amazonaws.com/acme",
+                    inventory=inventory)
     assert plan.settings_change.removed == ("non_isolated_runs",)
     assert plan.settings_change.after == {"run_queue": {"max": 1}}
-    assert "Remove the Serverless-only setting `non_isolated_runs`" in plan.summary_markdown()
+    assert "Remove the deployment setting `non_isolated_runs`" in plan.summary_markdown()
+    definitions = next(w for w in plan.warnings if "could run non-isolated" in w.message)
+    assert (definitions.file, definitions.line) == ("features/__init__.py", 8)
+    isolation = next(w for w in plan.warnings if "dagster/isolation" in w.message)
+    assert "the run will be isolated" in isolation.message
 
 
 def test_existing_dockerfile_is_kept():
@@ -237,27 +255,100 @@ def test_the_serverless_workflow_is_replaced_by_a_hybrid_one(registry, secrets, 
     assert workflow_file.action == "update"
     assert "-  ENABLE_FAST_DEPLOYS: 'true'" in workflow_file.diff()
     workflow = yaml.safe_load(workflow_file.new)
-    runs = [step.get("run", "") for step in workflow["jobs"]["deploy"]["steps"]]
-    uses = [step.get("uses", "") for step in workflow["jobs"]["deploy"]["steps"]]
-    assert runs[3].startswith("dagster-cloud ci check") and runs[4].startswith("dagster-cloud ci init")
-    assert runs[-2:] == ["dagster-cloud ci deploy", "dagster-cloud ci status"]
+    steps = workflow["jobs"]["dagster_plus_deploy"]["steps"]
+    runs = [step.get("run", "") for step in steps]
+    uses = [step.get("uses", "") for step in steps]
+    # `ci check` is deprecated in 1.13.27: `ci init` validates dagster_cloud.yaml itself.
+    assert not any("ci check" in run for run in runs)
+    assert runs[3] == ('dagster-cloud ci init --project-dir . --dagster-cloud-yaml-path '
+                       '"$DAGSTER_CLOUD_YAML" --deployment "$DAGSTER_CLOUD_DEPLOYMENT"')
+    assert runs[2] == "pip install dagster-cloud==1.13.27"
+    assert runs[-2:] == ["dagster-cloud ci deploy", "dagster-cloud ci status --output-format "
+                         'markdown >> "$GITHUB_STEP_SUMMARY"']
     assert login in uses
     for location in ("marketing", "finance"):
-        tag = "${{ github.sha }}-${{ github.run_id }}-${{ github.run_attempt }}-" + location
-        assert (f"dagster-cloud ci set-build-output --location-name {location} "
-                f"--image-tag {tag}") in runs
-        (build,) = [s for s in workflow["jobs"]["deploy"]["steps"]
-                    if s.get("name") == f"Build and push {location}"]
+        (record,) = [s for s in steps if s.get("name") == f"Record the image of {location}"]
+        assert record["env"] == {"LOCATION_NAME": location, "LOCATION_TAG": location}
+        assert record["run"] == ('dagster-cloud ci set-build-output --location-name '
+                                 '"$LOCATION_NAME" --image-tag "$IMAGE_TAG-$LOCATION_TAG"')
+        (build,) = [s for s in steps if s.get("name") == f"Build and push {location}"]
         assert build["with"]["context"] == location
-        assert build["with"]["tags"] == f"{registry}/{location}:{tag}"
+        assert build["with"]["tags"] == f"{registry}/{location}:${{{{ env.IMAGE_TAG }}}}-{location}"
     assert workflow["env"]["DAGSTER_CLOUD_URL"] == "https://acme.dagster.cloud"
     assert workflow["env"]["DAGSTER_CLOUD_ORGANIZATION"] == "acme"
-    named = set()
-    for text in (workflow_file.new,):
-        named |= set(__import__("re").findall(r"secrets\.([A-Z_]+)", text))
+    assert workflow["env"]["DAGSTER_CLOUD_DEPLOYMENT"] == "prod"
+    # The old workflow's triggers are kept (the emitter quotes `on`, a YAML 1.1 boolean).
+    assert workflow["on"] == {"push": {"branches": ["main"]}, "workflow_dispatch": None}
+    named = set(__import__("re").findall(r"secrets\.([A-Z_]+)", workflow_file.new))
     assert named - {"GITHUB_TOKEN"} == set(secrets) == set(plan.ci_secrets)
     assert all(f"`{secret}`" in plan.summary_markdown() for secret in secrets)
     assert not [w for w in plan.warnings if "Serverless CI workflow" in w.message]
+
+
+def test_pull_requests_and_branch_deployments_are_kept():
+    """An organization with branch deployments (or an old workflow deploying pull requests)
+    gets them from the Hybrid workflow: pull request triggers, `ci init` creating the branch
+    deployment, and the closing of a pull request closing it."""
+    workflow_text = CORPUS["serverless_workflow"][".github/workflows/dagster-cloud-deploy.yml"]
+    branch_text = ("name: Serverless Branch Deployments\non:\n  pull_request:\n"
+                   "    types: [opened, synchronize]\nenv:\n  ENABLE_FAST_DEPLOYS: 'true'\njobs:\n"
+                   "  d:\n    steps:\n      - uses: dagster-io/dagster-cloud-action/actions/"
+                   "serverless_branch_deploy@v0.1\n")
+    plan = plan_for(CORPUS["two_locations_hooks"] | {
+        ".github/workflows/deploy.yml": workflow_text,
+        ".github/workflows/branch_deployments.yml": branch_text}, registry="ghcr.io/acme")
+    assert plan.branch_deployments
+    (workflow_file,) = [f for f in plan.files if f.path.startswith(".github/")]
+    assert workflow_file.path == ".github/workflows/branch_deployments.yml"  # the first, sorted
+    workflow = yaml.safe_load(workflow_file.new)
+    assert workflow["on"]["push"] == {"branches": ["main"]}
+    assert workflow["on"]["pull_request"] == {"types": ["opened", "synchronize", "closed"]}
+    steps = workflow["jobs"]["dagster_plus_deploy"]["steps"]
+    (close,) = [s for s in steps if "--mark-closed" in s.get("run", "")]
+    assert close["if"] == "github.event_name == 'pull_request' && github.event.action == 'closed'"
+    assert all(s["if"] == "github.event.action != 'closed'" for s in steps
+               if "ci init" in s.get("run", "") or "ci deploy" in s.get("run", ""))
+    (other,) = [w for w in plan.warnings if w.file == ".github/workflows/deploy.yml"]
+    assert "remove this Serverless workflow" in other.message
+
+    # The inventory alone says so too, for a workflow that only deploys pushes.
+    plan = plan_for(CORPUS["two_locations_hooks"] | {
+        ".github/workflows/deploy.yml": workflow_text}, registry="ghcr.io/acme",
+        inventory={"uses_branch_deployments": True, "deployment": "prod",
+                   "organization_url": "https://acme.dagster.cloud"})
+    workflow = yaml.safe_load(next(f.new for f in plan.files if f.path.startswith(".github/")))
+    assert workflow["on"]["pull_request"] == {"types": ["opened", "synchronize", "reopened",
+                                                        "closed"]}
+
+
+@pytest.mark.parametrize("url,organization", [
+    ("https://acme.dagster.cloud", "acme"),
+    ("https://acme.dagster.cloud/prod", "acme"),
+    ("https://acme.eu.dagster.cloud", "acme"),
+    ("https://acme-data.us.dagster.cloud/", "acme-data"),
+    ("https://acme.dagster.plus", "acme"),
+    ("https://acme.eu.dagster.plus/prod", "acme"),
+    ("https://dagster.cloud/acme", "acme"),
+    ("http://127.0.0.1:3030", None),
+    ("https://dagster.example.com", None),
+])
+def test_the_organization_is_read_from_every_form_of_the_url(url, organization):
+    from migration_pipeline.ci.common import organization_from_url
+
+    assert organization_from_url(url) == organization
+
+
+def test_an_organization_that_cannot_be_derived_is_a_setting_or_a_warning():
+    files = CORPUS["two_locations_hooks"] | {".github/workflows/deploy.yml": CORPUS[
+        "serverless_workflow"][".github/workflows/dagster-cloud-deploy.yml"]}
+    inventory = {"deployment": "prod", "organization_url": "http://127.0.0.1:3030"}
+    plan = plan_for(files, registry="ghcr.io/acme", inventory=inventory)
+    assert any("set `organization` in the target settings" in w.message for w in plan.warnings)
+    plan = plan_for(files, settings_text="organization: hooli\n", registry="ghcr.io/acme",
+                    inventory=inventory)
+    workflow = yaml.safe_load(next(f.new for f in plan.files if f.path.startswith(".github/")))
+    assert workflow["env"]["DAGSTER_CLOUD_ORGANIZATION"] == "hooli"
+    assert workflow["env"]["DAGSTER_CLOUD_URL"] == "http://127.0.0.1:3030"
 
 
 def test_no_workflow_for_a_local_agent_and_a_warning_kept():
@@ -267,15 +358,23 @@ def test_no_workflow_for_a_local_agent_and_a_warning_kept():
 
 
 def test_gitlab_projects_get_a_hybrid_job_to_include():
-    plan = plan_for(CORPUS["gitlab_python_version"], registry="registry.acme.test/data")
+    plan = plan_for(CORPUS["gitlab_python_version"], registry="registry.acme.test/data",
+                    inventory={"deployment": "prod",
+                               "organization_url": "https://acme.eu.dagster.cloud"})
     (job_file,) = [f for f in plan.files if f.path == ".gitlab/dagster-plus-hybrid.yml"]
     job = yaml.safe_load(job_file.new)["dagster_plus_hybrid_deploy"]
     script = job["script"]
-    assert script[0].startswith("dagster-cloud ci check") and script[-1] == "dagster-cloud ci status"
-    assert ('echo "$REGISTRY_PASSWORD" | docker login --username "$REGISTRY_USERNAME" '
+    assert script[0].startswith("dagster-cloud ci init") and script[-1] == "dagster-cloud ci deploy"
+    assert not any("ci check" in line for line in script)
+    # `ci init` and `ci check` need the organization: the job sets it, with the URL.
+    assert job["variables"]["DAGSTER_CLOUD_ORGANIZATION"] == "acme"
+    assert job["variables"]["DAGSTER_CLOUD_DEPLOYMENT"] == "prod"
+    assert ('printf %s "$REGISTRY_PASSWORD" | docker login --username "$REGISTRY_USERNAME" '
             "--password-stdin registry.acme.test") in script
-    assert any(line.startswith("dagster-cloud ci set-build-output --location-name geo") for line in script)
+    assert ("dagster-cloud ci set-build-output --location-name geo --image-tag "
+            '"$IMAGE_TAG"-geo') in script
     assert plan.ci_secrets == ("DAGSTER_CLOUD_API_TOKEN", "REGISTRY_USERNAME", "REGISTRY_PASSWORD")
+    assert "(DAGSTER_CLOUD_API_TOKEN: a Dagster+ agent token)" in job_file.new.splitlines()[2]
     (include,) = [w for w in plan.warnings if "include" in w.message]
     assert include.file == ".gitlab-ci.yml"
     assert "include .gitlab/dagster-plus-hybrid.yml" in include.message

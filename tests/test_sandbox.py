@@ -13,7 +13,8 @@ import pytest
 import requests
 import yaml
 
-from conftest import client_for, heartbeat, make_scenario, upload_entry
+from conftest import client_for, make_scenario
+from support.agent import heartbeat, upload_entry
 from dagster_plus_sandbox import Sandbox
 from migration_pipeline.plus import InvalidLocationError, NotAuthorizedError
 
@@ -21,11 +22,13 @@ CURRENT = "query { currentDeployment { deploymentName agentType } }"
 
 
 def post(sandbox: Sandbox, query: str, token: str | None, path: str = "/graphql",
-         headers: dict | None = None, variables: dict | None = None) -> requests.Response:
+         headers: dict | None = None, variables: dict | None = None,
+         agent_api: bool = False) -> requests.Response:
     all_headers = dict(headers or {})
     if token is not None:
         all_headers["Dagster-Cloud-Api-Token"] = token
-    return requests.post(sandbox.url + path, json={"query": query, "variables": variables or {}},
+    base = sandbox.agent_url if agent_api else sandbox.url
+    return requests.post(base + path, json={"query": query, "variables": variables or {}},
                          headers=all_headers, timeout=10)
 
 
@@ -83,10 +86,11 @@ def test_viewer_gets_unauthorized_for_switch_and_token_creation(sandbox):
                   "{ __typename ... on UnauthorizedError { message } } }", viewer)
     assert create.json()["data"]["createAgentToken"]["__typename"] == "UnauthorizedError"
     assert sandbox.state.events() == []  # nothing changed
-    # A user token cannot act as an agent.
-    beat = post(sandbox, "mutation { userCloudAgent { popUserCloudAgentRequests { requestId } } }",
-                sandbox.token("admin"))
-    assert "agent token" in beat.json()["errors"][0]["message"]
+    # A user token cannot act as an agent: the agent API is another host, for agent tokens.
+    pop = "mutation { userCloudAgent { popUserCloudAgentRequests { requestId } } }"
+    assert post(sandbox, pop, sandbox.token("admin"), agent_api=True).status_code == 401
+    assert "Cannot query field 'userCloudAgent'" in post(
+        sandbox, pop, sandbox.token("admin")).json()["errors"][0]["message"]
 
 
 def test_switch_to_hybrid_then_serverless_agent_goes_away(sandbox, admin):
@@ -97,8 +101,8 @@ def test_switch_to_hybrid_then_serverless_agent_goes_away(sandbox, admin):
     switched = admin.update_deployment_agent_type("HYBRID")
     assert switched.agent_type == "HYBRID"
     agents = admin.agents()
-    assert [(a.is_serverless, a.status) for a in agents] == [(True, "NOT_RUNNING")]
-    assert admin.serverless_status() == "DEPROVISIONING"
+    assert [a.status for a in agents] == ["NOT_RUNNING"]
+    assert admin.serverless_status() == "DELETING"  # a ServerlessAgentStatus value
     assert all(e.load_status == "LOADING" for e in admin.workspace())
 
     assert wait_for(lambda: admin.agents() == [], timeout=3)
@@ -108,60 +112,42 @@ def test_switch_to_hybrid_then_serverless_agent_goes_away(sandbox, admin):
     assert len(sandbox.state.events("agent_type_switched")) == 1
 
 
-def test_hybrid_agent_runs_while_it_heartbeats_and_locations_need_an_image(sandbox, admin):
+@pytest.mark.parametrize("launcher", ["ProcessUserCodeLauncher", "DockerUserCodeLauncher",
+                                      "K8sUserCodeLauncher"])
+def test_a_location_is_loaded_only_when_a_running_agent_reports_it(sandbox, admin, launcher):
+    """Whatever the launcher: LOADED (or its load error) is the agent's own report, newer than
+    the location's last deploy, while the agent runs. No timer stands in for it."""
+    from dagster._serdes import deserialize_value
+
     admin.update_deployment_agent_type("HYBRID")
-    agent_token = admin.create_agent_token("docker agent").token.get_secret_value()
-    heartbeat(sandbox, agent_token, "agent-1", "DockerUserCodeLauncher")
-    hybrid = [a for a in admin.agents() if not a.is_serverless]
+    agent_token = admin.create_agent_token("agent").token.get_secret_value()
+    heartbeat(sandbox, agent_token, "agent-1", launcher)
+    hybrid = [a for a in admin.agents() if a.id == "agent-1"]
     assert [(a.id, a.status, a.label) for a in hybrid] == [("agent-1", "RUNNING", "test agent")]
     assert hybrid[0].metadata["version"] == "1.13.27"
-
-    # A Docker agent cannot load a location without an image.
-    time.sleep(0.3)
-    assert {e.name: e.load_status for e in admin.workspace()} == {
-        "analytics": "LOADING", "ml_models": "LOADING"}
-
-    document = admin.locations_as_document()
-    document["locations"][0]["image"] = "registry.test/analytics:1"
-    document["locations"][1]["image"] = "registry.test/broken:1"
-    sandbox.state.broken_images["registry.test/broken:1"] = "ModuleNotFoundError: ml_models"
-    assert admin.deploy_locations(document) == ["analytics", "ml_models"]
-    heartbeat(sandbox, agent_token, "agent-1", "DockerUserCodeLauncher")
-    entries = wait_for(lambda: (w := admin.workspace()) and all(
-        e.load_status == "LOADED" for e in w) and w, timeout=3)
-    by_name = {e.name: e for e in entries}
-    assert by_name["analytics"].is_loaded
-    assert {i.name for i in by_name["analytics"].instigators} == {
-        "daily_refresh", "weekly_rollup", "new_files_sensor"}
-    assert by_name["ml_models"].error == "ModuleNotFoundError: ml_models"
-
-    # Past the heartbeat window the agent is NOT_RUNNING and nothing is served.
-    assert wait_for(lambda: [a.status for a in admin.agents()] == ["NOT_RUNNING"], timeout=3)
-    assert all(e.load_status == "LOADING" for e in admin.workspace())
-
-
-def test_local_agent_loads_what_it_reports_it_loaded(sandbox, admin):
-    admin.update_deployment_agent_type("HYBRID")
-    agent_token = admin.create_agent_token("local agent").token.get_secret_value()
-    heartbeat(sandbox, agent_token, "local-1", "ProcessUserCodeLauncher")
-    time.sleep(0.3)
     assert {e.load_status for e in admin.workspace()} == {"LOADING"}  # no report yet
 
     answer = upload_entry(sandbox, agent_token, "analytics")
-    assert answer.status_code == 200
-    from dagster._serdes import deserialize_value
-
-    assert deserialize_value(answer.text).updated is True
+    assert answer.status_code == 200 and deserialize_value(answer.text).updated is True
     assert upload_entry(sandbox, agent_token, "ml_models", "No module named 'ml_models'").ok
     by_name = {e.name: e for e in admin.workspace()}
     assert by_name["analytics"].is_loaded
+    assert {i.name for i in by_name["analytics"].instigators} == {
+        "daily_refresh", "weekly_rollup", "new_files_sensor"}
     assert by_name["ml_models"].error == "No module named 'ml_models'"
 
     # A report older than the location's last deploy does not count.
     admin.deploy_locations({"locations": [{"location_name": "analytics",
-                                           "code_source": {"package_name": "analytics"}}]})
+                                           "code_source": {"package_name": "analytics"},
+                                           "image": "registry.test/analytics:2"}]})
     assert {e.name: e.load_status for e in admin.workspace()}["analytics"] == "LOADING"
     assert upload_entry(sandbox, sandbox.token("admin"), "analytics").status_code == 401
+    assert upload_entry(sandbox, agent_token, "analytics").ok
+    assert {e.name: e.load_status for e in admin.workspace()}["analytics"] == "LOADED"
+
+    # Past the heartbeat window the agent is NOT_RUNNING and nothing is served.
+    assert wait_for(lambda: [a.status for a in admin.agents()] == ["NOT_RUNNING"], timeout=3)
+    assert {e.load_status for e in admin.workspace()} == {"LOADING"}
 
 
 def test_switch_back_to_serverless_provisions_again(sandbox, admin):
@@ -177,8 +163,8 @@ def test_agents_get_workspace_entries_only_when_hybrid(sandbox, admin):
     query = ("query($names: [String!]!) { deployments(deploymentNames: $names, "
              "includeAllServerlessDeployments: false) { deploymentName workspaceEntries "
              "{ locationName serializedDeploymentMetadata } } }")
-    entries = lambda: post(sandbox, query, agent_token, variables={"names": ["prod"]}).json()[  # noqa: E731
-        "data"]["deployments"][0]["workspaceEntries"]
+    entries = lambda: post(sandbox, query, agent_token, variables={"names": ["prod"]},  # noqa: E731
+                           agent_api=True).json()["data"]["deployments"][0]["workspaceEntries"]
     assert entries() == []
     admin.update_deployment_agent_type("HYBRID")
     got = entries()
@@ -266,6 +252,12 @@ def test_bad_scenarios_are_refused(tmp_path):
         make_scenario(deploymentz=[])
     with pytest.raises(ValueError, match="at least one deployment"):
         make_scenario(deployments=[])
+    with pytest.raises(ValueError, match="'DEV' is not a DagsterCloudDeploymentType"):
+        make_scenario(deployments=[{"name": "staging", "type": "DEV"}])
+    with pytest.raises(ValueError, match="names its base deployment"):
+        make_scenario(deployments=[{"name": "b", "type": "BRANCH", "parent": "prod"}])
+    with pytest.raises(ValueError, match="listed twice"):
+        make_scenario(deployments=[{"name": "prod"}, {"name": "prod"}])
     with pytest.raises(ValueError, match="kind must be one of"):
         Sandbox.start(tmp_path / "s.db", make_scenario(faults=[{"operation": "agents", "kind": "boom"}]))
 
@@ -305,11 +297,45 @@ def test_command_line_prints_json_and_writes_a_private_env_file(tmp_path):
         stdout=subprocess.PIPE, text=True)
     try:
         info = json.loads(process.stdout.readline())
-        assert set(info) >= {"url", "deployment", "admin_token", "viewer_token"}
-        assert info["url"].startswith("http://127.0.0.1:")
-        assert requests.get(info["url"] + "/healthz", timeout=5).ok
+        assert set(info) >= {"url", "agent_url", "deployment", "admin_token", "viewer_token"}
+        assert info["url"].startswith("http://127.0.0.1:") and info["agent_url"] != info["url"]
+        assert requests.get(info["url"] + "/healthz", timeout=5).json()["api"] == "user"
+        assert requests.get(info["agent_url"] + "/healthz", timeout=5).json()["api"] == "agent"
         assert stat.S_IMODE(os.stat(env_file).st_mode) == 0o600
         assert f"DAGSTER_CLOUD_API_TOKEN={info['admin_token']}" in env_file.read_text()
+        assert f"DAGSTER_CLOUD_AGENT_URL={info['agent_url']}" in env_file.read_text()
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def test_a_state_file_of_another_version_is_refused_with_a_message(tmp_path):
+    import sqlite3
+
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('organization', 'acme')")
+    with pytest.raises(ValueError, match="another sandbox version .*delete it"):
+        Sandbox.create(old, make_scenario())
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(ValueError, match="not a sandbox state file"):
+        Sandbox.create(garbage, make_scenario())
+
+
+def test_faults_hit_the_api_they_name(sandbox, admin):
+    agent_token = admin.create_agent_token("agent").token.get_secret_value()
+    query = "query { deploymentInfo { deploymentName } }"
+    sandbox.faults.add(operation="deploymentInfo", kind="http_503", api="agent")
+    assert post(sandbox, query, agent_token, agent_api=True).status_code == 503
+    assert post(sandbox, query, agent_token, agent_api=True).status_code == 200
+    sandbox.faults.add(operation="*", kind="http_500")  # the user API only, by default
+    assert post(sandbox, query, agent_token, agent_api=True).status_code == 200
+    assert post(sandbox, CURRENT, sandbox.token("admin")).status_code == 500
+    for bad in ({"operation": "x", "kind": "latency", "seconds": -1},
+                {"operation": "x", "kind": "drop", "api": "both"},
+                {"operation": "x", "kind": "drop", "count": 0},
+                {"operation": "x", "kind": "drop", "rate": 2}):
+        with pytest.raises(ValueError, match="fault:"):
+            sandbox.faults.add(**bad)

@@ -103,12 +103,16 @@ def test_the_sensor_tick_stays_one_request_at_scale(tmp_path, monkeypatch):
         monkeypatch.setenv("DAGSTER_CLOUD_API_TOKEN", sandbox.token("admin"))
         sensor = defs.get_sensor_def("hybrid_agent_ready_sensor")
         with dg.DagsterInstance.ephemeral() as instance:
+            instance.report_runless_asset_event(dg.AssetMaterialization(
+                asset_key="hybrid_agent_install_files",
+                metadata={"agent_label": "migration_pipeline prod agent (token 1)",
+                          "agents_before": []}))
             instance.report_runless_asset_event(
                 dg.AssetMaterialization(asset_key="deactivate_serverless_agent"))
             before = len(sandbox.operations_seen)
             result = sensor.evaluate_tick(dg.build_sensor_context(
                 instance=instance, resources={"dagster_plus": defs.resources["dagster_plus"]}))
             assert list(sandbox.operations_seen)[before:] == [{"agents"}]
-            assert "0 Hybrid RUNNING" in result.skip_message
+            assert "Waiting for the migration's agent" in result.skip_message
     finally:
         sandbox.stop()

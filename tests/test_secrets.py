@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import fake_agent
+from support.agent import fake_agent
 from migration_env import MigrationEnv, write_project
 from migration_pipeline.targets.agent import SECRET_FILES
 
@@ -28,7 +28,7 @@ def test_the_whole_migration_leaks_no_token(sandbox, tmp_path, monkeypatch, capl
         with fake_agent(sandbox, agent_token, launcher=launcher):
             (request,) = env.sensor_tick().run_requests
             if target == "local":  # a Local agent reports what it loaded
-                from conftest import upload_entry
+                from support.agent import upload_entry
 
                 for location in ("analytics", "ml_models"):
                     upload_entry(sandbox, agent_token, location)

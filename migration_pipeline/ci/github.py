@@ -1,130 +1,130 @@
 """The Hybrid GitHub Actions workflow that replaces the Serverless one.
 
-It follows Dagster's Hybrid flow: `dagster-cloud ci check`, `ci init`, a login to the chosen
-registry, a build and push per location tagged `<sha>-<run id>-<attempt>-<location>`,
-`ci set-build-output`, `ci deploy`, `ci status`. Pure: data in, YAML text out.
+As Dagster's Hybrid quickstart does: on the old workflow's triggers (pull requests too when the
+organization uses branch deployments), `dagster-cloud ci init` (a branch deployment for a pull
+request, the full deployment otherwise), a login to each registry, a build and push per location
+tagged `<sha>-<run id>-<attempt>-<location>`, `ci set-build-output`, `ci deploy`, `ci status`; a
+closed pull request closes its branch deployment. No value of the user's or of Dagster+ is
+written into a `run:` line: the steps read them from `env:`. Pure: data in, YAML text out.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from typing import Any
 
-import yaml
+from migration_pipeline.ci.common import (
+    CI_SECRET,
+    CLI_VERSION,
+    CiSetup,
+    dump,
+    registry_hosts,
+    registry_kind,
+    with_branch_deployments,
+)
 
 DEFAULT_PATH = ".github/workflows/dagster-cloud-deploy.yml"
-TAG = "${{ github.sha }}-${{ github.run_id }}-${{ github.run_attempt }}"
+NOT_CLOSING = "github.event.action != 'closed'"
+CLOSING = "github.event_name == 'pull_request' && github.event.action == 'closed'"
 
 
-@dataclass(frozen=True)
-class ImageBuild:
-    location: str
-    context: str  # the build directory, relative to the repository
-    repository: str  # where the image goes (build.registry)
-
-
-def registry_kind(registry: str) -> str:
-    host = registry.split("/", 1)[0]
-    if re.fullmatch(r"\d+\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com", host):
-        return "ecr"
-    if host == "ghcr.io":
-        return "ghcr"
-    if host.endswith(".azurecr.io"):
-        return "acr"
-    return "generic"
-
-
-def _login_steps(registry: str) -> tuple[list[dict], list[str]]:
-    """Steps that log in to the registry, and the repository secrets they need."""
-    host = registry.split("/", 1)[0]
-    kind = registry_kind(registry)
+def _login_steps(host: str) -> tuple[list[dict], list[str]]:
+    """Steps that log in to one registry host, and the repository secrets they need."""
+    kind = registry_kind(host)
     if kind == "ecr":
         region = host.split(".")[3]
         return [
-            {"name": "Configure AWS credentials",
+            {"name": "Configure AWS credentials", "if": NOT_CLOSING,
              "uses": "aws-actions/configure-aws-credentials@v4",
              "with": {"aws-access-key-id": "${{ secrets.AWS_ACCESS_KEY_ID }}",
                       "aws-secret-access-key": "${{ secrets.AWS_SECRET_ACCESS_KEY }}",
                       "aws-region": region}},
-            {"name": "Log in to Amazon ECR", "uses": "aws-actions/amazon-ecr-login@v2"},
+            {"name": "Log in to Amazon ECR", "if": NOT_CLOSING,
+             "uses": "aws-actions/amazon-ecr-login@v2"},
         ], ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
     if kind == "ghcr":
-        return [{"name": "Log in to GitHub Container Registry", "uses": "docker/login-action@v3",
+        return [{"name": "Log in to GitHub Container Registry", "if": NOT_CLOSING,
+                 "uses": "docker/login-action@v3",
                  "with": {"registry": "ghcr.io", "username": "${{ github.actor }}",
                           "password": "${{ secrets.GITHUB_TOKEN }}"}}], []
-    if kind == "acr":
-        return [{"name": "Log in to Azure Container Registry", "uses": "docker/login-action@v3",
-                 "with": {"registry": host, "username": "${{ secrets.AZURE_CLIENT_ID }}",
-                          "password": "${{ secrets.AZURE_CLIENT_SECRET }}"}}], [
-            "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"]
-    return [{"name": f"Log in to {host}", "uses": "docker/login-action@v3",
-             "with": {"registry": host, "username": "${{ secrets.REGISTRY_USERNAME }}",
-                      "password": "${{ secrets.REGISTRY_PASSWORD }}"}}], [
-        "REGISTRY_USERNAME", "REGISTRY_PASSWORD"]
+    user, password = (("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET") if kind == "acr"
+                      else ("REGISTRY_USERNAME", "REGISTRY_PASSWORD"))
+    return [{"name": f"Log in to {host}", "if": NOT_CLOSING, "uses": "docker/login-action@v3",
+             "with": {"registry": host, "username": f"${{{{ secrets.{user} }}}}",
+                      "password": f"${{{{ secrets.{password} }}}}"}}], [user, password]
 
 
-def hybrid_workflow(builds: list[ImageBuild], dagster_cloud_url: str, deployment: str,
-                    python_version: str, cloud_yaml: str = "dagster_cloud.yaml"
-                    ) -> tuple[str, list[str]]:
-    """(workflow text, the repository secrets the user must set)."""
-    secrets = ["DAGSTER_CLOUD_API_TOKEN"]
+def hybrid_workflow(setup: CiSetup, triggers: dict[str, Any]) -> tuple[str, list[str]]:
+    """(workflow text, the repository secrets the user must set). `triggers` is the `on:` of
+    the workflow it replaces."""
+    secrets = [CI_SECRET]
+    on = with_branch_deployments(triggers) if setup.branch_deployments else dict(triggers)
+    if not on:
+        on = {"push": {"branches": ["main"]}}
+    on.setdefault("workflow_dispatch", None)
     steps: list[dict] = [
         {"name": "Check out", "uses": "actions/checkout@v4"},
         {"name": "Set up Python", "uses": "actions/setup-python@v5",
-         "with": {"python-version": python_version}},
-        {"name": "Install the Dagster+ CLI", "run": "pip install dagster-cloud"},
-        {"name": "Validate the code locations",
-         "run": f"dagster-cloud ci check --project-dir . --dagster-cloud-yaml-path {cloud_yaml}"},
-        {"name": "Start the build session",
-         "run": f"dagster-cloud ci init --project-dir . --dagster-cloud-yaml-path {cloud_yaml} "
-                f"--deployment {deployment}"},
+         "with": {"python-version": setup.python_version}},
+        {"name": "Install the Dagster+ CLI", "run": f"pip install dagster-cloud=={CLI_VERSION}"},
     ]
-    registries = sorted({b.repository.split("/", 1)[0] + "/" for b in builds})
+    if setup.branch_deployments:
+        # `ci branch-deployment` builds https://<org>.dagster.cloud from the organization when
+        # one is set; without it, it uses DAGSTER_CLOUD_URL, which is right for regional URLs too.
+        steps.append({"name": "Close the branch deployment of a closed pull request",
+                      "if": CLOSING, "env": {"DAGSTER_CLOUD_ORGANIZATION": ""},
+                      "run": "dagster-cloud ci branch-deployment . --mark-closed"})
+    steps.append({
+        "name": "Start the build session (a branch deployment for a pull request)",
+        "if": NOT_CLOSING,
+        "run": 'dagster-cloud ci init --project-dir . --dagster-cloud-yaml-path '
+               '"$DAGSTER_CLOUD_YAML" --deployment "$DAGSTER_CLOUD_DEPLOYMENT"'})
     permissions = {"contents": "read"}
-    for registry in registries:
-        login, needed = _login_steps(registry)
+    for host in registry_hosts(setup.builds):
+        login, needed = _login_steps(host)
         steps += login
         secrets += [s for s in needed if s not in secrets]
-        if registry_kind(registry) == "ghcr":
+        if registry_kind(host) == "ghcr":
             permissions["packages"] = "write"
-    if builds:
-        steps.append({"name": "Set up Docker Buildx", "uses": "docker/setup-buildx-action@v3"})
-    for build in builds:
-        tag = f"{TAG}-{build.location}"
+    if setup.builds:
+        steps.append({"name": "Set up Docker Buildx", "if": NOT_CLOSING,
+                      "uses": "docker/setup-buildx-action@v3"})
+    for build in setup.builds:
         steps += [
-            {"name": f"Build and push {build.location}", "uses": "docker/build-push-action@v6",
+            {"name": f"Build and push {build.location}", "if": NOT_CLOSING,
+             "uses": "docker/build-push-action@v6",
              "with": {"context": build.context, "push": True,
-                      "tags": f"{build.repository}:{tag}"}},
-            {"name": f"Record the image of {build.location}",
-             "run": f"dagster-cloud ci set-build-output --location-name {build.location} "
-                    f"--image-tag {tag}"},
+                      "tags": f"{build.repository}:${{{{ env.IMAGE_TAG }}}}-{build.tag_suffix}"}},
+            {"name": f"Record the image of {build.location}", "if": NOT_CLOSING,
+             "env": {"LOCATION_NAME": build.location, "LOCATION_TAG": build.tag_suffix},
+             "run": 'dagster-cloud ci set-build-output --location-name "$LOCATION_NAME" '
+                    '--image-tag "$IMAGE_TAG-$LOCATION_TAG"'},
         ]
     steps += [
-        {"name": "Deploy to Dagster+", "run": "dagster-cloud ci deploy"},
-        {"name": "Show the deploy status", "run": "dagster-cloud ci status"},
+        {"name": "Deploy to Dagster+", "if": NOT_CLOSING, "run": "dagster-cloud ci deploy"},
+        {"name": "Show the deploy status", "if": f"always() && {NOT_CLOSING}",
+         "run": 'dagster-cloud ci status --output-format markdown >> "$GITHUB_STEP_SUMMARY"'},
     ]
-    env = {"DAGSTER_CLOUD_URL": dagster_cloud_url,
-           "DAGSTER_CLOUD_API_TOKEN": "${{ secrets.DAGSTER_CLOUD_API_TOKEN }}",
-           "DAGSTER_BUILD_STATEDIR": "/tmp/dagster-build-state"}
-    organization = re.match(r"https://([a-z0-9-]+)\.dagster\.cloud", dagster_cloud_url)
-    if organization:
-        env["DAGSTER_CLOUD_ORGANIZATION"] = organization.group(1)
     workflow = {
         "name": "Dagster+ Hybrid deploy",
-        "on": {"push": {"branches": ["main"]}, "workflow_dispatch": {}},
-        "concurrency": {"group": "${{ github.workflow }}-${{ github.ref }}",
-                        "cancel-in-progress": False},
+        "on": on,
+        "concurrency": {"group": "${{ github.ref }}-${{ github.event_name }}",
+                        "cancel-in-progress": True},
         "permissions": permissions,
-        "env": env,
-        "jobs": {"deploy": {"runs-on": "ubuntu-22.04", "steps": steps}},
+        "env": {
+            "DAGSTER_CLOUD_ORGANIZATION": setup.organization,
+            "DAGSTER_CLOUD_URL": setup.dagster_cloud_url,
+            "DAGSTER_CLOUD_DEPLOYMENT": setup.deployment,
+            "DAGSTER_CLOUD_YAML": setup.cloud_yaml,
+            CI_SECRET: f"${{{{ secrets.{CI_SECRET} }}}}",
+            "DAGSTER_BUILD_STATEDIR": "${{ runner.temp }}/dagster-build-state",
+            "IMAGE_TAG": "${{ github.sha }}-${{ github.run_id }}-${{ github.run_attempt }}",
+        },
+        "jobs": {"dagster_plus_deploy": {"runs-on": "ubuntu-22.04", "steps": steps}},
     }
     header = ("# Dagster+ Hybrid deploy: builds and pushes one image per code location, then "
-              "deploys.\n# Generated by migration_pipeline; replaces the Serverless (PEX) "
-              "workflow. Repository secrets\n# to set: " + ", ".join(secrets) + ".\n")
-    return header + yaml.safe_dump(workflow, sort_keys=False, width=10**9), secrets
-
-
-def dagster_cloud_url_of(workflow_text: str) -> str | None:
-    """The DAGSTER_CLOUD_URL a Serverless workflow names, if any."""
-    match = re.search(r"""DAGSTER_CLOUD_URL\s*:\s*["']?(https?://[^"'\s]+)""", workflow_text)
-    return match.group(1) if match else None
+              "deploys" + (" (a branch deployment for each pull request)"
+                           if setup.branch_deployments else "") + ".\n"
+              "# Generated by migration_pipeline; replaces the Serverless (PEX) workflow.\n"
+              f"# Repository secrets to set: {', '.join(secrets)} ({CI_SECRET}: a Dagster+ agent "
+              "token, as Dagster's Hybrid CI docs say).\n")
+    return dump(header, workflow), secrets

@@ -1,66 +1,92 @@
 """The Hybrid GitLab CI job, for projects deployed by GitLab CI. It goes to a file of its own
-that the project's `.gitlab-ci.yml` includes, so the project's other jobs are left alone."""
+that the project's `.gitlab-ci.yml` includes, so the project's other jobs are left alone; every
+variable it sets is the job's own.
+
+As Dagster's GitLab Hybrid template does: on the default branch (and in merge requests when the
+organization uses branch deployments, where `dagster-cloud ci init` creates the branch
+deployment), build and push one image per location, `ci set-build-output`, `ci deploy`. Values
+reach the shell quoted (`shlex.quote`), never as code.
+"""
 
 from __future__ import annotations
 
-import yaml
+import shlex
 
-from migration_pipeline.ci.github import ImageBuild, registry_kind
+from migration_pipeline.ci.common import (
+    CI_SECRET,
+    CLI_VERSION,
+    CiSetup,
+    dump,
+    registry_hosts,
+    registry_kind,
+)
 
 PATH = ".gitlab/dagster-plus-hybrid.yml"
-TAG = "${CI_COMMIT_SHORT_SHA}-${CI_PIPELINE_ID}-${CI_JOB_ID}"
+JOB = "dagster_plus_hybrid_deploy"
 
 
-def _login(registry: str) -> tuple[list[str], list[str]]:
-    """Shell lines that log in to the registry, and the CI/CD variables they need. Passwords go
-    through stdin, never the command line."""
-    host = registry.split("/", 1)[0]
-    kind = registry_kind(registry)
+def _login(host: str) -> tuple[list[str], list[str]]:
+    """Shell lines that log in to one registry host, and the CI/CD variables they need.
+    Passwords go through stdin, never the command line."""
+    kind = registry_kind(host)
     if kind == "ecr":
         region = host.split(".")[3]
-        return ["apk add --no-cache aws-cli",
-                f"aws ecr get-login-password --region {region} | docker login --username AWS "
-                f"--password-stdin {host}"], ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+        return ["pip install awscli",
+                f"aws ecr get-login-password --region {shlex.quote(region)} | docker login "
+                f"--username AWS --password-stdin {shlex.quote(host)}"], [
+            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
     user, password = {"ghcr": ("GHCR_USERNAME", "GHCR_TOKEN"),
                       "acr": ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")}.get(
         kind, ("REGISTRY_USERNAME", "REGISTRY_PASSWORD"))
-    return [f'echo "${password}" | docker login --username "${user}" --password-stdin {host}'], [
-        user, password]
+    return [f'printf %s "${password}" | docker login --username "${user}" --password-stdin '
+            f"{shlex.quote(host)}"], [user, password]
 
 
-def hybrid_job(builds: list[ImageBuild], dagster_cloud_url: str, deployment: str,
-               cloud_yaml: str = "dagster_cloud.yaml") -> tuple[str, list[str]]:
+def hybrid_job(setup: CiSetup) -> tuple[str, list[str]]:
     """(the included file's text, the CI/CD variables the user must set)."""
-    variables = ["DAGSTER_CLOUD_API_TOKEN"]
-    script = [
-        f"dagster-cloud ci check --project-dir . --dagster-cloud-yaml-path {cloud_yaml}",
-        f"dagster-cloud ci init --project-dir . --dagster-cloud-yaml-path {cloud_yaml} "
-        f"--deployment {deployment}",
-    ]
-    for registry in sorted({b.repository.split("/", 1)[0] + "/" for b in builds}):
-        lines, needed = _login(registry)
+    variables = [CI_SECRET]
+    script = ['dagster-cloud ci init --project-dir . --dagster-cloud-yaml-path '
+              '"$DAGSTER_CLOUD_YAML" --deployment "$DAGSTER_CLOUD_DEPLOYMENT"']
+    for host in registry_hosts(setup.builds):
+        lines, needed = _login(host)
         script += lines
         variables += [v for v in needed if v not in variables]
-    for build in builds:
-        image = f"{build.repository}:{TAG}-{build.location}"
-        script += [f"docker build -t {image} {build.context}", f"docker push {image}",
-                   f"dagster-cloud ci set-build-output --location-name {build.location} "
-                   f"--image-tag {TAG}-{build.location}"]
-    script += ["dagster-cloud ci deploy", "dagster-cloud ci status"]
+    for build in setup.builds:
+        image = f'{shlex.quote(build.repository)}:"$IMAGE_TAG"-{shlex.quote(build.tag_suffix)}'
+        script += [f"docker build -t {image} {shlex.quote(build.context)}",
+                   f"docker push {image}",
+                   f"dagster-cloud ci set-build-output --location-name "
+                   f"{shlex.quote(build.location)} --image-tag "
+                   f'"$IMAGE_TAG"-{shlex.quote(build.tag_suffix)}']
+    script += ["dagster-cloud ci deploy"]
+    rules = [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]
+    if setup.branch_deployments:
+        rules.append({"if": "$CI_PIPELINE_SOURCE == 'merge_request_event'"})
     job = {
-        "dagster_plus_hybrid_deploy": {
+        JOB: {
             "stage": "deploy",
-            "image": "docker:27",
-            "services": ["docker:27-dind"],
-            "variables": {"DAGSTER_CLOUD_URL": dagster_cloud_url,
-                          "DAGSTER_BUILD_STATEDIR": "/tmp/dagster-build-state"},
-            "rules": [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}],
-            "before_script": ["apk add --no-cache python3 py3-pip",
-                              "pip install --break-system-packages dagster-cloud"],
+            "image": f"python:{setup.python_version}",
+            "services": ["docker:dind"],
+            "variables": {
+                "DAGSTER_CLOUD_ORGANIZATION": setup.organization,
+                "DAGSTER_CLOUD_URL": setup.dagster_cloud_url,
+                "DAGSTER_CLOUD_DEPLOYMENT": setup.deployment,
+                "DAGSTER_CLOUD_YAML": setup.cloud_yaml,
+                "DAGSTER_BUILD_STATEDIR": "/tmp/dagster-build-state-$CI_PIPELINE_ID",
+                "IMAGE_TAG": "$CI_COMMIT_SHORT_SHA-$CI_PIPELINE_ID-$CI_JOB_ID",
+                "DOCKER_HOST": "tcp://docker:2375",
+                "DOCKER_TLS_CERTDIR": "",
+            },
+            "rules": rules,
+            "before_script": ["apt-get update && apt-get install -y docker.io",
+                              f"pip install dagster-cloud=={CLI_VERSION}"],
             "script": script,
+            "after_script": ["dagster-cloud ci status --output-format markdown || true"],
         }
     }
     header = ("# Dagster+ Hybrid deploy for GitLab CI. Generated by migration_pipeline.\n"
               f"# Include it from .gitlab-ci.yml (`include: {PATH}`) in place of the Serverless "
-              "deploy job.\n# CI/CD variables to set: " + ", ".join(variables) + ".\n")
-    return header + yaml.safe_dump(job, sort_keys=False, width=10**9), variables
+              "deploy job.\n"
+              f"# CI/CD variables to set: {', '.join(variables)} ({CI_SECRET}: a Dagster+ agent "
+              "token). The organization, URL and deployment are set below.\n")
+    return dump(header, job), variables

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from migration_pipeline.cloud_yaml.convert import to_list_form
 from migration_pipeline.cloud_yaml.edit import Edits, apply_edits
 from migration_pipeline.cloud_yaml.model import (
     SERVERLESS_ONLY_KEYS,
@@ -98,14 +99,19 @@ def rewrite_cloud_yaml(cloud: CloudYaml, target: Target, settings: _Settings) ->
         _plan_additions(cloud, ref, ref.path, node, desired, effective, edits, expected, rewrite,
                         ())
 
-    if not edits:
-        return rewrite
-    rewrite.text = apply_edits(cloud.source, edits)
-    # The edit works on text; check that the file now means exactly what was intended.
-    rewrite.cloud = load_cloud_yaml(rewrite.text, cloud.name)
-    if to_plain(rewrite.cloud.source.data) != expected:
-        raise InvalidInput([cloud.source.problem((), "could not be edited safely (an unusual "
-                                                 "layout); nothing was written")])
+    if edits:
+        rewrite.text = apply_edits(cloud.source, edits)
+        # The edit works on text; check that the file now means exactly what was intended.
+        rewrite.cloud = load_cloud_yaml(rewrite.text, cloud.name)
+        if to_plain(rewrite.cloud.source.data) != expected:
+            raise InvalidInput([cloud.source.problem((), "could not be edited safely (an unusual "
+                                                     "layout); nothing was written")])
+    if rewrite.cloud.form == "legacy":
+        # `dagster-cloud ci` reads only the list form: without it no Hybrid CI could run.
+        rewrite.text = to_list_form(rewrite.cloud)
+        rewrite.cloud = load_cloud_yaml(rewrite.text, cloud.name)
+        rewrite.changes.append("converted the legacy form (locations keyed by name) to the list "
+                               "form that `dagster-cloud ci` reads; comments kept")
     return rewrite
 
 

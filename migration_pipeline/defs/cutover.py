@@ -65,31 +65,51 @@ def hybrid_agent_token(context: dg.AssetExecutionContext, dagster_plus: DagsterP
     )
 
 
+class AgentInstallConfig(dg.Config):
+    agent_api_url: str = Field(
+        default="", description="The agent API's URL, written into the agent's config. Leave "
+        "empty for Dagster+: the agent derives https://<org>.agent[.<region>].dagster.cloud from "
+        "its token. Set it for a stand-in such as the embedded sandbox (its agent_url).")
+
+
 @dg.asset(group_name="migration", kinds={"dagster"},
           description="The files that install the Hybrid agent, as one would write them by hand: "
           "Helm values and manifests (kubernetes, azure), CloudFormation parameters (ecs), the "
-          "agent's dagster.yaml and a compose file (docker) or run command (local).")
-def hybrid_agent_install_files(context: dg.AssetExecutionContext,
+          "agent's dagster.yaml and a compose file (docker) or run command (local). The agent "
+          "reports a label unique to this migration; the readiness sensor waits for it.")
+def hybrid_agent_install_files(context: dg.AssetExecutionContext, config: AgentInstallConfig,
                                dagster_plus: DagsterPlusResource, hybrid_project_files: dict,
                                hybrid_agent_token: dict) -> dg.Output[dict]:
     from migration_pipeline.files import write_if_changed
-    from migration_pipeline.targets.agent import AgentSetup
+    from migration_pipeline.targets.agent import AgentSetup, migration_agent_label
 
     target, settings = target_and_settings(hybrid_project_files)
     agent_dir = _agent_dir(hybrid_project_files)
+    label = migration_agent_label(dagster_plus.deployment, hybrid_agent_token["token_id"])
     setup = AgentSetup(
-        dagster_cloud_url=dagster_plus.url, organization=hybrid_agent_token["organization"],
-        deployment=dagster_plus.deployment,
-        agent_label=f"Hybrid {target.label} agent ({dagster_plus.deployment})",
-        settings=settings, token_reference=hybrid_agent_token["reference"])
+        organization=hybrid_agent_token["organization"], deployment=dagster_plus.deployment,
+        agent_label=label, settings=settings, token_reference=hybrid_agent_token["reference"],
+        agent_api_url=config.agent_api_url,
+        branch_deployments=bool(hybrid_project_files.get("branch_deployments")))
     written = [name for name, text in target.module.agent_files(setup).items()
                if write_if_changed(agent_dir / name, text, 0o755 if name.endswith(".sh") else 0o644)]
+    # Targets whose install files cannot carry a label (Dagster's ECS template has no such
+    # parameter): the sensor then waits for an agent that was not there before the install.
+    labelled = target.module.SETS_AGENT_LABEL
+    with dagster_plus.session(context) as client:
+        agents_before = [] if labelled else sorted(a.id for a in client.agents())
     command = target.module.agent_command(str(agent_dir))
     return dg.Output(
-        {"agent_dir": str(agent_dir), "target": target.name, "command": command},
-        metadata={"agent_dir": str(agent_dir), "written": written, "install": dg.MetadataValue.md(
-            f"Install and start the agent before the cutover (it waits, then serves at once):\n\n"
-            f"```sh\n{command}\n```")},
+        {"agent_dir": str(agent_dir), "target": target.name, "command": command,
+         "agent_label": label if labelled else None, "agents_before": agents_before,
+         "branch_deployments": setup.branch_deployments},
+        metadata={"agent_dir": str(agent_dir), "written": written,
+                  "agent_label": label if labelled else "",
+                  "agents_before": agents_before,
+                  "branch_deployments": setup.branch_deployments,
+                  "install": dg.MetadataValue.md(
+                      f"Install and start the agent before the cutover (it waits, then serves "
+                      f"at once):\n\n```sh\n{command}\n```")},
     )
 
 
@@ -139,7 +159,9 @@ def pre_cutover_snapshot(context: dg.AssetExecutionContext, dagster_plus: Dagste
             context.log.info("already HYBRID: keeping the snapshot taken before the cutover")
         else:
             try:
-                snapshot = take_snapshot(client, deployment.id, deployment.agent_type).as_dict()
+                snapshot = take_snapshot(
+                    client, deployment.id, deployment.agent_type,
+                    tuple(hybrid_project_files.get("settings_removed_at_cutover") or ())).as_dict()
             except ValueError as error:
                 raise dg.Failure(f"Preflight: {error}. Nothing was changed.",
                                  allow_retries=False) from None
@@ -154,12 +176,13 @@ def pre_cutover_snapshot(context: dg.AssetExecutionContext, dagster_plus: Dagste
 
 @dg.asset(group_name="migration", kinds={"dagster"},
           description="Switches the deployment to HYBRID (the UI's 'Switch to Hybrid') and removes "
-          "Serverless-only settings. The no-agent window starts here. Switches once: an already "
-          "HYBRID deployment is left as it is.")
+          "the deployment settings the plan removes (none unless the target settings ask). The "
+          "no-agent window starts here. Switches once: an already HYBRID deployment is left as "
+          "it is.")
 def deactivate_serverless_agent(context: dg.AssetExecutionContext,
                                 dagster_plus: DagsterPlusResource,
                                 pre_cutover_snapshot: dict) -> dg.Output[dict]:
-    from migration_pipeline.inventory import without_serverless_only
+    from migration_pipeline.inventory import settings_after_cutover
 
     with dagster_plus.session(context) as client:
         deployment = client.deployment_by_name(dagster_plus.deployment)
@@ -175,38 +198,43 @@ def deactivate_serverless_agent(context: dg.AssetExecutionContext,
             switched = True
             context.log.warning(f"{deployment.name} switched to HYBRID: no agent serves it until "
                                 "the Hybrid agent runs")
-        kept, removed = without_serverless_only(client.deployment_settings())
-        removed = list(removed)
+        kept, removed = settings_after_cutover(
+            client.deployment_settings(),
+            tuple(pre_cutover_snapshot.get("settings_removed_at_cutover") or ()))
         if removed:
             client.set_deployment_settings(kept)
-            context.log.info(f"removed Serverless-only settings: {', '.join(removed)}")
+            context.log.info(f"removed deployment settings: {', '.join(removed)}")
     return dg.Output(
         {"deployment": deployment.name, "cutover_time": cutover_time, "switched": switched,
-         "settings_removed": removed},
+         "settings_removed": list(removed)},
         metadata={"cutover_time": dg.MetadataValue.float(cutover_time),
                   "cutover_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(cutover_time)),
-                  "switched": switched, "settings_removed": removed},
+                  "switched": switched, "settings_removed": list(removed)},
     )
 
 
 # -- the sensor --------------------------------------------------------------------------------
 
 
+INSTALL_FILES_KEY = dg.AssetKey("hybrid_agent_install_files")
+
+
 def build_hybrid_agent_ready_sensor(minimum_interval_seconds: int = 10):
-    """The sensor that launches the finish job once a Hybrid agent RUNS after the cutover.
-    Every second counts while there is no agent, so it ticks often, with one `agents` query a
-    tick and none before a cutover."""
+    """The sensor that launches the finish job once the migration's own Hybrid agent RUNS after
+    the cutover. Every second counts while there is no agent, so it ticks often, with one
+    `agents` query a tick and none before a cutover."""
 
     @dg.sensor(
         name="hybrid_agent_ready_sensor",
         job_name="finish_hybrid_migration",
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Launches finish_hybrid_migration once per cutover, as soon as a Hybrid agent "
-        "is RUNNING.",
+        description="Launches finish_hybrid_migration once per cutover, as soon as the agent "
+        "with the migration's label is RUNNING with a recent heartbeat.",
     )
     def hybrid_agent_ready_sensor(context: dg.SensorEvaluationContext,
                                   dagster_plus: DagsterPlusResource):
+        from migration_pipeline.cutover import migration_agents
         from migration_pipeline.plus import DagsterPlusError
 
         cutover = context.instance.get_latest_materialization_event(CUTOVER_KEY)
@@ -218,23 +246,29 @@ def build_hybrid_agent_ready_sensor(minimum_interval_seconds: int = 10):
         rollback = context.instance.get_latest_materialization_event(ROLLBACK_KEY)
         if rollback is not None and rollback.timestamp > cutover.timestamp:
             return dg.SkipReason("Rolled back to Serverless after the last cutover.")
+        install = context.instance.get_latest_materialization_event(INSTALL_FILES_KEY)
+        if install is None:
+            return dg.SkipReason("No agent install files were written (run prepare_hybrid_agent): "
+                                 "no agent label to wait for.")
+        metadata = install.asset_materialization.metadata
+        label = metadata["agent_label"].value or None
+        agents_before = list(metadata["agents_before"].value) if "agents_before" in metadata else []
         try:
             with dagster_plus.client() as client:
                 agents = client.agents()
         except DagsterPlusError as error:
             return dg.SkipReason(f"Could not ask Dagster+ for its agents: {error}")
-        hybrid = [a for a in agents if not a.is_serverless]
-        running = [a for a in hybrid if a.is_running]
-        if not running:
-            serverless = [a for a in agents if a.is_serverless]
-            note = ("; Serverless agent still shutting down" if serverless
-                    else "; Serverless agent gone")
-            return dg.SkipReason(f"{len(agents)} agents, {len(running)} Hybrid RUNNING "
-                                 f"({len(hybrid)} Hybrid seen){note}. Start the Hybrid agent.")
+        now = time.time()
+        ready = migration_agents(agents, label, agents_before, now)
+        if not ready:
+            wanted = f"label {label!r}" if label else "an agent not listed before the install"
+            seen = ", ".join(f"{a.label or a.id} {a.status}" for a in agents) or "none"
+            return dg.SkipReason(f"Waiting for the migration's agent ({wanted}) to be RUNNING "
+                                 f"with a recent heartbeat; agents seen: {seen}. Start the agent.")
         context.update_cursor(cutover_id)
         return dg.RunRequest(
             run_key=f"finish:{cutover_id}",
-            tags={AGENT_READY_TAG: str(time.time()), CUTOVER_RUN_TAG: cutover_id},
+            tags={AGENT_READY_TAG: str(now), CUTOVER_RUN_TAG: cutover_id},
         )
 
     return hybrid_agent_ready_sensor
@@ -319,6 +353,10 @@ def _wait_until_loaded(context, client, names: list[str], config: FinishConfig):
                           "before."),
         dg.AssetCheckSpec("every_location_loaded", asset="hybrid_locations", blocking=True,
                           description="Every code location is LOADED on the Hybrid agent."),
+        dg.AssetCheckSpec("deployment_settings_kept", asset="hybrid_locations", blocking=True,
+                          additional_deps=["pre_cutover_snapshot"],
+                          description="The deployment settings are as before, less only what "
+                          "the plan removed at cutover."),
     ],
     ins={"pre_cutover_snapshot": dg.AssetIn()},
 )
@@ -329,6 +367,7 @@ def verify_nothing_lost(dagster_plus: DagsterPlusResource, pre_cutover_snapshot:
         Verification,
         compare_instigators,
         compare_runs,
+        compare_settings,
         instigator_states,
     )
 
@@ -338,6 +377,8 @@ def verify_nothing_lost(dagster_plus: DagsterPlusResource, pre_cutover_snapshot:
         compare_runs(snapshot, client.run_counts_by_status(),
                      client.existing_run_ids(snapshot.newest_run_ids), verification)
         states, workspace = instigator_states(client)
+        compare_settings(snapshot.settings_expected_after, client.deployment_settings(),
+                         verification)
     compare_instigators(snapshot.instigators, states, verification)
     not_loaded = {e.name: e.error or e.load_status for e in workspace if not e.is_loaded}
     yield dg.AssetCheckResult(
@@ -353,6 +394,11 @@ def verify_nothing_lost(dagster_plus: DagsterPlusResource, pre_cutover_snapshot:
     yield dg.AssetCheckResult(
         check_name="every_location_loaded", passed=bool(workspace) and not not_loaded,
         metadata={"locations": len(workspace), "not_loaded": dg.MetadataValue.json(not_loaded)})
+    yield dg.AssetCheckResult(
+        check_name="deployment_settings_kept", passed=not verification.settings_changes,
+        metadata={"removed_as_planned": list(snapshot.settings_removed_at_cutover),
+                  "changed": dg.MetadataValue.json(
+                      {k: list(v) for k, v in verification.settings_changes.items()})})
 
 
 # -- rollback ----------------------------------------------------------------------------------

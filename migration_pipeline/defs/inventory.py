@@ -31,7 +31,9 @@ def serverless_inventory(
             "agent_type": inventory.agent_type,
             "location_count": len(inventory.locations),
             "run_count": inventory.run_total,
-            "serverless_only_settings": sorted(inventory.serverless_only_settings),
+            "uses_branch_deployments": inventory.uses_branch_deployments,
+            "non_isolated_runs": dg.MetadataValue.json(
+                inventory.settings.get("non_isolated_runs") or {}),
             "locations_document": dg.MetadataValue.json(inventory.locations_document),
             **{name: dg.MetadataValue.md(table) for name, table in sections.items()},
         },

@@ -76,6 +76,7 @@ def migration_plan(
             "images": dg.MetadataValue.json(plan.images),
             "settings_removed_at_cutover": list(plan.settings_change.removed)
             if plan.settings_change else [],
+            "branch_deployments": plan.branch_deployments,
         },
     )
 
@@ -104,7 +105,10 @@ def hybrid_project_files(
     return dg.Output(
         {"project_dir": project_dir, "target": plan.target, "cloud_yaml": plan.cloud_yaml,
          "images": plan.images, "written": result.written,
-         "settings": migration_plan["settings"]},
+         "settings": migration_plan["settings"],
+         "settings_removed_at_cutover": list(plan.settings_change.removed)
+         if plan.settings_change else [],
+         "branch_deployments": plan.branch_deployments},
         metadata={
             "written": result.written,
             "unchanged": result.unchanged,

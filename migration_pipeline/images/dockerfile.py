@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEFAULT_PYTHON_VERSION = "3.12"
+# Serverless's own default (dagster_cloud_cli.utils.DEFAULT_PYTHON_VERSION in 1.13.27), so an
+# image built with no version named runs the Python the PEX build ran.
+DEFAULT_PYTHON_VERSION = "3.11"
 AGENT_DIR = "dagster_cloud_agent"  # where the agent's install files (and token) are written
 APP_DIR = "/opt/dagster/app"
 PRE_INSTALL_HOOK = "dagster_cloud_pre_install.sh"

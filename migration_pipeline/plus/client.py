@@ -206,8 +206,11 @@ class DagsterPlusClient:
 
     # -- deployments and agents ----------------------------------------------------------------
 
-    def agents(self, heartbeated_since: float | None = None) -> list[Agent]:
-        data = self.execute("agents", doc.AGENTS, {"heartbeatedSince": heartbeated_since})
+    def agents(self) -> list[Agent]:
+        """Every agent Dagster+ lists for the deployment, as its user API gives them (no
+        filter: `agents(heartbeatedSince:)` is the agent API's). Keep the recent ones with
+        `Agent.heartbeated_within`."""
+        data = self.execute("agents", doc.AGENTS)
         return [agent_from(raw) for raw in data["agents"]]
 
     def current_deployment(self) -> Deployment:
@@ -217,18 +220,28 @@ class DagsterPlusClient:
         data = self.execute("fullDeployments", doc.FULL_DEPLOYMENTS, organization_scope=True)
         return [deployment_from(raw) for raw in data["fullDeployments"]]
 
-    def deployments(self, names: list[str] | None = None) -> list[Deployment]:
-        data = self.execute("deployments", doc.DEPLOYMENTS, {"deploymentNames": names},
-                            organization_scope=True)
+    def deployments(self) -> list[Deployment]:
+        """Every deployment of the organization, branch deployments included."""
+        data = self.execute("deployments", doc.DEPLOYMENTS, organization_scope=True)
         return [deployment_from(raw) for raw in data["deployments"]]
 
     def deployment_by_name(self, name: str) -> Deployment:
-        found = self.deployments([name])
-        if not found:
+        data = self.execute("deploymentByName", doc.DEPLOYMENT_BY_NAME, {"name": name},
+                            organization_scope=True)
+        try:
+            raw = self._result("deploymentByName", data, "DagsterCloudDeployment")
+        except DeploymentNotFoundError:
             known = ", ".join(d.name for d in self.full_deployments()) or "none"
             raise DeploymentNotFoundError(
-                "deployments", f"no deployment named {name!r} (this organization has: {known})")
-        return found[0]
+                "deploymentByName",
+                f"no deployment named {name!r} (this organization has: {known})") from None
+        return deployment_from(raw)
+
+    def uses_branch_deployments(self) -> bool:
+        """Whether the organization has any branch deployment (so its CI makes them)."""
+        data = self.execute("branchDeployments", doc.BRANCH_DEPLOYMENTS, {"limit": 1},
+                            organization_scope=True)
+        return bool(data["branchDeployments"]["nodes"])
 
     def serverless_status(self) -> str:
         return self.execute("serverless", doc.SERVERLESS_STATUS)["serverless"]["status"]
@@ -337,16 +350,6 @@ class DagsterPlusClient:
             "filter": {"runIds": list(run_ids)}, "cursor": None, "limit": len(run_ids)})
         result = self._result("runsOrError", data, "Runs")
         return {r["runId"] for r in result["results"]}
-
-    # -- the agent side ------------------------------------------------------------------------
-
-    def add_agent_heartbeats(self, serialized_heartbeats: list[dict[str, str]],
-                             serialized_errors: list[str] | None = None) -> bool:
-        """What an agent sends (needs an agent token): `[{deploymentName, serializedAgentHeartbeat}]`."""
-        data = self.execute("userCloudAgent", doc.ADD_AGENT_HEARTBEATS, {
-            "serializedAgentHeartbeats": serialized_heartbeats,
-            "serializedErrors": serialized_errors or []}, organization_scope=True)
-        return data["userCloudAgent"]["addAgentHeartbeats"]["ok"]
 
 
 def _agent_token(raw: dict[str, Any]) -> AgentToken:

@@ -1,9 +1,13 @@
-"""GraphQL documents for the Dagster+ operations we use, in the shapes Dagster's own CLI,
-agent and Terraform provider send."""
+"""GraphQL documents for the Dagster+ USER API operations we use (https://<org>.dagster.cloud),
+in the shapes of the public user schema (dagster-io/terraform-provider-dagsterplus,
+internal/client/schema/schema.graphql). No agent-API document belongs here: the agent API
+(`agents(heartbeatedSince:)`, `deployments(deploymentNames:)`, `userCloudAgent`) lives on another
+host, for agent tokens. tests/test_contract.py validates every document in this package against
+the user schema the sandbox serves."""
 
 AGENTS = """
-query MigrationAgents($heartbeatedSince: Float) {
-  agents(heartbeatedSince: $heartbeatedSince) {
+query MigrationAgents {
+  agents {
     id agentLabel status lastHeartbeatTime
     metadata { key value }
     errors { timestamp error { message } }
@@ -12,34 +16,47 @@ query MigrationAgents($heartbeatedSince: Float) {
 }
 """
 
-_DEPLOYMENT_FIELDS = "deploymentName deploymentId deploymentType"
+_DEPLOYMENT_FIELDS = "deploymentName deploymentId deploymentType agentType isBranchDeployment"
 
-CURRENT_DEPLOYMENT = """
-query MigrationCurrentDeployment {
-  currentDeployment { deploymentName deploymentId deploymentType agentType }
-}
+CURRENT_DEPLOYMENT = f"""
+query MigrationCurrentDeployment {{ currentDeployment {{ {_DEPLOYMENT_FIELDS} }} }}
 """
 
 FULL_DEPLOYMENTS = f"""
-query MigrationFullDeployments {{ fullDeployments {{ {_DEPLOYMENT_FIELDS} agentType }} }}
+query MigrationFullDeployments {{ fullDeployments {{ {_DEPLOYMENT_FIELDS} }} }}
 """
 
 DEPLOYMENTS = f"""
-query MigrationDeployments($deploymentNames: [String!]) {{
-  deployments(deploymentNames: $deploymentNames) {{ {_DEPLOYMENT_FIELDS} agentType }}
+query MigrationDeployments {{ deployments {{ {_DEPLOYMENT_FIELDS} }} }}
+"""
+
+# The error members every union shares.
+_ERRORS = "... on UnauthorizedError { message } ... on PythonError { message }"
+
+DEPLOYMENT_BY_NAME = f"""
+query MigrationDeploymentByName($name: String!) {{
+  deploymentByName(name: $name) {{
+    __typename
+    ... on DagsterCloudDeployment {{ {_DEPLOYMENT_FIELDS} }}
+    ... on DeploymentNotFoundError {{ message }}
+    {_ERRORS}
+  }}
+}}
+"""
+
+BRANCH_DEPLOYMENTS = f"""
+query MigrationBranchDeployments($limit: Int!) {{
+  branchDeployments(limit: $limit) {{ nodes {{ {_DEPLOYMENT_FIELDS} }} }}
 }}
 """
 
 SERVERLESS_STATUS = "query MigrationServerlessStatus { serverless { status } }"
 
-# The error members every mutation's union shares.
-_ERRORS = "... on UnauthorizedError { message } ... on PythonError { message }"
-
 UPDATE_DEPLOYMENT_AGENT_TYPE = f"""
 mutation MigrationUpdateDeploymentAgentType($deploymentAgentType: DeploymentAgentType!, $deploymentId: Int) {{
   updateDeploymentAgentType(deploymentAgentType: $deploymentAgentType, deploymentId: $deploymentId) {{
     __typename
-    ... on DagsterCloudDeployment {{ {_DEPLOYMENT_FIELDS} agentType }}
+    ... on DagsterCloudDeployment {{ {_DEPLOYMENT_FIELDS} }}
     ... on DeploymentNotFoundError {{ message }}
     {_ERRORS}
   }}
@@ -143,6 +160,7 @@ mutation MigrationSetDeploymentSettings($deploymentSettings: DeploymentSettingsI
   setDeploymentSettings(deploymentSettings: $deploymentSettings) {{
     __typename
     ... on DeploymentSettings {{ settings }}
+    ... on DeploymentNotFoundError {{ message }}
     {_ERRORS}
   }}
 }}
@@ -158,8 +176,9 @@ query MigrationRuns($filter: RunsFilter, $cursor: String, $limit: Int) {
 }
 """
 
+# Every RunStatus of dagster-graphql 1.13.27, SUSPENDED included (see user_api.graphql).
 RUN_STATUSES = (
-    "QUEUED", "NOT_STARTED", "MANAGED", "STARTING", "STARTED",
+    "QUEUED", "NOT_STARTED", "MANAGED", "STARTING", "STARTED", "SUSPENDED",
     "SUCCESS", "FAILURE", "CANCELING", "CANCELED",
 )
 
@@ -172,12 +191,3 @@ def run_counts_by_status() -> str:
         for status in RUN_STATUSES
     )
     return f"query MigrationRunCounts {{\n{fields}\n}}"
-
-
-ADD_AGENT_HEARTBEATS = """
-mutation MigrationAddAgentHeartbeats($serializedAgentHeartbeats: [AgentHeartbeatInput!], $serializedErrors: [String!]) {
-  userCloudAgent {
-    addAgentHeartbeats(serializedAgentHeartbeats: $serializedAgentHeartbeats, serializedErrors: $serializedErrors) { ok }
-  }
-}
-"""

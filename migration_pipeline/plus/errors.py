@@ -13,7 +13,6 @@ PERMISSION_NEEDED = {
     "addOrUpdateLocationFromDocument": "Editor on the deployment",
     "reconcileLocationsFromDocument": "Editor on the deployment",
     "deleteLocation": "Editor on the deployment",
-    "userCloudAgent": "an agent token",
 }
 DEFAULT_PERMISSION = "Viewer on the deployment"
 

@@ -12,8 +12,12 @@ from pydantic import SecretStr
 class Deployment:
     name: str
     id: int
-    type: str
-    agent_type: str | None = None
+    type: str  # PRODUCTION | BRANCH
+    agent_type: str | None = None  # SERVERLESS | HYBRID
+
+    @property
+    def is_branch(self) -> bool:
+        return self.type == "BRANCH"
 
 
 @dataclass(frozen=True)
@@ -26,10 +30,10 @@ class CodeServerState:
 @dataclass(frozen=True)
 class Agent:
     id: str
-    label: str | None
-    status: str  # RUNNING | NOT_RUNNING | ...
-    last_heartbeat_time: float | None
-    metadata: dict[str, str] = field(default_factory=dict)
+    label: str | None  # the agent's `agent_label` (its config's dagster_cloud_api.agent_label)
+    status: str  # RUNNING | NOT_RUNNING
+    last_heartbeat_time: float
+    metadata: dict[str, str | None] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     code_server_states: list[CodeServerState] = field(default_factory=list)
 
@@ -37,11 +41,10 @@ class Agent:
     def is_running(self) -> bool:
         return self.status == "RUNNING"
 
-    @property
-    def is_serverless(self) -> bool:
-        # Dagster+ shows the managed agent of a Serverless deployment in `agents` too; it says
-        # what it is in its metadata and label, which no Hybrid agent sets.
-        return self.metadata.get("type") == "serverless" or (self.label or "").startswith("Serverless")
+    def heartbeated_within(self, seconds: float, now: float) -> bool:
+        """Whether its last heartbeat is at most `seconds` old at `now` (what the agent API's
+        `agents(heartbeatedSince:)` filters on, done here on the user API's answer)."""
+        return now - self.last_heartbeat_time <= seconds
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,7 @@ def agent_from(raw: dict[str, Any]) -> Agent:
         id=raw["id"],
         label=raw.get("agentLabel"),
         status=raw["status"],
-        last_heartbeat_time=raw.get("lastHeartbeatTime"),
+        last_heartbeat_time=float(raw["lastHeartbeatTime"]),
         metadata={m["key"]: m.get("value") for m in raw.get("metadata") or []},
         errors=[(e.get("error") or {}).get("message", "") for e in raw.get("errors") or []],
         code_server_states=[

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 import yaml
 
@@ -19,19 +18,21 @@ SECRET_FILES = (TOKEN_ENV_FILE, TOKEN_SECRET_MANIFEST)
 
 @dataclass(frozen=True)
 class AgentSetup:
-    dagster_cloud_url: str  # the organization URL the migration talks to
     organization: str
     deployment: str
-    agent_label: str
+    agent_label: str  # unique to this migration: the readiness sensor waits for this label
     settings: _Settings
     token_reference: str  # where the token is kept (Secret name, Secrets Manager ARN, env file)
+    # The agent API's URL, when it is not Dagster+'s own: the agent derives
+    # https://<org>.agent[.<region>].dagster.cloud from its token when this is empty.
+    agent_api_url: str = ""
+    branch_deployments: bool = False  # serve the organization's branch deployments too
 
-    @property
-    def agent_api_url(self) -> str | None:
-        """The agent API URL to write into the agent's config, or None where Dagster+ derives
-        it from the agent token (every `*.dagster.cloud` organization)."""
-        host = urlparse(self.dagster_cloud_url).hostname or ""
-        return None if host.endswith(".dagster.cloud") else self.dagster_cloud_url.rstrip("/")
+
+def migration_agent_label(deployment: str, token_id: int) -> str:
+    """The label the migration's agent reports in its heartbeats (`agent_label`): unique to this
+    migration, since the agent token it names is created once per migration."""
+    return f"migration_pipeline {deployment} agent (token {token_id})"
 
 
 def agent_instance_config(setup: AgentSetup, launcher_class: str, launcher_module: str,
@@ -42,6 +43,8 @@ def agent_instance_config(setup: AgentSetup, launcher_class: str, launcher_modul
         api["url"] = setup.agent_api_url
     api.update({"agent_token": {"env": TOKEN_ENV_VAR}, "deployment": setup.deployment,
                 "agent_label": setup.agent_label})
+    if setup.branch_deployments:
+        api["branch_deployments"] = True
     launcher: dict[str, Any] = {"module": launcher_module, "class": launcher_class}
     if launcher_config:
         launcher["config"] = launcher_config

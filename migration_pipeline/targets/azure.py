@@ -2,6 +2,7 @@
 
 from migration_pipeline.targets.kubernetes import (
     CONTAINER_CONTEXT_KEY,
+    SETS_AGENT_LABEL,
     TOKEN_STORE,
     agent_command,
     agent_files,
@@ -11,5 +12,5 @@ from migration_pipeline.targets.kubernetes import (
 
 LABEL = "Azure (AKS)"
 
-__all__ = ["CONTAINER_CONTEXT_KEY", "LABEL", "TOKEN_STORE", "agent_command", "agent_files",
+__all__ = ["CONTAINER_CONTEXT_KEY", "LABEL", "SETS_AGENT_LABEL", "TOKEN_STORE", "agent_command", "agent_files",
            "container_context", "token_secret_manifest"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from migration_pipeline.targets.agent import (
@@ -15,6 +16,8 @@ from migration_pipeline.targets.settings import DockerSettings
 CONTAINER_CONTEXT_KEY = "docker"
 LABEL = "Docker"
 TOKEN_STORE = "env_file"
+# The install files set the agent's `agent_label` (the readiness sensor waits for it).
+SETS_AGENT_LABEL = True
 AGENT_IMAGE = "docker.io/dagster/dagster-cloud-agent:1.13.27"
 
 
@@ -23,28 +26,37 @@ def container_context(settings: DockerSettings) -> dict[str, Any]:
 
 
 def agent_command(agent_dir: str) -> str:
-    return f'docker compose --project-directory "{agent_dir}" up -d'
+    return f"docker compose --project-directory {shlex.quote(agent_dir)} up -d"
 
 
 def agent_files(setup: AgentSetup) -> dict[str, str]:
     settings: DockerSettings = setup.settings  # type: ignore[assignment]
-    launcher = {"networks": list(settings.networks)} if settings.networks else None
+    networks = [settings.agent_network, *[n for n in settings.networks
+                                          if n != settings.agent_network]]
     config = agent_instance_config(setup, "DockerUserCodeLauncher", "dagster_cloud.workspace.docker",
-                                   launcher)
+                                   {"networks": networks})
     service: dict[str, Any] = {
         "image": AGENT_IMAGE,
         "command": ["dagster-cloud", "agent", "run", "/opt/dagster/agent"],
-        "environment": {"DAGSTER_HOME": "/opt/dagster/agent"},
+        "environment": {"DAGSTER_HOME": "/opt/dagster/agent", "DOCKER_CONFIG": "/root/.docker"},
         "env_file": [TOKEN_ENV_FILE],
         "volumes": ["./dagster.yaml:/opt/dagster/agent/dagster.yaml:ro",
-                    "/var/run/docker.sock:/var/run/docker.sock"],
+                    "/var/run/docker.sock:/var/run/docker.sock",
+                    # `docker login` credentials, so the agent can pull from private registries.
+                    "${HOME}/.docker:/root/.docker:ro"],
+        "networks": networks,
         "restart": "unless-stopped",
     }
-    compose: dict[str, Any] = {"services": {"dagster-cloud-agent": service}}
-    if settings.networks:
-        service["networks"] = list(settings.networks)
-        compose["networks"] = {name: {"external": True} for name in settings.networks}
+    compose: dict[str, Any] = {
+        "services": {"dagster-cloud-agent": service},
+        "networks": {
+            settings.agent_network: {"name": settings.agent_network, "driver": "bridge"},
+            **{name: {"name": name, "external": True} for name in networks[1:]},
+        },
+    }
     return {
-        "dagster.yaml": dump("Dagster+ Docker agent (DockerUserCodeLauncher)", config),
-        "docker-compose.yaml": dump("Runs the Dagster+ Docker agent: docker compose up -d", compose),
+        "dagster.yaml": dump("Dagster+ Docker agent (DockerUserCodeLauncher): code servers join "
+                             f"the {settings.agent_network} network", config),
+        "docker-compose.yaml": dump("Runs the Dagster+ Docker agent: docker compose up -d. It "
+                                    f"creates the {settings.agent_network} network", compose),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 from migration_pipeline.targets.agent import AgentSetup
@@ -11,6 +12,8 @@ from migration_pipeline.targets.settings import EcsSettings
 CONTAINER_CONTEXT_KEY = "ecs"
 LABEL = "Amazon ECS"
 TOKEN_STORE = "aws_secrets_manager"
+# Dagster's ECS CloudFormation template has no parameter for the agent's label.
+SETS_AGENT_LABEL = False
 PARAMETERS_FILE = "cloudformation-parameters.json"
 
 
@@ -32,12 +35,14 @@ def stack_parameters(setup: AgentSetup) -> list[dict[str, str]]:
     return [
         {"ParameterKey": "DagsterOrganization", "ParameterValue": setup.organization},
         {"ParameterKey": "DagsterDeployment", "ParameterValue": setup.deployment},
-        {"ParameterKey": "EnableBranchDeployments", "ParameterValue": "false"},
+        {"ParameterKey": "EnableBranchDeployments",
+         "ParameterValue": "true" if setup.branch_deployments else "false"},
     ]
 
 
 def agent_command(agent_dir: str) -> str:
-    return f'TEMPLATE_URL=<Dagster ECS agent template URL> bash "{agent_dir}/install.sh"'
+    return ("TEMPLATE_URL=<Dagster ECS agent template URL> "
+            f"bash {shlex.quote(f'{agent_dir}/install.sh')}")
 
 
 def agent_files(setup: AgentSetup) -> dict[str, str]:

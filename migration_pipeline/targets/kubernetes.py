@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from migration_pipeline.targets.agent import (
@@ -16,6 +17,8 @@ from migration_pipeline.targets.settings import KubernetesSettings
 CONTAINER_CONTEXT_KEY = "k8s"
 LABEL = "Kubernetes"
 TOKEN_STORE = "kubernetes_secret"
+# The install files set the agent's `agent_label` (the readiness sensor waits for it).
+SETS_AGENT_LABEL = True
 HELM_REPOSITORY = "https://dagster-io.github.io/helm-user-cloud"
 
 
@@ -45,7 +48,7 @@ def helm_values(setup: AgentSetup) -> dict[str, Any]:
     values: dict[str, Any] = {
         "dagsterCloud": {
             "deployments": [setup.deployment],
-            "branchDeployments": False,
+            "branchDeployments": setup.branch_deployments,
             "agentTokenSecretName": TOKEN_SECRET_NAME,
             "agentLabel": setup.agent_label,
         },
@@ -65,7 +68,7 @@ def helm_values(setup: AgentSetup) -> dict[str, Any]:
 
 
 def agent_command(agent_dir: str) -> str:
-    return f'bash "{agent_dir}/install.sh"'
+    return f"bash {shlex.quote(f'{agent_dir}/install.sh')}"
 
 
 def agent_files(setup: AgentSetup) -> dict[str, str]:

@@ -4,7 +4,8 @@ every target has sensible defaults (namespace `dagster-cloud` on Kubernetes, and
     # kubernetes
     registry: 123456789012.dkr.ecr.us-east-1.amazonaws.com/acme
     image_layout: per_location      # or `shared`: one repository, the location in the tag
-    python_version: "3.11"          # else taken from the Serverless CI workflow, else 3.12
+    python_version: "3.11"          # else taken from the Serverless CI workflow, else 3.11
+    remove_non_isolated_runs: false # true: drop the deployment's non_isolated_runs at cutover
     namespace: data
     env_secrets: [snowflake-credentials]
     service_account_name: dagster-user-code
@@ -37,6 +38,12 @@ class _Settings(BaseModel):
     max_parallel_builds: int = Field(2, ge=1, le=16)
     insecure_registry: bool = Field(False, description="Plain HTTP to the registry (loopback "
                                     "registries always are).")
+    organization: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="The Dagster+ organization, for the generated CI (default: from the URL).")
+    remove_non_isolated_runs: bool = Field(
+        False, description="Remove the deployment's `non_isolated_runs` setting at cutover. "
+        "Hybrid agents run non-isolated runs too, so it is kept unless this asks.")
 
     @field_validator("registry")
     @classmethod
@@ -98,7 +105,10 @@ class EcsSettings(_Settings):
 
 
 class DockerSettings(_Settings):
-    networks: list[str] = []
+    # The network the compose file creates: the agent and every code server join it, and the
+    # agent reaches each code server by container name on it (DockerUserCodeLauncher).
+    agent_network: str = Field("dagster-cloud-agent", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+    networks: list[str] = []  # further networks that exist already, joined as well
     env_vars: list[str] = []
     container_kwargs: dict[str, Any] | None = None
 

@@ -1,0 +1,1 @@
+"""Helpers the tests share: stand-ins for the agent side, servers, waiting."""
