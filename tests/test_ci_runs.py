@@ -32,25 +32,12 @@ from migration_pipeline.images.builders import choose_builder
 from migration_pipeline.plan import make_plan
 from migration_pipeline.project import read_project
 from migration_pipeline.targets import load_target_settings
+from plan_corpus import WORKFLOW as SERVERLESS_WORKFLOW
 from support.agent import fake_agent
 
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
-SERVERLESS_WORKFLOW = """\
-name: Serverless Prod Deployment
-on:
-  push:
-    branches: [main]
-env:
-  DAGSTER_CLOUD_URL: "https://acme.dagster.cloud"
-  ENABLE_FAST_DEPLOYS: 'true'
-jobs:
-  dagster_cloud_default_deploy:
-    runs-on: ubuntu-22.04
-    steps:
-      - uses: dagster-io/dagster-cloud-action/actions/serverless_prod_deploy@v0.1
-"""
 SERVERLESS_GITLAB = """\
 deploy:
   script:
