@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m migration_pipeline.demo
+	$(BIN)/python -m demo
 
 test: $(STAMP)
 	bash scripts/debian-packages.sh

@@ -40,7 +40,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        subprocess.run([sys.executable, "-m", "migration_pipeline.demo", "--dagster-home",
+        subprocess.run([sys.executable, "-m", "demo", "--dagster-home",
                         str(root / "home"), "--work-dir", str(root / "work")],
                        check=True, capture_output=True)
         with dg.DagsterInstance.from_ref(dg._core.instance.ref.InstanceRef.from_dir(

@@ -11,17 +11,17 @@ import argparse
 import json
 import sys
 
-from migration_pipeline.files import read_user_file
-from migration_pipeline.problems import InvalidInput, Problem
+from migration_pipeline.lib.files import read_user_file
+from migration_pipeline.lib.problems import InvalidInput, Problem
 from migration_pipeline.targets.settings import TARGETS
 
 EXIT_INVALID_INPUT = 2
 
 
 def plan_command(args: argparse.Namespace) -> int:
-    from migration_pipeline.apply import apply_plan
-    from migration_pipeline.plan import make_plan
-    from migration_pipeline.project import read_project
+    from migration_pipeline.plan.apply import apply_plan
+    from migration_pipeline.plan.core import make_plan
+    from migration_pipeline.plan.project import read_project
     from migration_pipeline.targets.settings import load_target_settings
 
     settings_text = read_user_file(args.settings, "settings file") if args.settings else None
@@ -29,11 +29,7 @@ def plan_command(args: argparse.Namespace) -> int:
                                     registry=args.registry)
     inventory = None
     if args.inventory:
-        try:
-            inventory = json.loads(read_user_file(args.inventory, "inventory file"))
-        except json.JSONDecodeError as error:
-            raise InvalidInput([Problem(args.inventory, error.lineno, (),
-                                        f"is not JSON: {error.msg}")]) from None
+        inventory = read_inventory(args.inventory)
     project = read_project(args.project_dir)
     plan = make_plan(project, args.target, settings, inventory)
     diff = plan.diff()
@@ -49,8 +45,28 @@ def plan_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_inventory(path: str):
+    """An inventory JSON (the serverless_inventory asset's record), or `InvalidInput`."""
+    import dataclasses
+
+    from migration_pipeline.inventory.core import Inventory
+
+    try:
+        raw = json.loads(read_user_file(path, "inventory file"))
+    except json.JSONDecodeError as error:
+        raise InvalidInput([Problem(path, error.lineno, (), f"is not JSON: {error.msg}")]) from None
+    fields = {f.name for f in dataclasses.fields(Inventory)}
+    if not isinstance(raw, dict) or set(raw) - fields:
+        raise InvalidInput([Problem(path, None, (), "is not an inventory (keys: "
+                                    + ", ".join(sorted(fields)) + ")")])
+    try:
+        return Inventory(**raw)
+    except TypeError as error:
+        raise InvalidInput([Problem(path, None, (), f"is not a whole inventory: {error}")]) from None
+
+
 def history_command(args: argparse.Namespace) -> int:
-    from migration_pipeline.history import migration_runs, render
+    from migration_pipeline.lib.history import migration_runs, render
 
     try:
         runs = migration_runs(args.host, args.port, args.limit)

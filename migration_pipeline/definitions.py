@@ -1,53 +1,51 @@
-"""The one Definitions object of the migration_pipeline code location."""
+"""The one Definitions object of the migration_pipeline code location: the phases, in order.
+
+inventory -> plan -> images, agent -> cutover -> readiness (sensor) -> finish   (rollback on demand)
+
+Data are assets, grouped by phase; what changes Dagster+ (the agent token, the switch, the
+deploy, the rollback) are ops in jobs, so nothing in the asset graph can change Dagster+.
+"""
 
 import dagster as dg
 
-from migration_pipeline.defs.cutover import (
-    build_hybrid_agent_ready_sensor,
-    cutover_job,
-    deactivate_serverless_agent,
-    finish_job,
+from migration_pipeline.agent.defs import (
+    agent_install_files_parse,
+    create_agent_token_job,
     hybrid_agent_install_files,
     hybrid_agent_token,
-    hybrid_locations,
-    pre_cutover_snapshot,
     prepare_agent_job,
-    rollback_job,
-    serverless_restored,
-    verify_nothing_lost,
 )
-from migration_pipeline.defs.images import code_location_images, images_exist_in_registry
-from migration_pipeline.defs.inventory import inventory_job, serverless_inventory
-from migration_pipeline.defs.plan import (
+from migration_pipeline.cutover.defs import cutover_job, pre_cutover_snapshot, snapshot_is_complete
+from migration_pipeline.finish.defs import finish_job, hybrid_deployment, verify_nothing_lost
+from migration_pipeline.images.defs import code_location_images, images_exist_in_registry
+from migration_pipeline.inventory.defs import (
+    every_location_readable,
+    inventory_job,
+    serverless_inventory,
+)
+from migration_pipeline.plan.defs import (
     apply_files_job,
     hybrid_dagster_cloud_yaml_is_valid,
     hybrid_project_files,
     migration_plan,
     plan_job,
 )
-from migration_pipeline.defs.resources import DagsterPlusResource
-
+from migration_pipeline.readiness.sensor import build_hybrid_agent_ready_sensor
+from migration_pipeline.resources import DagsterPlusResource
+from migration_pipeline.rollback.defs import rollback_job
 
 
 def build_definitions(sensor_interval_seconds: int = 10) -> dg.Definitions:
     """The code location; the sensor's interval can be shortened (tests, a demo)."""
     return dg.Definitions(
-        assets=[
-            serverless_inventory,
-            migration_plan,
-            hybrid_project_files,
-            code_location_images,
-            hybrid_agent_token,
-            hybrid_agent_install_files,
-            pre_cutover_snapshot,
-            deactivate_serverless_agent,
-            hybrid_locations,
-            serverless_restored,
-        ],
-        asset_checks=[hybrid_dagster_cloud_yaml_is_valid, images_exist_in_registry,
+        assets=[serverless_inventory, migration_plan, hybrid_project_files, code_location_images,
+                hybrid_agent_token, hybrid_agent_install_files, pre_cutover_snapshot,
+                hybrid_deployment],
+        asset_checks=[every_location_readable, hybrid_dagster_cloud_yaml_is_valid,
+                      images_exist_in_registry, agent_install_files_parse, snapshot_is_complete,
                       verify_nothing_lost],
-        jobs=[inventory_job, plan_job, apply_files_job, prepare_agent_job, cutover_job, finish_job,
-              rollback_job],
+        jobs=[inventory_job, plan_job, apply_files_job, create_agent_token_job, prepare_agent_job,
+              cutover_job, finish_job, rollback_job],
         sensors=[build_hybrid_agent_ready_sensor(sensor_interval_seconds)],
         resources={
             "dagster_plus": DagsterPlusResource(

@@ -18,7 +18,7 @@ import requests
 import yaml
 from pydantic import SecretStr
 
-from migration_pipeline.secrets import store_agent_token
+from migration_pipeline.agent.token import store_agent_token
 from migration_pipeline.targets import get_target, load_target_settings
 from migration_pipeline.targets.agent import SECRET_FILES, TOKEN_SECRET_NAME, AgentSetup
 

@@ -27,10 +27,10 @@ import yaml
 
 from conftest import make_scenario
 from migration_env import SCENARIO_PROJECT, write_project
-from migration_pipeline.apply import apply_plan
+from migration_pipeline.plan.apply import apply_plan
 from migration_pipeline.images.builders import choose_builder
-from migration_pipeline.plan import make_plan
-from migration_pipeline.project import read_project
+from migration_pipeline.plan.core import make_plan
+from migration_pipeline.plan.project import read_project
 from migration_pipeline.targets import load_target_settings
 from plan_corpus import WORKFLOW as SERVERLESS_WORKFLOW
 from support.agent import fake_agent

@@ -8,7 +8,7 @@ from dagster_cloud_cli.config.models import load_dagster_cloud_yaml
 
 from migration_pipeline.cloud_yaml.convert import to_list_form
 from migration_pipeline.cloud_yaml.model import load_cloud_yaml
-from migration_pipeline.problems import InvalidInput
+from migration_pipeline.lib.problems import InvalidInput
 
 
 def convert(text: str) -> str:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from migration_pipeline.apply import apply_plan
-from migration_pipeline.plan import make_plan
-from migration_pipeline.project import read_project
+from migration_pipeline.plan.apply import apply_plan
+from migration_pipeline.plan.core import make_plan
+from migration_pipeline.plan.project import read_project
 from migration_pipeline.targets import load_target_settings
 
 pytestmark = pytest.mark.slow
@@ -24,9 +24,9 @@ pytestmark = pytest.mark.slow
 LOCATIONS = 150
 APPLY = """
 import sys
-from migration_pipeline.apply import apply_plan
-from migration_pipeline.plan import make_plan
-from migration_pipeline.project import read_project
+from migration_pipeline.plan.apply import apply_plan
+from migration_pipeline.plan.core import make_plan
+from migration_pipeline.plan.project import read_project
 from migration_pipeline.targets import load_target_settings
 plan = make_plan(read_project(sys.argv[1]), "kubernetes",
                  load_target_settings("kubernetes", registry="ghcr.io/acme"))

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import client_for
 from migration_env import MigrationEnv, write_project
-from migration_pipeline.demo import background, wait_for
+from demo import background, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from conftest import make_scenario
 from support.agent import fake_agent
 from dagster_plus_sandbox import Sandbox
 from migration_env import MigrationEnv, write_project
-from migration_pipeline.defs.resources import DagsterPlusResource
+from migration_pipeline.resources import DagsterPlusResource
 from migration_pipeline.definitions import defs
 
 pytestmark = pytest.mark.slow

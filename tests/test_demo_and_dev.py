@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from conftest import free_port
-from migration_pipeline.demo import background
+from demo import background
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ RUNS_QUERY = "{ runsOrError { ... on Runs { results { runId jobName status } } }
 
 def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandbox):
     home = tmp_path / "dagster_home"
-    demo = subprocess.run([sys.executable, "-m", "migration_pipeline.demo", "--dagster-home",
+    demo = subprocess.run([sys.executable, "-m", "demo", "--dagster-home",
                            str(home), "--work-dir", str(tmp_path / "work")],
                           capture_output=True, text=True, cwd=PROJECT_DIR, timeout=300)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
@@ -90,7 +90,7 @@ def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandb
 
         # The run history through dagster-graphql's DagsterGraphQLClient, as a script would.
         from migration_pipeline.cli import main as cli_main
-        from migration_pipeline.history import migration_runs
+        from migration_pipeline.lib.history import migration_runs
 
         runs = migration_runs("127.0.0.1", port)
         assert sorted((r.job_name, r.status) for r in runs) == expected

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from migration_pipeline.defs.inventory import serverless_inventory
-from migration_pipeline.defs.resources import DagsterPlusResource
+from migration_pipeline.inventory.defs import serverless_inventory
+from migration_pipeline.resources import DagsterPlusResource
 from migration_pipeline.definitions import defs
-from migration_pipeline.inventory import Inventory, render_markdown
+from migration_pipeline.inventory.core import Inventory, render_markdown
 
 
 def test_inventory_job_records_the_deployment(plus_env):

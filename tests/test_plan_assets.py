@@ -64,7 +64,7 @@ def test_bad_input_fails_the_plan_at_once_with_the_problem(plus_env, tmp_path):
 
 def test_the_written_file_is_checked_again(plus_env, tmp_path):
     """The check reads the file on disk: a later hand edit that breaks it fails the check."""
-    from migration_pipeline.defs.plan import hybrid_dagster_cloud_yaml_is_valid
+    from migration_pipeline.plan.defs import hybrid_dagster_cloud_yaml_is_valid
 
     project = tmp_path / "project"
     project.mkdir()

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import client_for
-from migration_pipeline.demo import background, wait_for
-from migration_pipeline.secrets import store_agent_token
+from demo import background, wait_for
+from migration_pipeline.agent.token import store_agent_token
 from migration_pipeline.targets import load_target_settings
 from migration_pipeline.targets import local as local_target
 from migration_pipeline.targets.agent import AgentSetup

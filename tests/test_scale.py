@@ -13,10 +13,10 @@ import pytest
 from conftest import client_for, make_scenario
 from dagster_plus_sandbox import Sandbox
 from dagster_plus_sandbox.scenario import DEFAULT_SCENARIO
-from migration_pipeline.cutover import Snapshot, Verification, compare_runs, instigator_states
-from migration_pipeline.inventory import take_inventory
-from migration_pipeline.plan import make_plan
-from migration_pipeline.project import ProjectFiles
+from migration_pipeline.cutover.core import Snapshot, Verification, compare_runs, instigator_states
+from migration_pipeline.inventory.core import take_inventory
+from migration_pipeline.plan.core import make_plan
+from migration_pipeline.plan.project import ProjectFiles
 from migration_pipeline.targets import load_target_settings
 
 pytestmark = pytest.mark.slow
@@ -64,7 +64,7 @@ def measure(tmp_path, locations: int, runs: int) -> dict[str, float]:
             project(locations), "kubernetes", settings, inventory.as_dict()))
         assert len(plan.images) == locations
 
-        from migration_pipeline.cutover import take_snapshot
+        from migration_pipeline.cutover.core import take_snapshot
 
         snapshot = take_snapshot(client, inventory.deployment_id, "SERVERLESS")
 

@@ -24,7 +24,7 @@ from ruamel.yaml.comments import CommentedMap
 from migration_pipeline.cloud_yaml.edit import Style, _split_comment, detect_style, flow, last_line, scalar
 from migration_pipeline.cloud_yaml.model import CODE_SOURCE_KEYS, CloudYaml, load_cloud_yaml
 from migration_pipeline.cloud_yaml.source import to_plain
-from migration_pipeline.problems import InvalidInput
+from migration_pipeline.lib.problems import InvalidInput
 
 
 def to_list_form(cloud: CloudYaml) -> str:

@@ -22,7 +22,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
 from migration_pipeline.cloud_yaml.source import YamlSource
-from migration_pipeline.problems import InvalidInput, KeyPath
+from migration_pipeline.lib.problems import InvalidInput, KeyPath
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from migration_pipeline.cloud_yaml.source import YamlSource, parse_yaml, to_plain
-from migration_pipeline.problems import InvalidInput, KeyPath, did_you_mean
+from migration_pipeline.lib.problems import InvalidInput, KeyPath, did_you_mean
 
 CLOUD_YAML_NAMES = ("dagster_cloud.yaml", "build.yaml")
 TOP_LEVEL_KEYS = ("locations", "defaults")

@@ -22,9 +22,9 @@ from migration_pipeline.cloud_yaml.model import (
     load_cloud_yaml,
 )
 from migration_pipeline.cloud_yaml.source import to_plain
-from migration_pipeline.problems import InvalidInput, KeyPath, format_path, shown
-from migration_pipeline.targets import Target
-from migration_pipeline.targets.settings import _Settings
+from migration_pipeline.lib.problems import InvalidInput, KeyPath, format_path, shown
+from migration_pipeline.targets.base import AgentTarget, needs_images
+from migration_pipeline.targets.settings import TargetSettings
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,12 @@ def image_repository(registry: str, location: str, layout: str) -> str:
     return f"{registry}/{slug}"
 
 
-def desired_location_keys(target: Target, settings: _Settings, location: str) -> dict[str, Any]:
+def desired_location_keys(target: AgentTarget, settings: TargetSettings, location: str) -> dict[str, Any]:
     desired: dict[str, Any] = {}
-    if target.needs_images and settings.registry:
+    if needs_images(target) and settings.registry:
         desired["build"] = {"registry": image_repository(settings.registry, location,
                                                          settings.image_layout)}
-    context = target.module.container_context(settings)
+    context = target.container_context(settings)
     if target.container_context_key and context:
         desired["container_context"] = {target.container_context_key: context}
     executable_path = getattr(settings, "executable_path", None)
@@ -73,7 +73,7 @@ def desired_location_keys(target: Target, settings: _Settings, location: str) ->
     return desired
 
 
-def rewrite_cloud_yaml(cloud: CloudYaml, target: Target, settings: _Settings) -> Rewrite:
+def rewrite_cloud_yaml(cloud: CloudYaml, target: AgentTarget, settings: TargetSettings) -> Rewrite:
     edits = Edits()
     rewrite = Rewrite(text=cloud.source.text, cloud=cloud)
     expected = to_plain(cloud.source.data)

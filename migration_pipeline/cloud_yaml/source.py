@@ -10,7 +10,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from migration_pipeline.problems import InvalidInput, KeyPath, Problem
+from migration_pipeline.lib.problems import InvalidInput, KeyPath, Problem
 
 
 def _round_trip_yaml() -> YAML:

@@ -20,7 +20,7 @@ from migration_pipeline.cloud_yaml.model import (
     CloudYaml,
     LocationRef,
 )
-from migration_pipeline.problems import KeyPath, Problem, did_you_mean, shown
+from migration_pipeline.lib.problems import KeyPath, Problem, did_you_mean, shown
 
 # container_context key -> the agent that reads it
 AGENT_OF_CONTAINER_CONTEXT = {"k8s": "Kubernetes", "ecs": "Amazon ECS", "docker": "Docker",

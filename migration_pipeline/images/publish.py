@@ -19,14 +19,12 @@ from pathlib import Path
 
 from migration_pipeline.images.builders import Builder, BuildError
 from migration_pipeline.images.registry import (
-    ECR_HOST,
     Credentials,
     RegistryError,
-    credentials_for,
-    ecr_login,
     host_of,
     image_size,
     manifest_digest,
+    resolve_credentials,
 )
 
 
@@ -100,19 +98,17 @@ def publish_all(jobs: list[ImageJob], builder: Builder, max_parallel: int = 2,
     """(published images, errors) by location: one location's failure leaves the others be."""
     credentials: dict[str, Credentials | None] = {}
     errors: dict[str, str] = {}
-    for host in sorted({host_of(j.repository) for j in jobs}):
+    for repository in sorted({j.repository for j in jobs}):
+        host = host_of(repository)
         try:
-            if ECR_HOST.match(host):
-                repositories = sorted({j.repository for j in jobs if host_of(j.repository) == host})
-                for repository in repositories:
-                    credentials[host] = ecr_login(repository)
-            else:
-                credentials[host] = credentials_for(host)
-            if credentials[host] is not None:
-                builder.login(host, credentials[host])
+            # Every repository (an ECR one is created when missing), one login per host.
+            found = resolve_credentials(repository, create_ecr_repository=True)
+            if host not in credentials and found is not None:
+                builder.login(host, found)
+            credentials.setdefault(host, found)
         except (RegistryError, BuildError) as error:
             for job in jobs:
-                if host_of(job.repository) == host:
+                if job.repository == repository:
                     errors[job.location] = str(error)
 
     # Locations that share a build directory share its hash: read the context once.
@@ -140,3 +136,20 @@ def publish_all(jobs: list[ImageJob], builder: Builder, max_parallel: int = 2,
             else:
                 images[location] = outcome
     return images, errors
+
+
+def missing_images(images: dict[str, PublishedImage], insecure: bool = False) -> dict[str, str]:
+    """Locations whose image the registry does not have (or cannot be asked about): what the
+    blocking image check and the cutover preflight both ask."""
+    missing = {}
+    for name, image in images.items():
+        repository = image.image.rsplit(":", 1)[0]
+        try:
+            digest = manifest_digest(repository, image.tag, resolve_credentials(repository),
+                                     insecure)
+        except RegistryError as error:
+            missing[name] = str(error)
+            continue
+        if digest is None:
+            missing[name] = f"{image.image} is not in the registry"
+    return missing

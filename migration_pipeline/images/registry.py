@@ -10,8 +10,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
+from typing import TYPE_CHECKING
+
 from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    import requests
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
@@ -44,27 +48,73 @@ def base_url(host: str, insecure: bool = False) -> str:
     return f"{'http' if insecure or is_local(host) else 'https'}://{host}"
 
 
-def credentials_for(host: str, docker_config: Path | None = None) -> Credentials | None:
-    """REGISTRY_USERNAME/REGISTRY_PASSWORD from the environment, else the docker config file's
-    entry for this host, else none (anonymous)."""
+def docker_config_path() -> Path:
+    """Docker's config file: $DOCKER_CONFIG/config.json, else ~/.docker/config.json (read when
+    a credential is needed, never at import)."""
+    directory = os.environ.get("DOCKER_CONFIG")
+    return Path(directory or Path.home() / ".docker") / "config.json"
+
+
+def resolve_credentials(repository: str, docker_config: Path | None = None,
+                        create_ecr_repository: bool = False) -> Credentials | None:
+    """The one way to the credentials for a repository, for the publish, the image check and
+    the cutover preflight alike:
+
+    - Amazon ECR: a login from `get_authorization_token` (boto3; the repository is created when
+      missing only if `create_ecr_repository`);
+    - REGISTRY_USERNAME/REGISTRY_PASSWORD from the environment;
+    - the docker config: the host's `credHelpers` entry, else `auths` (inline `auth`), else the
+      `credsStore`, as `docker login` keeps them;
+    - else none: anonymous.
+    """
+    host = host_of(repository)
+    if ECR_HOST.match(host):
+        return ecr_login(repository, create=create_ecr_repository)
     username, password = os.environ.get("REGISTRY_USERNAME"), os.environ.get("REGISTRY_PASSWORD")
     if username and password:
         return Credentials(username, SecretStr(password))
-    path = docker_config or Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
     try:
-        auths = json.loads(path.read_text()).get("auths", {})
+        config = json.loads((docker_config or docker_config_path()).read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(config, dict):
+        return None
+    helper = (config.get("credHelpers") or {}).get(host)
+    auths = config.get("auths") or {}
     entry = auths.get(host) or auths.get(f"https://{host}") or {}
-    if "auth" in entry:
+    if helper is None and "auth" in entry:
         user, _, secret = base64.b64decode(entry["auth"]).decode().partition(":")
         return Credentials(user, SecretStr(secret))
-    return None
+    helper = helper or config.get("credsStore")
+    return _from_helper(helper, host) if helper else None
 
 
-def ecr_login(repository: str, region: str | None = None) -> Credentials:
-    """Create the ECR repository when it is missing and return a login for it (boto3; the
-    endpoint follows AWS_ENDPOINT_URL)."""
+def _from_helper(helper: str, host: str) -> Credentials | None:
+    """Ask `docker-credential-<helper>` for the host's login, as the docker CLI does."""
+    import shutil
+    import subprocess
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", helper):
+        raise RegistryError(f"the docker config names an odd credential helper {helper!r}")
+    program = shutil.which(f"docker-credential-{helper}")
+    if program is None:
+        raise RegistryError(f"the docker config keeps {host}'s login in "
+                            f"docker-credential-{helper}, which is not installed")
+    answer = subprocess.run([program, "get"], input=host, capture_output=True, text=True,
+                            timeout=30)
+    if answer.returncode != 0:
+        return None  # the helper has no login for this host: anonymous
+    try:
+        found = json.loads(answer.stdout)
+        return Credentials(found["Username"], SecretStr(found["Secret"]))
+    except (ValueError, KeyError, TypeError):
+        raise RegistryError(f"docker-credential-{helper} gave an answer that is not a "
+                            "login") from None
+
+
+def ecr_login(repository: str, region: str | None = None, create: bool = True) -> Credentials:
+    """A login for an ECR repository (boto3; the endpoint follows AWS_ENDPOINT_URL), creating
+    the repository first when it is missing and `create`."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -77,7 +127,7 @@ def ecr_login(repository: str, region: str | None = None) -> Credentials:
         try:
             client.describe_repositories(repositoryNames=[name])
         except ClientError as error:
-            if error.response["Error"]["Code"] != "RepositoryNotFoundException":
+            if error.response["Error"]["Code"] != "RepositoryNotFoundException" or not create:
                 raise
             client.create_repository(repositoryName=name)
         token = client.get_authorization_token()["authorizationData"][0]["authorizationToken"]
@@ -91,6 +141,8 @@ def _manifest(method: str, repository: str, reference: str, credentials: Credent
               insecure: bool, timeout: float) -> requests.Response:
     """A HEAD or GET of a manifest, with basic auth or Docker's bearer-token flow (GHCR,
     Docker Hub, ACR, ...). Raises `RegistryError` when the registry cannot be reached."""
+    import requests  # loaded on first use: importing the code location stays light
+
     host, _, name = repository.partition("/")
     url = f"{base_url(host, insecure)}/v2/{name}/manifests/{reference}"
     auth = (credentials.username, credentials.password.get_secret_value()) if credentials else None

@@ -1,40 +1,30 @@
-"""One module per agent type (kubernetes, ecs, docker, azure, local), each with:
-
-- `LABEL`, `CONTAINER_CONTEXT_KEY` (None for local) and `TOKEN_STORE` (where the agent token goes);
-- `container_context(settings)`: the section each location gets in dagster_cloud.yaml;
-- `agent_files(setup)`: the files that install the agent, and `agent_command(agent_dir)`: how.
-"""
+"""The Hybrid agent types: each implements `AgentTarget` (base.py): its container context in
+dagster_cloud.yaml, where its token is kept, the files that install its agent, and the command."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from importlib import import_module
-from types import ModuleType
+from migration_pipeline.lib.problems import InvalidInput, Problem, did_you_mean
+from migration_pipeline.targets.azure import AzureTarget
+from migration_pipeline.targets.base import AgentTarget, needs_images
+from migration_pipeline.targets.docker import DockerTarget
+from migration_pipeline.targets.ecs import EcsTarget
+from migration_pipeline.targets.kubernetes import KubernetesTarget
+from migration_pipeline.targets.local import LocalTarget
+from migration_pipeline.targets.settings import TargetSettings, load_target_settings
 
-from migration_pipeline.targets.settings import TARGETS, load_target_settings
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    module: ModuleType
-
-    @property
-    def label(self) -> str:
-        return self.module.LABEL
-
-    @property
-    def container_context_key(self) -> str | None:
-        return self.module.CONTAINER_CONTEXT_KEY
-
-    @property
-    def needs_images(self) -> bool:
-        # Every containerized agent runs each location from an image; a Local agent does not.
-        return self.container_context_key is not None
+AGENT_TARGETS: dict[str, AgentTarget] = {
+    target.name: target
+    for target in (KubernetesTarget(), EcsTarget(), DockerTarget(), AzureTarget(), LocalTarget())
+}
+TARGETS = tuple(AGENT_TARGETS)
 
 
-def get_target(name: str) -> Target:
-    return Target(name, import_module(f"migration_pipeline.targets.{name}"))
+def get_target(name: str) -> AgentTarget:
+    if name not in AGENT_TARGETS:
+        raise InvalidInput([Problem("target", None, (), f'unknown target "{name}"'
+                                    f"{did_you_mean(name, TARGETS)}; one of {', '.join(TARGETS)}")])
+    return AGENT_TARGETS[name]
 
 
-__all__ = ["TARGETS", "Target", "get_target", "load_target_settings"]
+__all__ = ["TARGETS", "AgentTarget", "TargetSettings", "get_target", "load_target_settings",
+           "needs_images"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from migration_pipeline.targets.settings import _Settings
+from migration_pipeline.targets.settings import TargetSettings
 
 TOKEN_ENV_VAR = "DAGSTER_CLOUD_AGENT_TOKEN"
 TOKEN_SECRET_NAME = "dagster-cloud-agent-token"  # the Kubernetes Secret / Secrets Manager name stem
@@ -21,7 +21,7 @@ class AgentSetup:
     organization: str
     deployment: str
     agent_label: str  # unique to this migration: the readiness sensor waits for this label
-    settings: _Settings
+    settings: TargetSettings
     token_reference: str  # where the token is kept (Secret name, Secrets Manager ARN, env file)
     # The agent API's URL, when it is not Dagster+'s own: the agent derives
     # https://<org>.agent[.<region>].dagster.cloud from its token when this is empty.

@@ -13,23 +13,30 @@ from migration_pipeline.targets.agent import (
 )
 from migration_pipeline.targets.settings import DockerSettings
 
-CONTAINER_CONTEXT_KEY = "docker"
-LABEL = "Docker"
-TOKEN_STORE = "env_file"
-# The install files set the agent's `agent_label` (the readiness sensor waits for it).
-SETS_AGENT_LABEL = True
 AGENT_IMAGE = "docker.io/dagster/dagster-cloud-agent:1.13.27"
 
 
-def container_context(settings: DockerSettings) -> dict[str, Any]:
-    return settings.set_fields("networks", "env_vars", "container_kwargs")
+class DockerTarget:
+    """The Docker agent (`DockerUserCodeLauncher`), run from a compose file."""
+
+    name = "docker"
+    label = "Docker"
+    container_context_key: str | None = "docker"
+    token_store = "env_file"
+    sets_agent_label = True  # dagster_cloud_api.agent_label
+    settings_model = DockerSettings
+
+    def container_context(self, settings: DockerSettings) -> dict[str, Any]:
+        return settings.set_fields("networks", "env_vars", "container_kwargs")
+
+    def agent_command(self, agent_dir: str) -> str:
+        return f"docker compose --project-directory {shlex.quote(agent_dir)} up -d"
+
+    def agent_files(self, setup: AgentSetup) -> dict[str, str]:
+        return docker_agent_files(setup)
 
 
-def agent_command(agent_dir: str) -> str:
-    return f"docker compose --project-directory {shlex.quote(agent_dir)} up -d"
-
-
-def agent_files(setup: AgentSetup) -> dict[str, str]:
+def docker_agent_files(setup: AgentSetup) -> dict[str, str]:
     settings: DockerSettings = setup.settings  # type: ignore[assignment]
     networks = [settings.agent_network, *[n for n in settings.networks
                                           if n != settings.agent_network]]

@@ -14,21 +14,7 @@ from migration_pipeline.targets.agent import (
 )
 from migration_pipeline.targets.settings import KubernetesSettings
 
-CONTAINER_CONTEXT_KEY = "k8s"
-LABEL = "Kubernetes"
-TOKEN_STORE = "kubernetes_secret"
-# The install files set the agent's `agent_label` (the readiness sensor waits for it).
-SETS_AGENT_LABEL = True
 HELM_REPOSITORY = "https://dagster-io.github.io/helm-user-cloud"
-
-
-def container_context(settings: KubernetesSettings) -> dict[str, Any]:
-    """The `container_context.k8s` every location gets (only what is set)."""
-    context = settings.set_fields("namespace", "env_secrets", "env_vars")
-    if settings.image_pull_secrets:
-        context["image_pull_secrets"] = [{"name": name} for name in settings.image_pull_secrets]
-    context.update(settings.set_fields("service_account_name", "resources"))
-    return context
 
 
 def token_secret_manifest(namespace: str, token: str) -> dict[str, Any]:
@@ -67,11 +53,31 @@ def helm_values(setup: AgentSetup) -> dict[str, Any]:
     return values
 
 
-def agent_command(agent_dir: str) -> str:
-    return f"bash {shlex.quote(f'{agent_dir}/install.sh')}"
+class KubernetesTarget:
+    """The Kubernetes agent, installed with Dagster's Helm chart."""
+
+    name = "kubernetes"
+    label = "Kubernetes"
+    container_context_key: str | None = "k8s"
+    token_store = "kubernetes_secret"
+    sets_agent_label = True  # dagsterCloud.agentLabel
+    settings_model: type[KubernetesSettings] = KubernetesSettings
+
+    def container_context(self, settings: KubernetesSettings) -> dict[str, Any]:
+        context = settings.set_fields("namespace", "env_secrets", "env_vars")
+        if settings.image_pull_secrets:
+            context["image_pull_secrets"] = [{"name": name} for name in settings.image_pull_secrets]
+        context.update(settings.set_fields("service_account_name", "resources"))
+        return context
+
+    def agent_command(self, agent_dir: str) -> str:
+        return f"bash {shlex.quote(f'{agent_dir}/install.sh')}"
+
+    def agent_files(self, setup: AgentSetup) -> dict[str, str]:
+        return kubernetes_agent_files(setup)
 
 
-def agent_files(setup: AgentSetup) -> dict[str, str]:
+def kubernetes_agent_files(setup: AgentSetup) -> dict[str, str]:
     settings: KubernetesSettings = setup.settings  # type: ignore[assignment]
     namespace = {"apiVersion": "v1", "kind": "Namespace",
                  "metadata": {"name": settings.namespace,
@@ -85,7 +91,7 @@ def agent_files(setup: AgentSetup) -> dict[str, str]:
         f"helm repo add dagster-cloud {HELM_REPOSITORY}",
         "helm repo update dagster-cloud",
         f"helm upgrade --install dagster-cloud-agent dagster-cloud/dagster-cloud-agent "
-        f"--namespace {settings.namespace} --values values.yaml --wait",
+        f"--namespace {shlex.quote(settings.namespace)} --values values.yaml --wait",
         "",
     ])
     return {

@@ -14,17 +14,6 @@ from migration_pipeline.targets.agent import (
 )
 from migration_pipeline.targets.settings import LocalSettings
 
-CONTAINER_CONTEXT_KEY = None
-LABEL = "Local"
-TOKEN_STORE = "env_file"
-# The install files set the agent's `agent_label` (the readiness sensor waits for it).
-SETS_AGENT_LABEL = True
-
-
-def container_context(settings: LocalSettings) -> dict[str, Any]:
-    return {}
-
-
 RUN_SCRIPT = "run-agent.sh"
 
 # The script holds no value of the user's or the server's: it finds its own directory, reads
@@ -43,15 +32,27 @@ DAGSTER_HOME="$agent_dir" exec dagster-cloud agent run "$agent_dir"
 """
 
 
-def agent_command(agent_dir: str) -> str:
-    """The exact command that runs the agent."""
-    return f"bash {shlex.quote(f'{agent_dir}/{RUN_SCRIPT}')}"
+class LocalTarget:
+    """The Local agent (`ProcessUserCodeLauncher`): runs the code from its own environment."""
 
+    name = "local"
+    label = "Local"
+    container_context_key: str | None = None
+    token_store = "env_file"
+    sets_agent_label = True  # dagster_cloud_api.agent_label
+    settings_model = LocalSettings
 
-def agent_files(setup: AgentSetup) -> dict[str, str]:
-    config = agent_instance_config(setup, "ProcessUserCodeLauncher",
-                                   "dagster_cloud.workspace.user_code_launcher")
-    return {
-        "dagster.yaml": dump("Dagster+ Local agent (ProcessUserCodeLauncher)", config),
-        RUN_SCRIPT: RUN_AGENT_SH,
-    }
+    def container_context(self, settings: LocalSettings) -> dict[str, Any]:
+        return {}
+
+    def agent_command(self, agent_dir: str) -> str:
+        """The exact command that runs the agent."""
+        return f"bash {shlex.quote(f'{agent_dir}/{RUN_SCRIPT}')}"
+
+    def agent_files(self, setup: AgentSetup) -> dict[str, str]:
+        config = agent_instance_config(setup, "ProcessUserCodeLauncher",
+                                       "dagster_cloud.workspace.user_code_launcher")
+        return {
+            "dagster.yaml": dump("Dagster+ Local agent (ProcessUserCodeLauncher)", config),
+            RUN_SCRIPT: RUN_AGENT_SH,
+        }

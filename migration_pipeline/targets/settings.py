@@ -19,14 +19,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from migration_pipeline.cloud_yaml.source import parse_yaml, to_plain
-from migration_pipeline.problems import InvalidInput, Problem, did_you_mean
+from migration_pipeline.lib.problems import InvalidInput, Problem, did_you_mean
 
 # What a registry may look like: host[:port]/path, lower case (Docker's reference grammar).
 REGISTRY = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$")
 
 
-class _Settings(BaseModel):
+class TargetSettings(BaseModel):
+    """What every target's settings file may hold; each target's model adds its own keys."""
+
     model_config = ConfigDict(extra="forbid")
 
     registry: str | None = Field(None, description="Image registry and repository prefix.")
@@ -66,7 +67,7 @@ class _Resources(BaseModel):
     limits: dict[Literal["cpu", "memory"], str] | None = None
 
 
-class KubernetesSettings(_Settings):
+class KubernetesSettings(TargetSettings):
     namespace: str = "dagster-cloud"
     env_secrets: list[str] = []
     env_vars: list[str] = []
@@ -93,7 +94,7 @@ class _EcsSecret(BaseModel):
     value_from: str = Field(alias="valueFrom")
 
 
-class EcsSettings(_Settings):
+class EcsSettings(TargetSettings):
     aws_region: str | None = Field(None, description="Where the agent token secret is kept.")
     task_role_arn: str | None = Field(None, pattern=r"^arn:aws")
     execution_role_arn: str | None = Field(None, pattern=r"^arn:aws")
@@ -104,7 +105,7 @@ class EcsSettings(_Settings):
     runtime_platform: dict[Literal["cpuArchitecture", "operatingSystemFamily"], str] | None = None
 
 
-class DockerSettings(_Settings):
+class DockerSettings(TargetSettings):
     # The network the compose file creates: the agent and every code server join it, and the
     # agent reaches each code server by container name on it (DockerUserCodeLauncher).
     agent_network: str = Field("dagster-cloud-agent", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
@@ -113,11 +114,11 @@ class DockerSettings(_Settings):
     container_kwargs: dict[str, Any] | None = None
 
 
-class LocalSettings(_Settings):
+class LocalSettings(TargetSettings):
     executable_path: str | None = Field(None, description="The Python the Local agent runs.")
 
 
-SETTINGS_MODELS: dict[str, type[_Settings]] = {
+SETTINGS_MODELS: dict[str, type[TargetSettings]] = {
     "kubernetes": KubernetesSettings,
     "ecs": EcsSettings,
     "docker": DockerSettings,
@@ -128,12 +129,14 @@ TARGETS = tuple(SETTINGS_MODELS)
 
 
 def load_target_settings(target: str, text: str | None = None, name: str = "settings.yaml",
-                         registry: str | None = None) -> _Settings:
+                         registry: str | None = None) -> TargetSettings:
     """The settings for `target` from a settings file's text (None: all defaults); a
     `registry` given on the command line wins over the file's."""
     if target not in SETTINGS_MODELS:
         raise InvalidInput([Problem(name, None, (), f'unknown target "{target}"'
                                     f"{did_you_mean(target, TARGETS)}; one of {', '.join(TARGETS)}")])
+    from migration_pipeline.cloud_yaml.source import parse_yaml, to_plain
+
     model = SETTINGS_MODELS[target]
     source = parse_yaml(text, name) if text is not None else None
     raw = to_plain(source.data) if source is not None else None

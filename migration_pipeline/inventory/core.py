@@ -4,10 +4,12 @@ kept as plain data, rendered as markdown. No Dagster code here."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from migration_pipeline.markdown import table
-from migration_pipeline.plus import DagsterPlusClient
+from migration_pipeline.lib.markdown import table
+
+if TYPE_CHECKING:
+    from migration_pipeline.plus.client import DagsterPlusClient
 
 # Deployment settings a migration may remove at cutover, only when the target settings ask for
 # it: non-isolated runs (and the `dagster/isolation` tag) work on Hybrid agents too, as the

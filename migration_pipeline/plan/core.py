@@ -8,9 +8,7 @@ itself as a unified diff and a markdown summary. `apply.apply_plan` writes it.
 from __future__ import annotations
 
 import copy
-import difflib
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from migration_pipeline.cloud_yaml.model import CLOUD_YAML_NAMES, CloudYaml, load_cloud_yaml
@@ -25,19 +23,24 @@ from migration_pipeline.images.dockerfile import (
     BuildContext,
     render_dockerfile,
 )
-from migration_pipeline.inventory import settings_after_cutover
-from migration_pipeline.markdown import cell, table
-from migration_pipeline.problems import InvalidInput, Problem
-from migration_pipeline.project import ProjectFiles, normalize
-from migration_pipeline.scan import (
+from migration_pipeline.inventory.core import Inventory, settings_after_cutover
+from migration_pipeline.plan.model import (
+    MigrationPlan,
+    PlannedFile,
+    PlanWarning,
+    SettingsChange,
+)
+from migration_pipeline.lib.problems import InvalidInput, Problem
+from migration_pipeline.plan.project import ProjectFiles, normalize
+from migration_pipeline.plan.scan import (
     Finding,
     ci_makes_branch_deployments,
     scan_python,
     serverless_python_version,
     serverless_workflows,
 )
-from migration_pipeline.targets import get_target
-from migration_pipeline.targets.settings import _Settings
+from migration_pipeline.targets import get_target, needs_images
+from migration_pipeline.targets.settings import TargetSettings
 
 IO_MANAGER_ADVICE = {
     "ecs": "dagster_aws.s3.S3PickleIOManager (a bucket the ECS task role can write)",
@@ -51,77 +54,6 @@ IO_MANAGER_ADVICE = {
 
 
 BuildDirectories = dict[str, list[tuple[str, dict[str, Any]]]]
-
-
-@dataclass(frozen=True)
-class PlannedFile:
-    path: str  # relative to the project directory
-    old: str | None  # None: the file does not exist yet
-    new: str
-    reason: str
-
-    @property
-    def action(self) -> str:
-        return "create" if self.old is None else ("unchanged" if self.old == self.new else "update")
-
-    def diff(self) -> str:
-        before = (self.old or "").splitlines(keepends=True)
-        after = self.new.splitlines(keepends=True)
-        return "".join(difflib.unified_diff(
-            before, after, fromfile="/dev/null" if self.old is None else f"a/{self.path}",
-            tofile=f"b/{self.path}"))
-
-
-@dataclass(frozen=True)
-class PlanWarning:
-    message: str
-    file: str | None = None
-    line: int | None = None
-    fix: str | None = None
-
-    def where(self) -> str:
-        if self.file and self.line:
-            return f"{self.file}:{self.line}"
-        return self.file or ""
-
-
-@dataclass(frozen=True)
-class SettingsChange:
-    """Dagster+ deployment settings to change at cutover."""
-
-    before: dict[str, Any]
-    after: dict[str, Any]
-    removed: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class MigrationPlan:
-    target: str
-    cloud_yaml: str
-    files: tuple[PlannedFile, ...]
-    images: dict[str, str]  # location -> image repository (containerized targets)
-    settings_change: SettingsChange | None
-    warnings: tuple[PlanWarning, ...]
-    changes: tuple[str, ...]  # what the dagster_cloud.yaml rewrite does, one line each
-    python_version: str
-    python_version_source: str
-    locations: tuple[str, ...] = field(default=())
-    ci_secrets: tuple[str, ...] = field(default=())  # repository secrets the new CI needs
-    # The organization uses branch deployments: the agent serves them and the CI makes them.
-    branch_deployments: bool = False
-
-    @property
-    def changed_files(self) -> tuple[PlannedFile, ...]:
-        return tuple(f for f in self.files if f.action != "unchanged")
-
-    def diff(self) -> str:
-        return "".join(f.diff() for f in self.changed_files)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def summary_markdown(self) -> str:
-        return render_summary(self)
 
 
 # -- making the plan ---------------------------------------------------------------------------
@@ -138,12 +70,12 @@ def find_cloud_yaml(project: ProjectFiles) -> str:
     return present[0]
 
 
-def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
-              inventory: dict[str, Any] | None = None) -> MigrationPlan:
+def make_plan(project: ProjectFiles, target_name: str, settings: TargetSettings,
+              inventory: Inventory | None = None) -> MigrationPlan:
     """Plan the migration of `project` to `target_name`. Raises `InvalidInput` (nothing to
     write) when an input is wrong."""
     target = get_target(target_name)
-    if target.needs_images and not settings.registry:
+    if needs_images(target) and not settings.registry:
         raise InvalidInput([Problem("--registry", None, (), f"is required for target "
                                     f"{target_name}: the agent pulls each location's image from it "
                                     "(e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/acme)")])
@@ -178,7 +110,7 @@ def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
         else:
             version, version_source = DEFAULT_PYTHON_VERSION, "default (no PYTHON_VERSION found)"
 
-    if target.needs_images:
+    if needs_images(target):
         for planned, warning in _dockerfiles(project, directories, version, settings.base_image):
             if planned:
                 files.append(planned)
@@ -188,9 +120,9 @@ def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
     ci_secrets: list[str] = []
     replaced: set[str] = set()
     serverless_ci = serverless_workflows(project)
-    uses_branch_deployments = bool((inventory or {}).get("uses_branch_deployments")) or any(
+    uses_branch_deployments = bool(inventory and inventory.uses_branch_deployments) or any(
         ci_makes_branch_deployments(project.text(f.file) or "") for f in serverless_ci)
-    if target.needs_images and serverless_ci:
+    if needs_images(target) and serverless_ci:
         ci_files, ci_secrets, ci_warnings = _hybrid_ci(
             project, [f.file for f in serverless_ci], directories, name, rewrite.images, version,
             inventory, settings, uses_branch_deployments)
@@ -230,7 +162,7 @@ def make_plan(project: ProjectFiles, target_name: str, settings: _Settings,
 
 def _hybrid_ci(project: ProjectFiles, serverless_files: list[str], directories: BuildDirectories,
                cloud_yaml: str, images: dict[str, str], python_version: str,
-               inventory: dict[str, Any] | None, settings: _Settings,
+               inventory: Inventory | None, settings: TargetSettings,
                branch_deployments: bool):
     """The Hybrid CI in place of the Serverless one: the first Serverless GitHub workflow is
     replaced (on the triggers of all of them); for GitLab a job file to include is written next
@@ -240,9 +172,10 @@ def _hybrid_ci(project: ProjectFiles, serverless_files: list[str], directories: 
     builds = tuple(common.ImageBuild(name, directory, images[name])
                    for directory, locations in sorted(directories.items())
                    for name, _ in locations if name in images)
-    deployment = (inventory or {}).get("deployment", "prod")
+    deployment = inventory.deployment if inventory else "prod"
     old_texts = [project.text(f) or "" for f in serverless_files]
-    url = (inventory or {}).get("organization_url") or common.dagster_cloud_url_of("".join(old_texts))
+    url = (inventory.organization_url if inventory else None) or common.dagster_cloud_url_of(
+        "".join(old_texts))
     warnings: list[PlanWarning] = []
     organization = settings.organization or (common.organization_from_url(url) if url else None)
     if not url:
@@ -368,10 +301,10 @@ def _locations_of(path: str, roots: dict[str, list[str]]) -> tuple[str, ...]:
 
 def _feature_warnings(findings: list[Finding], directories: BuildDirectories,
                       location_names: list[str], target: str,
-                      inventory: dict[str, Any] | None,
+                      inventory: Inventory | None,
                       removing_non_isolated_runs: bool) -> list[PlanWarning]:
     warnings = []
-    non_isolated = ((inventory or {}).get("settings") or {}).get("non_isolated_runs") or {}
+    non_isolated = (inventory.settings.get("non_isolated_runs") if inventory else None) or {}
     kept = not removing_non_isolated_runs
     for f in findings:
         if f.kind == "isolation_tag" and (kept and non_isolated.get("enabled")):
@@ -432,56 +365,11 @@ def _feature_warnings(findings: list[Finding], directories: BuildDirectories,
     return warnings
 
 
-def _settings_change(inventory: dict[str, Any] | None, settings: _Settings
+def _settings_change(inventory: Inventory | None, settings: TargetSettings
                      ) -> SettingsChange | None:
     if not inventory:
         return None
-    before = copy.deepcopy(inventory.get("settings") or {})
+    before = copy.deepcopy(inventory.settings)
     remove = ("non_isolated_runs",) if settings.remove_non_isolated_runs else ()
     after, removed = settings_after_cutover(before, remove)
     return SettingsChange(before, after, removed)
-
-
-# -- the summary -------------------------------------------------------------------------------
-
-
-def render_summary(plan: MigrationPlan) -> str:
-    lines = [f"## Migration plan: Serverless to Hybrid ({plan.target})", ""]
-    lines += [f"- Code locations: {len(plan.locations)} ({', '.join(plan.locations)})",
-              f"- Files: {len([f for f in plan.files if f.action == 'create'])} to create, "
-              f"{len([f for f in plan.files if f.action == 'update'])} to update, "
-              f"{len([f for f in plan.files if f.action == 'unchanged'])} unchanged",
-              f"- Python for the images: {plan.python_version} (from {plan.python_version_source})",
-              "- Branch deployments: " + (
-                  "in use, so the agent's config serves them"
-                  + (" and the CI makes one per pull request" if plan.ci_secrets else "")
-                  if plan.branch_deployments else "none seen"),
-              f"- Warnings: {len(plan.warnings)}", ""]
-    lines += ["### Files", "", table(["file", "action", "why"],
-                                     [[f"`{f.path}`", f.action, f.reason] for f in plan.files])]
-    if plan.changes:
-        lines += ["", f"### Changes to `{plan.cloud_yaml}`", ""]
-        lines += [f"- {cell(change)}" for change in plan.changes]
-    if plan.images:
-        lines += ["", "### Images", "", table(["location", "image repository"],
-                                              [[name, f"`{repo}`"] for name, repo
-                                               in plan.images.items()])]
-    if plan.ci_secrets:
-        lines += ["", "### CI", "",
-                  "The Serverless CI is replaced by a Hybrid one (see the diff). Set these "
-                  "repository secrets (CI/CD variables on GitLab): " + ", ".join(f"`{s}`" for s in plan.ci_secrets) + "."]
-    lines += ["", "### Dagster+ changes at cutover", ""]
-    if plan.settings_change is None:
-        lines += ["- Deployment settings not read (no inventory): run the inventory first."]
-    elif plan.settings_change.removed:
-        lines += [f"- Remove the deployment setting `{key}` (now "
-                  f"`{plan.settings_change.before[key]}`), as the target settings ask"
-                  for key in plan.settings_change.removed]
-    else:
-        lines += ["- Deployment settings are kept as they are."]
-    lines += ["- Switch the deployment's agent type to HYBRID."]
-    if plan.warnings:
-        lines += ["", "### Warnings", "", table(["where", "what", "how to fix"],
-                                                [[w.where(), w.message, w.fix or ""]
-                                                 for w in plan.warnings])]
-    return "\n".join(lines) + "\n"

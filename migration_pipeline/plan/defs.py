@@ -6,6 +6,12 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from migration_pipeline.inventory.core import Inventory
+from migration_pipeline.plan.applied import AppliedProject
+from migration_pipeline.plan.model import PlannedMigration
+from migration_pipeline.records import latest_record, record_metadata
+
+GROUP = "plan"
 
 
 class AgentTarget(str, Enum):
@@ -28,7 +34,7 @@ class MigrationConfig(dg.Config):
         default=None, description="Target settings YAML (optional; every key has a default).")
 
 
-def _invalid_input(error) -> dg.Failure:
+def invalid_input_failure(error) -> dg.Failure:
     return dg.Failure(
         description=error.report(),
         metadata={"problems": dg.MetadataValue.md(
@@ -38,18 +44,17 @@ def _invalid_input(error) -> dg.Failure:
 
 
 @dg.asset(
-    group_name="migration",
+    group_name=GROUP,
     description="The dry run: every file the migration would write, as a diff, every Dagster+ "
     "change and every warning. Reads only.",
     kinds={"python"},
 )
-def migration_plan(
-    context: dg.AssetExecutionContext, config: MigrationConfig, serverless_inventory: dict
-) -> dg.Output[dict]:
-    from migration_pipeline.files import read_user_file
-    from migration_pipeline.plan import make_plan
-    from migration_pipeline.problems import InvalidInput
-    from migration_pipeline.project import read_project
+def migration_plan(context: dg.AssetExecutionContext, config: MigrationConfig,
+                   serverless_inventory: Inventory) -> dg.Output[PlannedMigration]:
+    from migration_pipeline.lib.files import read_user_file
+    from migration_pipeline.lib.problems import InvalidInput
+    from migration_pipeline.plan.core import make_plan
+    from migration_pipeline.plan.project import read_project
     from migration_pipeline.targets.settings import load_target_settings
 
     try:
@@ -60,13 +65,12 @@ def migration_plan(
         project = read_project(config.project_dir)
         plan = make_plan(project, config.target.value, settings, serverless_inventory)
     except InvalidInput as error:
-        raise _invalid_input(error) from None
+        raise invalid_input_failure(error) from None
     for warning in plan.warnings:
         context.log.warning(f"{warning.where() or 'plan'}: {warning.message}")
     diff = plan.diff()
     return dg.Output(
-        {"project_dir": str(Path(config.project_dir).resolve()), "plan": plan,
-         "settings": settings.model_dump(mode="json")},
+        PlannedMigration(str(Path(config.project_dir).resolve()), plan, settings),
         metadata={
             "target": plan.target,
             "files_to_write": len(plan.changed_files),
@@ -82,50 +86,47 @@ def migration_plan(
 
 
 @dg.asset(
-    group_name="migration",
+    group_name=GROUP,
     description="The Hybrid project files written: the rewritten dagster_cloud.yaml, a Dockerfile "
-    "per build directory, .dockerignore. Atomic, with a backup; a second run writes nothing.",
+    "per build directory, .dockerignore, the Hybrid CI. Atomic, with a backup; a second run "
+    "writes nothing.",
     kinds={"python"},
 )
-def hybrid_project_files(
-    context: dg.AssetExecutionContext, migration_plan: dict
-) -> dg.Output[dict]:
-    from migration_pipeline.apply import apply_plan
-    from migration_pipeline.problems import InvalidInput
+def hybrid_project_files(context: dg.AssetExecutionContext,
+                         migration_plan: PlannedMigration) -> dg.Output[AppliedProject]:
+    from migration_pipeline.lib.problems import InvalidInput
+    from migration_pipeline.plan.apply import apply_plan
 
-    plan = migration_plan["plan"]
-    project_dir = migration_plan["project_dir"]
+    plan = migration_plan.plan
     try:
-        result = apply_plan(plan, project_dir)
+        result = apply_plan(plan, migration_plan.project_dir)
     except InvalidInput as error:
-        raise _invalid_input(error) from None
+        raise invalid_input_failure(error) from None
     for path in result.written:
         context.log.info(f"wrote {path}" + (f" (backup {result.backups[path]})"
                                              if path in result.backups else ""))
-    return dg.Output(
-        {"project_dir": project_dir, "target": plan.target, "cloud_yaml": plan.cloud_yaml,
-         "images": plan.images, "written": result.written,
-         "settings": migration_plan["settings"],
-         "settings_removed_at_cutover": list(plan.settings_change.removed)
-         if plan.settings_change else [],
-         "branch_deployments": plan.branch_deployments},
-        metadata={
-            "written": result.written,
-            "unchanged": result.unchanged,
-            "backups": dg.MetadataValue.json(result.backups),
-            "project_dir": project_dir,
-        },
-    )
+    applied = AppliedProject(
+        project_dir=migration_plan.project_dir, target_name=plan.target,
+        cloud_yaml=plan.cloud_yaml, images=dict(plan.images), written=tuple(result.written),
+        settings=migration_plan.settings.model_dump(mode="json"),
+        settings_removed_at_cutover=plan.settings_change.removed if plan.settings_change else (),
+        branch_deployments=plan.branch_deployments)
+    return dg.Output(applied, metadata={
+        **record_metadata(applied.as_record()),
+        "written": result.written,
+        "unchanged": result.unchanged,
+        "backups": dg.MetadataValue.json(result.backups),
+        "project_dir": migration_plan.project_dir,
+    })
 
 
 @dg.asset_check(asset=hybrid_project_files, blocking=True,
                 description="The written dagster_cloud.yaml validates with Dagster+'s schemas "
                 "and the target agent's container context schema.")
-def hybrid_dagster_cloud_yaml_is_valid(hybrid_project_files: dict) -> dg.AssetCheckResult:
-    from migration_pipeline.defs.project import applied_cloud_yaml_problems
-
-    problems = applied_cloud_yaml_problems(hybrid_project_files)
-    path = Path(hybrid_project_files["project_dir"]) / hybrid_project_files["cloud_yaml"]
+def hybrid_dagster_cloud_yaml_is_valid(
+        hybrid_project_files: AppliedProject) -> dg.AssetCheckResult:
+    problems = hybrid_project_files.cloud_yaml_problems()
+    path = Path(hybrid_project_files.project_dir) / hybrid_project_files.cloud_yaml
     return dg.AssetCheckResult(
         passed=not problems,
         metadata={"file": str(path),
@@ -134,19 +135,20 @@ def hybrid_dagster_cloud_yaml_is_valid(hybrid_project_files: dict) -> dg.AssetCh
     )
 
 
-# What the Launchpad shows first: the example repository planned for Kubernetes (a dry run: it
-# writes nothing, so the placeholder registry is harmless). Set your repository, target and
-# registry.
+# What the Launchpad shows first, when this checkout has the example: the example repository
+# planned for Kubernetes (a dry run: it writes nothing, so the placeholder registry is harmless).
+# Set your repository, target and registry.
 EXAMPLE_PROJECT = Path(__file__).resolve().parents[2] / "examples" / "serverless_repo"
 EXAMPLE_REGISTRY = "registry.example.com/acme"
+LAUNCHPAD_DEFAULT = ({"ops": {"migration_plan": {"config": {
+    "project_dir": str(EXAMPLE_PROJECT), "target": "kubernetes", "registry": EXAMPLE_REGISTRY}}}}
+    if (EXAMPLE_PROJECT / "dagster_cloud.yaml").is_file() else None)
 
 plan_job = dg.define_asset_job(
     "plan_migration",
     selection=["serverless_inventory", "migration_plan"],
     executor_def=dg.in_process_executor,
-    config={"ops": {"migration_plan": {"config": {"project_dir": str(EXAMPLE_PROJECT),
-                                                  "target": "kubernetes",
-                                                  "registry": EXAMPLE_REGISTRY}}}},
+    config=LAUNCHPAD_DEFAULT,
     description="The dry run: read the deployment and plan every change. Writes nothing.",
 )
 
@@ -156,3 +158,8 @@ apply_files_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Write the planned project files (atomically, with a backup) and validate them.",
 )
+
+
+def recorded_project(instance: dg.DagsterInstance, needed_by: str) -> AppliedProject:
+    """The project as the last hybrid_project_files materialization applied it."""
+    return AppliedProject.from_record(latest_record(instance, "hybrid_project_files", needed_by))

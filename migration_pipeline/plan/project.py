@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from migration_pipeline.files import read_exact
-from migration_pipeline.problems import InvalidInput, Problem
+from migration_pipeline.lib.files import read_exact
+from migration_pipeline.lib.problems import InvalidInput, Problem
 
 SKIP_DIRS = {".git", ".venv", "venv", "env", "node_modules", "__pycache__", ".tox", ".mypy_cache",
              ".pytest_cache", ".dagster_home", ".migration_backup", "site-packages", "build",

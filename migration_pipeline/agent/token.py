@@ -1,4 +1,5 @@
-"""Keeping the agent token where the target keeps secrets, the moment it is created.
+"""The Hybrid agent's token: created once per migration (found again by its description, never
+a second one) and kept where the target keeps secrets, the moment it is created.
 
 kubernetes/azure: a Secret manifest in a 0600 file; ecs: AWS Secrets Manager (boto3; the
 endpoint follows AWS_ENDPOINT_URL, as moto_server uses it in the tests); docker/local: a 0600
@@ -9,11 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from pydantic import SecretStr
 
-from migration_pipeline.files import write_if_changed
+if TYPE_CHECKING:
+    from migration_pipeline.plus.client import DagsterPlusClient
+    from migration_pipeline.plus.types import AgentToken
+
+from migration_pipeline.lib.files import write_if_changed
 from migration_pipeline.targets.agent import (
     SECRET_FILES,
     TOKEN_ENV_FILE,
@@ -23,6 +29,34 @@ from migration_pipeline.targets.agent import (
 )
 
 PRIVATE = 0o600
+
+
+def agent_token_description(deployment: str) -> str:
+    return f"migration_pipeline: Hybrid agent for {deployment}"
+
+
+def find_agent_token(client: DagsterPlusClient, description: str) -> AgentToken | None:
+    """The live agent token with this description, if there is one (reads only)."""
+    found = [t for t in client.agent_tokens() if t.description == description and not t.revoked]
+    return found[0] if found else None
+
+
+def ensure_agent_token(client: DagsterPlusClient, description: str) -> tuple[AgentToken, bool]:
+    """The live agent token with this description, created if there is none: (token, created).
+    Never creates a second one, even when a creation's answer was lost."""
+    from migration_pipeline.plus.errors import OutcomeUnknownError
+
+    existing = find_agent_token(client, description)
+    if existing is not None:
+        return existing, False
+    try:
+        return client.create_agent_token(description), True
+    except OutcomeUnknownError:
+        found = find_agent_token(client, description)
+        if found is not None:
+            return found, True
+        # Dagster+ has no such token: the lost request never took effect, so send it once more.
+        return client.create_agent_token(description), True
 
 
 @dataclass(frozen=True)

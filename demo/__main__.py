@@ -5,6 +5,7 @@ Inventory and plan (shown), apply, agent token and install files, the real Local
 (it waits while Serverless still serves), the cutover, a real dagster-daemon whose sensor sees
 the agent and launches the finish run, verification, and a report. The runs are recorded in
 `.dagster_home/`, so `make dev` shows them, their logs and the assets' metadata afterwards.
+Dagster's own event lines go to those run logs; `--verbose` prints them here too.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
+
+from demo.processes import background, wait_for
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 EXAMPLE = PROJECT_DIR / "examples" / "serverless_repo"
@@ -27,48 +30,17 @@ BIN = Path(sys.executable).parent
 _start = time.monotonic()
 
 
-def _definitions():
-    from migration_pipeline.definitions import build_definitions
-
-    # The demo's daemon ticks the readiness sensor every 2 s (the default is 10 s).
-    return build_definitions(sensor_interval_seconds=2)
-
-
-def __getattr__(name: str):
-    # `defs` for the demo's dagster-daemon (workspace: python_module migration_pipeline.demo),
-    # built on first use so that importing this module stays cheap.
-    if name == "defs":
-        return _definitions()
-    raise AttributeError(name)
-
-
 def say(message: str) -> None:
     print(f"[{time.monotonic() - _start:6.1f}s] {message}", flush=True)
 
 
 @contextmanager
-def background(command: list[str], log: Path, env: dict, cwd: Path | None = None):
-    """A process in its own session, logging to `log`, ended (with its children) on exit."""
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=open(log, "w"),
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-
-
-@contextmanager
 def sandbox_process(state_dir: Path):
-    """Start `python -m dagster_plus_sandbox serve` on a free port; yield its JSON banner."""
+    """Start `python -m dagster_plus_sandbox serve` on free ports; yield its JSON banner."""
     process = subprocess.Popen(
         [sys.executable, "-m", "dagster_plus_sandbox", "serve", "--port", "0", "--json",
-         "--state", str(state_dir / "sandbox.db"), "--scenario", str(EXAMPLE / "sandbox_scenario.yaml")],
+         "--state", str(state_dir / "sandbox.db"), "--scenario",
+         str(EXAMPLE / "sandbox_scenario.yaml")],
         stdout=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline() if process.stdout else ""
@@ -80,31 +52,35 @@ def sandbox_process(state_dir: Path):
         process.wait(timeout=10)
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
-    """The first true value of `predicate()`, polled until `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+class Runner:
+    """Runs the location's jobs in process, recorded in the instance; quiet unless verbose."""
 
+    def __init__(self, instance, verbose: bool):
+        from demo.location import defs
 
-def run(defs, instance, job: str, **kwargs):
-    result = defs.resolve_job_def(job).execute_in_process(instance=instance, **kwargs)
-    if not result.success:
-        raise SystemExit(f"the {job} job failed; see its log above")
-    return result
+        self.defs, self.instance, self.verbose = defs, instance, verbose
+
+    def __call__(self, job: str, run_config: dict[str, Any] | None = None):
+        config = dict(run_config or {})
+        if not self.verbose:  # the event lines stay in the run's logs (make dev shows them)
+            config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
+        result = self.defs.resolve_job_def(job).execute_in_process(
+            instance=self.instance, run_config=config, raise_on_error=False)
+        if not result.success:
+            failures = [e.event_specific_data.error.message.strip() for e in result.all_events
+                        if e.event_type_value == "STEP_FAILURE"]
+            raise SystemExit(f"the {job} job failed:\n" + "\n".join(failures))
+        return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m migration_pipeline.demo",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.splitlines()[0])
     parser.add_argument("--dagster-home", type=Path, default=PROJECT_DIR / ".dagster_home",
                         help="the Dagster instance to record the runs in (default: %(default)s)")
     parser.add_argument("--work-dir", type=Path, default=PROJECT_DIR / ".demo",
                         help="where the example repository is copied and migrated")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print Dagster's event lines too (they are always in the run logs)")
     args = parser.parse_args(argv)
     home = args.dagster_home.resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -120,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="migration-demo-")))
         say("Starting the embedded Dagster+ sandbox: the example's Serverless 'prod' deployment")
         sandbox = stack.enter_context(sandbox_process(state_dir))
-        say(f"Dagster+ sandbox serving {sandbox['url']}; migrating {repo}")
+        say(f"Dagster+ sandbox: user API {sandbox['url']}, agent API {sandbox['agent_url']}; "
+            f"migrating {repo}")
         # The resource reads these through EnvVar when a run starts, as it would in Dagster+.
         os.environ.update(DAGSTER_CLOUD_URL=sandbox["url"],
                           DAGSTER_CLOUD_DEPLOYMENT=sandbox["deployment"],
@@ -129,48 +106,48 @@ def main(argv: list[str] | None = None) -> int:
 
         from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-        defs = _definitions()
         instance = stack.enter_context(DagsterInstance.get())
+        run = Runner(instance, args.verbose)
 
         say("1/6 Inventory and plan (a dry run: reads only)")
-        planned = run(defs, instance, "plan_migration", run_config={"ops": {"migration_plan": {
+        planned = run("plan_migration", {"ops": {"migration_plan": {
             "config": {"project_dir": str(repo), "target": "local"}}}})
         inventory = planned.output_for_node("serverless_inventory")
-        plan = planned.output_for_node("migration_plan")["plan"]
+        plan = planned.output_for_node("migration_plan").plan
         print(plan.diff() or "(no file changes)", flush=True)
         print(plan.summary_markdown(), flush=True)
 
         say("2/6 Apply the plan (atomic writes, backups kept)")
-        applied = run(defs, instance, "apply_migration_files")
-        written = applied.output_for_node("hybrid_project_files")["written"]
+        applied = run("apply_migration_files").output_for_node("hybrid_project_files")
+        say(f"    wrote {', '.join(applied.written) or 'nothing'}")
 
         say("3/6 Agent token and install files; start the real Local agent")
+        run("create_agent_token")
         # The sandbox serves its agent API on a host of its own, as Dagster+ does; the agent's
         # config names it (for Dagster+ the agent derives it from its token).
-        prepared = run(defs, instance, "prepare_hybrid_agent", run_config={"ops": {
-            "hybrid_agent_install_files": {"config": {"agent_api_url": sandbox["agent_url"]}}}})
-        install = prepared.output_for_node("hybrid_agent_install_files")
-        say(f"    agent: {install['command']}")
-        stack.enter_context(background(["bash", "-c", install["command"]], work / "agent.log",
+        install = run("prepare_hybrid_agent", {"ops": {"hybrid_agent_install_files": {
+            "config": {"agent_api_url": sandbox["agent_url"]}}}}
+        ).output_for_node("hybrid_agent_install_files")
+        say(f"    agent: {install.command}")
+        stack.enter_context(background(["bash", "-c", install.command], work / "agent.log",
                                        process_env))
         workspace = work / "workspace.yaml"
-        workspace.write_text("load_from:\n  - python_module:\n      module_name: "
-                             "migration_pipeline.demo\n      attribute: defs\n"
-                             "      location_name: migration_pipeline\n")
+        workspace.write_text("load_from:\n  - python_module:\n      module_name: demo.location\n"
+                             "      attribute: defs\n      location_name: migration_pipeline\n")
         stack.enter_context(background([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
                                        work / "daemon.log", process_env, cwd=PROJECT_DIR))
-        from migration_pipeline.plus import DagsterPlusClient
+        from migration_pipeline.plus.client import DagsterPlusClient
 
         client = stack.enter_context(DagsterPlusClient(sandbox["url"], sandbox["deployment"],
                                                        sandbox["admin_token"]))
-        label = install["agent_label"]
+        label = install.agent_label
         wait_for(lambda: [a for a in client.agents() if a.label == label and a.is_running],
                  60, "the Local agent to heartbeat (see .demo/agent.log)")
         say(f"    the Local agent ({label!r}) is RUNNING; it waits: the deployment is still "
             "Serverless")
 
         say("4/6 Cutover: switch to Hybrid (the no-agent window starts)")
-        cutover = run(defs, instance, "cutover")
+        cutover = run("cutover")
         record = cutover.output_for_node("deactivate_serverless_agent")
 
         say("5/6 Waiting for hybrid_agent_ready_sensor (dagster-daemon) to launch the finish run")
@@ -186,19 +163,19 @@ def main(argv: list[str] | None = None) -> int:
         say(f"    finish run {finish.run_id} succeeded")
 
         say("6/6 Report")
-        agent_files = sorted(p.name for p in Path(install["agent_dir"]).iterdir())
-        report(instance, finish.run_id, inventory, record, written, agent_files, plan, client,
+        agent_files = sorted(p.name for p in Path(install.agent_dir).iterdir())
+        report(instance, finish.run_id, inventory, record, applied, agent_files, plan, client,
                install)
     print(f"\nThe runs and their metadata are in {home}. To browse them: `make sandbox` in one "
           "terminal, `make dev` in another, then open http://127.0.0.1:3000.", flush=True)
     return 0
 
 
-def report(instance, finish_run_id, inventory, record, written, agent_files, plan,
-           client, install) -> None:
+def report(instance, finish_run_id, inventory, record, applied, agent_files, plan, client,
+           install) -> None:
     from dagster import AssetKey, DagsterEventType
 
-    materialization = instance.get_latest_materialization_event(AssetKey("hybrid_locations"))
+    materialization = instance.get_latest_materialization_event(AssetKey("hybrid_deployment"))
     metadata = materialization.asset_materialization.metadata
     checks = {e.get_dagster_event().event_specific_data.check_name:
               e.get_dagster_event().event_specific_data.passed
@@ -214,16 +191,15 @@ def report(instance, finish_run_id, inventory, record, written, agent_files, pla
         f"loading {metadata['loading_seconds'].value:.1f}s",
         "  (measured up to when the finish run saw every location LOADED; the agent may have "
         "loaded them earlier)",
-        f"Runs: {sum(inventory['run_counts'].values())} before, {runs_after} after",
+        f"Runs: {inventory.run_total} before, {runs_after} after",
         f"Locations LOADED on the Hybrid agent: {', '.join(loaded)}",
         f"Settings removed at cutover: {', '.join(record['settings_removed']) or 'none'}",
         "Branch deployments: " + ("in use; the agent's config serves them "
                                   "(dagster_cloud_api.branch_deployments: true)"
-                                  if install["branch_deployments"] else "none in use"),
+                                  if install.branch_deployments else "none in use"),
         "Checks: " + ", ".join(f"{name} {'passed' if ok else 'FAILED'}"
                                for name, ok in sorted(checks.items())),
-        "Project files written: " + (", ".join(written) or "none (a Local agent needs no "
-                                     "image, so dagster_cloud.yaml stays as it was)"),
+        "Project files written: " + (", ".join(applied.written) or "none"),
         f"Agent files (dagster_cloud_agent/): {', '.join(agent_files)} (the token file is 0600 "
         "and git-ignored)",
         "Images pushed: none (a Local agent runs code from its own Python environment)",

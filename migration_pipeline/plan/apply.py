@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from migration_pipeline.files import read_exact, write_atomically
-from migration_pipeline.plan import MigrationPlan
-from migration_pipeline.problems import InvalidInput, Problem
+from migration_pipeline.lib.files import read_exact, write_atomically
+from migration_pipeline.plan.core import MigrationPlan
+from migration_pipeline.lib.problems import InvalidInput, Problem
 
 BACKUP_DIR = ".migration_backup"
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-MIGRATION_JOBS = ("inventory", "plan_migration", "apply_migration_files", "prepare_hybrid_agent",
-                  "cutover", "finish_hybrid_migration", "rollback_to_serverless")
+MIGRATION_JOBS = ("inventory", "plan_migration", "apply_migration_files", "create_agent_token",
+                  "prepare_hybrid_agent", "cutover", "finish_hybrid_migration",
+                  "rollback_to_serverless")
 
 RUNS_QUERY = """
 query MigrationRuns($limit: Int) {

@@ -8,7 +8,7 @@ import ast
 import re
 from dataclasses import dataclass
 
-from migration_pipeline.project import ProjectFiles
+from migration_pipeline.plan.project import ProjectFiles
 
 PYTHON_VERSION_PATTERNS = (
     re.compile(r"""PYTHON_VERSION\s*[:=]\s*["']?(3\.\d+)"""),

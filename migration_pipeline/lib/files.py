@@ -14,7 +14,7 @@ def read_exact(path: str | Path) -> str:
 
 def read_user_file(path: str | Path, what: str) -> str:
     """A file the user named (settings, inventory), or `InvalidInput` saying what is wrong."""
-    from migration_pipeline.problems import InvalidInput, Problem
+    from migration_pipeline.lib.problems import InvalidInput, Problem
 
     try:
         return read_exact(path)

@@ -1,0 +1,1 @@
+"""The demo and its harness (`make demo`): not part of the migration_pipeline package."""

@@ -1,0 +1,130 @@
+"""The cutover core: the preflight (what must hold before anything changes), the snapshot (what
+must survive), and the switch to HYBRID, once. Functions take a client and return plain data;
+nothing here knows Dagster."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from migration_pipeline.images.publish import PublishedImage
+    from migration_pipeline.plan.applied import AppliedProject
+    from migration_pipeline.plus.client import DagsterPlusClient
+    from migration_pipeline.plus.types import LocationEntry
+
+NEWEST_RUNS_KEPT = 100
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What must survive the cutover, read just before it."""
+
+    deployment: str
+    deployment_id: int
+    agent_type: str
+    taken_at: float
+    run_counts: dict[str, int]
+    newest_run_ids: list[str]
+    instigators: dict[str, str]  # "location/kind/name" -> RUNNING | STOPPED
+    settings: dict[str, Any]
+    locations_document: dict[str, Any]
+    # The deployment settings the plan removes at cutover (none unless the target settings ask).
+    settings_removed_at_cutover: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Snapshot:
+        return cls(**{**raw, "settings_removed_at_cutover": tuple(
+            raw.get("settings_removed_at_cutover") or ())})
+
+    @property
+    def settings_expected_after(self) -> dict[str, Any]:
+        from migration_pipeline.inventory.core import settings_after_cutover
+
+        return settings_after_cutover(self.settings, tuple(self.settings_removed_at_cutover))[0]
+
+
+def instigator_states(client: DagsterPlusClient) -> tuple[dict[str, str], list[LocationEntry]]:
+    workspace = client.workspace()
+    states = {f"{i.location}/{i.kind}/{i.name}": i.status for e in workspace for i in e.instigators}
+    return states, workspace
+
+
+def not_loaded(workspace: list[LocationEntry]) -> list[str]:
+    """Locations whose schedules and sensors cannot be read, so nothing could verify them."""
+    return [e.name for e in workspace if not e.is_loaded]
+
+
+def take_snapshot(client: DagsterPlusClient, deployment_id: int, agent_type: str,
+                  settings_removed_at_cutover: tuple[str, ...] = (),
+                  clock: Callable[[], float] = time.time) -> Snapshot:
+    states, _ = instigator_states(client)
+    return Snapshot(
+        deployment=client.deployment,
+        deployment_id=deployment_id,
+        agent_type=agent_type,
+        taken_at=clock(),
+        run_counts=client.run_counts_by_status(),
+        newest_run_ids=[r.run_id for r in client.runs(limit=NEWEST_RUNS_KEPT)],
+        instigators=states,
+        settings=client.deployment_settings(),
+        locations_document=client.locations_as_document(),
+        settings_removed_at_cutover=tuple(settings_removed_at_cutover),
+    )
+
+
+# -- the preflight -----------------------------------------------------------------------------
+
+
+def preflight_problems(client: DagsterPlusClient, applied: AppliedProject,
+                       images: dict[str, PublishedImage]) -> list[str]:
+    """What stops the cutover before anything changes, one line each (none: go). Reads only."""
+    from migration_pipeline.images.publish import missing_images
+    from migration_pipeline.plus.errors import NotAuthorizedError
+
+    problems = [f"the applied {applied.cloud_yaml} is not valid: {p}"
+                for p in applied.cloud_yaml_problems()]
+    problems += [f"the image of {name} is not in its registry: {why}" for name, why in
+                 missing_images(images, applied.target_settings().insecure_registry).items()]
+    try:
+        client.agent_tokens()  # readable by Organization Admins only: changes nothing
+    except NotAuthorizedError as error:
+        problems.append(f"the API token cannot switch the agent type: Organization Admin is "
+                        f"needed ({error})")
+    deployment = client.deployment_by_name(client.deployment)
+    if deployment.agent_type == "SERVERLESS":
+        unreadable = not_loaded(client.workspace())
+        if unreadable:
+            problems.append(f"these code locations are not loaded, so their schedules and "
+                            f"sensors cannot be recorded: {', '.join(unreadable)}; fix them first")
+    return problems
+
+
+# -- the switch --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Switch:
+    deployment: str
+    switched: bool  # False: it was HYBRID already, nothing was switched again
+    settings_removed: tuple[str, ...]
+
+
+def switch_to_hybrid(client: DagsterPlusClient, remove_settings: tuple[str, ...] = ()) -> Switch:
+    """Dagster+'s "Switch to Hybrid", once: an already HYBRID deployment is left as it is. Then
+    the deployment settings the plan removes (only those, and only if set) go."""
+    from migration_pipeline.inventory.core import settings_after_cutover
+
+    deployment = client.deployment_by_name(client.deployment)
+    switched = deployment.agent_type != "HYBRID"
+    if switched:
+        client.update_deployment_agent_type("HYBRID", deployment.id)
+    kept, removed = settings_after_cutover(client.deployment_settings(), remove_settings)
+    if removed:
+        client.set_deployment_settings(kept)
+    return Switch(deployment.name, switched, removed)

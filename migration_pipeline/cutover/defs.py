@@ -1,0 +1,170 @@
+"""The cutover phase: preflight, the snapshot of what must survive, and the switch to HYBRID.
+Actions are ops in the `cutover` job; the snapshot is data, recorded as the `pre_cutover_snapshot`
+asset by the op that takes it (the asset graph cannot take it, let alone switch anything).
+The no-agent window starts at the switch."""
+
+import time
+from dataclasses import dataclass
+
+import dagster as dg
+
+from migration_pipeline.cutover.core import Snapshot
+from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
+
+GROUP = "cutover"
+SNAPSHOT_KEY = dg.AssetKey("pre_cutover_snapshot")
+CUTOVER_JOB = "cutover"
+CUTOVER_AT_TAG = "migration_pipeline/cutover_at"  # on the cutover run that switched
+
+pre_cutover_snapshot = dg.AssetSpec(
+    SNAPSHOT_KEY, group_name=GROUP, kinds={"dagster"},
+    description="What must survive the cutover, read just before it: runs by status, the "
+    "newest run ids, schedules and sensors, deployment settings, the locations document. "
+    "Recorded by the cutover job; the finish checks and the rollback read it.")
+
+
+@dg.asset_check(asset=SNAPSHOT_KEY, blocking=True,
+                description="The snapshot holds what the checks compare with: a locations "
+                "document with every location, run counts that match the run ids kept.")
+def snapshot_is_complete(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    snapshot = latest_snapshot(context.instance)
+    if snapshot is None:
+        return dg.AssetCheckResult(passed=False, metadata={"why": "no snapshot yet"})
+    return dg.AssetCheckResult(**_completeness(snapshot))
+
+
+def _completeness(snapshot: Snapshot) -> dict:
+    from migration_pipeline.cutover.core import NEWEST_RUNS_KEPT
+
+    locations = snapshot.locations_document.get("locations") or []
+    runs = sum(snapshot.run_counts.values())
+    expected_ids = min(runs, NEWEST_RUNS_KEPT)
+    passed = bool(locations) and len(snapshot.newest_run_ids) == expected_ids
+    return {"passed": passed, "metadata": {
+        "locations": len(locations), "runs": runs, "run_ids_kept": len(snapshot.newest_run_ids),
+        "schedules_and_sensors": len(snapshot.instigators)}}
+
+
+# -- reading the records back (the sensor, finish and rollback use these) -----------------------
+
+
+@dataclass(frozen=True)
+class CutoverRecord:
+    run_id: str
+    cutover_at: float  # when the deployment was switched
+    ended_at: float | None
+
+
+def latest_snapshot(instance: dg.DagsterInstance) -> Snapshot | None:
+    event = instance.get_latest_materialization_event(SNAPSHOT_KEY)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata["snapshot"].value
+    return Snapshot.from_dict(value) if isinstance(value, dict) else None
+
+
+def latest_cutover(instance: dg.DagsterInstance) -> CutoverRecord | None:
+    """The newest successful cutover run, with when it switched the deployment."""
+    records = instance.get_run_records(
+        dg.RunsFilter(job_name=CUTOVER_JOB, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1)
+    if not records or CUTOVER_AT_TAG not in records[0].dagster_run.tags:
+        return None
+    record = records[0]
+    return CutoverRecord(record.dagster_run.run_id,
+                         float(record.dagster_run.tags[CUTOVER_AT_TAG]), record.end_time)
+
+
+# -- the ops -----------------------------------------------------------------------------------
+
+
+@dg.op(description="What must hold before anything changes: the token is an Organization "
+       "Admin's, the applied dagster_cloud.yaml validates, every image is in its registry, every "
+       "location is loaded. Reads only; a failure changes nothing.")
+def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource) -> list:
+    from migration_pipeline.cutover.core import preflight_problems
+    from migration_pipeline.images.defs import recorded_images
+    from migration_pipeline.plan.defs import recorded_project
+
+    applied = recorded_project(context.instance, "the cutover")
+    images = recorded_images(context.instance, "the cutover")
+    with dagster_plus.session(context) as client:
+        problems = preflight_problems(client, applied, images)
+    if problems:
+        raise dg.Failure("Preflight:\n" + "\n".join(f"  - {p}" for p in problems)
+                         + "\nNothing was changed.", allow_retries=False)
+    return list(applied.settings_removed_at_cutover)
+
+
+@dg.op(description="Reads what must survive (runs, schedules and sensors, settings, the "
+       "locations document) and records it as the pre_cutover_snapshot asset. On an already "
+       "HYBRID deployment it keeps the snapshot taken before the switch.")
+def record_pre_cutover_snapshot(context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource,
+                                settings_removed_at_cutover: list) -> Snapshot:
+    from migration_pipeline.cutover.core import take_snapshot
+
+    with dagster_plus.session(context) as client:
+        deployment = client.deployment_by_name(dagster_plus.deployment)
+        if deployment.agent_type == "HYBRID":
+            previous = latest_snapshot(context.instance)
+            if previous is None:
+                raise dg.Failure(f"{deployment.name} is already HYBRID and no snapshot was taken "
+                                 "before: there is nothing to verify against.",
+                                 allow_retries=False)
+            context.log.info("already HYBRID: keeping the snapshot taken before the cutover")
+            return previous
+        snapshot = take_snapshot(client, deployment.id, deployment.agent_type,
+                                 tuple(settings_removed_at_cutover))
+    completeness = _completeness(snapshot)
+    context.log_event(dg.AssetMaterialization(asset_key=SNAPSHOT_KEY, metadata={
+        "runs": sum(snapshot.run_counts.values()),
+        "runs_by_status": dg.MetadataValue.json(snapshot.run_counts),
+        "schedules_and_sensors": len(snapshot.instigators),
+        "locations": len(snapshot.locations_document.get("locations") or []),
+        "snapshot": dg.MetadataValue.json(snapshot.as_dict()),
+    }))
+    context.log_event(dg.AssetCheckEvaluation(
+        asset_key=SNAPSHOT_KEY, check_name="snapshot_is_complete", passed=completeness["passed"],
+        metadata=completeness["metadata"]))
+    if not completeness["passed"]:
+        raise dg.Failure("The snapshot is incomplete (see the snapshot_is_complete check): "
+                         "nothing could be verified after a switch. Nothing was changed.",
+                         allow_retries=False)
+    return snapshot
+
+
+@dg.op(description="Switches the deployment to HYBRID (the UI's 'Switch to Hybrid') and removes "
+       "the deployment settings the plan removes (none unless the target settings ask). The "
+       "no-agent window starts here. Switches once: an already HYBRID deployment is left as it "
+       "is.")
+def deactivate_serverless_agent(context: dg.OpExecutionContext,
+                                dagster_plus: DagsterPlusResource,
+                                snapshot: Snapshot) -> dg.Output[dict]:
+    from migration_pipeline.cutover.core import switch_to_hybrid
+
+    now = time.time()
+    with dagster_plus.session(context) as client:
+        switch = switch_to_hybrid(client, tuple(snapshot.settings_removed_at_cutover))
+    if switch.switched:
+        cutover_at = now
+        context.log.warning(f"{switch.deployment} switched to HYBRID: no agent serves it until "
+                            "the Hybrid agent runs")
+    else:
+        previous = latest_cutover(context.instance)
+        cutover_at = previous.cutover_at if previous else now
+        context.log.info(f"{switch.deployment} is already HYBRID: not switching again")
+    if switch.settings_removed:
+        context.log.info(f"removed deployment settings: {', '.join(switch.settings_removed)}")
+    context.instance.add_run_tags(context.run_id, {CUTOVER_AT_TAG: repr(cutover_at)})
+    record = {"deployment": switch.deployment, "cutover_time": cutover_at,
+              "switched": switch.switched, "settings_removed": list(switch.settings_removed)}
+    return dg.Output(record, metadata={
+        "cutover_time": dg.MetadataValue.float(cutover_at),
+        "cutover_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(cutover_at)),
+        "switched": switch.switched, "settings_removed": list(switch.settings_removed)})
+
+
+@dg.job(name=CUTOVER_JOB, executor_def=dg.in_process_executor, op_retry_policy=DAGSTER_PLUS_RETRY,
+        description="Preflight, snapshot, switch to HYBRID. The no-agent window starts here; "
+        "hybrid_agent_ready_sensor finishes as soon as the migration's agent runs.")
+def cutover_job():
+    deactivate_serverless_agent(record_pre_cutover_snapshot(cutover_preflight()))

@@ -1,0 +1,75 @@
+"""What apply wrote, as every later phase reads it: the project, its agent target and settings,
+the image repositories, and what the plan decided about Dagster+ (settings removed at cutover,
+branch deployments). Plain data; reading the applied dagster_cloud.yaml back is the only I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from migration_pipeline.images.dockerfile import AGENT_DIR
+from migration_pipeline.lib.problems import Problem
+
+if TYPE_CHECKING:
+    from migration_pipeline.cloud_yaml.model import CloudYaml
+    from migration_pipeline.targets.base import AgentTarget
+    from migration_pipeline.targets.settings import TargetSettings
+
+
+@dataclass(frozen=True)
+class AppliedProject:
+    project_dir: str
+    target_name: str
+    cloud_yaml: str  # its file name: dagster_cloud.yaml or build.yaml
+    images: dict[str, str]  # location -> image repository (containerized targets)
+    written: tuple[str, ...]
+    settings: dict  # the target settings, as JSON
+    settings_removed_at_cutover: tuple[str, ...] = ()
+    branch_deployments: bool = False
+
+    def as_record(self) -> dict:
+        from dataclasses import asdict
+
+        return {**asdict(self), "written": list(self.written),
+                "settings_removed_at_cutover": list(self.settings_removed_at_cutover)}
+
+    @classmethod
+    def from_record(cls, record: dict) -> AppliedProject:
+        return cls(**{**record, "written": tuple(record["written"]),
+                      "settings_removed_at_cutover": tuple(
+                          record.get("settings_removed_at_cutover") or ())})
+
+    @property
+    def target(self) -> AgentTarget:
+        from migration_pipeline.targets import get_target
+
+        return get_target(self.target_name)
+
+    def target_settings(self) -> TargetSettings:
+        return self.target.settings_model.model_validate(self.settings)
+
+    @property
+    def agent_dir(self) -> Path:
+        """Where the agent's install files (and its token, for env-file targets) are written."""
+        return Path(self.project_dir) / AGENT_DIR
+
+    def load_cloud_yaml(self) -> CloudYaml:
+        from migration_pipeline.cloud_yaml.model import load_cloud_yaml
+        from migration_pipeline.lib.files import read_exact
+
+        return load_cloud_yaml(read_exact(Path(self.project_dir) / self.cloud_yaml),
+                               self.cloud_yaml)
+
+    def cloud_yaml_problems(self) -> list[Problem]:
+        """The problems of the dagster_cloud.yaml on disk for the target agent (none: valid)."""
+        from migration_pipeline.cloud_yaml.validate import validate_cloud_yaml
+        from migration_pipeline.lib.problems import InvalidInput
+
+        try:
+            return validate_cloud_yaml(self.load_cloud_yaml(), self.target.container_context_key)
+        except InvalidInput as error:
+            return error.problems
+        except OSError as error:
+            return [Problem(self.cloud_yaml, None, (),
+                            f"cannot be read ({error.strerror}): apply the plan first")]

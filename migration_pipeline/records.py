@@ -1,0 +1,31 @@
+"""What one run hands a later one: each data asset's materialization carries its value as a JSON
+`record` in its metadata, visible in the UI, so the ops of a later job (token, cutover, finish)
+read exactly what the asset recorded, typed again by its dataclass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+RECORD = "record"
+
+
+def record_metadata(value: dict[str, Any]) -> dict[str, dg.MetadataValue]:
+    return {RECORD: dg.MetadataValue.json(value)}
+
+
+def latest_record(instance: dg.DagsterInstance, key: str | dg.AssetKey,
+                  needed_by: str) -> dict[str, Any]:
+    """The record of the asset's newest materialization; a clear Failure when there is none."""
+    asset_key = key if isinstance(key, dg.AssetKey) else dg.AssetKey(key)
+    event = instance.get_latest_materialization_event(asset_key)
+    value = None
+    if event is not None and event.asset_materialization is not None:
+        entry = event.asset_materialization.metadata.get(RECORD)
+        value = entry.value if entry is not None else None
+    if not isinstance(value, dict):
+        raise dg.Failure(f"{needed_by} needs {asset_key.to_user_string()}, which has not been "
+                         "materialized yet (run the job that makes it first).",
+                         allow_retries=False)
+    return value

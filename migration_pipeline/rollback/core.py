@@ -1,0 +1,40 @@
+"""Back to Serverless: the agent type, the locations document and the deployment settings as
+the pre-cutover snapshot recorded them. Changes only what differs, so it is safe at any point
+after the snapshot and safe to run twice."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from migration_pipeline.cutover.core import Snapshot
+    from migration_pipeline.plus.client import DagsterPlusClient
+
+
+def _canonical(document: dict[str, Any]) -> str:
+    return json.dumps(document, sort_keys=True)
+
+
+def restore(client: DagsterPlusClient, snapshot: Snapshot) -> list[str]:
+    """What was restored: `agent_type`, `locations_document`, `settings` (none: already as
+    before). A reconcile whose answer was lost is sent again only if it did not take effect."""
+    from migration_pipeline.plus.errors import OutcomeUnknownError
+
+    restored = []
+    deployment = client.deployment_by_name(client.deployment)
+    if deployment.agent_type != snapshot.agent_type:
+        client.update_deployment_agent_type(snapshot.agent_type, deployment.id)
+        restored.append("agent_type")
+    document = snapshot.locations_document
+    if _canonical(client.locations_as_document()) != _canonical(document):
+        try:
+            client.reconcile_locations(document)
+        except OutcomeUnknownError:
+            if _canonical(client.locations_as_document()) != _canonical(document):
+                client.reconcile_locations(document)
+        restored.append("locations_document")
+    if client.deployment_settings() != snapshot.settings:
+        client.set_deployment_settings(snapshot.settings)
+        restored.append("settings")
+    return restored
