@@ -45,7 +45,7 @@ def main() -> None:
                        check=True, capture_output=True)
         with dg.DagsterInstance.from_ref(dg._core.instance.ref.InstanceRef.from_dir(
                 str(root / "home"))) as instance:
-            event = instance.get_latest_materialization_event(dg.AssetKey("hybrid_locations"))
+            event = instance.get_latest_materialization_event(dg.AssetKey("hybrid_deployment"))
             parts = {k: v.value for k, v in event.asset_materialization.metadata.items()
                      if k.endswith("_seconds")}
 

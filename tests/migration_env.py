@@ -85,15 +85,21 @@ class MigrationEnv:
         return {"ops": {"migration_plan": {"config": config}}}
 
     def prepare(self):
-        """Plan, apply, agent token and install files: everything before the cutover."""
+        """Plan, apply, agent token, images and install files: everything before the cutover.
+        Returns the prepare_hybrid_agent run (images and install files)."""
         assert self.run("plan_migration", self.plan_config()).success
         assert self.run("apply_migration_files").success
+        assert self.run("create_agent_token").success
         return self.run("prepare_hybrid_agent", self.agent_url_config())
 
     def agent_url_config(self) -> dict:
-        """Run config naming the sandbox's agent API for the agent's config files."""
-        return {"ops": {"hybrid_agent_install_files": {"config": {
-            "agent_api_url": self.sandbox.agent_url}}}}
+        return agent_url_config(self.sandbox)
+
+    @staticmethod
+    def finish_config(load_timeout_seconds: float, poll_seconds: float) -> dict:
+        """Run config for finish_hybrid_migration's wait for LOADED."""
+        return {"ops": {"verify_hybrid_deployment": {"config": {
+            "load_timeout_seconds": load_timeout_seconds, "poll_seconds": poll_seconds}}}}
 
     @property
     def agent_dir(self) -> Path:
@@ -107,7 +113,30 @@ class MigrationEnv:
         return (self.agent_dir / "agent-token.env").read_text().strip().split("=", 1)[1]
 
     def sensor_tick(self, cursor: str | None = None):
-        sensor = defs.get_sensor_def("hybrid_agent_ready_sensor")
-        context = dg.build_sensor_context(instance=self.instance, cursor=cursor,
-                                          resources={"dagster_plus": defs.resources["dagster_plus"]})
-        return sensor.evaluate_tick(context)
+        return sensor_tick(self.instance, cursor)
+
+
+def agent_url_config(sandbox) -> dict:
+    """Run config naming the sandbox's agent API for the agent's config files."""
+    return {"ops": {"hybrid_agent_install_files": {"config": {"agent_api_url": sandbox.agent_url}}}}
+
+
+def sensor_tick(instance: dg.DagsterInstance, cursor: str | None = None):
+    """One tick of hybrid_agent_ready_sensor, as the daemon evaluates it."""
+    sensor = defs.resolve_sensor_def("hybrid_agent_ready_sensor")
+    context = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                      resources={"dagster_plus": defs.resources["dagster_plus"]})
+    return sensor.evaluate_tick(context)
+
+
+def record_cutover(instance: dg.DagsterInstance, label: str, cutover_at: float = 0.0) -> str:
+    """What prepare and cutover leave in the instance for the sensor (install files with the
+    agent's label, a successful cutover run), without running them: for sensor-only tests."""
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        asset_key="hybrid_agent_install_files",
+        metadata={"agent_label": label, "agents_before": []}))
+    run = instance.add_run(DagsterRun(job_name="cutover", status=dg.DagsterRunStatus.SUCCESS,
+                                      tags={"migration_pipeline/cutover_at": repr(cutover_at)}))
+    return run.run_id

@@ -46,9 +46,9 @@ def write(files: dict[str, str], directory: Path) -> None:
 def test_kubernetes_manifests_pass_kubernetes_validate_strict(tmp_path, target):
     registry = "acme.azurecr.io/dagster" if target == "azure" else "ghcr.io/acme"
     setup = setup_for(target, "namespace: data\nenv_secrets: [snowflake]\n", registry)
-    module = get_target(target).module
+    module = get_target(target)
     write(module.agent_files(setup), tmp_path)
-    stored = store_agent_token(module.TOKEN_STORE, SecretStr(TOKEN), tmp_path, "prod",
+    stored = store_agent_token(module.token_store, SecretStr(TOKEN), tmp_path, "prod",
                                namespace="data")
     manifests = [tmp_path / "namespace.yaml", Path(stored.reference)]
     result = subprocess.run([str(BIN / "kubernetes-validate"), "--strict", *map(str, manifests)],
@@ -79,7 +79,7 @@ def test_agent_dagster_yaml_loads_as_an_agent_instance(tmp_path, monkeypatch, ta
 
     settings = "networks: [shared]\n" if target == "docker" else None
     registry = "localhost:5000/acme" if target == "docker" else None
-    module = get_target(target).module
+    module = get_target(target)
     write(module.agent_files(setup_for(target, settings, registry,
                                        agent_api_url="http://127.0.0.1:3031",
                                        branch_deployments=True)), tmp_path)
@@ -114,7 +114,7 @@ def test_run_agent_sh_works_from_any_directory(tmp_path):
     the agent from the repository with the token from the env file and DAGSTER_HOME set."""
     repo = tmp_path / "my repo"
     agent_dir = repo / "dagster_cloud_agent"
-    write(get_target("local").module.agent_files(setup_for("local")), agent_dir)
+    write(get_target("local").agent_files(setup_for("local")), agent_dir)
     (agent_dir / "agent-token.env").write_text(f"DAGSTER_CLOUD_AGENT_TOKEN={TOKEN}\n")
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
@@ -129,7 +129,7 @@ def test_run_agent_sh_works_from_any_directory(tmp_path):
         result = subprocess.run(["bash", script], cwd=cwd, env=env, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert result.stdout == expected, (cwd, result.stdout)
-    command = get_target("local").module.agent_command(str(agent_dir))
+    command = get_target("local").agent_command(str(agent_dir))
     assert subprocess.run(command, shell=True, env=env, capture_output=True, text=True
                           ).stdout == expected
 
@@ -180,12 +180,12 @@ def test_ecs_token_goes_to_secrets_manager(tmp_path, moto_server):
 
     setup = setup_for("ecs", "aws_region: us-east-1\n",
                       "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme", reference=stored.reference)
-    files = get_target("ecs").module.agent_files(setup)
+    files = get_target("ecs").agent_files(setup)
     parameters = {p["ParameterKey"]: p["ParameterValue"]
                   for p in json.loads(files["cloudformation-parameters.json"])}
     assert parameters == {"DagsterOrganization": "acme", "DagsterDeployment": "prod",
                           "EnableBranchDeployments": "false"}
-    with_branches = get_target("ecs").module.agent_files(setup_for(
+    with_branches = get_target("ecs").agent_files(setup_for(
         "ecs", "aws_region: us-east-1\n", "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme",
         reference=stored.reference, branch_deployments=True))
     assert {"ParameterKey": "EnableBranchDeployments", "ParameterValue": "true"} in json.loads(
@@ -199,7 +199,7 @@ def test_no_generated_file_but_the_secret_holds_the_token(tmp_path):
     for target in ("kubernetes", "azure", "docker", "local", "ecs"):
         registry = {"azure": "acme.azurecr.io/x", "local": None, "docker": "localhost:5000/x",
                     "ecs": "1.dkr.ecr.us-east-1.amazonaws.com/x"}.get(target, "ghcr.io/x")
-        files = get_target(target).module.agent_files(setup_for(target, registry=registry))
+        files = get_target(target).agent_files(setup_for(target, registry=registry))
         assert files and all(TOKEN not in text for text in files.values())
         # no token of any value (Dagster+'s format: agent:<organization>:<32 hex>)
         assert not any(re.search(r"agent:[\w-]+:[0-9a-f]{32}", text) for text in files.values())

@@ -34,6 +34,7 @@ from migration_pipeline.plan.project import read_project
 from migration_pipeline.targets import load_target_settings
 from plan_corpus import WORKFLOW as SERVERLESS_WORKFLOW
 from support.agent import fake_agent
+from support.inventory import inventory_of
 
 pytestmark = pytest.mark.slow
 
@@ -59,8 +60,7 @@ def planned_project(tmp_path: Path, sandbox, registry: str, ci_files: dict[str, 
     """The scenario's repository with a Serverless CI, planned for Kubernetes and applied, in
     a git repository as CI checks it out."""
     project = write_project(tmp_path / "data", {**SCENARIO_PROJECT, **ci_files})
-    inventory = {"deployment": "prod", "organization_url": sandbox.url,
-                 "uses_branch_deployments": True}
+    inventory = inventory_of(organization_url=sandbox.url, uses_branch_deployments=True)
     settings = load_target_settings("kubernetes", "organization: acme\n",
                                     registry=f"{registry}/acme")
     plan = make_plan(read_project(project), "kubernetes", settings, inventory)

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import client_for
 from migration_env import MigrationEnv, write_project
-from demo import background, wait_for
+from support.processes import background, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def test_daemon_finishes_the_migration_on_its_own_then_rollback(start_sandbox, t
 
     prepared = env.prepare()
     install = prepared.output_for_node("hybrid_agent_install_files")
-    command, label = install["command"], install["agent_label"]
+    command, label = install.command, install.agent_label
     process_env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", DAGSTER_HOME=str(home))
     processes = ExitStack()
     agent = processes.enter_context(

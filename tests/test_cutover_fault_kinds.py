@@ -18,7 +18,7 @@ import pytest
 
 from support.agent import fake_agent
 from dagster_plus_sandbox import Sandbox
-from test_cutover_faults import BEFORE, JOBS, SELECTIONS, Case
+from test_cutover_faults import BEFORE, JOBS, JOBS_UNDER_TEST, NO_AGENT_YET, Case, run_config_for
 
 pytestmark = pytest.mark.slow
 
@@ -45,9 +45,10 @@ class Copy:
 
     def run(self) -> dg.ExecutionResult:
         agent = (fake_agent(self.sandbox, self.agent_token)
-                 if self.agent_token and self.job != "prepare_hybrid_agent" else nullcontext())
+                 if self.agent_token and self.job not in NO_AGENT_YET else nullcontext())
         with agent:
             return dg.execute_job(dg.reconstructable(JOBS[self.job]), self.instance,
+                                  run_config=run_config_for(self.sandbox, self.job),
                                   raise_on_error=False)
 
     def events(self) -> list[dict]:
@@ -62,13 +63,13 @@ def one_of_each(job: str, events: list[dict], operation: str) -> None:
     tokens = [e for e in events if e["kind"] == "agent_token_created"]
     deploys = [e["detail"]["location"] for e in events if e["kind"] == "location_deployed"]
     assert len(tokens) == 1, (operation, tokens)
-    if job != "prepare_hybrid_agent":
+    if job not in NO_AGENT_YET:
         assert switches.count("HYBRID") == 1, (operation, switches)
     if job in ("finish_hybrid_migration", "rollback_to_serverless"):
         assert sorted(deploys) == ["analytics", "ml_models"], (operation, deploys)
 
 
-@pytest.mark.parametrize("job", list(SELECTIONS))
+@pytest.mark.parametrize("job", JOBS_UNDER_TEST)
 def test_every_transient_fault_at_every_call_is_absorbed(job, tmp_path, monkeypatch, registry):
     template = Case(job, tmp_path / "template", monkeypatch, registry)
     template.state_path = template.sandbox.state.path

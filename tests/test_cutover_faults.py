@@ -15,38 +15,47 @@ import pytest
 from conftest import make_scenario
 from support.agent import fake_agent
 from dagster_plus_sandbox import Sandbox
-from migration_env import MigrationEnv, write_project
+from migration_env import MigrationEnv, agent_url_config, write_project
 from migration_pipeline.resources import DagsterPlusResource
 from migration_pipeline.definitions import defs
 
 pytestmark = pytest.mark.slow
 
-SELECTIONS = {
-    "prepare_hybrid_agent": ["code_location_images", "hybrid_agent_token",
-                             "hybrid_agent_install_files"],
-    "cutover": ["pre_cutover_snapshot", "deactivate_serverless_agent"],
-    "finish_hybrid_migration": ["hybrid_locations"],
-    "rollback_to_serverless": ["serverless_restored"],
-}
-BEFORE = {  # the product jobs that run, fault-free, before the job under test
-    "prepare_hybrid_agent": [],
-    "cutover": ["prepare_hybrid_agent"],
-    "finish_hybrid_migration": ["prepare_hybrid_agent", "cutover"],
-    "rollback_to_serverless": ["prepare_hybrid_agent", "cutover", "finish_hybrid_migration"],
-}
+# The product's jobs after the plan, in the order a migration runs them.
+MIGRATION_ORDER = ["create_agent_token", "prepare_hybrid_agent", "cutover",
+                   "finish_hybrid_migration", "rollback_to_serverless"]
+BEFORE = {job: MIGRATION_ORDER[:i] for i, job in enumerate(MIGRATION_ORDER)}
+# Those that call Dagster+ for a Kubernetes target (its prepare_hybrid_agent builds images and
+# writes files only; an ECS target's also lists the agents).
+JOBS_UNDER_TEST = [job for job in MIGRATION_ORDER if job != "prepare_hybrid_agent"]
+# The jobs during which no Hybrid agent runs yet (its token may not even exist).
+NO_AGENT_YET = ("create_agent_token", "prepare_hybrid_agent")
 
-# The same assets and checks in jobs without the op retry policy (a failure fails at once) and
-# with a client that gives up after two quick attempts.
+
+def without_retries(name: str):
+    """The product's job under another name, without its op retry policy (a failure fails at
+    once): an asset job is selected again, an op job is its graph as a new job."""
+    job = next(j for j in defs.jobs if j.name == name)
+    if isinstance(job, dg.JobDefinition):
+        return job.graph.to_job(name=f"{name}_no_retry", executor_def=dg.in_process_executor)
+    return dg.define_asset_job(f"{name}_no_retry", selection=job.selection,
+                               executor_def=dg.in_process_executor)
+
+
+# The same assets, checks and ops with a client that gives up after two quick attempts.
 FAULT_DEFS = dg.Definitions(
     assets=list(defs.assets),
     asset_checks=list(defs.asset_checks),
-    jobs=[dg.define_asset_job(f"{name}_no_retry", selection=selection,
-                              executor_def=dg.in_process_executor)
-          for name, selection in SELECTIONS.items()],
+    jobs=[without_retries(name) for name in MIGRATION_ORDER],
     resources={"dagster_plus": DagsterPlusResource(
         url=dg.EnvVar("DAGSTER_CLOUD_URL"), deployment=dg.EnvVar("DAGSTER_CLOUD_DEPLOYMENT"),
         api_token=dg.EnvVar("DAGSTER_CLOUD_API_TOKEN"), max_attempts=2, backoff_seconds=0.01)},
 )
+
+
+# Module-level functions, so that dg.reconstructable can find each job again.
+def create_agent_token_no_retry():
+    return FAULT_DEFS.resolve_job_def("create_agent_token_no_retry")
 
 
 def prepare_hybrid_agent_no_retry():
@@ -66,11 +75,16 @@ def rollback_to_serverless_no_retry():
 
 
 JOBS = {
+    "create_agent_token": create_agent_token_no_retry,
     "prepare_hybrid_agent": prepare_hybrid_agent_no_retry,
     "cutover": cutover_no_retry,
     "finish_hybrid_migration": finish_hybrid_migration_no_retry,
     "rollback_to_serverless": rollback_to_serverless_no_retry,
 }
+
+
+def run_config_for(sandbox: Sandbox, job: str) -> dict:
+    return agent_url_config(sandbox) if job == "prepare_hybrid_agent" else {}
 
 
 class Case:
@@ -86,11 +100,11 @@ class Case:
         assert self.env.run("apply_migration_files").success
         for before in BEFORE[job]:
             with self.agent():
-                assert self.env.run(before).success
+                assert self.env.run(before, run_config_for(self.sandbox, before)).success
 
     def agent(self):
         token = self.env.stored_agent_token() if self.env.agent_dir.exists() else None
-        if token is None or self.job == "prepare_hybrid_agent":
+        if token is None or self.job in NO_AGENT_YET:
             from contextlib import nullcontext
 
             return nullcontext()
@@ -101,6 +115,7 @@ class Case:
                    if reexecute_from else None)
         with self.agent():
             return dg.execute_job(dg.reconstructable(JOBS[self.job]), self.env.instance,
+                                  run_config=run_config_for(self.sandbox, self.job),
                                   reexecution_options=options, raise_on_error=False)
 
     def operations(self) -> set[str]:
@@ -115,7 +130,7 @@ class Case:
         tokens = [e for e in events if e["kind"] == "agent_token_created"]
         deploys = [e["detail"]["location"] for e in events if e["kind"] == "location_deployed"]
         assert tokens and len(tokens) == 1, (operation, tokens)
-        if self.job != "prepare_hybrid_agent":
+        if self.job not in NO_AGENT_YET:
             assert switches.count("HYBRID") == 1, (operation, switches)
         if self.job in ("finish_hybrid_migration", "rollback_to_serverless"):
             assert sorted(deploys) == ["analytics", "ml_models"], (operation, deploys)
@@ -127,7 +142,7 @@ class Case:
         self.sandbox.stop()
 
 
-@pytest.mark.parametrize("job", list(SELECTIONS))
+@pytest.mark.parametrize("job", JOBS_UNDER_TEST)
 def test_reexecution_after_a_fault_at_each_call(job, tmp_path, monkeypatch, registry):
     with monkeypatch.context() as patch:
         clean = Case(job, tmp_path / "clean", patch, registry)

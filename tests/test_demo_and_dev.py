@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from conftest import free_port
-from demo import background
+from support.processes import background
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +84,8 @@ def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandb
         results = runs["data"]["runsOrError"]["results"]
         expected = sorted([
             ("plan_migration", "SUCCESS"), ("apply_migration_files", "SUCCESS"),
-            ("prepare_hybrid_agent", "SUCCESS"), ("cutover", "SUCCESS"),
+            ("create_agent_token", "SUCCESS"), ("prepare_hybrid_agent", "SUCCESS"),
+            ("cutover", "SUCCESS"),
             ("finish_hybrid_migration", "SUCCESS")])
         assert sorted((r["jobName"], r["status"]) for r in results) == expected
 

@@ -15,7 +15,7 @@ def test_inventory_job_records_the_deployment(plus_env):
     with dg.DagsterInstance.ephemeral() as instance:
         result = defs.resolve_job_def("inventory").execute_in_process(instance=instance)
         assert result.success
-        inventory = Inventory(**result.output_for_node("serverless_inventory"))
+        inventory = result.output_for_node("serverless_inventory")
         assert inventory.deployment == "prod" and inventory.agent_type == "SERVERLESS"
         assert inventory.run_total == 250
         assert [loc["name"] for loc in inventory.locations] == ["analytics", "ml_models"]
@@ -50,7 +50,7 @@ def test_inventory_against_a_hybrid_deployment_without_agent(plus_env):
     plus_env.state.set_agent_type(plus_env.state.deployment("prod"), "HYBRID")
     resource = DagsterPlusResource(url=plus_env.url, deployment="prod", api_token=plus_env.token("viewer"))
     result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
-    inventory = Inventory(**result.output_for_node("serverless_inventory"))
+    inventory = result.output_for_node("serverless_inventory")
     assert inventory.agent_type == "HYBRID"
     assert {loc["load_status"] for loc in inventory.locations} == {"LOADING"}
     assert "no schedules or sensors" in render_markdown(inventory)
@@ -83,7 +83,7 @@ def test_transient_faults_do_not_fail_the_inventory(plus_env):
                                    backoff_seconds=0.01, max_attempts=8)
     result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
     assert result.success
-    assert Inventory(**result.output_for_node("serverless_inventory")).run_total == 250
+    assert result.output_for_node("serverless_inventory").run_total == 250
 
 
 def test_inventory_records_that_the_organization_uses_branch_deployments(plus_env):
@@ -98,6 +98,6 @@ def test_inventory_records_that_the_organization_uses_branch_deployments(plus_en
     resource = DagsterPlusResource(url=plus_env.url, deployment="prod",
                                    api_token=plus_env.token("viewer"))
     result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
-    inventory = Inventory(**result.output_for_node("serverless_inventory"))
+    inventory = result.output_for_node("serverless_inventory")
     assert inventory.uses_branch_deployments is True
     assert "| in use |" in render_markdown(inventory)

@@ -71,7 +71,10 @@ def test_the_written_file_is_checked_again(plus_env, tmp_path):
     (project / "dagster_cloud.yaml").write_text(
         "locations:\n  - location_name: a\n    code_source: {package_name: a}\n"
         "    container_context:\n      k8s:\n        namespce: x\n")
-    result = hybrid_dagster_cloud_yaml_is_valid(
-        {"project_dir": str(project), "cloud_yaml": "dagster_cloud.yaml", "target": "kubernetes"})
+    from migration_pipeline.plan.applied import AppliedProject
+
+    result = hybrid_dagster_cloud_yaml_is_valid(AppliedProject(
+        project_dir=str(project), target_name="kubernetes", cloud_yaml="dagster_cloud.yaml",
+        images={}, written=(), settings={}))
     assert not result.passed
     assert "namespce" in result.metadata["problems"].value

@@ -17,6 +17,7 @@ from migration_pipeline.plan.core import make_plan
 from migration_pipeline.plan.project import ProjectFiles, read_project
 from migration_pipeline.targets import get_target, load_target_settings
 from plan_corpus import CORPUS
+from support.inventory import inventory_of
 from test_plan_corpus import write_project
 
 ONE = "locations:\n  - location_name: etl\n    code_source:\n      package_name: etl\n"
@@ -28,7 +29,8 @@ def project(files: dict[str, str]) -> ProjectFiles:
 
 def plan_for(files, target="kubernetes", settings_text=None, registry="ghcr.io/acme", inventory=None):
     settings = load_target_settings(target, settings_text, "settings.yaml", registry=registry)
-    return make_plan(project(files), target, settings, inventory)
+    return make_plan(project(files), target, settings,
+                     inventory_of(**inventory) if isinstance(inventory, dict) else inventory)
 
 
 def rewritten(plan) -> dict:

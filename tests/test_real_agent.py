@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from conftest import client_for
-from demo import background, wait_for
+from support.processes import background, wait_for
 from migration_pipeline.agent.token import store_agent_token
-from migration_pipeline.targets import load_target_settings
-from migration_pipeline.targets import local as local_target
+from migration_pipeline.targets import get_target, load_target_settings
+
 from migration_pipeline.targets.agent import AgentSetup
 
 pytestmark = pytest.mark.slow
@@ -26,10 +26,11 @@ BIN = Path(sys.executable).parent
 
 def test_real_local_agent_heartbeats_and_goes_not_running_when_it_stops(start_sandbox, tmp_path):
     sandbox = start_sandbox(timing={"heartbeat_window_seconds": WINDOW})
+    local_target = get_target("local")
     admin = client_for(sandbox)
     token = admin.create_agent_token("test local agent").token
     agent_dir = tmp_path / "repo" / "dagster_cloud_agent"
-    store_agent_token(local_target.TOKEN_STORE, token, agent_dir, "prod")
+    store_agent_token(local_target.token_store, token, agent_dir, "prod")
     # The agent reaches the sandbox's agent API, a host of its own as Dagster+'s is.
     setup = AgentSetup(organization="acme", deployment="prod", agent_label="sandbox test agent",
                        settings=load_target_settings("local"), token_reference="env file",

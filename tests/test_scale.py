@@ -11,9 +11,11 @@ import dagster as dg
 import pytest
 
 from conftest import client_for, make_scenario
+from migration_env import record_cutover, sensor_tick
 from dagster_plus_sandbox import Sandbox
 from dagster_plus_sandbox.scenario import DEFAULT_SCENARIO
-from migration_pipeline.cutover.core import Snapshot, Verification, compare_runs, instigator_states
+from migration_pipeline.cutover.core import take_snapshot
+from migration_pipeline.finish.core import verify
 from migration_pipeline.inventory.core import take_inventory
 from migration_pipeline.plan.core import make_plan
 from migration_pipeline.plan.project import ProjectFiles
@@ -61,22 +63,13 @@ def measure(tmp_path, locations: int, runs: int) -> dict[str, float]:
 
         settings = load_target_settings("kubernetes", registry="ghcr.io/acme")
         timings["plan"], plan = best_of(lambda: make_plan(
-            project(locations), "kubernetes", settings, inventory.as_dict()))
+            project(locations), "kubernetes", settings, inventory))
         assert len(plan.images) == locations
 
-        from migration_pipeline.cutover.core import take_snapshot
-
         snapshot = take_snapshot(client, inventory.deployment_id, "SERVERLESS")
-
-        def verify():
-            verification = Verification()
-            compare_runs(Snapshot(**snapshot.as_dict()), client.run_counts_by_status(),
-                         client.existing_run_ids(snapshot.newest_run_ids), verification)
-            states, _ = instigator_states(client)
-            return verification, states
-
-        timings["verify"], (verification, states) = best_of(verify)
-        assert verification.runs_kept and states == snapshot.instigators
+        timings["verify"], verification = best_of(lambda: verify(client, snapshot))
+        assert verification.runs_kept and not verification.instigator_changes
+        assert verification.locations == locations and not verification.settings_changes
         return timings
     finally:
         sandbox.stop()
@@ -94,24 +87,15 @@ def test_inventory_plan_and_verify_scale(tmp_path):
 
 
 def test_the_sensor_tick_stays_one_request_at_scale(tmp_path, monkeypatch):
-    from migration_pipeline.definitions import defs
-
     sandbox = Sandbox.start(tmp_path / "tick.db", scenario(200, 100_000))
     try:
         monkeypatch.setenv("DAGSTER_CLOUD_URL", sandbox.url)
         monkeypatch.setenv("DAGSTER_CLOUD_DEPLOYMENT", "prod")
         monkeypatch.setenv("DAGSTER_CLOUD_API_TOKEN", sandbox.token("admin"))
-        sensor = defs.get_sensor_def("hybrid_agent_ready_sensor")
         with dg.DagsterInstance.ephemeral() as instance:
-            instance.report_runless_asset_event(dg.AssetMaterialization(
-                asset_key="hybrid_agent_install_files",
-                metadata={"agent_label": "migration_pipeline prod agent (token 1)",
-                          "agents_before": []}))
-            instance.report_runless_asset_event(
-                dg.AssetMaterialization(asset_key="deactivate_serverless_agent"))
+            record_cutover(instance, "migration_pipeline prod agent (token 1)")
             before = len(sandbox.operations_seen)
-            result = sensor.evaluate_tick(dg.build_sensor_context(
-                instance=instance, resources={"dagster_plus": defs.resources["dagster_plus"]}))
+            result = sensor_tick(instance)
             assert list(sandbox.operations_seen)[before:] == [{"agents"}]
             assert "Waiting for the migration's agent" in result.skip_message
     finally:

@@ -32,8 +32,7 @@ def test_the_whole_migration_leaks_no_token(sandbox, tmp_path, monkeypatch, capl
 
                 for location in ("analytics", "ml_models"):
                     upload_entry(sandbox, agent_token, location)
-            finish = env.run("finish_hybrid_migration", tags=request.tags, run_config={"ops": {
-                "hybrid_locations": {"config": {"load_timeout_seconds": 20, "poll_seconds": 0.2}}}})
+            finish = env.run("finish_hybrid_migration", tags=request.tags, run_config=env.finish_config(20, 0.2))
             assert finish.success
         env.run("rollback_to_serverless")
     tokens = {"admin": sandbox.token("admin"), "viewer": sandbox.token("viewer"),
@@ -43,7 +42,7 @@ def test_the_whole_migration_leaks_no_token(sandbox, tmp_path, monkeypatch, capl
     captured = capsys.readouterr()
     texts = {"logs": caplog.text, "stdout": captured.out, "stderr": captured.err}
     runs = env.instance.get_runs()
-    assert len(runs) == 6
+    assert len(runs) == 7  # plan, apply, token, prepare, cutover, finish, rollback
     for run in runs:
         texts[f"run {run.job_name} config and tags"] = repr(run.run_config) + repr(run.tags)
         texts[f"run {run.job_name} events"] = "\n".join(
@@ -79,9 +78,9 @@ def assert_not_in_images(env, tokens: dict[str, str]) -> None:
     images = env.run("prepare_hybrid_agent").output_for_node("code_location_images")
     assert images
     for image in images.values():
-        repository, _, _ = image["image"].rpartition(":")
+        repository, _, _ = image.image.rpartition(":")
         host, _, name = repository.partition("/")
-        manifest = requests.get(f"http://{host}/v2/{name}/manifests/{image['digest']}", timeout=10,
+        manifest = requests.get(f"http://{host}/v2/{name}/manifests/{image.digest}", timeout=10,
                                 headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}).json()
         assert manifest["layers"]
         for layer in manifest["layers"]:
@@ -89,4 +88,4 @@ def assert_not_in_images(env, tokens: dict[str, str]) -> None:
             data = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
             assert b"analytics" in data  # the layer really holds the repository's files
             for label, token in tokens.items():
-                assert token.encode() not in data, f"the {label} token is in {image['image']}"
+                assert token.encode() not in data, f"the {label} token is in {image.image}"

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from conftest import free_port
-from demo import background, wait_for
+from support.processes import background, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -125,10 +125,8 @@ def record_pre_cutover_snapshot(context: dg.OpExecutionContext, dagster_plus: Da
     context.log_event(dg.AssetCheckEvaluation(
         asset_key=SNAPSHOT_KEY, check_name="snapshot_is_complete", passed=completeness["passed"],
         metadata=completeness["metadata"]))
-    if not completeness["passed"]:
-        raise dg.Failure("The snapshot is incomplete (see the snapshot_is_complete check): "
-                         "nothing could be verified after a switch. Nothing was changed.",
-                         allow_retries=False)
+    # This op records and succeeds (a failing op would drop what it logged); the switch refuses
+    # an incomplete snapshot, as a blocking check would.
     return snapshot
 
 
@@ -141,6 +139,10 @@ def deactivate_serverless_agent(context: dg.OpExecutionContext,
                                 snapshot: Snapshot) -> dg.Output[dict]:
     from migration_pipeline.cutover.core import switch_to_hybrid
 
+    if not _completeness(snapshot)["passed"]:
+        raise dg.Failure("The snapshot is incomplete (see pre_cutover_snapshot's "
+                         "snapshot_is_complete check): nothing could be verified after a switch. "
+                         "Nothing was changed.", allow_retries=False)
     now = time.time()
     with dagster_plus.session(context) as client:
         switch = switch_to_hybrid(client, tuple(snapshot.settings_removed_at_cutover))

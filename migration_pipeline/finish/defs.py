@@ -158,15 +158,22 @@ def verify_hybrid_deployment(context: dg.OpExecutionContext, config: FinishConfi
                                                   passed=passed, metadata=metadata))
         if not passed:
             failed.append(name)
-    if failed:
-        raise dg.Failure(f"These nothing-lost checks failed: {', '.join(failed)} (see the "
-                         "hybrid_deployment asset's checks).", allow_retries=False)
+    # This op records and succeeds (a failing op would drop what it logged); the next one
+    # fails the run when a check failed, as a blocking check would.
     return dg.Output({"locations": list(deployed.locations), "deployed": list(deployed.deployed),
-                      **parts}, metadata={k: dg.MetadataValue.float(v) for k, v in parts.items()})
+                      "failed_checks": failed, **parts},
+                     metadata={k: dg.MetadataValue.float(v) for k, v in parts.items()})
+
+
+@dg.op(description="Fails the finish run when a nothing-lost check failed (they are blocking).")
+def require_nothing_lost(outcome: dict) -> None:
+    if outcome["failed_checks"]:
+        raise dg.Failure(f"These nothing-lost checks failed: {', '.join(outcome['failed_checks'])}"
+                         " (see the hybrid_deployment asset's checks).", allow_retries=False)
 
 
 @dg.job(name=FINISH_JOB, executor_def=dg.in_process_executor, op_retry_policy=DAGSTER_PLUS_RETRY,
         description="Deploy the Hybrid locations, wait until LOADED, verify nothing was lost. "
         "Launched by hybrid_agent_ready_sensor once the migration's agent runs.")
 def finish_job():
-    verify_hybrid_deployment(deploy_hybrid_locations())
+    require_nothing_lost(verify_hybrid_deployment(deploy_hybrid_locations()))
