@@ -5,22 +5,30 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-slow sandbox dev clean
+.PHONY: demo test test-fast test-slow check sandbox dev clean
 
-$(STAMP): pyproject.toml
+# The product with its test tools, and the sandbox (its own distribution, never the product's
+# dependency), resolved together.
+$(STAMP): pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e ./sandbox -e '.[test]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m demo
 
-test: $(STAMP)
+# Lint, format and types first: they take seconds and fail for the simplest reasons.
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: check
 	bash scripts/debian-packages.sh
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)
+test-fast: check
 	bash scripts/debian-packages.sh
 	$(BIN)/python -m pytest -m "not slow"
 

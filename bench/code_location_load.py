@@ -21,8 +21,12 @@ RUNS = 7
 
 def validate(module: str, working_directory: Path) -> float:
     start = time.perf_counter()
-    subprocess.run([str(DAGSTER), "definitions", "validate", "-m", module, "-d", str(working_directory)],
-                   check=True, capture_output=True, cwd=ROOT)
+    subprocess.run(
+        [str(DAGSTER), "definitions", "validate", "-m", module, "-d", str(working_directory)],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
     return time.perf_counter() - start
 
 
@@ -33,9 +37,11 @@ def main() -> None:
         empty.append(validate("empty_location", ROOT / "bench"))
         ours.append(validate("migration_pipeline.definitions", ROOT))
     ours_median, empty_median = statistics.median(ours), statistics.median(empty)
-    print(f"dagster definitions validate, median of {RUNS}: migration_pipeline "
-          f"{ours_median:.2f}s, empty Definitions() {empty_median:.2f}s, ratio "
-          f"{ours_median / empty_median:.2f}x")
+    print(
+        f"dagster definitions validate, median of {RUNS}: migration_pipeline "
+        f"{ours_median:.2f}s, empty Definitions() {empty_median:.2f}s, ratio "
+        f"{ours_median / empty_median:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -40,19 +40,35 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        subprocess.run([sys.executable, "-m", "demo", "--dagster-home",
-                        str(root / "home"), "--work-dir", str(root / "work")],
-                       check=True, capture_output=True)
-        with dg.DagsterInstance.from_ref(dg._core.instance.ref.InstanceRef.from_dir(
-                str(root / "home"))) as instance:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "demo",
+                "--dagster-home",
+                str(root / "home"),
+                "--work-dir",
+                str(root / "work"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        with dg.DagsterInstance.from_ref(
+            dg._core.instance.ref.InstanceRef.from_dir(str(root / "home"))
+        ) as instance:
             event = instance.get_latest_materialization_event(dg.AssetKey("hybrid_deployment"))
-            parts = {k: v.value for k, v in event.asset_materialization.metadata.items()
-                     if k.endswith("_seconds")}
+            assert event is not None and event.asset_materialization is not None
+            parts = {
+                k: v.value
+                for k, v in event.asset_materialization.metadata.items()
+                if k.endswith("_seconds") and isinstance(v.value, float)
+            }
 
         (root / "noop.py").write_text(NOOP_JOB)
-        launch_floor = median_seconds([str(BIN / "dagster"), "job", "execute", "-f",
-                                       str(root / "noop.py"), "-j", "noop_job"],
-                                      env={"DAGSTER_HOME": str(root / "home"), "PATH": str(BIN)})
+        launch_floor = median_seconds(
+            [str(BIN / "dagster"), "job", "execute", "-f", str(root / "noop.py"), "-j", "noop_job"],
+            env={"DAGSTER_HOME": str(root / "home"), "PATH": str(BIN)},
+        )
         with Sandbox.start(root / "s.db") as sandbox:
             client = DagsterPlusClient(sandbox.url, "prod", sandbox.token("admin"))
             client.current_deployment()
@@ -61,18 +77,27 @@ def main() -> None:
                 client.current_deployment()
             request_floor = (time.perf_counter() - start) / 20
 
-    floors = {"waiting_for_agent_seconds": 0.0, "until_finish_started_seconds": launch_floor,
-              "deploying_seconds": request_floor, "loading_seconds": 0.0}
-    labels = {"waiting_for_agent_seconds": "sensor lag (cutover to the tick that saw the agent)",
-              "until_finish_started_seconds": "launching the finish run",
-              "deploying_seconds": "deploying", "loading_seconds": "loading (after deploy)"}
+    floors = {
+        "waiting_for_agent_seconds": 0.0,
+        "until_finish_started_seconds": launch_floor,
+        "deploying_seconds": request_floor,
+        "loading_seconds": 0.0,
+    }
+    labels = {
+        "waiting_for_agent_seconds": "sensor lag (cutover to the tick that saw the agent)",
+        "until_finish_started_seconds": "launching the finish run",
+        "deploying_seconds": "deploying",
+        "loading_seconds": "loading (after deploy)",
+    }
     print(f"{'part':<52} {'measured':>9} {'floor':>7}")
     for key, label in labels.items():
         print(f"{label:<52} {parts[key]:>8.2f}s {floors[key]:>6.2f}s")
     total_floor = sum(floors.values())
-    print(f"{'no-agent window (cutover to every location LOADED)':<52} "
-          f"{parts['downtime_seconds']:>8.2f}s {total_floor:>6.2f}s  ratio "
-          f"{parts['downtime_seconds'] / total_floor:.1f}x")
+    print(
+        f"{'no-agent window (cutover to every location LOADED)':<52} "
+        f"{parts['downtime_seconds']:>8.2f}s {total_floor:>6.2f}s  ratio "
+        f"{parts['downtime_seconds'] / total_floor:.1f}x"
+    )
 
 
 if __name__ == "__main__":

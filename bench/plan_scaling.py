@@ -25,14 +25,23 @@ REPEATS = 5
 
 def cloud_yaml(locations: int) -> str:
     """A realistic file: comments, defaults, block and flow style, several code source kinds."""
-    lines = ["# generated for the benchmark", "defaults:", "  build:", "    directory: .",
-             "locations:"]
+    lines = [
+        "# generated for the benchmark",
+        "defaults:",
+        "  build:",
+        "    directory: .",
+        "locations:",
+    ]
     for i in range(locations):
         source = ("package_name", "module_name", "python_file")[i % 3]
         value = f"loc_{i}.py" if source == "python_file" else f"loc_{i}"
-        lines += [f"  # location {i}", f"  - location_name: loc_{i}",
-                  f"    code_source: {{{source}: {value}}}" if i % 2 else
-                  f"    code_source:\n      {source}: {value}"]
+        lines += [
+            f"  # location {i}",
+            f"  - location_name: loc_{i}",
+            f"    code_source: {{{source}: {value}}}"
+            if i % 2
+            else f"    code_source:\n      {source}: {value}",
+        ]
         if i % 4 == 0:
             lines += ["    working_directory: ./src", "    build:", f"      directory: ./loc_{i}"]
     return "\n".join(lines) + "\n"
@@ -59,20 +68,28 @@ def ours(text: str) -> None:
 def main() -> None:
     ours(cloud_yaml(3))  # imports and caches out of the timing
     load_dagster_cloud_yaml(cloud_yaml(3))
-    print(f"{'locations':>9} {'ours (s)':>9} {'reference (s)':>13} {'ratio':>7} {'ms/location':>11}")
+    print(
+        f"{'locations':>9} {'ours (s)':>9} {'reference (s)':>13} {'ratio':>7} {'ms/location':>11}"
+    )
     per_location = []
     for size in SIZES:
         text = cloud_yaml(size)
-        mine = best_of(lambda: ours(text), 3 if size >= 1000 else REPEATS)
-        reference = best_of(lambda: load_dagster_cloud_yaml(text))
+        mine = best_of(lambda text=text: ours(text), 3 if size >= 1000 else REPEATS)
+        reference = best_of(lambda text=text: load_dagster_cloud_yaml(text))
         per_location.append(mine / size * 1000)
-        print(f"{size:>9} {mine:>9.3f} {reference:>13.4f} {mine / reference:>7.1f} "
-              f"{per_location[-1]:>11.3f}")
+        print(
+            f"{size:>9} {mine:>9.3f} {reference:>13.4f} {mine / reference:>7.1f} "
+            f"{per_location[-1]:>11.3f}"
+        )
     spread = max(per_location) / min(per_location)
-    print(f"per-location cost, largest / smallest: {spread:.2f} (1.0 = perfectly linear; "
-          f"median {statistics.median(per_location):.3f} ms)")
-    print("ours = load + validate + rewrite + validate the result (two round-trip parses, for comments and "
-          "lines, and two full schema validations); reference = parse + pydantic model only")
+    print(
+        f"per-location cost, largest / smallest: {spread:.2f} (1.0 = perfectly linear; "
+        f"median {statistics.median(per_location):.3f} ms)"
+    )
+    print(
+        "ours = load + validate + rewrite + validate the result (two round-trip parses, for comments and "
+        "lines, and two full schema validations); reference = parse + pydantic model only"
+    )
 
 
 if __name__ == "__main__":

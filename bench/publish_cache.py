@@ -9,37 +9,20 @@ parallel (2 at a time) for 4 changed locations and their ratio.
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import requests
-
 from migration_pipeline.images.builders import choose_builder
 from migration_pipeline.images.publish import ImageJob, publish_all
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the demo's and the tests' helpers
+from support.servers import docker_registry  # noqa: E402  (the tests' real registry)
+
 LOCATIONS = 4
 PAYLOAD_BYTES = 4_000_000  # a few MB of code and data per location
-
-
-def start_registry(root: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    (root / "config.yml").write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: "
-                                     f"{root / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n")
-    process = subprocess.Popen([shutil.which("docker-registry"), "serve", str(root / "config.yml")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    return process, f"127.0.0.1:{port}"
 
 
 def jobs(root: Path, registry: str, salt: str) -> list[ImageJob]:
@@ -49,8 +32,12 @@ def jobs(root: Path, registry: str, salt: str) -> list[ImageJob]:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "Dockerfile").write_text("FROM scratch\nCOPY . /app\n")
         (directory / "code.py").write_text(f"SALT = {salt!r}\n")
-        (directory / "data.bin").write_bytes((f"{salt}-{i}".encode() * PAYLOAD_BYTES)[:PAYLOAD_BYTES])
-        out.append(ImageJob(f"loc_{i}", directory, directory / "Dockerfile", f"{registry}/bench/loc_{i}"))
+        (directory / "data.bin").write_bytes(
+            (f"{salt}-{i}".encode() * PAYLOAD_BYTES)[:PAYLOAD_BYTES]
+        )
+        out.append(
+            ImageJob(f"loc_{i}", directory, directory / "Dockerfile", f"{registry}/bench/loc_{i}")
+        )
     return out
 
 
@@ -63,24 +50,29 @@ def timed(function) -> float:
 def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        (root / "registry").mkdir()
-        registry_process, registry = start_registry(root / "registry")
-        builder = choose_builder("buildah", storage=root / "containers")
-        try:
+        with docker_registry(root / "registry") as registry:
+            builder = choose_builder("buildah", storage=root / "containers")
             first_jobs = jobs(root / "a", registry, "first")
             first = timed(lambda: publish_all(first_jobs, builder, 2, log=lambda m: None))
             unchanged = timed(lambda: publish_all(first_jobs, builder, 2, log=lambda m: None))
-            print(f"first build of {LOCATIONS} locations: {first:.2f}s; unchanged re-run: "
-                  f"{unchanged:.2f}s; ratio {first / unchanged:.1f}x")
-            serial = timed(lambda: publish_all(jobs(root / "b", registry, "serial"), builder, 1,
-                                               log=lambda m: None))
-            parallel = timed(lambda: publish_all(jobs(root / "c", registry, "parallel"), builder, 2,
-                                                 log=lambda m: None))
-            print(f"{LOCATIONS} changed locations: serial {serial:.2f}s, 2 at a time "
-                  f"{parallel:.2f}s; ratio {serial / parallel:.2f}x (2 cores)")
-        finally:
-            registry_process.terminate()
-            registry_process.wait(timeout=10)
+            print(
+                f"first build of {LOCATIONS} locations: {first:.2f}s; unchanged re-run: "
+                f"{unchanged:.2f}s; ratio {first / unchanged:.1f}x"
+            )
+            serial = timed(
+                lambda: publish_all(
+                    jobs(root / "b", registry, "serial"), builder, 1, log=lambda m: None
+                )
+            )
+            parallel = timed(
+                lambda: publish_all(
+                    jobs(root / "c", registry, "parallel"), builder, 2, log=lambda m: None
+                )
+            )
+            print(
+                f"{LOCATIONS} changed locations: serial {serial:.2f}s, 2 at a time "
+                f"{parallel:.2f}s; ratio {serial / parallel:.2f}x (2 cores)"
+            )
 
 
 if __name__ == "__main__":

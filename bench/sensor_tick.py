@@ -19,7 +19,8 @@ from dagster_plus_sandbox import Sandbox
 from migration_pipeline.definitions import defs
 from migration_pipeline.plus import DagsterPlusClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the demo's and the tests' helpers
 from migration_env import record_cutover  # noqa: E402  (the tests' helpers)
 from support.agent import heartbeat  # noqa: E402
 
@@ -27,36 +28,50 @@ TICKS = 50
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as scratch, Sandbox.start(os.path.join(scratch, "s.db")) as sandbox:
-        os.environ.update(DAGSTER_CLOUD_URL=sandbox.url, DAGSTER_CLOUD_DEPLOYMENT="prod",
-                          DAGSTER_CLOUD_API_TOKEN=sandbox.token("admin"))
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        Sandbox.start(os.path.join(scratch, "s.db")) as sandbox,
+    ):
+        os.environ.update(
+            DAGSTER_CLOUD_URL=sandbox.url,
+            DAGSTER_CLOUD_DEPLOYMENT="prod",
+            DAGSTER_CLOUD_API_TOKEN=sandbox.token("admin"),
+        )
         sensor = defs.resolve_sensor_def("hybrid_agent_ready_sensor")
         with dg.DagsterInstance.ephemeral() as instance:
+
             def measure(label: str) -> None:
                 times, requests = [], []
                 for _ in range(TICKS):
                     context = dg.build_sensor_context(
-                        instance=instance, resources={"dagster_plus": defs.resources["dagster_plus"]})
+                        instance=instance,
+                        resources=dict(defs.resources or {}),
+                    )
                     before = len(sandbox.operations_seen)
                     start = time.perf_counter()
                     result = sensor.evaluate_tick(context)
                     times.append(time.perf_counter() - start)
                     requests.append(len(sandbox.operations_seen) - before)
                 outcome = "fires" if result.run_requests else "skips"
-                print(f"{label:<28} {statistics.mean(requests):.1f} requests/tick, "
-                      f"{statistics.median(times) * 1000:.1f} ms/tick (median of {TICKS}), {outcome}")
+                print(
+                    f"{label:<28} {statistics.mean(requests):.1f} requests/tick, "
+                    f"{statistics.median(times) * 1000:.1f} ms/tick (median of {TICKS}), {outcome}"
+                )
 
             measure("before a cutover")
-            token = DagsterPlusClient(sandbox.url, "prod", sandbox.token("admin")
-                                      ).create_agent_token("bench agent").token
+            token = (
+                DagsterPlusClient(sandbox.url, "prod", sandbox.token("admin"))
+                .create_agent_token("bench agent")
+                .token
+            )
             label = "migration_pipeline prod agent (token 1)"
             record_cutover(instance, label, cutover_at=time.time())
-            sandbox.state.set_agent_type(sandbox.state.deployment("prod"), "HYBRID")
+            sandbox.state.set_agent_type(sandbox.state.existing_deployment("prod"), "HYBRID")
             measure("after it, no Hybrid agent")
-            heartbeat(sandbox, token.get_secret_value(), "bench", "K8sUserCodeLauncher",
-                      label=label)
+            heartbeat(
+                sandbox, token.get_secret_value(), "bench", "K8sUserCodeLauncher", label=label
+            )
             measure("the migration's agent RUNNING")
-
 
 
 if __name__ == "__main__":

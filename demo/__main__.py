@@ -38,10 +38,22 @@ def say(message: str) -> None:
 def sandbox_process(state_dir: Path):
     """Start `python -m dagster_plus_sandbox serve` on free ports; yield its JSON banner."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "dagster_plus_sandbox", "serve", "--port", "0", "--json",
-         "--state", str(state_dir / "sandbox.db"), "--scenario",
-         str(EXAMPLE / "sandbox_scenario.yaml")],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "dagster_plus_sandbox",
+            "serve",
+            "--port",
+            "0",
+            "--json",
+            "--state",
+            str(state_dir / "sandbox.db"),
+            "--scenario",
+            str(EXAMPLE / "sandbox_scenario.yaml"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = process.stdout.readline() if process.stdout else ""
         if not line:
@@ -65,22 +77,34 @@ class Runner:
         if not self.verbose:  # the event lines stay in the run's logs (make dev shows them)
             config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
         result = self.defs.resolve_job_def(job).execute_in_process(
-            instance=self.instance, run_config=config, raise_on_error=False)
+            instance=self.instance, run_config=config, raise_on_error=False
+        )
         if not result.success:
-            failures = [e.event_specific_data.error.message.strip() for e in result.all_events
-                        if e.event_type_value == "STEP_FAILURE"]
+            errors = [e.step_failure_data.error for e in result.all_events if e.is_step_failure]
+            failures = [error.message.strip() for error in errors if error is not None]
             raise SystemExit(f"the {job} job failed:\n" + "\n".join(failures))
         return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--dagster-home", type=Path, default=PROJECT_DIR / ".dagster_home",
-                        help="the Dagster instance to record the runs in (default: %(default)s)")
-    parser.add_argument("--work-dir", type=Path, default=PROJECT_DIR / ".demo",
-                        help="where the example repository is copied and migrated")
-    parser.add_argument("--verbose", action="store_true",
-                        help="print Dagster's event lines too (they are always in the run logs)")
+    parser.add_argument(
+        "--dagster-home",
+        type=Path,
+        default=PROJECT_DIR / ".dagster_home",
+        help="the Dagster instance to record the runs in (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=PROJECT_DIR / ".demo",
+        help="where the example repository is copied and migrated",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print Dagster's event lines too (they are always in the run logs)",
+    )
     args = parser.parse_args(argv)
     home = args.dagster_home.resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -96,12 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="migration-demo-")))
         say("Starting the embedded Dagster+ sandbox: the example's Serverless 'prod' deployment")
         sandbox = stack.enter_context(sandbox_process(state_dir))
-        say(f"Dagster+ sandbox: user API {sandbox['url']}, agent API {sandbox['agent_url']}; "
-            f"migrating {repo}")
+        say(
+            f"Dagster+ sandbox: user API {sandbox['url']}, agent API {sandbox['agent_url']}; "
+            f"migrating {repo}"
+        )
         # The resource reads these through EnvVar when a run starts, as it would in Dagster+.
-        os.environ.update(DAGSTER_CLOUD_URL=sandbox["url"],
-                          DAGSTER_CLOUD_DEPLOYMENT=sandbox["deployment"],
-                          DAGSTER_CLOUD_API_TOKEN=sandbox["admin_token"])
+        os.environ.update(
+            DAGSTER_CLOUD_URL=sandbox["url"],
+            DAGSTER_CLOUD_DEPLOYMENT=sandbox["deployment"],
+            DAGSTER_CLOUD_API_TOKEN=sandbox["admin_token"],
+        )
         process_env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
 
         from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
@@ -110,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         run = Runner(instance, args.verbose)
 
         say("1/6 Inventory and plan (a dry run: reads only)")
-        planned = run("plan_migration", {"ops": {"migration_plan": {
-            "config": {"project_dir": str(repo), "target": "local"}}}})
+        planned = run(
+            "plan_migration",
+            {"ops": {"migration_plan": {"config": {"project_dir": str(repo), "target": "local"}}}},
+        )
         inventory = planned.output_for_node("serverless_inventory")
         plan = planned.output_for_node("migration_plan").plan
         print(plan.diff() or "(no file changes)", flush=True)
@@ -125,26 +155,48 @@ def main(argv: list[str] | None = None) -> int:
         run("create_agent_token")
         # The sandbox serves its agent API on a host of its own, as Dagster+ does; the agent's
         # config names it (for Dagster+ the agent derives it from its token).
-        install = run("prepare_hybrid_agent", {"ops": {"hybrid_agent_install_files": {
-            "config": {"agent_api_url": sandbox["agent_url"]}}}}
+        install = run(
+            "prepare_hybrid_agent",
+            {
+                "ops": {
+                    "hybrid_agent_install_files": {
+                        "config": {"agent_api_url": sandbox["agent_url"]}
+                    }
+                }
+            },
         ).output_for_node("hybrid_agent_install_files")
         say(f"    agent: {install.command}")
-        stack.enter_context(background(["bash", "-c", install.command], work / "agent.log",
-                                       process_env))
+        stack.enter_context(
+            background(["bash", "-c", install.command], work / "agent.log", process_env)
+        )
         workspace = work / "workspace.yaml"
-        workspace.write_text("load_from:\n  - python_module:\n      module_name: demo.location\n"
-                             "      attribute: defs\n      location_name: migration_pipeline\n")
-        stack.enter_context(background([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-                                       work / "daemon.log", process_env, cwd=PROJECT_DIR))
+        workspace.write_text(
+            "load_from:\n  - python_module:\n      module_name: demo.location\n"
+            "      attribute: defs\n      location_name: migration_pipeline\n"
+        )
+        stack.enter_context(
+            background(
+                [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
+                work / "daemon.log",
+                process_env,
+                cwd=PROJECT_DIR,
+            )
+        )
         from migration_pipeline.plus.client import DagsterPlusClient
 
-        client = stack.enter_context(DagsterPlusClient(sandbox["url"], sandbox["deployment"],
-                                                       sandbox["admin_token"]))
+        client = stack.enter_context(
+            DagsterPlusClient(sandbox["url"], sandbox["deployment"], sandbox["admin_token"])
+        )
         label = install.agent_label
-        wait_for(lambda: [a for a in client.agents() if a.label == label and a.is_running],
-                 60, "the Local agent to heartbeat (see .demo/agent.log)")
-        say(f"    the Local agent ({label!r}) is RUNNING; it waits: the deployment is still "
-            "Serverless")
+        wait_for(
+            lambda: [a for a in client.agents() if a.label == label and a.is_running],
+            60,
+            "the Local agent to heartbeat (see .demo/agent.log)",
+        )
+        say(
+            f"    the Local agent ({label!r}) is RUNNING; it waits: the deployment is still "
+            "Serverless"
+        )
 
         say("4/6 Cutover: switch to Hybrid (the no-agent window starts)")
         cutover = run("cutover")
@@ -153,8 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         say("5/6 Waiting for hybrid_agent_ready_sensor (dagster-daemon) to launch the finish run")
 
         def finish_run():
-            runs = instance.get_runs(RunsFilter(job_name="finish_hybrid_migration",
-                                                tags={"dagster/run_key": f"finish:{cutover.run_id}"}))
+            runs = instance.get_runs(
+                RunsFilter(
+                    job_name="finish_hybrid_migration",
+                    tags={"dagster/run_key": f"finish:{cutover.run_id}"},
+                )
+            )
             if runs and runs[0].status == DagsterRunStatus.FAILURE:
                 raise SystemExit("the finish run failed: see it with `make dev`")
             return runs[0] if runs and runs[0].status == DagsterRunStatus.SUCCESS else None
@@ -164,23 +220,29 @@ def main(argv: list[str] | None = None) -> int:
 
         say("6/6 Report")
         agent_files = sorted(p.name for p in Path(install.agent_dir).iterdir())
-        report(instance, finish.run_id, inventory, record, applied, agent_files, plan, client,
-               install)
-    print(f"\nThe runs and their metadata are in {home}. To browse them: `make sandbox` in one "
-          "terminal, `make dev` in another, then open http://127.0.0.1:3000.", flush=True)
+        report(
+            instance, finish.run_id, inventory, record, applied, agent_files, plan, client, install
+        )
+    print(
+        f"\nThe runs and their metadata are in {home}. To browse them: `make sandbox` in one "
+        "terminal, `make dev` in another, then open http://127.0.0.1:3000.",
+        flush=True,
+    )
     return 0
 
 
-def report(instance, finish_run_id, inventory, record, applied, agent_files, plan, client,
-           install) -> None:
+def report(
+    instance, finish_run_id, inventory, record, applied, agent_files, plan, client, install
+) -> None:
     from dagster import AssetKey, DagsterEventType
 
     materialization = instance.get_latest_materialization_event(AssetKey("hybrid_deployment"))
     metadata = materialization.asset_materialization.metadata
-    checks = {e.get_dagster_event().event_specific_data.check_name:
-              e.get_dagster_event().event_specific_data.passed
-              for e in instance.all_logs(finish_run_id,
-                                         of_type=DagsterEventType.ASSET_CHECK_EVALUATION)}
+    evaluations = [
+        e.get_dagster_event().event_specific_data
+        for e in instance.all_logs(finish_run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    ]
+    checks = {evaluation.check_name: evaluation.passed for evaluation in evaluations}
     runs_after = sum(client.run_counts_by_status().values())
     loaded = [e.name for e in client.workspace() if e.is_loaded]
     lines = [
@@ -194,11 +256,16 @@ def report(instance, finish_run_id, inventory, record, applied, agent_files, pla
         f"Runs: {inventory.run_total} before, {runs_after} after",
         f"Locations LOADED on the Hybrid agent: {', '.join(loaded)}",
         f"Settings removed at cutover: {', '.join(record['settings_removed']) or 'none'}",
-        "Branch deployments: " + ("in use; the agent's config serves them "
-                                  "(dagster_cloud_api.branch_deployments: true)"
-                                  if install.branch_deployments else "none in use"),
-        "Checks: " + ", ".join(f"{name} {'passed' if ok else 'FAILED'}"
-                               for name, ok in sorted(checks.items())),
+        "Branch deployments: "
+        + (
+            "in use; the agent's config serves them (dagster_cloud_api.branch_deployments: true)"
+            if install.branch_deployments
+            else "none in use"
+        ),
+        "Checks: "
+        + ", ".join(
+            f"{name} {'passed' if ok else 'FAILED'}" for name, ok in sorted(checks.items())
+        ),
         "Project files written: " + (", ".join(applied.written) or "none"),
         f"Agent files (dagster_cloud_agent/): {', '.join(agent_files)} (the token file is 0600 "
         "and git-ignored)",

@@ -15,11 +15,18 @@ T = TypeVar("T")
 
 
 @contextmanager
-def background(command: list[str], log: Path, env: dict[str, str],
-               cwd: Path | None = None) -> Iterator[subprocess.Popen]:
+def background(
+    command: list[str], log: Path, env: dict[str, str], cwd: Path | None = None
+) -> Iterator[subprocess.Popen]:
     """A process in its own session, logging to `log`, ended (with its children) on exit."""
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=open(log, "w"),
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         yield process
     finally:

@@ -25,8 +25,9 @@ def plan_command(args: argparse.Namespace) -> int:
     from migration_pipeline.targets.settings import load_target_settings
 
     settings_text = read_user_file(args.settings, "settings file") if args.settings else None
-    settings = load_target_settings(args.target, settings_text, args.settings or "settings",
-                                    registry=args.registry)
+    settings = load_target_settings(
+        args.target, settings_text, args.settings or "settings", registry=args.registry
+    )
     inventory = None
     if args.inventory:
         inventory = read_inventory(args.inventory)
@@ -57,12 +58,19 @@ def read_inventory(path: str):
         raise InvalidInput([Problem(path, error.lineno, (), f"is not JSON: {error.msg}")]) from None
     fields = {f.name for f in dataclasses.fields(Inventory)}
     if not isinstance(raw, dict) or set(raw) - fields:
-        raise InvalidInput([Problem(path, None, (), "is not an inventory (keys: "
-                                    + ", ".join(sorted(fields)) + ")")])
+        raise InvalidInput(
+            [
+                Problem(
+                    path, None, (), "is not an inventory (keys: " + ", ".join(sorted(fields)) + ")"
+                )
+            ]
+        )
     try:
         return Inventory(**raw)
     except TypeError as error:
-        raise InvalidInput([Problem(path, None, (), f"is not a whole inventory: {error}")]) from None
+        raise InvalidInput(
+            [Problem(path, None, (), f"is not a whole inventory: {error}")]
+        ) from None
 
 
 def history_command(args: argparse.Namespace) -> int:
@@ -80,18 +88,29 @@ def history_command(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="migration-pipeline", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    plan = commands.add_parser("plan", help="show (and with --apply, write) the Hybrid project files")
+    plan = commands.add_parser(
+        "plan", help="show (and with --apply, write) the Hybrid project files"
+    )
     plan.add_argument("--project-dir", required=True, help="the repository with dagster_cloud.yaml")
     plan.add_argument("--target", required=True, choices=TARGETS, help="the Hybrid agent type")
-    plan.add_argument("--registry", help="image registry and repository prefix "
-                      "(required for every target but local)")
+    plan.add_argument(
+        "--registry",
+        help="image registry and repository prefix (required for every target but local)",
+    )
     plan.add_argument("--settings", help="a target settings YAML file (optional)")
-    plan.add_argument("--inventory", help="an inventory JSON (the serverless_inventory asset's "
-                      "value) for the Dagster+ settings changes")
-    plan.add_argument("--apply", action="store_true", help="write the files (atomically, with "
-                      "a backup of what they replace)")
-    history = commands.add_parser("history", help="list past migration runs from a Dagster "
-                                  "webserver (`dagster dev`)")
+    plan.add_argument(
+        "--inventory",
+        help="an inventory JSON (the serverless_inventory asset's "
+        "value) for the Dagster+ settings changes",
+    )
+    plan.add_argument(
+        "--apply",
+        action="store_true",
+        help="write the files (atomically, with a backup of what they replace)",
+    )
+    history = commands.add_parser(
+        "history", help="list past migration runs from a Dagster webserver (`dagster dev`)"
+    )
     history.add_argument("--host", default="127.0.0.1")
     history.add_argument("--port", type=int, default=3000)
     history.add_argument("--limit", type=int, default=200, help="how many recent runs to look at")

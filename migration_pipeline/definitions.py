@@ -38,14 +38,34 @@ from migration_pipeline.rollback.defs import rollback_job
 def build_definitions(sensor_interval_seconds: int = 10) -> dg.Definitions:
     """The code location; the sensor's interval can be shortened (tests, a demo)."""
     return dg.Definitions(
-        assets=[serverless_inventory, migration_plan, hybrid_project_files, code_location_images,
-                hybrid_agent_token, hybrid_agent_install_files, pre_cutover_snapshot,
-                hybrid_deployment],
-        asset_checks=[every_location_readable, hybrid_dagster_cloud_yaml_is_valid,
-                      images_exist_in_registry, agent_install_files_parse, snapshot_is_complete,
-                      verify_nothing_lost],
-        jobs=[inventory_job, plan_job, apply_files_job, create_agent_token_job, prepare_agent_job,
-              cutover_job, finish_job, rollback_job],
+        assets=[
+            serverless_inventory,
+            migration_plan,
+            hybrid_project_files,
+            code_location_images,
+            hybrid_agent_token,
+            hybrid_agent_install_files,
+            pre_cutover_snapshot,
+            hybrid_deployment,
+        ],
+        asset_checks=[
+            every_location_readable,
+            hybrid_dagster_cloud_yaml_is_valid,
+            images_exist_in_registry,
+            agent_install_files_parse,
+            snapshot_is_complete,
+            verify_nothing_lost,
+        ],
+        jobs=[
+            inventory_job,
+            plan_job,
+            apply_files_job,
+            create_agent_token_job,
+            prepare_agent_job,
+            cutover_job,
+            finish_job,
+            rollback_job,
+        ],
         sensors=[build_hybrid_agent_ready_sensor(sensor_interval_seconds)],
         resources={
             "dagster_plus": DagsterPlusResource(

@@ -15,8 +15,9 @@ def record_metadata(value: dict[str, Any]) -> dict[str, dg.MetadataValue]:
     return {RECORD: dg.MetadataValue.json(value)}
 
 
-def latest_record(instance: dg.DagsterInstance, key: str | dg.AssetKey,
-                  needed_by: str) -> dict[str, Any]:
+def latest_record(
+    instance: dg.DagsterInstance, key: str | dg.AssetKey, needed_by: str
+) -> dict[str, Any]:
     """The record of the asset's newest materialization; a clear Failure when there is none."""
     asset_key = key if isinstance(key, dg.AssetKey) else dg.AssetKey(key)
     event = instance.get_latest_materialization_event(asset_key)
@@ -25,7 +26,18 @@ def latest_record(instance: dg.DagsterInstance, key: str | dg.AssetKey,
         entry = event.asset_materialization.metadata.get(RECORD)
         value = entry.value if entry is not None else None
     if not isinstance(value, dict):
-        raise dg.Failure(f"{needed_by} needs {asset_key.to_user_string()}, which has not been "
-                         "materialized yet (run the job that makes it first).",
-                         allow_retries=False)
+        raise dg.Failure(
+            f"{needed_by} needs {asset_key.to_user_string()}, which has not been "
+            "materialized yet (run the job that makes it first).",
+            allow_retries=False,
+        )
     return value
+
+
+def log_check_evaluation(
+    context: dg.OpExecutionContext, evaluation: dg.AssetCheckEvaluation
+) -> None:
+    """Record an asset check's result from an op that recorded the asset (the cutover's snapshot,
+    the finish's Hybrid deployment), as the check itself would."""
+    # OpExecutionContext.log_event handles AssetCheckEvaluation; its annotation omits it.
+    context.log_event(evaluation)  # type: ignore[arg-type]

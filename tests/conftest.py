@@ -1,14 +1,14 @@
-"""Shared fixtures: a real sandbox on loopback, fresh for each test, with fast timing."""
+"""Shared fixtures: a real sandbox on loopback, fresh for each test, with fast timing; a real
+registry; moto_server."""
 
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable, Iterator
 
-import requests
-
 import pytest
+from support import servers
+from support.servers import docker_registry
 
 from dagster_plus_sandbox import Sandbox
 from dagster_plus_sandbox.scenario import DEFAULT_SCENARIO, Scenario
@@ -29,46 +29,22 @@ def make_scenario(**overrides) -> Scenario:
     return Scenario.from_mapping(raw)
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on (yet)."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory) -> Iterator[str]:
     """A real OCI registry (Debian's docker-registry) on loopback: yields `127.0.0.1:PORT`."""
-    import shutil
-    import subprocess
+    with docker_registry(tmp_path_factory.mktemp("registry")) as address:
+        yield address
 
-    binary = shutil.which("docker-registry") or shutil.which("registry")
-    if binary is None:
-        pytest.fail("Debian's docker-registry is not installed (.ci/run installs it)")
-    port = free_port()
-    root = tmp_path_factory.mktemp("registry")
-    config = root / "config.yml"
-    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-                      f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n"
-                      "log:\n  level: warn\n")
-    process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL,
-                               stderr=open(root / "registry.log", "w"))
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("docker-registry did not start: " + (root / "registry.log").read_text())
-        time.sleep(0.1)
-    yield f"127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
+
+@pytest.fixture
+def moto_server(tmp_path, monkeypatch) -> Iterator[str]:
+    """moto_server on loopback, and the AWS environment every boto3 client here reads."""
+    with servers.moto_server(tmp_path) as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        yield url
 
 
 @pytest.fixture
@@ -76,7 +52,9 @@ def start_sandbox(tmp_path) -> Iterator[Callable[..., Sandbox]]:
     """Start a sandbox with a scenario built from the default one plus overrides."""
     started: list[Sandbox] = []
 
-    def start(scenario: Scenario | None = None, state_name: str = "state.db", **overrides) -> Sandbox:
+    def start(
+        scenario: Scenario | None = None, state_name: str = "state.db", **overrides
+    ) -> Sandbox:
         sandbox = Sandbox.start(tmp_path / state_name, scenario or make_scenario(**overrides))
         started.append(sandbox)
         return sandbox

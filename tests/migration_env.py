@@ -51,8 +51,15 @@ def write_project(root: Path, files: dict[str, str] = SCENARIO_PROJECT) -> Path:
 
 
 class MigrationEnv:
-    def __init__(self, sandbox, project_dir: Path, dagster_home: Path, target: str, monkeypatch,
-                 registry: str | None = None):
+    def __init__(
+        self,
+        sandbox,
+        project_dir: Path,
+        dagster_home: Path,
+        target: str,
+        monkeypatch,
+        registry: str | None = None,
+    ):
         self.sandbox = sandbox
         self.registry = f"{registry}/acme" if registry else None
         self.project_dir = project_dir
@@ -68,11 +75,19 @@ class MigrationEnv:
     def use_token(self, name: str) -> None:
         self.monkeypatch.setenv("DAGSTER_CLOUD_API_TOKEN", self.sandbox.token(name))
 
-    def run(self, job_name: str, run_config: dict | None = None, tags: dict | None = None,
-            raise_on_error: bool = True):
+    def run(
+        self,
+        job_name: str,
+        run_config: dict | None = None,
+        tags: dict | None = None,
+        raise_on_error: bool = True,
+    ):
         return defs.resolve_job_def(job_name).execute_in_process(
-            instance=self.instance, run_config=run_config or {}, tags=tags,
-            raise_on_error=raise_on_error)
+            instance=self.instance,
+            run_config=run_config or {},
+            tags=tags,
+            raise_on_error=raise_on_error,
+        )
 
     def plan_config(self) -> dict:
         config = {"project_dir": str(self.project_dir), "target": self.target}
@@ -98,8 +113,16 @@ class MigrationEnv:
     @staticmethod
     def finish_config(load_timeout_seconds: float, poll_seconds: float) -> dict:
         """Run config for finish_hybrid_migration's wait for LOADED."""
-        return {"ops": {"verify_hybrid_deployment": {"config": {
-            "load_timeout_seconds": load_timeout_seconds, "poll_seconds": poll_seconds}}}}
+        return {
+            "ops": {
+                "verify_hybrid_deployment": {
+                    "config": {
+                        "load_timeout_seconds": load_timeout_seconds,
+                        "poll_seconds": poll_seconds,
+                    }
+                }
+            }
+        }
 
     @property
     def agent_dir(self) -> Path:
@@ -124,8 +147,9 @@ def agent_url_config(sandbox) -> dict:
 def sensor_tick(instance: dg.DagsterInstance, cursor: str | None = None):
     """One tick of hybrid_agent_ready_sensor, as the daemon evaluates it."""
     sensor = defs.resolve_sensor_def("hybrid_agent_ready_sensor")
-    context = dg.build_sensor_context(instance=instance, cursor=cursor,
-                                      resources={"dagster_plus": defs.resources["dagster_plus"]})
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=dict(defs.resources or {})
+    )
     return sensor.evaluate_tick(context)
 
 
@@ -134,9 +158,17 @@ def record_cutover(instance: dg.DagsterInstance, label: str, cutover_at: float =
     agent's label, a successful cutover run), without running them: for sensor-only tests."""
     from dagster._core.storage.dagster_run import DagsterRun
 
-    instance.report_runless_asset_event(dg.AssetMaterialization(
-        asset_key="hybrid_agent_install_files",
-        metadata={"agent_label": label, "agents_before": []}))
-    run = instance.add_run(DagsterRun(job_name="cutover", status=dg.DagsterRunStatus.SUCCESS,
-                                      tags={"migration_pipeline/cutover_at": repr(cutover_at)}))
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key="hybrid_agent_install_files",
+            metadata={"agent_label": label, "agents_before": []},
+        )
+    )
+    run = instance.add_run(
+        DagsterRun(
+            job_name="cutover",
+            status=dg.DagsterRunStatus.SUCCESS,
+            tags={"migration_pipeline/cutover_at": repr(cutover_at)},
+        )
+    )
     return run.run_id

@@ -368,12 +368,12 @@ CORPUS: dict[str, dict[str, str]] = {
     },
     "crlf_line_endings": {
         "dagster_cloud.yaml": "locations:\r\n  - location_name: windows_team\r\n    code_source:\r\n"
-                              "      package_name: windows_team\r\n    build:\r\n      directory: .\r\n",
+        "      package_name: windows_team\r\n    build:\r\n      directory: .\r\n",
         "requirements.txt": REQ,
     },
     "document_marker_no_final_newline": {
         "dagster_cloud.yaml": "---\nlocations:\n  - location_name: tidy\n    code_source:\n"
-                              "      package_name: tidy\n# trailing comment",
+        "      package_name: tidy\n# trailing comment",
         "requirements.txt": REQ,
     },
     "odd_location_names": {

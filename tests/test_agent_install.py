@@ -8,13 +8,9 @@ import re
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-
-from conftest import free_port
-import requests
 import yaml
 from pydantic import SecretStr
 
@@ -26,14 +22,23 @@ TOKEN = "agent:acme:" + "d" * 32
 BIN = Path(sys.executable).parent
 
 
-def setup_for(target: str, settings_text: str | None = None, registry: str | None = None,
-              agent_api_url: str = "", reference: str = "ref",
-              branch_deployments: bool = False) -> AgentSetup:
-    return AgentSetup(organization="acme", deployment="prod",
-                      agent_label="migration_pipeline prod agent (token 7)",
-                      settings=load_target_settings(target, settings_text, registry=registry),
-                      token_reference=reference, agent_api_url=agent_api_url,
-                      branch_deployments=branch_deployments)
+def setup_for(
+    target: str,
+    settings_text: str | None = None,
+    registry: str | None = None,
+    agent_api_url: str = "",
+    reference: str = "ref",
+    branch_deployments: bool = False,
+) -> AgentSetup:
+    return AgentSetup(
+        organization="acme",
+        deployment="prod",
+        agent_label="migration_pipeline prod agent (token 7)",
+        settings=load_target_settings(target, settings_text, registry=registry),
+        token_reference=reference,
+        agent_api_url=agent_api_url,
+        branch_deployments=branch_deployments,
+    )
 
 
 def write(files: dict[str, str], directory: Path) -> None:
@@ -48,17 +53,25 @@ def test_kubernetes_manifests_pass_kubernetes_validate_strict(tmp_path, target):
     setup = setup_for(target, "namespace: data\nenv_secrets: [snowflake]\n", registry)
     module = get_target(target)
     write(module.agent_files(setup), tmp_path)
-    stored = store_agent_token(module.token_store, SecretStr(TOKEN), tmp_path, "prod",
-                               namespace="data")
+    stored = store_agent_token(
+        module.token_store, SecretStr(TOKEN), tmp_path, "prod", namespace="data"
+    )
     manifests = [tmp_path / "namespace.yaml", Path(stored.reference)]
-    result = subprocess.run([str(BIN / "kubernetes-validate"), "--strict", *map(str, manifests)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(BIN / "kubernetes-validate"), "--strict", *map(str, manifests)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count(" passed for resource ") == 2, result.stdout
 
     secret = yaml.safe_load(Path(stored.reference).read_text())
     values = yaml.safe_load((tmp_path / "values.yaml").read_text())
-    assert values["dagsterCloud"]["agentTokenSecretName"] == secret["metadata"]["name"] == TOKEN_SECRET_NAME
+    assert (
+        values["dagsterCloud"]["agentTokenSecretName"]
+        == secret["metadata"]["name"]
+        == TOKEN_SECRET_NAME
+    )
     assert values["dagsterCloud"]["deployments"] == ["prod"]
     assert values["workspace"]["envSecrets"] == [{"name": "snowflake"}]
     assert secret["metadata"]["namespace"] == "data"
@@ -70,8 +83,9 @@ def test_kubernetes_manifests_pass_kubernetes_validate_strict(tmp_path, target):
     assert "helm upgrade --install" in install and TOKEN not in install
 
 
-@pytest.mark.parametrize("target,launcher", [("docker", "DockerUserCodeLauncher"),
-                                             ("local", "ProcessUserCodeLauncher")])
+@pytest.mark.parametrize(
+    "target,launcher", [("docker", "DockerUserCodeLauncher"), ("local", "ProcessUserCodeLauncher")]
+)
 def test_agent_dagster_yaml_loads_as_an_agent_instance(tmp_path, monkeypatch, target, launcher):
     from dagster import DagsterInstance
     from dagster._core.instance.config import dagster_instance_config
@@ -80,9 +94,18 @@ def test_agent_dagster_yaml_loads_as_an_agent_instance(tmp_path, monkeypatch, ta
     settings = "networks: [shared]\n" if target == "docker" else None
     registry = "localhost:5000/acme" if target == "docker" else None
     module = get_target(target)
-    write(module.agent_files(setup_for(target, settings, registry,
-                                       agent_api_url="http://127.0.0.1:3031",
-                                       branch_deployments=True)), tmp_path)
+    write(
+        module.agent_files(
+            setup_for(
+                target,
+                settings,
+                registry,
+                agent_api_url="http://127.0.0.1:3031",
+                branch_deployments=True,
+            )
+        ),
+        tmp_path,
+    )
     monkeypatch.setenv("DAGSTER_CLOUD_AGENT_TOKEN", TOKEN)
     config, instance_class = dagster_instance_config(str(tmp_path))
     assert instance_class.__name__ == "DagsterCloudAgentInstance"
@@ -99,8 +122,10 @@ def test_agent_dagster_yaml_loads_as_an_agent_instance(tmp_path, monkeypatch, ta
         assert agent["env_file"] == ["agent-token.env"]
         # The compose file creates the agent's network; the agent and every code server join it.
         assert agent["networks"] == ["dagster-cloud-agent", "shared"]
-        assert compose["networks"]["dagster-cloud-agent"] == {"name": "dagster-cloud-agent",
-                                                              "driver": "bridge"}
+        assert compose["networks"]["dagster-cloud-agent"] == {
+            "name": "dagster-cloud-agent",
+            "driver": "bridge",
+        }
         assert compose["networks"]["shared"]["external"] is True
         assert instance.user_code_launcher._networks == ["dagster-cloud-agent", "shared"]  # noqa: SLF001
         assert "${HOME}/.docker:/root/.docker:ro" in agent["volumes"]  # registry credentials
@@ -120,76 +145,81 @@ def test_run_agent_sh_works_from_any_directory(tmp_path):
     fake_bin.mkdir()
     (fake_bin / "dagster-cloud").write_text(
         "#!/usr/bin/env bash\n"
-        'printf "%s|%s|%s|%s" "$PWD" "$DAGSTER_HOME" "${DAGSTER_CLOUD_AGENT_TOKEN:0:6}" "$*"\n')
+        'printf "%s|%s|%s|%s" "$PWD" "$DAGSTER_HOME" "${DAGSTER_CLOUD_AGENT_TOKEN:0:6}" "$*"\n'
+    )
     (fake_bin / "dagster-cloud").chmod(0o755)
     env = {**os.environ, "PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}"}
     expected = f"{repo}|{agent_dir}|agent:|agent run {agent_dir}"
-    for cwd, script in ((agent_dir, "run-agent.sh"), (tmp_path, str(agent_dir / "run-agent.sh")),
-                        (repo, "dagster_cloud_agent/run-agent.sh")):
+    for cwd, script in (
+        (agent_dir, "run-agent.sh"),
+        (tmp_path, str(agent_dir / "run-agent.sh")),
+        (repo, "dagster_cloud_agent/run-agent.sh"),
+    ):
         result = subprocess.run(["bash", script], cwd=cwd, env=env, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert result.stdout == expected, (cwd, result.stdout)
     command = get_target("local").agent_command(str(agent_dir))
-    assert subprocess.run(command, shell=True, env=env, capture_output=True, text=True
-                          ).stdout == expected
+    assert (
+        subprocess.run(command, shell=True, env=env, capture_output=True, text=True).stdout
+        == expected
+    )
 
 
 def test_env_file_is_private_and_idempotent(tmp_path):
     first = store_agent_token("env_file", SecretStr(TOKEN), tmp_path, "prod")
-    assert first.changed and Path(first.reference).read_text() == f"DAGSTER_CLOUD_AGENT_TOKEN={TOKEN}\n"
+    assert (
+        first.changed
+        and Path(first.reference).read_text() == f"DAGSTER_CLOUD_AGENT_TOKEN={TOKEN}\n"
+    )
     assert stat.S_IMODE(Path(first.reference).stat().st_mode) == 0o600
     assert not store_agent_token("env_file", SecretStr(TOKEN), tmp_path, "prod").changed
     ignored = (tmp_path / ".gitignore").read_text().split()
     assert set(SECRET_FILES) <= set(ignored)
 
 
-@pytest.fixture
-def moto_server(monkeypatch):
-    port = free_port()
-    process = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url + "/moto-api/", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
-
-
 def test_ecs_token_goes_to_secrets_manager(tmp_path, moto_server):
     import boto3
 
-    stored = store_agent_token("aws_secrets_manager", SecretStr(TOKEN), tmp_path, "prod",
-                               aws_region="us-east-1")
+    stored = store_agent_token(
+        "aws_secrets_manager", SecretStr(TOKEN), tmp_path, "prod", aws_region="us-east-1"
+    )
     assert stored.changed and stored.reference.startswith("arn:aws:secretsmanager:us-east-1:")
     client = boto3.client("secretsmanager", region_name="us-east-1")
     assert client.get_secret_value(SecretId=stored.reference)["SecretString"] == TOKEN
-    again = store_agent_token("aws_secrets_manager", SecretStr(TOKEN), tmp_path, "prod",
-                              aws_region="us-east-1")
+    again = store_agent_token(
+        "aws_secrets_manager", SecretStr(TOKEN), tmp_path, "prod", aws_region="us-east-1"
+    )
     assert not again.changed and again.reference == stored.reference
     assert not [p for p in tmp_path.iterdir() if p.name in SECRET_FILES]  # nothing on disk
 
-    setup = setup_for("ecs", "aws_region: us-east-1\n",
-                      "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme", reference=stored.reference)
+    setup = setup_for(
+        "ecs",
+        "aws_region: us-east-1\n",
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme",
+        reference=stored.reference,
+    )
     files = get_target("ecs").agent_files(setup)
-    parameters = {p["ParameterKey"]: p["ParameterValue"]
-                  for p in json.loads(files["cloudformation-parameters.json"])}
-    assert parameters == {"DagsterOrganization": "acme", "DagsterDeployment": "prod",
-                          "EnableBranchDeployments": "false"}
-    with_branches = get_target("ecs").agent_files(setup_for(
-        "ecs", "aws_region: us-east-1\n", "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme",
-        reference=stored.reference, branch_deployments=True))
+    parameters = {
+        p["ParameterKey"]: p["ParameterValue"]
+        for p in json.loads(files["cloudformation-parameters.json"])
+    }
+    assert parameters == {
+        "DagsterOrganization": "acme",
+        "DagsterDeployment": "prod",
+        "EnableBranchDeployments": "false",
+    }
+    with_branches = get_target("ecs").agent_files(
+        setup_for(
+            "ecs",
+            "aws_region: us-east-1\n",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme",
+            reference=stored.reference,
+            branch_deployments=True,
+        )
+    )
     assert {"ParameterKey": "EnableBranchDeployments", "ParameterValue": "true"} in json.loads(
-        with_branches["cloudformation-parameters.json"])
+        with_branches["cloudformation-parameters.json"]
+    )
     assert stored.reference in files["install.sh"] and TOKEN not in "".join(files.values())
     # The token reaches CloudFormation through a private file, never a command-line argument.
     assert '"$token"' not in files["install.sh"].split("python3")[1].split("\n")[0]
@@ -197,8 +227,12 @@ def test_ecs_token_goes_to_secrets_manager(tmp_path, moto_server):
 
 def test_no_generated_file_but_the_secret_holds_the_token(tmp_path):
     for target in ("kubernetes", "azure", "docker", "local", "ecs"):
-        registry = {"azure": "acme.azurecr.io/x", "local": None, "docker": "localhost:5000/x",
-                    "ecs": "1.dkr.ecr.us-east-1.amazonaws.com/x"}.get(target, "ghcr.io/x")
+        registry = {
+            "azure": "acme.azurecr.io/x",
+            "local": None,
+            "docker": "localhost:5000/x",
+            "ecs": "1.dkr.ecr.us-east-1.amazonaws.com/x",
+        }.get(target, "ghcr.io/x")
         files = get_target(target).agent_files(setup_for(target, registry=registry))
         assert files and all(TOKEN not in text for text in files.values())
         # no token of any value (Dagster+'s format: agent:<organization>:<32 hex>)

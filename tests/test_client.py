@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+from conftest import client_for
+from support.servers import free_port
 
-from conftest import client_for, free_port
 from migration_pipeline.plus import (
     DagsterPlusClient,
     DagsterPlusPythonError,
@@ -40,16 +41,24 @@ def test_latency_within_the_timeout_is_waited_out_and_beyond_it_retried(sandbox)
 def test_backoff_is_exponential_and_bounded_and_honours_retry_after(sandbox):
     slept: list[float] = []
     sandbox.faults.add(operation="agents", kind="http_503", count=6)
-    with DagsterPlusClient(sandbox.url, "prod", sandbox.token("admin"), max_attempts=7,
-                           backoff_seconds=0.5, max_backoff_seconds=4, sleep=slept.append) as c:
+    with DagsterPlusClient(
+        sandbox.url,
+        "prod",
+        sandbox.token("admin"),
+        max_attempts=7,
+        backoff_seconds=0.5,
+        max_backoff_seconds=4,
+        sleep=slept.append,
+    ) as c:
         c.agents()
     assert slept == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
 
     slept.clear()
     sandbox.faults.add(operation="agents", kind="http_429", retry_after=3, count=1)
     sandbox.faults.add(operation="agents", kind="http_429", retry_after=900, count=1)
-    with DagsterPlusClient(sandbox.url, "prod", sandbox.token("admin"), sleep=slept.append,
-                           max_retry_after_seconds=10) as c:
+    with DagsterPlusClient(
+        sandbox.url, "prod", sandbox.token("admin"), sleep=slept.append, max_retry_after_seconds=10
+    ) as c:
         c.agents()
     assert slept == [3.0, 10.0]
 
@@ -67,8 +76,9 @@ def test_retries_are_bounded_and_the_error_says_what_happened(sandbox, caplog):
 
 def test_unreachable_server_is_reported_as_such():
     port = free_port()
-    client = DagsterPlusClient(f"http://127.0.0.1:{port}", "prod", "user:acme:x",
-                               max_attempts=2, sleep=lambda s: None)
+    client = DagsterPlusClient(
+        f"http://127.0.0.1:{port}", "prod", "user:acme:x", max_attempts=2, sleep=lambda s: None
+    )
     with pytest.raises(DagsterPlusUnavailableError, match="connection refused"):
         client.agents()
 
@@ -137,7 +147,9 @@ def test_every_operation_round_trips(sandbox, admin):
     location = dict(document["locations"][0], image="registry.test/analytics:2")
     assert admin.add_or_update_location(location) == "analytics"
     assert admin.reconcile_locations({"locations": [location]}) == ["analytics"]
-    assert [loc["location_name"] for loc in admin.locations_as_document()["locations"]] == ["analytics"]
+    assert [loc["location_name"] for loc in admin.locations_as_document()["locations"]] == [
+        "analytics"
+    ]
     admin.delete_location("analytics")
     assert admin.locations_as_document() == {"locations": []}
     settings = admin.deployment_settings()
@@ -190,8 +202,12 @@ def test_403_fails_at_once_naming_the_role_needed():
     server = HTTPServer(("127.0.0.1", 0), Forbidden)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        client = DagsterPlusClient(f"http://127.0.0.1:{server.server_port}", "prod",
-                                   "user:acme:" + "c" * 32, sleep=lambda s: None)
+        client = DagsterPlusClient(
+            f"http://127.0.0.1:{server.server_port}",
+            "prod",
+            "user:acme:" + "c" * 32,
+            sleep=lambda s: None,
+        )
         with pytest.raises(NotAuthorizedError) as raised:
             client.update_deployment_agent_type("HYBRID")
     finally:

@@ -17,9 +17,9 @@ import pkgutil
 import pytest
 import requests
 from dagster_cloud_cli import gql
+from support.agent import agent_graphql
 
 import migration_pipeline
-from support.agent import agent_graphql
 
 
 @pytest.fixture
@@ -31,8 +31,9 @@ def cli(sandbox):
 @pytest.fixture
 def org_cli(sandbox):
     """Organization scope with the deployment in a header, as the CLI sends it."""
-    with gql.graphql_client_from_url(sandbox.url, sandbox.token("admin"),
-                                     deployment_name="staging") as client:
+    with gql.graphql_client_from_url(
+        sandbox.url, sandbox.token("admin"), deployment_name="staging"
+    ) as client:
         yield client
 
 
@@ -52,7 +53,9 @@ def test_fetch_deployment_name_full_deployments_and_by_name(cli, org_cli):
     deployments = gql.fetch_full_deployments(org_cli)
     # DagsterCloudDeploymentType is PRODUCTION | BRANCH: a staging deployment is a full one.
     assert [(d["deploymentName"], d["deploymentType"]) for d in deployments] == [
-        ("prod", "PRODUCTION"), ("staging", "PRODUCTION")]
+        ("prod", "PRODUCTION"),
+        ("staging", "PRODUCTION"),
+    ]
     assert gql.get_deployment_by_name(org_cli, "staging")["deploymentId"] == 2
     with pytest.raises(Exception, match="Unable to find deployment nope"):
         gql.get_deployment_by_name(org_cli, "nope")
@@ -61,9 +64,13 @@ def test_fetch_deployment_name_full_deployments_and_by_name(cli, org_cli):
 def test_fetch_code_locations(cli):
     entries = gql.fetch_code_locations(cli)
     assert [(e["name"], e["loadStatus"]) for e in entries] == [
-        ("analytics", "LOADED"), ("ml_models", "LOADED")]
-    assert entries[0]["locationOrLoadError"] == {"__typename": "RepositoryLocation",
-                                                 "name": "analytics"}
+        ("analytics", "LOADED"),
+        ("ml_models", "LOADED"),
+    ]
+    assert entries[0]["locationOrLoadError"] == {
+        "__typename": "RepositoryLocation",
+        "name": "analytics",
+    }
 
 
 def test_fetch_locations_as_document(cli):
@@ -79,7 +86,9 @@ def test_deploy_code_locations(cli, sandbox):
     assert gql.deploy_code_locations(cli, document) == ["analytics", "ml_models"]
     assert gql.fetch_locations_as_document(cli) == document
     assert [e["detail"]["image"] for e in sandbox.state.events("location_deployed")] == [
-        "registry.test/analytics:abc", "registry.test/ml_models:abc"]
+        "registry.test/analytics:abc",
+        "registry.test/ml_models:abc",
+    ]
 
 
 def test_deploy_code_locations_rejects_a_bad_document(cli):
@@ -88,15 +97,24 @@ def test_deploy_code_locations_rejects_a_bad_document(cli):
 
 
 def test_add_update_reconcile_delete(cli):
-    gql.add_or_update_code_location(cli, {"location_name": "extra",
-                                          "code_source": {"python_file": "extra.py"}})
+    gql.add_or_update_code_location(
+        cli, {"location_name": "extra", "code_source": {"python_file": "extra.py"}}
+    )
     names = lambda: [l["location_name"] for l in gql.fetch_locations_as_document(cli)["locations"]]  # noqa: E731,E741
     assert names() == ["analytics", "ml_models", "extra"]
     gql.delete_code_location(cli, "extra")
     assert names() == ["analytics", "ml_models"]
-    assert gql.reconcile_code_locations(cli, {"locations": [
-        {"location_name": "ml_models", "code_source": {"module_name": "ml_models.definitions"}}
-    ]}) == ["ml_models"]
+    assert gql.reconcile_code_locations(
+        cli,
+        {
+            "locations": [
+                {
+                    "location_name": "ml_models",
+                    "code_source": {"module_name": "ml_models.definitions"},
+                }
+            ]
+        },
+    ) == ["ml_models"]
     assert names() == ["ml_models"]
 
 
@@ -117,14 +135,24 @@ def test_viewer_cannot_set_deployment_settings(sandbox):
 def test_branch_deployments_as_ci_init_creates_them(org_cli, sandbox):
     """What `dagster-cloud ci init` does in a pull request: create (then update) the branch
     deployment of the branch, based on a full deployment; find it again by name; delete it."""
-    arguments = dict(repo_name="acme/data", branch_name="feature-x", commit_hash="abc123",
-                     timestamp=1.0, pull_request_status="OPEN", pull_request_number="7",
-                     base_deployment_name="prod")
+    arguments = dict(
+        repo_name="acme/data",
+        branch_name="feature-x",
+        commit_hash="abc123",
+        timestamp=1.0,
+        pull_request_status="OPEN",
+        pull_request_number="7",
+        base_deployment_name="prod",
+    )
     name = gql.create_or_update_branch_deployment(org_cli, **arguments)
-    assert gql.create_or_update_branch_deployment(org_cli, **{**arguments,
-                                                             "commit_hash": "def456"}) == name
-    assert gql.get_branch_deployment_name(org_cli, repo_name="acme/data",
-                                          branch_name="feature-x") == name
+    assert (
+        gql.create_or_update_branch_deployment(org_cli, **{**arguments, "commit_hash": "def456"})
+        == name
+    )
+    assert (
+        gql.get_branch_deployment_name(org_cli, repo_name="acme/data", branch_name="feature-x")
+        == name
+    )
     deployment = sandbox.state.deployment(name=name)
     assert deployment.type == "BRANCH" and deployment.latest_commit["commitHash"] == "def456"
     assert deployment.agent_type == "SERVERLESS"  # served like its base deployment
@@ -143,8 +171,9 @@ def test_an_agent_token_deploys_on_the_user_api_but_cannot_administer(sandbox, a
         assert gql.deploy_code_locations(agent_cli, document) == ["analytics", "ml_models"]
         with pytest.raises(Exception, match="UnauthorizedError"):
             gql.set_deployment_settings(agent_cli, {"settings": {}})
-        switched = agent_cli.execute("mutation { updateDeploymentAgentType(deploymentAgentType: "
-                                     "HYBRID) { __typename } }")
+        switched = agent_cli.execute(
+            "mutation { updateDeploymentAgentType(deploymentAgentType: HYBRID) { __typename } }"
+        )
         assert switched["data"]["updateDeploymentAgentType"]["__typename"] == "UnauthorizedError"
     assert sandbox.state.deployment("prod").agent_type == "SERVERLESS"
 
@@ -163,22 +192,28 @@ def test_the_agents_own_documents_run_on_the_agent_api(sandbox, admin):
     )
     from dagster_cloud.storage.runs.queries import GET_RUN_RECORDS_QUERY, GET_RUNS_QUERY
     from dagster_cloud.workspace.user_code_launcher.user_code_launcher import (
-        INIT_UPLOAD_LOCATIONS_QUERY,
+        DEPLOYMENT_INFO_QUERY as DEPLOYMENT_TYPE_QUERY,
     )
     from dagster_cloud.workspace.user_code_launcher.user_code_launcher import (
-        DEPLOYMENT_INFO_QUERY as DEPLOYMENT_TYPE_QUERY,
+        INIT_UPLOAD_LOCATIONS_QUERY,
     )
 
     admin.update_deployment_agent_type("HYBRID")
     agent_token = admin.create_agent_token("contract").token.get_secret_value()
     with agent_graphql(sandbox, agent_token) as agent:
-        found = agent.execute(queries.DEPLOYMENTS_QUERY,
-                              variable_values={"deploymentNames": ["prod", "nope"]})
+        found = agent.execute(
+            queries.DEPLOYMENTS_QUERY, variable_values={"deploymentNames": ["prod", "nope"]}
+        )
         assert found["data"]["deployments"] == [{"deploymentName": "prod"}]
 
-        entries = agent.execute(queries.WORKSPACE_ENTRIES_QUERY, variable_values={
-            "deploymentNames": ["prod"], "includeAllServerlessDeployments": False,
-            "agentQueues": [None]})["data"]["deployments"][0]["workspaceEntries"]
+        entries = agent.execute(
+            queries.WORKSPACE_ENTRIES_QUERY,
+            variable_values={
+                "deploymentNames": ["prod"],
+                "includeAllServerlessDeployments": False,
+                "agentQueues": [None],
+            },
+        )["data"]["deployments"][0]["workspaceEntries"]
         assert [e["locationName"] for e in entries] == ["analytics", "ml_models"]
         assert {e["hasLoadError"] for e in entries} == {False}
 
@@ -186,37 +221,73 @@ def test_the_agents_own_documents_run_on_the_agent_api(sandbox, admin):
         assert [e["locationName"] for e in init] == ["analytics", "ml_models"]
 
         assert agent.execute(DEPLOYMENT_INFO_QUERY)["data"]["deploymentInfo"] == {
-            "deploymentName": "prod"}
+            "deploymentName": "prod"
+        }
         assert agent.execute(DEPLOYMENT_TYPE_QUERY)["data"]["deploymentInfo"] == {
-            "deploymentType": "PRODUCTION"}
+            "deploymentType": "PRODUCTION"
+        }
         # Locations not yet loaded by any Hybrid agent are outdated; Dagster+ asks the agent, once
         # per deploy, to check for workspace updates (load them and upload what it found).
         assert {e["hasOutdatedData"] for e in entries} == {True}
-        pop = {"forBranchDeployments": False, "forFullDeployments": ["prod"], "limit": 10,
-               "agentQueues": [None]}
+        pop = {
+            "forBranchDeployments": False,
+            "forFullDeployments": ["prod"],
+            "limit": 10,
+            "agentQueues": [None],
+        }
         (request,) = agent.execute(queries.GET_USER_CLOUD_REQUESTS_QUERY, variable_values=pop)[
-            "data"]["userCloudAgent"]["popUserCloudAgentRequests"]
+            "data"
+        ]["userCloudAgent"]["popUserCloudAgentRequests"]
         assert request["requestApi"] == "CHECK_FOR_WORKSPACE_UPDATES"
         assert deserialize_value(request["requestBody"]).deployment_name == "prod"
-        assert agent.execute(queries.GET_USER_CLOUD_REQUESTS_QUERY, variable_values=pop)[
-            "data"]["userCloudAgent"]["popUserCloudAgentRequests"] == []
-        assert agent.execute(SECRETS_QUERY, variable_values={"locationName": "analytics"})[
-            "data"]["scopedSecrets"] == []
+        assert (
+            agent.execute(queries.GET_USER_CLOUD_REQUESTS_QUERY, variable_values=pop)["data"][
+                "userCloudAgent"
+            ]["popUserCloudAgentRequests"]
+            == []
+        )
+        assert (
+            agent.execute(SECRETS_QUERY, variable_values={"locationName": "analytics"})["data"][
+                "scopedSecrets"
+            ]
+            == []
+        )
         assert agent.execute(GET_LATEST_DEFS_STATE_INFO_QUERY)["data"] == {
-            "latestDefsStateInfo": None}
-        assert agent.execute(SET_LATEST_VERSION_MUTATION, variable_values={
-            "key": "k", "version": "1"})["data"]["defsState"]["setLatestDefsStateVersion"]["ok"]
-        assert agent.execute(GET_RUNS_QUERY, variable_values={"filters": {"statuses": ["STARTED"]}}
-                             )["data"]["runs"]["getRuns"] == []
-        assert agent.execute(GET_RUN_RECORDS_QUERY, variable_values={"limit": 5}
-                             )["data"]["runs"]["getRunRecords"] == []
+            "latestDefsStateInfo": None
+        }
+        assert agent.execute(
+            SET_LATEST_VERSION_MUTATION, variable_values={"key": "k", "version": "1"}
+        )["data"]["defsState"]["setLatestDefsStateVersion"]["ok"]
+        assert (
+            agent.execute(GET_RUNS_QUERY, variable_values={"filters": {"statuses": ["STARTED"]}})[
+                "data"
+            ]["runs"]["getRuns"]
+            == []
+        )
+        assert (
+            agent.execute(GET_RUN_RECORDS_QUERY, variable_values={"limit": 5})["data"]["runs"][
+                "getRunRecords"
+            ]
+            == []
+        )
 
-        beat = AgentHeartbeat(timestamp=0.0, agent_id="contract-agent", agent_label="mine",
-                              agent_type="ProcessUserCodeLauncher", metadata={})
-        agent.execute(queries.ADD_AGENT_HEARTBEATS_MUTATION, variable_values={
-            "serializedAgentHeartbeats": [{"deploymentName": "prod",
-                                           "serializedAgentHeartbeat": serialize_value(beat)}],
-            "serializedErrors": []}, idempotent_mutation=True)
+        beat = AgentHeartbeat(
+            timestamp=0.0,
+            agent_id="contract-agent",
+            agent_label="mine",
+            agent_type="ProcessUserCodeLauncher",
+            metadata={},
+        )
+        agent.execute(
+            queries.ADD_AGENT_HEARTBEATS_MUTATION,
+            variable_values={
+                "serializedAgentHeartbeats": [
+                    {"deploymentName": "prod", "serializedAgentHeartbeat": serialize_value(beat)}
+                ],
+                "serializedErrors": [],
+            },
+            idempotent_mutation=True,
+        )
         agents = agent.execute(queries.GET_AGENTS_QUERY, variable_values={"heartbeatedSince": None})
         assert {"id": "contract-agent", "status": "RUNNING"} in agents["data"]["agents"]
     # ... and the user API shows it, with its label.
@@ -227,34 +298,52 @@ def test_each_api_refuses_the_other_ones_tokens_and_shapes(sandbox, admin):
     agent_token = admin.create_agent_token("contract").token.get_secret_value()
 
     def post(url, token, query):
-        return requests.post(url, json={"query": query}, timeout=10,
-                             headers={"Dagster-Cloud-Api-Token": token})
+        return requests.post(
+            url, json={"query": query}, timeout=10, headers={"Dagster-Cloud-Api-Token": token}
+        )
 
     # A user token on the agent host: 401, whatever it asks.
     for path_query in ("query { deploymentInfo { deploymentName } }",):
         refused = post(f"{sandbox.agent_url}/graphql", sandbox.token("admin"), path_query)
         assert refused.status_code == 401 and sandbox.token("admin") not in refused.text
-    upload = requests.put(f"{sandbox.agent_url}/upload_workspace_entry", timeout=10,
-                          headers={"Dagster-Cloud-Api-Token": sandbox.token("admin")})
+    upload = requests.put(
+        f"{sandbox.agent_url}/upload_workspace_entry",
+        timeout=10,
+        headers={"Dagster-Cloud-Api-Token": sandbox.token("admin")},
+    )
     assert upload.status_code == 401
     # The agent API's shapes are not part of the user API, for any token.
     for token in (sandbox.token("admin"), agent_token):
-        answer = post(f"{sandbox.url}/prod/graphql", token,
-                      "query { agents(heartbeatedSince: 0) { id } }").json()
+        answer = post(
+            f"{sandbox.url}/prod/graphql", token, "query { agents(heartbeatedSince: 0) { id } }"
+        ).json()
         assert "Unknown argument 'heartbeatedSince'" in answer["errors"][0]["message"]
-        answer = post(f"{sandbox.url}/graphql", token,
-                      "query { deployments(deploymentNames: [\"prod\"]) { deploymentName } }").json()
+        answer = post(
+            f"{sandbox.url}/graphql",
+            token,
+            'query { deployments(deploymentNames: ["prod"]) { deploymentName } }',
+        ).json()
         assert "Unknown argument 'deploymentNames'" in answer["errors"][0]["message"]
-        answer = post(f"{sandbox.url}/graphql", token,
-                      "mutation { userCloudAgent { addAgentHeartbeats { ok } } }").json()
+        answer = post(
+            f"{sandbox.url}/graphql",
+            token,
+            "mutation { userCloudAgent { addAgentHeartbeats { ok } } }",
+        ).json()
         assert "Cannot query field 'userCloudAgent'" in answer["errors"][0]["message"]
     # And the user API's shapes are not part of the agent API.
-    answer = post(f"{sandbox.agent_url}/graphql", agent_token,
-                  "query { currentDeployment { agentType } }").json()
+    answer = post(
+        f"{sandbox.agent_url}/graphql", agent_token, "query { currentDeployment { agentType } }"
+    ).json()
     assert "Cannot query field 'currentDeployment'" in answer["errors"][0]["message"]
     # Uploads go to the agent host only.
-    assert requests.put(f"{sandbox.url}/upload_workspace_entry", timeout=10,
-                        headers={"Dagster-Cloud-Api-Token": agent_token}).status_code == 404
+    assert (
+        requests.put(
+            f"{sandbox.url}/upload_workspace_entry",
+            timeout=10,
+            headers={"Dagster-Cloud-Api-Token": agent_token},
+        ).status_code
+        == 404
+    )
 
 
 # -- every document the product sends ----------------------------------------------------------
@@ -290,13 +379,19 @@ def test_every_graphql_document_of_the_product_is_valid_on_the_api_it_goes_to():
     from migration_pipeline.plus import documents
 
     documents_by_module = {m.__name__: _graphql_documents(m) for m in _product_modules()}
-    user_api = {k: v for docs in documents_by_module.values() for k, v in docs.items()
-                if not k.startswith("migration_pipeline.lib.history.")}
-    user_api["migration_pipeline.plus.documents.run_counts_by_status()"] = \
+    user_api = {
+        k: v
+        for docs in documents_by_module.values()
+        for k, v in docs.items()
+        if not k.startswith("migration_pipeline.lib.history.")
+    }
+    user_api["migration_pipeline.plus.documents.run_counts_by_status()"] = (
         documents.run_counts_by_status()
+    )
     # Every Dagster+ call goes through the client's documents: no stray document elsewhere.
-    assert {k.rsplit(".", 1)[0] for k in user_api} == {"migration_pipeline.plus.documents"}, \
-        sorted(user_api)
+    assert {k.rsplit(".", 1)[0] for k in user_api} == {"migration_pipeline.plus.documents"}, sorted(
+        user_api
+    )
     assert len(user_api) >= 20
     for name, text in user_api.items():
         document, errors = parse_document(text, "user")
@@ -314,14 +409,23 @@ def test_every_graphql_document_of_the_product_is_valid_on_the_api_it_goes_to():
 def test_no_product_source_spells_an_agent_api_shape():
     """A static check besides the one above: no string of a product module (docstrings aside)
     holds the agent API's arguments or mutations, whatever the string looks like."""
-    agent_only = ("heartbeatedSince", "deploymentNames", "userCloudAgent", "addAgentHeartbeats",
-                  "popUserCloudAgentRequests", "includeAllServerlessDeployments")
+    agent_only = (
+        "heartbeatedSince",
+        "deploymentNames",
+        "userCloudAgent",
+        "addAgentHeartbeats",
+        "popUserCloudAgentRequests",
+        "includeAllServerlessDeployments",
+    )
     for module in _product_modules():
         source = importlib.util.find_spec(module.__name__).origin
         tree = ast.parse(open(source, encoding="utf-8").read())
         docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
-        strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
-                   and isinstance(n.value, str) and id(n) not in docstrings]
+        strings = [
+            n.value
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+        ]
         for text in strings:
             hits = [word for word in agent_only if word in text]
             assert not hits, f"{module.__name__}: {hits} in {text[:80]!r}"

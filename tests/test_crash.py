@@ -37,9 +37,14 @@ print("done", flush=True)
 
 
 def make_project(root: Path) -> dict[str, str]:
-    files = {"dagster_cloud.yaml": "# many locations\nlocations:\n" + "".join(
-        f"  - location_name: loc_{i}\n    code_source:\n      package_name: loc_{i}\n"
-        f"    build:\n      directory: loc_{i}\n" for i in range(LOCATIONS))}
+    files = {
+        "dagster_cloud.yaml": "# many locations\nlocations:\n"
+        + "".join(
+            f"  - location_name: loc_{i}\n    code_source:\n      package_name: loc_{i}\n"
+            f"    build:\n      directory: loc_{i}\n"
+            for i in range(LOCATIONS)
+        )
+    }
     for i in range(LOCATIONS):
         files[f"loc_{i}/requirements.txt"] = "dagster\n"
         files[f"loc_{i}/.dockerignore"] = ".venv\n"  # replaced? no: a user's file is kept
@@ -56,11 +61,15 @@ def test_apply_killed_at_random_moments_leaves_old_or_new_files(tmp_path):
     for attempt in range(12):
         root = tmp_path / f"p{attempt}"
         originals = make_project(root)
-        plan = make_plan(read_project(root), "kubernetes",
-                         load_target_settings("kubernetes", registry="ghcr.io/acme"))
+        plan = make_plan(
+            read_project(root),
+            "kubernetes",
+            load_target_settings("kubernetes", registry="ghcr.io/acme"),
+        )
         planned = {f.path: f for f in plan.files}
-        process = subprocess.Popen([sys.executable, "-c", APPLY, str(root)],
-                                   stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-c", APPLY, str(root)], stdout=subprocess.PIPE, text=True
+        )
         assert process.stdout.readline().strip() == "applying"
         time.sleep(rng.uniform(0.0, 0.06))  # an apply of this project takes about 0.07 s
         os.kill(process.pid, signal.SIGKILL)
@@ -75,13 +84,19 @@ def test_apply_killed_at_random_moments_leaves_old_or_new_files(tmp_path):
                 backups = list((root / ".migration_backup").glob(f"*/{relative}"))
                 assert backups and backups[0].read_text() == planned_file.old
             written += text == planned_file.new
-        assert all((root / r).read_text() == t for r, t in originals.items()
-                   if r not in planned)  # nothing else touched
+        assert all(
+            (root / r).read_text() == t for r, t in originals.items() if r not in planned
+        )  # nothing else touched
         killed_midway += 0 < written < len(planned)
 
-        result = apply_plan(make_plan(read_project(root), "kubernetes",
-                                      load_target_settings("kubernetes", registry="ghcr.io/acme")),
-                            root)
+        result = apply_plan(
+            make_plan(
+                read_project(root),
+                "kubernetes",
+                load_target_settings("kubernetes", registry="ghcr.io/acme"),
+            ),
+            root,
+        )
         assert sorted(result.written + result.unchanged) == sorted(planned)
         for relative, planned_file in planned.items():
             assert (root / relative).read_text() == planned_file.new
@@ -118,18 +133,26 @@ def test_image_publish_killed_midway_completes_on_the_next_run(tmp_path, registr
     rng = random.Random(7)
     for attempt in range(3):
         root = tmp_path / f"run{attempt}"
-        process = subprocess.Popen([sys.executable, "-c", PUBLISH, str(root), registry],
-                                   stdout=subprocess.PIPE, text=True, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-c", PUBLISH, str(root), registry],
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         assert process.stdout.readline().strip() == "publishing"
         time.sleep(rng.uniform(0.05, 0.5))
         os.killpg(process.pid, signal.SIGKILL)  # the builder's processes too
         process.wait(timeout=10)
 
-        again = subprocess.run([sys.executable, "-c", PUBLISH, str(root), registry],
-                               capture_output=True, text=True, timeout=300)
+        again = subprocess.run(
+            [sys.executable, "-c", PUBLISH, str(root), registry],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert again.returncode == 0, again.stderr[-2000:]
         published = dict(item.split("=", 1) for item in again.stdout.splitlines()[-1].split(";"))
         assert sorted(published) == [f"loc_{i}" for i in range(4)]
-        for i, (name, reference) in enumerate(sorted(published.items())):
+        for i, (_, reference) in enumerate(sorted(published.items())):
             tag, digest = reference.split("@")
             assert manifest_digest(f"{registry}/crash/{root.name}-{i}", tag) == digest

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
-
 from conftest import client_for
-from support.agent import fake_agent
 from migration_env import MigrationEnv, write_project
+from support.agent import fake_agent
 
 
 @pytest.fixture
 def env(sandbox, tmp_path, monkeypatch, registry) -> MigrationEnv:
-    return MigrationEnv(sandbox, write_project(tmp_path / "repo"), tmp_path / "home",
-                        "kubernetes", monkeypatch, registry)
+    return MigrationEnv(
+        sandbox,
+        write_project(tmp_path / "repo"),
+        tmp_path / "home",
+        "kubernetes",
+        monkeypatch,
+        registry,
+    )
 
 
 def requests_during(sandbox, action):
@@ -78,35 +83,53 @@ def test_whole_cutover_finish_and_rollback(env, sandbox):
     assert finish.success
     checks = {e.asset_check_key.name: e.passed for e in finish.get_asset_check_evaluations()}
     assert {e.asset_key for e in finish.get_asset_check_evaluations()} == {
-        dg.AssetKey("hybrid_deployment")}
-    assert checks == {"no_run_lost": True, "schedules_and_sensors_kept": True,
-                      "every_location_loaded": True, "deployment_settings_kept": True}
+        dg.AssetKey("hybrid_deployment")
+    }
+    assert checks == {
+        "no_run_lost": True,
+        "schedules_and_sensors_kept": True,
+        "every_location_loaded": True,
+        "deployment_settings_kept": True,
+    }
     outcome = finish.output_for_node("verify_hybrid_deployment")
     assert outcome["failed_checks"] == []
     assert outcome["deployed"] == ["analytics", "ml_models"]
-    assert 0 < outcome["downtime_seconds"] == pytest.approx(
-        outcome["waiting_for_agent_seconds"] + outcome["until_finish_started_seconds"]
-        + outcome["deploying_seconds"] + outcome["loading_seconds"], abs=0.01)
+    assert (
+        0
+        < outcome["downtime_seconds"]
+        == pytest.approx(
+            outcome["waiting_for_agent_seconds"]
+            + outcome["until_finish_started_seconds"]
+            + outcome["deploying_seconds"]
+            + outcome["loading_seconds"],
+            abs=0.01,
+        )
+    )
     deployed = admin.locations_as_document()["locations"]
     images = prepared.output_for_node("code_location_images")
-    assert [loc["image"] for loc in deployed] == [images["analytics"].image,
-                                                  images["ml_models"].image]
+    assert [loc["image"] for loc in deployed] == [
+        images["analytics"].image,
+        images["ml_models"].image,
+    ]
     assert deployed[0]["image"].startswith(env.registry + "/analytics:")
     assert deployed[0]["container_context"] == {"k8s": {"namespace": "dagster-cloud"}}
     assert "build" not in deployed[0]
 
     # Finishing again redeploys nothing; cutting over again switches nothing.
     with fake_agent(sandbox, env.stored_agent_token()):
-        assert env.run("finish_hybrid_migration").output_for_node(
-            "verify_hybrid_deployment")["deployed"] == []
+        assert (
+            env.run("finish_hybrid_migration").output_for_node("verify_hybrid_deployment")[
+                "deployed"
+            ]
+            == []
+        )
     assert env.run("cutover").output_for_node("deactivate_serverless_agent")["switched"] is False
     assert len(sandbox.state.events("agent_type_switched")) == 1
     assert len(sandbox.state.events("location_deployed")) == 2
     assert len(sandbox.state.events("agent_token_created")) == 1
 
     rollback = env.run("rollback_to_serverless")
-    assert rollback.output_for_node("restore_serverless") == [
-        "agent_type", "locations_document"]
+    assert rollback.output_for_node("restore_serverless") == ["agent_type", "locations_document"]
     assert admin.current_deployment().agent_type == "SERVERLESS"
     assert admin.locations_as_document() == document_before
     assert admin.deployment_settings() == settings_before
@@ -132,9 +155,11 @@ def test_a_location_that_fails_to_load_fails_finish_with_its_message(env, sandbo
     env.prepare()
     env.run("cutover")
     image = env.run("prepare_hybrid_agent", env.agent_url_config()).output_for_node(
-        "code_location_images")["ml_models"]
-    with fake_agent(sandbox, env.stored_agent_token(),
-                    broken={image.image: "ModuleNotFoundError: ml_models"}):
+        "code_location_images"
+    )["ml_models"]
+    with fake_agent(
+        sandbox, env.stored_agent_token(), broken={image.image: "ModuleNotFoundError: ml_models"}
+    ):
         result = env.run("finish_hybrid_migration", raise_on_error=False)
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
@@ -144,10 +169,14 @@ def test_a_location_that_fails_to_load_fails_finish_with_its_message(env, sandbo
 def test_finish_gives_up_after_its_timeout_and_says_what_is_missing(env, sandbox):
     env.prepare()
     env.run("cutover")
-    result = env.run("finish_hybrid_migration", raise_on_error=False, run_config=env.finish_config(0.5, 0.1))
+    result = env.run(
+        "finish_hybrid_migration", raise_on_error=False, run_config=env.finish_config(0.5, 0.1)
+    )
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert "Still not LOADED after 0.5s: analytics, ml_models" in str(failure.event_specific_data.error)
+    assert "Still not LOADED after 0.5s: analytics, ml_models" in str(
+        failure.event_specific_data.error
+    )
 
 
 def test_settings_are_removed_only_as_planned_and_then_verified(env, sandbox):
@@ -162,8 +191,12 @@ def test_settings_are_removed_only_as_planned_and_then_verified(env, sandbox):
     admin.set_deployment_settings({"run_queue": {"max_concurrent_runs": 1}})
     with fake_agent(sandbox, env.stored_agent_token()):
         finish = env.run("finish_hybrid_migration", raise_on_error=False)
-    checks = {e.event_specific_data.check_name: e.event_specific_data
-              for e in finish.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    checks = {
+        e.event_specific_data.check_name: e.event_specific_data
+        for e in finish.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
     assert not checks["deployment_settings_kept"].passed
     assert checks["deployment_settings_kept"].metadata["changed"].value == {
-        "run_queue": [{"max_concurrent_runs": 10}, {"max_concurrent_runs": 1}]}
+        "run_queue": [{"max_concurrent_runs": 10}, {"max_concurrent_runs": 1}]
+    }

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import shutil
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pytest
-
 from support.agent import fake_agent
-from dagster_plus_sandbox import Sandbox
 from test_cutover_faults import BEFORE, JOBS, JOBS_UNDER_TEST, NO_AGENT_YET, Case, run_config_for
+
+from dagster_plus_sandbox import Sandbox
 
 pytestmark = pytest.mark.slow
 
@@ -30,26 +31,49 @@ TRANSIENT = [
 ]
 
 
+@dataclass(frozen=True)
+class Template:
+    """A job's starting state, stopped: every case starts from a copy of it."""
+
+    job: str
+    state_path: Path  # the sandbox's SQLite file
+    home: Path  # the Dagster instance's directory
+    agent_token: str | None
+
+    @classmethod
+    def prepare(cls, job: str, root: Path, monkeypatch, registry: str) -> Template:
+        case = Case(job, root, monkeypatch, registry)
+        token = case.env.stored_agent_token() if BEFORE[job] else None
+        case.sandbox.stop()
+        return cls(job, Path(case.sandbox.state.path), root / "home", token)
+
+
 class Copy:
     """A case started from a copy of a prepared state."""
 
-    def __init__(self, template: Case, root: Path, monkeypatch):
+    def __init__(self, template: Template, root: Path, monkeypatch):
         self.job = template.job
         root.mkdir(parents=True)
         shutil.copy(template.state_path, root / "state.db")
         shutil.copytree(template.home, root / "home")
-        self.sandbox = Sandbox.start(root / "state.db", template.scenario)
+        self.sandbox = Sandbox.start(root / "state.db")
         monkeypatch.setenv("DAGSTER_CLOUD_URL", self.sandbox.url)
         self.instance = dg.DagsterInstance.local_temp(str(root / "home"))
         self.agent_token = template.agent_token
 
     def run(self) -> dg.ExecutionResult:
-        agent = (fake_agent(self.sandbox, self.agent_token)
-                 if self.agent_token and self.job not in NO_AGENT_YET else nullcontext())
+        agent = (
+            fake_agent(self.sandbox, self.agent_token)
+            if self.agent_token and self.job not in NO_AGENT_YET
+            else nullcontext()
+        )
         with agent:
-            return dg.execute_job(dg.reconstructable(JOBS[self.job]), self.instance,
-                                  run_config=run_config_for(self.sandbox, self.job),
-                                  raise_on_error=False)
+            return dg.execute_job(
+                dg.reconstructable(JOBS[self.job]),
+                self.instance,
+                run_config=run_config_for(self.sandbox, self.job),
+                raise_on_error=False,
+            )
 
     def events(self) -> list[dict]:
         return self.sandbox.state.events()
@@ -71,12 +95,7 @@ def one_of_each(job: str, events: list[dict], operation: str) -> None:
 
 @pytest.mark.parametrize("job", JOBS_UNDER_TEST)
 def test_every_transient_fault_at_every_call_is_absorbed(job, tmp_path, monkeypatch, registry):
-    template = Case(job, tmp_path / "template", monkeypatch, registry)
-    template.state_path = template.sandbox.state.path
-    template.home = tmp_path / "template" / "home"
-    template.scenario = None
-    template.agent_token = template.env.stored_agent_token() if BEFORE[job] else None
-    template.sandbox.stop()  # its SQLite file is the starting state of every case
+    template = Template.prepare(job, tmp_path / "template", monkeypatch, registry)
 
     clean = Copy(template, tmp_path / "clean", monkeypatch)
     seen = len(clean.sandbox.operations_seen)
@@ -87,8 +106,9 @@ def test_every_transient_fault_at_every_call_is_absorbed(job, tmp_path, monkeypa
 
     cases = [(operation, fault) for operation in sorted(operations) for fault in TRANSIENT]
     if job == "finish_hybrid_migration":  # the agent's heartbeats arrive late
-        cases.append(("addAgentHeartbeats", {"kind": "latency", "seconds": 0.5, "count": 3,
-                                             "api": "agent"}))
+        cases.append(
+            ("addAgentHeartbeats", {"kind": "latency", "seconds": 0.5, "count": 3, "api": "agent"})
+        )
     for number, (operation, fault) in enumerate(cases):
         case = Copy(template, tmp_path / f"case-{number}", monkeypatch)
         case.sandbox.faults.add(operation=operation, **fault)

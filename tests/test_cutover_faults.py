@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
-
 from conftest import make_scenario
-from support.agent import fake_agent
-from dagster_plus_sandbox import Sandbox
 from migration_env import MigrationEnv, agent_url_config, write_project
-from migration_pipeline.resources import DagsterPlusResource
+from support.agent import fake_agent
+
+from dagster_plus_sandbox import Sandbox
 from migration_pipeline.definitions import defs
+from migration_pipeline.resources import DagsterPlusResource
 
 pytestmark = pytest.mark.slow
 
 # The product's jobs after the plan, in the order a migration runs them.
-MIGRATION_ORDER = ["create_agent_token", "prepare_hybrid_agent", "cutover",
-                   "finish_hybrid_migration", "rollback_to_serverless"]
+MIGRATION_ORDER = [
+    "create_agent_token",
+    "prepare_hybrid_agent",
+    "cutover",
+    "finish_hybrid_migration",
+    "rollback_to_serverless",
+]
 BEFORE = {job: MIGRATION_ORDER[:i] for i, job in enumerate(MIGRATION_ORDER)}
 # Those that call Dagster+ for a Kubernetes target (its prepare_hybrid_agent builds images and
 # writes files only; an ECS target's also lists the agents).
@@ -35,21 +40,28 @@ NO_AGENT_YET = ("create_agent_token", "prepare_hybrid_agent")
 def without_retries(name: str):
     """The product's job under another name, without its op retry policy (a failure fails at
     once): an asset job is selected again, an op job is its graph as a new job."""
-    job = next(j for j in defs.jobs if j.name == name)
+    job = next(j for j in defs.jobs or () if j.name == name)
     if isinstance(job, dg.JobDefinition):
         return job.graph.to_job(name=f"{name}_no_retry", executor_def=dg.in_process_executor)
-    return dg.define_asset_job(f"{name}_no_retry", selection=job.selection,
-                               executor_def=dg.in_process_executor)
+    return dg.define_asset_job(
+        f"{name}_no_retry", selection=job.selection, executor_def=dg.in_process_executor
+    )
 
 
 # The same assets, checks and ops with a client that gives up after two quick attempts.
 FAULT_DEFS = dg.Definitions(
-    assets=list(defs.assets),
-    asset_checks=list(defs.asset_checks),
+    assets=list(defs.assets or ()),
+    asset_checks=list(defs.asset_checks or ()),
     jobs=[without_retries(name) for name in MIGRATION_ORDER],
-    resources={"dagster_plus": DagsterPlusResource(
-        url=dg.EnvVar("DAGSTER_CLOUD_URL"), deployment=dg.EnvVar("DAGSTER_CLOUD_DEPLOYMENT"),
-        api_token=dg.EnvVar("DAGSTER_CLOUD_API_TOKEN"), max_attempts=2, backoff_seconds=0.01)},
+    resources={
+        "dagster_plus": DagsterPlusResource(
+            url=dg.EnvVar("DAGSTER_CLOUD_URL"),
+            deployment=dg.EnvVar("DAGSTER_CLOUD_DEPLOYMENT"),
+            api_token=dg.EnvVar("DAGSTER_CLOUD_API_TOKEN"),
+            max_attempts=2,
+            backoff_seconds=0.01,
+        )
+    },
 )
 
 
@@ -94,8 +106,14 @@ class Case:
         self.job = job
         root.mkdir(parents=True)
         self.sandbox = Sandbox.start(root / "state.db", make_scenario())
-        self.env = MigrationEnv(self.sandbox, write_project(root / "repo"), root / "home",
-                                "kubernetes", monkeypatch, registry)
+        self.env = MigrationEnv(
+            self.sandbox,
+            write_project(root / "repo"),
+            root / "home",
+            "kubernetes",
+            monkeypatch,
+            registry,
+        )
         assert self.env.run("plan_migration", self.env.plan_config()).success
         assert self.env.run("apply_migration_files").success
         for before in BEFORE[job]:
@@ -111,12 +129,19 @@ class Case:
         return fake_agent(self.sandbox, token)
 
     def execute(self, reexecute_from: str | None = None) -> dg.ExecutionResult:
-        options = (dg.ReexecutionOptions.from_failure(reexecute_from, self.env.instance)
-                   if reexecute_from else None)
+        options = (
+            dg.ReexecutionOptions.from_failure(reexecute_from, self.env.instance)
+            if reexecute_from
+            else None
+        )
         with self.agent():
-            return dg.execute_job(dg.reconstructable(JOBS[self.job]), self.env.instance,
-                                  run_config=run_config_for(self.sandbox, self.job),
-                                  reexecution_options=options, raise_on_error=False)
+            return dg.execute_job(
+                dg.reconstructable(JOBS[self.job]),
+                self.env.instance,
+                run_config=run_config_for(self.sandbox, self.job),
+                reexecution_options=options,
+                raise_on_error=False,
+            )
 
     def operations(self) -> set[str]:
         ops: set[str] = set()

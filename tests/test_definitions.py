@@ -10,15 +10,29 @@ from pathlib import Path
 import dagster as dg
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-HEAVY = ["kubernetes", "boto3", "botocore", "dagster_k8s", "dagster_aws", "dagster_docker",
-         "dagster_cloud", "dagster_plus_sandbox", "requests", "ruamel", "graphql"]
+HEAVY = [
+    "kubernetes",
+    "boto3",
+    "botocore",
+    "dagster_k8s",
+    "dagster_aws",
+    "dagster_docker",
+    "dagster_cloud",
+    "dagster_plus_sandbox",
+    "requests",
+    "ruamel",
+    "graphql",
+]
 
 
 def test_import_does_not_load_heavy_libraries():
-    code = ("import json, sys, migration_pipeline.definitions; "
-            f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=PROJECT_DIR)
+    code = (
+        "import json, sys, migration_pipeline.definitions; "
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_DIR
+    )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
@@ -50,16 +64,30 @@ def test_the_token_is_an_env_var_in_the_resource_config():
 
 def test_dagster_definitions_validate_passes():
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate",
-         "-w", "workspace.yaml"],
-        capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120)
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "definitions",
+            "validate",
+            "-w",
+            "workspace.yaml",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_DIR,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All code locations passed validation" in result.stdout + result.stderr
 
 
 def test_dg_check_defs_passes():
-    result = subprocess.run([str(Path(sys.executable).parent / "dg"), "check", "defs"],
-                            capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dg"), "check", "defs"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_DIR,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All definitions loaded successfully" in result.stdout + result.stderr
 
@@ -69,6 +97,11 @@ def test_workspace_and_dagster_cloud_yaml_point_at_the_definitions():
     from dagster_cloud.workspace.config_schema import process_workspace_config
 
     workspace = yaml.safe_load((PROJECT_DIR / "workspace.yaml").read_text())
-    assert workspace["load_from"][0]["python_module"]["module_name"] == "migration_pipeline.definitions"
-    cloud = process_workspace_config(yaml.safe_load((PROJECT_DIR / "dagster_cloud.yaml").read_text()))
+    assert (
+        workspace["load_from"][0]["python_module"]["module_name"]
+        == "migration_pipeline.definitions"
+    )
+    cloud = process_workspace_config(
+        yaml.safe_load((PROJECT_DIR / "dagster_cloud.yaml").read_text())
+    )
     assert cloud["locations"][0]["code_source"] == {"module_name": "migration_pipeline.definitions"}

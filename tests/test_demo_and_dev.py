@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from conftest import free_port
 from support.processes import background
+from support.servers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -28,23 +27,37 @@ LOCATION_QUERY = """
 RUNS_QUERY = "{ runsOrError { ... on Runs { results { runId jobName status } } } }"
 
 
-
 def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandbox):
     home = tmp_path / "dagster_home"
-    demo = subprocess.run([sys.executable, "-m", "demo", "--dagster-home",
-                           str(home), "--work-dir", str(tmp_path / "work")],
-                          capture_output=True, text=True, cwd=PROJECT_DIR, timeout=300)
+    demo = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "demo",
+            "--dagster-home",
+            str(home),
+            "--work-dir",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_DIR,
+        timeout=300,
+    )
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     out = demo.stdout
-    for expected in ("## Migration plan: Serverless to Hybrid (local)", "Downtime (no agent): ",
-                     "Runs: 4000 before, 4000 after",
-                     "Locations LOADED on the Hybrid agent: analytics, ml_models, reporting",
-                     "Checks: deployment_settings_kept passed, every_location_loaded passed, "
-                     "no_run_lost passed, schedules_and_sensors_kept passed",
-                     "Settings removed at cutover: none",
-                     "Branch deployments: in use; the agent's config serves them",
-                     "- converted the legacy form (locations keyed by name) to the list form",
-                     "Project files written: dagster_cloud.yaml"):
+    for expected in (
+        "## Migration plan: Serverless to Hybrid (local)",
+        "Downtime (no agent): ",
+        "Runs: 4000 before, 4000 after",
+        "Locations LOADED on the Hybrid agent: analytics, ml_models, reporting",
+        "Checks: deployment_settings_kept passed, every_location_loaded passed, "
+        "no_run_lost passed, schedules_and_sensors_kept passed",
+        "Settings removed at cutover: none",
+        "Branch deployments: in use; the agent's config serves them",
+        "- converted the legacy form (locations keyed by name) to the list form",
+        "Project files written: dagster_cloud.yaml",
+    ):
         assert expected in out, expected
     # No token anywhere the demo wrote, but in the agent's 0600 token file.
     token = re.compile(rb"(user|agent):acme:[0-9a-f]{32}")
@@ -60,10 +73,19 @@ def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandb
     assert len(token_files) == 1
 
     port = free_port()
-    env = dict(os.environ, DAGSTER_HOME=str(home), DAGSTER_CLOUD_URL=sandbox.url,
-               DAGSTER_CLOUD_DEPLOYMENT="prod", DAGSTER_CLOUD_API_TOKEN=sandbox.token("admin"))
-    with background([str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-p", str(port)],
-                    tmp_path / "dev.log", env, cwd=PROJECT_DIR) as dev:
+    env = dict(
+        os.environ,
+        DAGSTER_HOME=str(home),
+        DAGSTER_CLOUD_URL=sandbox.url,
+        DAGSTER_CLOUD_DEPLOYMENT="prod",
+        DAGSTER_CLOUD_API_TOKEN=sandbox.token("admin"),
+    )
+    with background(
+        [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-p", str(port)],
+        tmp_path / "dev.log",
+        env,
+        cwd=PROJECT_DIR,
+    ) as dev:
         url = f"http://127.0.0.1:{port}/graphql"
         nodes = None
         deadline = time.monotonic() + 120
@@ -82,11 +104,16 @@ def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandb
 
         runs = requests.post(url, json={"query": RUNS_QUERY}, timeout=10).json()
         results = runs["data"]["runsOrError"]["results"]
-        expected = sorted([
-            ("plan_migration", "SUCCESS"), ("apply_migration_files", "SUCCESS"),
-            ("create_agent_token", "SUCCESS"), ("prepare_hybrid_agent", "SUCCESS"),
-            ("cutover", "SUCCESS"),
-            ("finish_hybrid_migration", "SUCCESS")])
+        expected = sorted(
+            [
+                ("plan_migration", "SUCCESS"),
+                ("apply_migration_files", "SUCCESS"),
+                ("create_agent_token", "SUCCESS"),
+                ("prepare_hybrid_agent", "SUCCESS"),
+                ("cutover", "SUCCESS"),
+                ("finish_hybrid_migration", "SUCCESS"),
+            ]
+        )
         assert sorted((r["jobName"], r["status"]) for r in results) == expected
 
         # The run history through dagster-graphql's DagsterGraphQLClient, as a script would.

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 from pydantic import SecretStr
+from support.servers import free_port
 
-from conftest import free_port
-from migration_pipeline.images.builders import BuildError, Builder, choose_builder
+from migration_pipeline.images.builders import Builder, BuildError, choose_builder
 from migration_pipeline.images.publish import ImageJob, content_hash, publish_all
 from migration_pipeline.images.registry import (
     Credentials,
@@ -23,7 +23,6 @@ from migration_pipeline.images.registry import (
     ecr_login,
     manifest_digest,
 )
-from test_agent_install import moto_server  # noqa: F401 - a fixture
 
 DOCKERFILE = "FROM scratch\nCOPY . /app\n"
 
@@ -33,8 +32,13 @@ def builder(tmp_path_factory) -> Builder:
     return choose_builder("buildah", storage=tmp_path_factory.getbasetemp() / "containers")
 
 
-def location(root: Path, name: str, repository: str, dockerfile: str = DOCKERFILE,
-             files: dict[str, str] | None = None) -> ImageJob:
+def location(
+    root: Path,
+    name: str,
+    repository: str,
+    dockerfile: str = DOCKERFILE,
+    files: dict[str, str] | None = None,
+) -> ImageJob:
     directory = root / name
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "Dockerfile").write_text(dockerfile)
@@ -45,19 +49,22 @@ def location(root: Path, name: str, repository: str, dockerfile: str = DOCKERFIL
 
 
 def test_two_locations_are_pushed_then_reused_when_unchanged(tmp_path, registry, builder):
-    jobs = [location(tmp_path, "analytics", f"{registry}/acme"),
-            location(tmp_path, "ml_models", f"{registry}/acme")]
+    jobs = [
+        location(tmp_path, "analytics", f"{registry}/acme"),
+        location(tmp_path, "ml_models", f"{registry}/acme"),
+    ]
     images, errors = publish_all(jobs, builder, log=lambda m: None)
     assert errors == {} and sorted(images) == ["analytics", "ml_models"]
     assert all(image.built for image in images.values())
-    for job, image in zip(jobs, (images["analytics"], images["ml_models"])):
+    for job, image in zip(jobs, (images["analytics"], images["ml_models"]), strict=True):
         assert image.digest.startswith("sha256:")
         assert manifest_digest(job.repository, image.tag) == image.digest
 
     again, errors = publish_all(jobs, builder, log=lambda m: None)
     assert errors == {}
     assert {name: (image.built, image.digest) for name, image in again.items()} == {
-        name: (False, image.digest) for name, image in images.items()}
+        name: (False, image.digest) for name, image in images.items()
+    }
 
     (jobs[0].context / "analytics" / "__init__.py").write_text("NAME = 'changed'\n")
     changed, _ = publish_all(jobs, builder, log=lambda m: None)
@@ -66,7 +73,9 @@ def test_two_locations_are_pushed_then_reused_when_unchanged(tmp_path, registry,
 
 
 def test_dockerignored_files_do_not_change_the_content_hash(tmp_path):
-    job = location(tmp_path, "etl", "r/acme", files={"etl.py": "x = 1\n", ".dockerignore": ".venv\n"})
+    job = location(
+        tmp_path, "etl", "r/acme", files={"etl.py": "x = 1\n", ".dockerignore": ".venv\n"}
+    )
     before = content_hash(job.context, job.dockerfile)
     (job.context / ".venv").mkdir()
     (job.context / ".venv" / "big").write_text("ignored")
@@ -77,8 +86,12 @@ def test_dockerignored_files_do_not_change_the_content_hash(tmp_path):
 
 def test_a_failing_build_names_its_location_and_leaves_the_others_be(tmp_path, registry, builder):
     good = location(tmp_path, "good", f"{registry}/acme")
-    bad = location(tmp_path, "bad", f"{registry}/acme",
-                   dockerfile="FROM scratch\nCOPY no_such_file.txt /app/\n")
+    bad = location(
+        tmp_path,
+        "bad",
+        f"{registry}/acme",
+        dockerfile="FROM scratch\nCOPY no_such_file.txt /app/\n",
+    )
     images, errors = publish_all([good, bad], builder, log=lambda m: None)
     assert sorted(images) == ["good"] and sorted(errors) == ["bad"]
     assert "buildah build" in errors["bad"] and "no_such_file.txt" in errors["bad"]
@@ -88,11 +101,14 @@ def test_a_failing_build_names_its_location_and_leaves_the_others_be(tmp_path, r
     assert errors == {} and images["bad"].built and not images["good"].built
 
 
-def test_an_unreachable_registry_is_a_clear_error_for_its_locations_only(tmp_path, registry,
-                                                                         builder):
+def test_an_unreachable_registry_is_a_clear_error_for_its_locations_only(
+    tmp_path, registry, builder
+):
     closed = free_port()
-    jobs = [location(tmp_path, "here", f"{registry}/acme"),
-            location(tmp_path, "there", f"127.0.0.1:{closed}/acme")]
+    jobs = [
+        location(tmp_path, "here", f"{registry}/acme"),
+        location(tmp_path, "there", f"127.0.0.1:{closed}/acme"),
+    ]
     images, errors = publish_all(jobs, builder, log=lambda m: None)
     assert sorted(images) == ["here"]
     assert errors["there"].startswith(f"cannot reach the registry 127.0.0.1:{closed}")
@@ -113,9 +129,13 @@ def registry_with_password(tmp_path):
     (tmp_path / "config.yml").write_text(
         f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
         f"http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: test\n"
-        f"    path: {tmp_path / 'htpasswd'}\n")
-    process = subprocess.Popen([shutil.which("docker-registry"), "serve", str(tmp_path / "config.yml")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        f"    path: {tmp_path / 'htpasswd'}\n"
+    )
+    process = subprocess.Popen(
+        [shutil.which("docker-registry"), "serve", str(tmp_path / "config.yml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -129,7 +149,8 @@ def registry_with_password(tmp_path):
 
 
 def test_credentials_come_from_the_environment_and_a_wrong_one_is_named(
-        tmp_path, registry_with_password, builder, monkeypatch, caplog):
+    tmp_path, registry_with_password, builder, monkeypatch, caplog
+):
     job = location(tmp_path, "private", f"{registry_with_password}/acme")
     monkeypatch.setenv("REGISTRY_USERNAME", "ci")
     monkeypatch.setenv("REGISTRY_PASSWORD", "wrong-password")
@@ -144,21 +165,29 @@ def test_credentials_come_from_the_environment_and_a_wrong_one_is_named(
     assert errors == {} and images["private"].built
     assert "right-password" not in caplog.text + repr(images)
     credentials = Credentials("ci", SecretStr("right-password"))
-    assert manifest_digest(job.repository, images["private"].tag, credentials) == images["private"].digest
+    assert (
+        manifest_digest(job.repository, images["private"].tag, credentials)
+        == images["private"].digest
+    )
     with pytest.raises(RegistryError, match="refused the credentials"):
-        manifest_digest(job.repository, images["private"].tag,
-                        Credentials("ci", SecretStr("wrong-password")))
+        manifest_digest(
+            job.repository, images["private"].tag, Credentials("ci", SecretStr("wrong-password"))
+        )
 
 
-def test_ecr_repository_is_created_and_the_login_obtained(moto_server, caplog):  # noqa: F811
+def test_ecr_repository_is_created_and_the_login_obtained(moto_server, caplog):
     import boto3
 
     repository = "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/analytics"
     with caplog.at_level(logging.DEBUG):
         credentials = ecr_login(repository)
     assert credentials.username == "AWS" and credentials.password.get_secret_value()
-    names = [r["repositoryName"] for r in
-             boto3.client("ecr", region_name="us-east-1").describe_repositories()["repositories"]]
+    names = [
+        r["repositoryName"]
+        for r in boto3.client("ecr", region_name="us-east-1").describe_repositories()[
+            "repositories"
+        ]
+    ]
     assert names == ["acme/analytics"]
     assert ecr_login(repository).username == "AWS"  # an existing repository is fine
     assert credentials.password.get_secret_value() not in caplog.text + repr(credentials)
@@ -168,15 +197,23 @@ def test_ecr_repository_is_created_and_the_login_obtained(moto_server, caplog): 
 
 def test_no_builder_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
-    with pytest.raises(BuildError, match="no image builder found: install docker or buildah or podman"):
+    with pytest.raises(
+        BuildError, match="no image builder found: install docker or buildah or podman"
+    ):
         choose_builder()
 
 
 def test_the_images_asset_publishes_checks_and_reuses(sandbox, tmp_path, monkeypatch, registry):
     from migration_env import MigrationEnv, write_project
 
-    env = MigrationEnv(sandbox, write_project(tmp_path / "repo"), tmp_path / "home", "kubernetes",
-                       monkeypatch, registry)
+    env = MigrationEnv(
+        sandbox,
+        write_project(tmp_path / "repo"),
+        tmp_path / "home",
+        "kubernetes",
+        monkeypatch,
+        registry,
+    )
     # Content no other test pushed: the registry is shared, and its cache is by content.
     (env.project_dir / "unique.txt").write_text(str(tmp_path))
     first = env.prepare()
@@ -184,8 +221,11 @@ def test_the_images_asset_publishes_checks_and_reuses(sandbox, tmp_path, monkeyp
     assert metadata["built"].value == ["analytics", "ml_models"] and metadata["reused"].value == []
     recorded = metadata["images"].value
     assert all(i["digest"].startswith("sha256:") and i["size_bytes"] > 0 for i in recorded.values())
-    (check,) = [c for c in first.get_asset_check_evaluations()
-                if c.asset_check_key.name == "images_exist_in_registry"]
+    (check,) = [
+        c
+        for c in first.get_asset_check_evaluations()
+        if c.asset_check_key.name == "images_exist_in_registry"
+    ]
     assert check.passed
 
     again = env.run("prepare_hybrid_agent")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dagster as dg
-import pytest
 
+from migration_pipeline.definitions import defs
+from migration_pipeline.inventory.core import render_markdown
 from migration_pipeline.inventory.defs import serverless_inventory
 from migration_pipeline.resources import DagsterPlusResource
-from migration_pipeline.definitions import defs
-from migration_pipeline.inventory.core import Inventory, render_markdown
 
 
 def test_inventory_job_records_the_deployment(plus_env):
@@ -21,17 +20,23 @@ def test_inventory_job_records_the_deployment(plus_env):
         assert [loc["name"] for loc in inventory.locations] == ["analytics", "ml_models"]
         assert all(loc["load_status"] == "LOADED" for loc in inventory.locations)
         assert inventory.settings["non_isolated_runs"] == {
-            "enabled": True, "max_concurrent_non_isolated_runs": 1}
+            "enabled": True,
+            "max_concurrent_non_isolated_runs": 1,
+        }
         assert inventory.uses_branch_deployments is False
         assert {(i["name"], i["status"]) for i in inventory.instigators} >= {
-            ("daily_refresh", "RUNNING"), ("weekly_rollup", "STOPPED")}
+            ("daily_refresh", "RUNNING"),
+            ("weekly_rollup", "STOPPED"),
+        }
 
         (materialization,) = result.asset_materializations_for_node("serverless_inventory")
         metadata = materialization.metadata
         assert metadata["run_count"].value == 250
         assert metadata["agent_type"].value == "SERVERLESS"
-        assert metadata["non_isolated_runs"].value == {"enabled": True,
-                                                       "max_concurrent_non_isolated_runs": 1}
+        assert metadata["non_isolated_runs"].value == {
+            "enabled": True,
+            "max_concurrent_non_isolated_runs": 1,
+        }
         assert metadata["uses_branch_deployments"].value is False
         assert "| prod | 1 | SERVERLESS | ACTIVE | 250 | 2 | none |" in metadata["deployment"].value
         assert "| non_isolated_runs |" in metadata["deployment_settings"].value
@@ -48,7 +53,9 @@ def test_inventory_job_records_the_deployment(plus_env):
 
 def test_inventory_against_a_hybrid_deployment_without_agent(plus_env):
     plus_env.state.set_agent_type(plus_env.state.deployment("prod"), "HYBRID")
-    resource = DagsterPlusResource(url=plus_env.url, deployment="prod", api_token=plus_env.token("viewer"))
+    resource = DagsterPlusResource(
+        url=plus_env.url, deployment="prod", api_token=plus_env.token("viewer")
+    )
     result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
     inventory = result.output_for_node("serverless_inventory")
     assert inventory.agent_type == "HYBRID"
@@ -57,10 +64,12 @@ def test_inventory_against_a_hybrid_deployment_without_agent(plus_env):
 
 
 def test_inventory_fails_clearly_and_at_once_with_a_bad_token(plus_env):
-    resource = DagsterPlusResource(url=plus_env.url, deployment="prod",
-                                   api_token="user:acme:" + "b" * 32)
-    result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource},
-                            raise_on_error=False)
+    resource = DagsterPlusResource(
+        url=plus_env.url, deployment="prod", api_token="user:acme:" + "b" * 32
+    )
+    result = dg.materialize(
+        [serverless_inventory], resources={"dagster_plus": resource}, raise_on_error=False
+    )
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "token was rejected" in str(failure.event_specific_data.error)
@@ -69,8 +78,13 @@ def test_inventory_fails_clearly_and_at_once_with_a_bad_token(plus_env):
 
 
 def test_an_outage_longer_than_the_client_retries_is_retried_by_the_step(plus_env):
-    resource = DagsterPlusResource(url=plus_env.url, deployment="prod", api_token=plus_env.token("admin"),
-                                   backoff_seconds=0.01, max_attempts=2)
+    resource = DagsterPlusResource(
+        url=plus_env.url,
+        deployment="prod",
+        api_token=plus_env.token("admin"),
+        backoff_seconds=0.01,
+        max_attempts=2,
+    )
     plus_env.faults.add(operation="deploymentByName", kind="http_503", count=2)
     result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
     assert result.success
@@ -79,8 +93,13 @@ def test_an_outage_longer_than_the_client_retries_is_retried_by_the_step(plus_en
 
 def test_transient_faults_do_not_fail_the_inventory(plus_env):
     plus_env.faults.add(operation="*", kind="http_503", rate=0.3)
-    resource = DagsterPlusResource(url=plus_env.url, deployment="prod", api_token=plus_env.token("admin"),
-                                   backoff_seconds=0.01, max_attempts=8)
+    resource = DagsterPlusResource(
+        url=plus_env.url,
+        deployment="prod",
+        api_token=plus_env.token("admin"),
+        backoff_seconds=0.01,
+        max_attempts=8,
+    )
     result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
     assert result.success
     assert result.output_for_node("serverless_inventory").run_total == 250
@@ -92,11 +111,14 @@ def test_inventory_records_that_the_organization_uses_branch_deployments(plus_en
     with client_for(plus_env) as admin:
         assert not admin.uses_branch_deployments()
         plus_env.state.upsert_branch_deployment(
-            {"repoName": "acme/data", "branchName": "feature"}, {"commitHash": "a", "timestamp": 1.0},
-            plus_env.state.deployment("prod"))
+            {"repoName": "acme/data", "branchName": "feature"},
+            {"commitHash": "a", "timestamp": 1.0},
+            plus_env.state.deployment("prod"),
+        )
         assert admin.uses_branch_deployments()
-    resource = DagsterPlusResource(url=plus_env.url, deployment="prod",
-                                   api_token=plus_env.token("viewer"))
+    resource = DagsterPlusResource(
+        url=plus_env.url, deployment="prod", api_token=plus_env.token("viewer")
+    )
     result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
     inventory = result.output_for_node("serverless_inventory")
     assert inventory.uses_branch_deployments is True

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dagster as dg
-import pytest
-
-from migration_pipeline.definitions import defs
 from plan_corpus import CORPUS
 from test_plan_corpus import snapshot, write_project
+
+from migration_pipeline.definitions import defs
 
 
 def plan_config(project, **overrides) -> dict:
@@ -22,7 +21,8 @@ def test_dry_run_then_apply_then_check(plus_env, tmp_path):
     before = snapshot(project)
     with dg.DagsterInstance.ephemeral() as instance:
         dry = defs.resolve_job_def("plan_migration").execute_in_process(
-            instance=instance, run_config=plan_config(project))
+            instance=instance, run_config=plan_config(project)
+        )
         assert dry.success
         assert snapshot(project) == before  # the dry run only reads
         (materialization,) = dry.asset_materializations_for_node("migration_plan")
@@ -33,7 +33,9 @@ def test_dry_run_then_apply_then_check(plus_env, tmp_path):
         assert "Deployment settings are kept as they are." in metadata["summary"].value
         assert metadata["settings_removed_at_cutover"].value == []
 
-        applied = defs.resolve_job_def("apply_migration_files").execute_in_process(instance=instance)
+        applied = defs.resolve_job_def("apply_migration_files").execute_in_process(
+            instance=instance
+        )
         assert applied.success
         (check,) = applied.get_asset_check_evaluations()
         assert check.passed and check.asset_check_key.name == "hybrid_dagster_cloud_yaml_is_valid"
@@ -42,18 +44,28 @@ def test_dry_run_then_apply_then_check(plus_env, tmp_path):
         assert "container_context" in (project / "dagster_cloud.yaml").read_text()
 
         again = defs.resolve_job_def("apply_migration_files").execute_in_process(instance=instance)
-        assert again.asset_materializations_for_node("hybrid_project_files")[0].metadata[
-            "written"].value == []
+        assert (
+            again.asset_materializations_for_node("hybrid_project_files")[0]
+            .metadata["written"]
+            .value
+            == []
+        )
 
 
 def test_bad_input_fails_the_plan_at_once_with_the_problem(plus_env, tmp_path):
     project = tmp_path / "project"
-    write_project(project, {"dagster_cloud.yaml": "locations:\n  - location_name: a\n"
-                                                  "    code_source: {package_name: a}\n"
-                                                  "    working_dir: .\n"})
+    write_project(
+        project,
+        {
+            "dagster_cloud.yaml": "locations:\n  - location_name: a\n"
+            "    code_source: {package_name: a}\n"
+            "    working_dir: .\n"
+        },
+    )
     with dg.DagsterInstance.ephemeral() as instance:
         result = defs.resolve_job_def("plan_migration").execute_in_process(
-            instance=instance, run_config=plan_config(project), raise_on_error=False)
+            instance=instance, run_config=plan_config(project), raise_on_error=False
+        )
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     text = str(failure.event_specific_data.error)
@@ -70,11 +82,19 @@ def test_the_written_file_is_checked_again(plus_env, tmp_path):
     project.mkdir()
     (project / "dagster_cloud.yaml").write_text(
         "locations:\n  - location_name: a\n    code_source: {package_name: a}\n"
-        "    container_context:\n      k8s:\n        namespce: x\n")
+        "    container_context:\n      k8s:\n        namespce: x\n"
+    )
     from migration_pipeline.plan.applied import AppliedProject
 
-    result = hybrid_dagster_cloud_yaml_is_valid(AppliedProject(
-        project_dir=str(project), target_name="kubernetes", cloud_yaml="dagster_cloud.yaml",
-        images={}, written=(), settings={}))
+    result = hybrid_dagster_cloud_yaml_is_valid(
+        AppliedProject(
+            project_dir=str(project),
+            target_name="kubernetes",
+            cloud_yaml="dagster_cloud.yaml",
+            images={},
+            written=(),
+            settings={},
+        )
+    )
     assert not result.passed
     assert "namespce" in result.metadata["problems"].value

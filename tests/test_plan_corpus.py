@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
+from plan_corpus import CORPUS, TARGET_REGISTRIES
 
 from migration_pipeline.cli import main
-from plan_corpus import CORPUS, TARGET_REGISTRIES
 
 TARGETS = list(TARGET_REGISTRIES)
 
@@ -23,14 +23,18 @@ def write_project(root: Path, files: dict[str, str]) -> None:
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def cli(project: Path, target: str, *extra: str) -> list[str]:
     args = ["plan", "--project-dir", str(project), "--target", target]
-    if TARGET_REGISTRIES[target]:
-        args += ["--registry", TARGET_REGISTRIES[target]]
+    registry = TARGET_REGISTRIES[target]
+    if registry:
+        args += ["--registry", registry]
     return args + list(extra)
 
 
@@ -81,14 +85,19 @@ def survives(original: str, rewritten: str) -> None:
             # The legacy form converted to the list form: a location's key line became its
             # `- location_name:` item, and its code source key moved under `code_source:`.
             if re.fullmatch(r"[\w.-]+:(\s+#.*)?", stripped) and re.search(
-                    rf"^\s*- location_name: {re.escape(stripped.split(':')[0])}\b", rewritten, re.M):
+                rf"^\s*- location_name: {re.escape(stripped.split(':')[0])}\b", rewritten, re.M
+            ):
                 continue
-            if stripped.split(":")[0] in ("package_name", "module_name", "python_file") \
-                    and any(new.endswith(line.lstrip(" ")) and "code_source" in new_lines[i - 1]
-                            or new.strip() == stripped for i, new in enumerate(new_lines)):
+            if stripped.split(":")[0] in ("package_name", "module_name", "python_file") and any(
+                new.endswith(line.lstrip(" "))
+                and "code_source" in new_lines[i - 1]
+                or new.strip() == stripped
+                for i, new in enumerate(new_lines)
+            ):
                 continue
-            assert stripped.startswith(("build:", "- {location_name", "- location_name", "build: *")) \
-                and ("{" in stripped or "*" in stripped), f"line changed or lost: {line!r}"
+            assert stripped.startswith(
+                ("build:", "- {location_name", "- location_name", "build: *")
+            ) and ("{" in stripped or "*" in stripped), f"line changed or lost: {line!r}"
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -110,8 +119,12 @@ def test_corpus_project_migrates(tmp_path, capsys, name, target):
     after_first = snapshot(project)
     if target != "local":
         assert any(path.endswith("Dockerfile") for path in after_first)
-        assert f"registry: {TARGET_REGISTRIES[target]}" in rewritten or "ghcr.io/legacy" in rewritten \
-            or f"registry: {TARGET_REGISTRIES[target]}" in rewritten.replace(", registry: ", "\nregistry: ")
+        assert (
+            f"registry: {TARGET_REGISTRIES[target]}" in rewritten
+            or "ghcr.io/legacy" in rewritten
+            or f"registry: {TARGET_REGISTRIES[target]}"
+            in rewritten.replace(", registry: ", "\nregistry: ")
+        )
 
     capsys.readouterr()
     assert main(cli(project, target, "--apply")) == 0

@@ -9,12 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import client_for
 from support.processes import background, wait_for
+
 from migration_pipeline.agent.token import store_agent_token
 from migration_pipeline.targets import get_target, load_target_settings
-
 from migration_pipeline.targets.agent import AgentSetup
 
 pytestmark = pytest.mark.slow
@@ -32,16 +31,25 @@ def test_real_local_agent_heartbeats_and_goes_not_running_when_it_stops(start_sa
     agent_dir = tmp_path / "repo" / "dagster_cloud_agent"
     store_agent_token(local_target.token_store, token, agent_dir, "prod")
     # The agent reaches the sandbox's agent API, a host of its own as Dagster+'s is.
-    setup = AgentSetup(organization="acme", deployment="prod", agent_label="sandbox test agent",
-                       settings=load_target_settings("local"), token_reference="env file",
-                       agent_api_url=sandbox.agent_url)
+    setup = AgentSetup(
+        organization="acme",
+        deployment="prod",
+        agent_label="sandbox test agent",
+        settings=load_target_settings("local"),
+        token_reference="env file",
+        agent_api_url=sandbox.agent_url,
+    )
     for name, text in local_target.agent_files(setup).items():
         (agent_dir / name).write_text(text)
     env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
-    with background(["bash", str(agent_dir / "run-agent.sh")], tmp_path / "agent.log", env) as agent:
+    with background(
+        ["bash", str(agent_dir / "run-agent.sh")], tmp_path / "agent.log", env
+    ) as agent:
         running = wait_for(
-            lambda: [a for a in admin.agents() if a.label == "sandbox test agent"
-                     and a.is_running], 30, "the agent to be RUNNING")
+            lambda: [a for a in admin.agents() if a.label == "sandbox test agent" and a.is_running],
+            30,
+            "the agent to be RUNNING",
+        )
         assert agent.poll() is None
         assert running[0].label == "sandbox test agent"
         assert running[0].metadata.get("version") == "1.13.27"
@@ -51,7 +59,8 @@ def test_real_local_agent_heartbeats_and_goes_not_running_when_it_stops(start_sa
     # Right after it stopped the window has not passed yet: still RUNNING.
     mine = lambda: [a.status for a in admin.agents() if a.label == "sandbox test agent"]  # noqa: E731
     assert mine() == ["RUNNING"]
-    wait_for(lambda: mine() == ["NOT_RUNNING"],
-             WINDOW + 10, "the agent to be NOT_RUNNING", interval=1)
+    wait_for(
+        lambda: mine() == ["NOT_RUNNING"], WINDOW + 10, "the agent to be NOT_RUNNING", interval=1
+    )
     assert time.time() - last_beat >= WINDOW
     assert token.get_secret_value() not in (tmp_path / "agent.log").read_text()

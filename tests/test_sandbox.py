@@ -12,24 +12,34 @@ import time
 import pytest
 import requests
 import yaml
-
 from conftest import client_for, make_scenario
 from support.agent import heartbeat, upload_entry
+
 from dagster_plus_sandbox import Sandbox
 from migration_pipeline.plus import InvalidLocationError, NotAuthorizedError
 
 CURRENT = "query { currentDeployment { deploymentName agentType } }"
 
 
-def post(sandbox: Sandbox, query: str, token: str | None, path: str = "/graphql",
-         headers: dict | None = None, variables: dict | None = None,
-         agent_api: bool = False) -> requests.Response:
+def post(
+    sandbox: Sandbox,
+    query: str,
+    token: str | None,
+    path: str = "/graphql",
+    headers: dict | None = None,
+    variables: dict | None = None,
+    agent_api: bool = False,
+) -> requests.Response:
     all_headers = dict(headers or {})
     if token is not None:
         all_headers["Dagster-Cloud-Api-Token"] = token
     base = sandbox.agent_url if agent_api else sandbox.url
-    return requests.post(base + path, json={"query": query, "variables": variables or {}},
-                         headers=all_headers, timeout=10)
+    return requests.post(
+        base + path,
+        json={"query": query, "variables": variables or {}},
+        headers=all_headers,
+        timeout=10,
+    )
 
 
 def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05):
@@ -65,7 +75,10 @@ def test_deployment_from_path_header_or_default(sandbox):
     name = lambda r: r.json()["data"]["currentDeployment"]["deploymentName"]  # noqa: E731
     assert name(post(sandbox, CURRENT, token)) == "prod"
     assert name(post(sandbox, CURRENT, token, path="/staging/graphql")) == "staging"
-    assert name(post(sandbox, CURRENT, token, headers={"Dagster-Cloud-Deployment": "staging"})) == "staging"
+    assert (
+        name(post(sandbox, CURRENT, token, headers={"Dagster-Cloud-Deployment": "staging"}))
+        == "staging"
+    )
     missing = post(sandbox, CURRENT, token, path="/nope/graphql")
     assert missing.status_code == 404 and "nope" in missing.json()["error"]
 
@@ -79,18 +92,28 @@ def test_invalid_documents_answer_graphql_errors(sandbox):
 
 def test_viewer_gets_unauthorized_for_switch_and_token_creation(sandbox):
     viewer = sandbox.token("viewer")
-    switch = post(sandbox, "mutation { updateDeploymentAgentType(deploymentAgentType: HYBRID) "
-                  "{ __typename ... on UnauthorizedError { message } } }", viewer)
+    switch = post(
+        sandbox,
+        "mutation { updateDeploymentAgentType(deploymentAgentType: HYBRID) "
+        "{ __typename ... on UnauthorizedError { message } } }",
+        viewer,
+    )
     assert switch.json()["data"]["updateDeploymentAgentType"]["__typename"] == "UnauthorizedError"
-    create = post(sandbox, "mutation { createAgentToken(description: \"x\") "
-                  "{ __typename ... on UnauthorizedError { message } } }", viewer)
+    create = post(
+        sandbox,
+        'mutation { createAgentToken(description: "x") '
+        "{ __typename ... on UnauthorizedError { message } } }",
+        viewer,
+    )
     assert create.json()["data"]["createAgentToken"]["__typename"] == "UnauthorizedError"
     assert sandbox.state.events() == []  # nothing changed
     # A user token cannot act as an agent: the agent API is another host, for agent tokens.
     pop = "mutation { userCloudAgent { popUserCloudAgentRequests { requestId } } }"
     assert post(sandbox, pop, sandbox.token("admin"), agent_api=True).status_code == 401
-    assert "Cannot query field 'userCloudAgent'" in post(
-        sandbox, pop, sandbox.token("admin")).json()["errors"][0]["message"]
+    assert (
+        "Cannot query field 'userCloudAgent'"
+        in post(sandbox, pop, sandbox.token("admin")).json()["errors"][0]["message"]
+    )
 
 
 def test_switch_to_hybrid_then_serverless_agent_goes_away(sandbox, admin):
@@ -112,8 +135,9 @@ def test_switch_to_hybrid_then_serverless_agent_goes_away(sandbox, admin):
     assert len(sandbox.state.events("agent_type_switched")) == 1
 
 
-@pytest.mark.parametrize("launcher", ["ProcessUserCodeLauncher", "DockerUserCodeLauncher",
-                                      "K8sUserCodeLauncher"])
+@pytest.mark.parametrize(
+    "launcher", ["ProcessUserCodeLauncher", "DockerUserCodeLauncher", "K8sUserCodeLauncher"]
+)
 def test_a_location_is_loaded_only_when_a_running_agent_reports_it(sandbox, admin, launcher):
     """Whatever the launcher: LOADED (or its load error) is the agent's own report, newer than
     the location's last deploy, while the agent runs. No timer stands in for it."""
@@ -133,13 +157,24 @@ def test_a_location_is_loaded_only_when_a_running_agent_reports_it(sandbox, admi
     by_name = {e.name: e for e in admin.workspace()}
     assert by_name["analytics"].is_loaded
     assert {i.name for i in by_name["analytics"].instigators} == {
-        "daily_refresh", "weekly_rollup", "new_files_sensor"}
+        "daily_refresh",
+        "weekly_rollup",
+        "new_files_sensor",
+    }
     assert by_name["ml_models"].error == "No module named 'ml_models'"
 
     # A report older than the location's last deploy does not count.
-    admin.deploy_locations({"locations": [{"location_name": "analytics",
-                                           "code_source": {"package_name": "analytics"},
-                                           "image": "registry.test/analytics:2"}]})
+    admin.deploy_locations(
+        {
+            "locations": [
+                {
+                    "location_name": "analytics",
+                    "code_source": {"package_name": "analytics"},
+                    "image": "registry.test/analytics:2",
+                }
+            ]
+        }
+    )
     assert {e.name: e.load_status for e in admin.workspace()}["analytics"] == "LOADING"
     assert upload_entry(sandbox, sandbox.token("admin"), "analytics").status_code == 401
     assert upload_entry(sandbox, agent_token, "analytics").ok
@@ -160,11 +195,16 @@ def test_switch_back_to_serverless_provisions_again(sandbox, admin):
 
 def test_agents_get_workspace_entries_only_when_hybrid(sandbox, admin):
     agent_token = admin.create_agent_token("agent").token.get_secret_value()
-    query = ("query($names: [String!]!) { deployments(deploymentNames: $names, "
-             "includeAllServerlessDeployments: false) { deploymentName workspaceEntries "
-             "{ locationName serializedDeploymentMetadata } } }")
-    entries = lambda: post(sandbox, query, agent_token, variables={"names": ["prod"]},  # noqa: E731
-                           agent_api=True).json()["data"]["deployments"][0]["workspaceEntries"]
+    query = (
+        "query($names: [String!]!) { deployments(deploymentNames: $names, "
+        "includeAllServerlessDeployments: false) { deploymentName workspaceEntries "
+        "{ locationName serializedDeploymentMetadata } } }"
+    )
+
+    def entries():
+        answer = post(sandbox, query, agent_token, variables={"names": ["prod"]}, agent_api=True)
+        return answer.json()["data"]["deployments"][0]["workspaceEntries"]
+
     assert entries() == []
     admin.update_deployment_agent_type("HYBRID")
     got = entries()
@@ -179,8 +219,9 @@ def test_agents_get_workspace_entries_only_when_hybrid(sandbox, admin):
 def test_deploy_rejects_invalid_documents_without_changing_anything(sandbox, admin):
     before = admin.locations_as_document()
     with pytest.raises(InvalidLocationError) as raised:
-        admin.deploy_locations({"locations": [{"location_name": "x", "code_source": {},
-                                               "no_such_key": 1}]})
+        admin.deploy_locations(
+            {"locations": [{"location_name": "x", "code_source": {}, "no_such_key": 1}]}
+        )
     assert "no_such_key" in str(raised.value)
     assert admin.locations_as_document() == before
     assert sandbox.state.events() == []
@@ -222,14 +263,19 @@ def test_state_survives_a_restart(tmp_path):
 def test_scenario_file_seeds_the_organization(tmp_path):
     scenario = {
         "organization": "hooli",
-        "tokens": [{"name": "admin", "kind": "user", "role": "ADMIN"},
-                   {"name": "editor", "kind": "user", "role": "EDITOR"}],
-        "deployments": [{
-            "name": "data-prod", "agent_type": "SERVERLESS",
-            "settings": {"non_isolated_runs": {"enabled": False}},
-            "locations": [{"location_name": "etl", "code_source": {"python_file": "etl.py"}}],
-            "runs": {"count": 1000, "statuses": {"SUCCESS": 1}},
-        }],
+        "tokens": [
+            {"name": "admin", "kind": "user", "role": "ADMIN"},
+            {"name": "editor", "kind": "user", "role": "EDITOR"},
+        ],
+        "deployments": [
+            {
+                "name": "data-prod",
+                "agent_type": "SERVERLESS",
+                "settings": {"non_isolated_runs": {"enabled": False}},
+                "locations": [{"location_name": "etl", "code_source": {"python_file": "etl.py"}}],
+                "runs": {"count": 1000, "statuses": {"SUCCESS": 1}},
+            }
+        ],
         "faults": [{"operation": "agents", "kind": "http_503", "count": 1}],
     }
     path = tmp_path / "scenario.yaml"
@@ -237,12 +283,28 @@ def test_scenario_file_seeds_the_organization(tmp_path):
     with Sandbox.start(tmp_path / "s.db", path) as sandbox:
         assert sandbox.deployment == "data-prod"
         assert sandbox.token("admin").startswith("user:hooli:")
-        assert post(sandbox, "query { agents { id } }", sandbox.token("admin"),
-                    path="/data-prod/graphql").status_code == 503
+        assert (
+            post(
+                sandbox,
+                "query { agents { id } }",
+                sandbox.token("admin"),
+                path="/data-prod/graphql",
+            ).status_code
+            == 503
+        )
         with client_for(sandbox, "editor") as editor:
             assert editor.run_counts_by_status() == {"SUCCESS": 1000}
-            assert editor.deploy_locations({"locations": [
-                {"location_name": "etl", "code_source": {"python_file": "etl.py"}, "image": "i:1"}]}) == ["etl"]
+            assert editor.deploy_locations(
+                {
+                    "locations": [
+                        {
+                            "location_name": "etl",
+                            "code_source": {"python_file": "etl.py"},
+                            "image": "i:1",
+                        }
+                    ]
+                }
+            ) == ["etl"]
             with pytest.raises(NotAuthorizedError, match="Organization Admin"):
                 editor.update_deployment_agent_type("HYBRID")
 
@@ -259,17 +321,24 @@ def test_bad_scenarios_are_refused(tmp_path):
     with pytest.raises(ValueError, match="listed twice"):
         make_scenario(deployments=[{"name": "prod"}, {"name": "prod"}])
     with pytest.raises(ValueError, match="kind must be one of"):
-        Sandbox.start(tmp_path / "s.db", make_scenario(faults=[{"operation": "agents", "kind": "boom"}]))
+        Sandbox.start(
+            tmp_path / "s.db", make_scenario(faults=[{"operation": "agents", "kind": "boom"}])
+        )
 
 
 def test_fault_control_api(sandbox):
     admin, viewer = sandbox.token("admin"), sandbox.token("viewer")
     url = sandbox.url + "/_sandbox/faults"
     fault = {"operation": "agents", "kind": "http_500", "count": 2}
-    assert requests.post(url, json={"faults": [fault]}, timeout=5,
-                         headers={"Dagster-Cloud-Api-Token": viewer}).status_code == 401
-    added = requests.post(url, json={"faults": [fault]}, timeout=5,
-                          headers={"Dagster-Cloud-Api-Token": admin})
+    assert (
+        requests.post(
+            url, json={"faults": [fault]}, timeout=5, headers={"Dagster-Cloud-Api-Token": viewer}
+        ).status_code
+        == 401
+    )
+    added = requests.post(
+        url, json={"faults": [fault]}, timeout=5, headers={"Dagster-Cloud-Api-Token": admin}
+    )
     assert added.status_code == 200
     listed = requests.get(url, headers={"Dagster-Cloud-Api-Token": admin}, timeout=5).json()
     assert listed["faults"][0]["kind"] == "http_500"
@@ -278,8 +347,12 @@ def test_fault_control_api(sandbox):
     assert post(sandbox, CURRENT, admin).status_code == 200
     assert requests.delete(url, headers={"Dagster-Cloud-Api-Token": admin}, timeout=5).ok
     assert post(sandbox, "query { agents { id } }", admin).status_code == 200
-    bad = requests.post(url, json={"faults": [{"kind": "nope"}]}, timeout=5,
-                        headers={"Dagster-Cloud-Api-Token": admin})
+    bad = requests.post(
+        url,
+        json={"faults": [{"kind": "nope"}]},
+        timeout=5,
+        headers={"Dagster-Cloud-Api-Token": admin},
+    )
     assert bad.status_code == 400
 
 
@@ -292,9 +365,22 @@ def test_rate_faults_hit_about_that_share(sandbox):
 def test_command_line_prints_json_and_writes_a_private_env_file(tmp_path):
     env_file = tmp_path / "sandbox.env"
     process = subprocess.Popen(
-        [sys.executable, "-m", "dagster_plus_sandbox", "serve", "--port", "0", "--json",
-         "--state", str(tmp_path / "s.db"), "--env-file", str(env_file)],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "dagster_plus_sandbox",
+            "serve",
+            "--port",
+            "0",
+            "--json",
+            "--state",
+            str(tmp_path / "s.db"),
+            "--env-file",
+            str(env_file),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         info = json.loads(process.stdout.readline())
         assert set(info) >= {"url", "agent_url", "deployment", "admin_token", "viewer_token"}
@@ -333,9 +419,11 @@ def test_faults_hit_the_api_they_name(sandbox, admin):
     sandbox.faults.add(operation="*", kind="http_500")  # the user API only, by default
     assert post(sandbox, query, agent_token, agent_api=True).status_code == 200
     assert post(sandbox, CURRENT, sandbox.token("admin")).status_code == 500
-    for bad in ({"operation": "x", "kind": "latency", "seconds": -1},
-                {"operation": "x", "kind": "drop", "api": "both"},
-                {"operation": "x", "kind": "drop", "count": 0},
-                {"operation": "x", "kind": "drop", "rate": 2}):
+    for bad in (
+        {"operation": "x", "kind": "latency", "seconds": -1},
+        {"operation": "x", "kind": "drop", "api": "both"},
+        {"operation": "x", "kind": "drop", "count": 0},
+        {"operation": "x", "kind": "drop", "rate": 2},
+    ):
         with pytest.raises(ValueError, match="fault:"):
             sandbox.faults.add(**bad)

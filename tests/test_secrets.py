@@ -8,18 +8,25 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from support.agent import fake_agent
 from migration_env import MigrationEnv, write_project
+from support.agent import fake_agent
+
 from migration_pipeline.targets.agent import SECRET_FILES
 
 
 @pytest.mark.parametrize("target", ["kubernetes", "local"])
-def test_the_whole_migration_leaks_no_token(sandbox, tmp_path, monkeypatch, caplog, capsys,
-                                            target, registry):
+def test_the_whole_migration_leaks_no_token(
+    sandbox, tmp_path, monkeypatch, caplog, capsys, target, registry
+):
     home = tmp_path / "home"
-    env = MigrationEnv(sandbox, write_project(tmp_path / "repo"), home, target, monkeypatch,
-                       registry if target != "local" else None)
+    env = MigrationEnv(
+        sandbox,
+        write_project(tmp_path / "repo"),
+        home,
+        target,
+        monkeypatch,
+        registry if target != "local" else None,
+    )
     with caplog.at_level(logging.DEBUG):
         env.prepare()
         agent_token = env.stored_agent_token()
@@ -32,11 +39,16 @@ def test_the_whole_migration_leaks_no_token(sandbox, tmp_path, monkeypatch, capl
 
                 for location in ("analytics", "ml_models"):
                     upload_entry(sandbox, agent_token, location)
-            finish = env.run("finish_hybrid_migration", tags=request.tags, run_config=env.finish_config(20, 0.2))
+            finish = env.run(
+                "finish_hybrid_migration", tags=request.tags, run_config=env.finish_config(20, 0.2)
+            )
             assert finish.success
         env.run("rollback_to_serverless")
-    tokens = {"admin": sandbox.token("admin"), "viewer": sandbox.token("viewer"),
-              "agent": agent_token}
+    tokens = {
+        "admin": sandbox.token("admin"),
+        "viewer": sandbox.token("viewer"),
+        "agent": agent_token,
+    }
     assert all(tokens.values())
 
     captured = capsys.readouterr()
@@ -46,7 +58,8 @@ def test_the_whole_migration_leaks_no_token(sandbox, tmp_path, monkeypatch, capl
     for run in runs:
         texts[f"run {run.job_name} config and tags"] = repr(run.run_config) + repr(run.tags)
         texts[f"run {run.job_name} events"] = "\n".join(
-            repr(record) for record in env.instance.all_logs(run.run_id))
+            repr(record) for record in env.instance.all_logs(run.run_id)
+        )
     for text in texts.values():
         for name, token in tokens.items():
             assert token not in text, f"the {name} token leaked"
@@ -64,7 +77,8 @@ def test_the_whole_migration_leaks_no_token(sandbox, tmp_path, monkeypatch, capl
     if target == "kubernetes":
         assert_not_in_images(env, tokens)
     assert [p.name for p in secret_files] == (
-        ["agent-token-secret.yaml"] if target == "kubernetes" else ["agent-token.env"])
+        ["agent-token-secret.yaml"] if target == "kubernetes" else ["agent-token.env"]
+    )
     assert agent_token in Path(secret_files[0]).read_text()
 
 
@@ -80,11 +94,16 @@ def assert_not_in_images(env, tokens: dict[str, str]) -> None:
     for image in images.values():
         repository, _, _ = image.image.rpartition(":")
         host, _, name = repository.partition("/")
-        manifest = requests.get(f"http://{host}/v2/{name}/manifests/{image.digest}", timeout=10,
-                                headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}).json()
+        manifest = requests.get(
+            f"http://{host}/v2/{name}/manifests/{image.digest}",
+            timeout=10,
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        ).json()
         assert manifest["layers"]
         for layer in manifest["layers"]:
-            blob = requests.get(f"http://{host}/v2/{name}/blobs/{layer['digest']}", timeout=30).content
+            blob = requests.get(
+                f"http://{host}/v2/{name}/blobs/{layer['digest']}", timeout=30
+            ).content
             data = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
             assert b"analytics" in data  # the layer really holds the repository's files
             for label, token in tokens.items():

@@ -6,27 +6,34 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
-
-from conftest import free_port
 from support.processes import background, wait_for
+from support.servers import free_port
 
 pytestmark = pytest.mark.slow
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def run_statuses(url: str) -> list[tuple[str, str]]:
-    answer = requests.post(url + "/graphql", timeout=10, json={"query": (
-        "{ runsOrError { ... on Runs { results { jobName status } } } }")}).json()
+    answer = requests.post(
+        url + "/graphql",
+        timeout=10,
+        json={"query": ("{ runsOrError { ... on Runs { results { jobName status } } } }")},
+    ).json()
     return [(r["jobName"], r["status"]) for r in answer["data"]["runsOrError"]["results"]]
 
 
@@ -41,13 +48,32 @@ def test_launch_the_plan_from_the_launchpad_and_read_its_diff(sandbox, tmp_path)
     # No daemon here: the webserver launches runs itself.
     (home / "dagster.yaml").write_text(
         "telemetry:\n  enabled: false\nrun_coordinator:\n  module: dagster.core.run_coordinator\n"
-        "  class: DefaultRunCoordinator\n")
+        "  class: DefaultRunCoordinator\n"
+    )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, DAGSTER_HOME=str(home), DAGSTER_CLOUD_URL=sandbox.url,
-               DAGSTER_CLOUD_DEPLOYMENT="prod", DAGSTER_CLOUD_API_TOKEN=sandbox.token("admin"))
-    with background([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
-                     "-p", str(port)], tmp_path / "webserver.log", env, cwd=PROJECT_DIR) as web:
+    env = dict(
+        os.environ,
+        DAGSTER_HOME=str(home),
+        DAGSTER_CLOUD_URL=sandbox.url,
+        DAGSTER_CLOUD_DEPLOYMENT="prod",
+        DAGSTER_CLOUD_API_TOKEN=sandbox.token("admin"),
+    )
+    with background(
+        [
+            str(BIN / "dagster-webserver"),
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        tmp_path / "webserver.log",
+        env,
+        cwd=PROJECT_DIR,
+    ) as web:
+
         def serving():
             assert web.poll() is None, (tmp_path / "webserver.log").read_text()[-3000:]
             try:
@@ -57,8 +83,9 @@ def test_launch_the_plan_from_the_launchpad_and_read_its_diff(sandbox, tmp_path)
 
         wait_for(serving, 120, "the webserver")
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=chromium, headless=True,
-                                                 args=CHROMIUM_FLAGS)
+            browser = playwright.chromium.launch(
+                executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
+            )
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{url}/locations/migration_pipeline/jobs/plan_migration/playground")
             # A first visit shows a "Join the Dagster community" dialog: skip it.
@@ -72,16 +99,21 @@ def test_launch_the_plan_from_the_launchpad_and_read_its_diff(sandbox, tmp_path)
             # The Launchpad holds the job's default run config: the example repository.
             expect(page.get_by_text("serverless_repo").first).to_be_visible()
             launch.click()
-            wait_for(lambda: ("plan_migration", "SUCCESS") in run_statuses(url), 120,
-                     "the plan run to succeed", interval=1)
+            wait_for(
+                lambda: ("plan_migration", "SUCCESS") in run_statuses(url),
+                120,
+                "the plan run to succeed",
+                interval=1,
+            )
             page.goto(f"{url}/assets/migration_plan")
             diff_row = page.get_by_role("row").filter(has=page.get_by_text("diff", exact=True))
             expect(diff_row).to_be_visible(timeout=60_000)
             diff_row.get_by_text("[Show Markdown]").click()
             # The rewritten dagster_cloud.yaml, as a diff, in the metadata's markdown.
             expect(page.get_by_text("+++ b/dagster_cloud.yaml").first).to_be_visible(timeout=30_000)
-            expect(page.get_by_text("registry: registry.example.com/acme/analytics").first
-                   ).to_be_visible()
+            expect(
+                page.get_by_text("registry: registry.example.com/acme/analytics").first
+            ).to_be_visible()
             screenshot = tmp_path / "migration_plan.png"
             page.screenshot(path=str(screenshot), full_page=True)
             browser.close()

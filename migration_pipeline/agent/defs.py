@@ -17,16 +17,22 @@ TOKEN_KEY = dg.AssetKey("hybrid_agent_token")
 # Where the token is kept (never its value): recorded by the create_agent_token job, which is
 # the only thing that can change it, so it cannot be materialized from the asset graph.
 hybrid_agent_token = dg.AssetSpec(
-    TOKEN_KEY, group_name=GROUP, kinds={"dagster"},
+    TOKEN_KEY,
+    group_name=GROUP,
+    kinds={"dagster"},
     description="Where the Hybrid agent's token is kept (a 0600 Secret manifest or env file, or "
-    "AWS Secrets Manager) and its id; never its value. Recorded by the create_agent_token job.")
+    "AWS Secrets Manager) and its id; never its value. Recorded by the create_agent_token job.",
+)
 
 
-@dg.op(description="One agent token for the Hybrid agent (Organization Admin), found again by "
-       "its description on re-execution: never a second one. Stored at once where the target "
-       "keeps secrets; its value is never recorded.")
-def ensure_hybrid_agent_token(context: dg.OpExecutionContext,
-                              dagster_plus: DagsterPlusResource) -> dict:
+@dg.op(
+    description="One agent token for the Hybrid agent (Organization Admin), found again by "
+    "its description on re-execution: never a second one. Stored at once where the target "
+    "keeps secrets; its value is never recorded."
+)
+def ensure_hybrid_agent_token(
+    context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource
+) -> dict:
     from migration_pipeline.agent.token import (
         agent_token_description,
         ensure_agent_token,
@@ -40,63 +46,96 @@ def ensure_hybrid_agent_token(context: dg.OpExecutionContext,
     with dagster_plus.session(context) as client:
         token, created = ensure_agent_token(client, description)
     stored = store_agent_token(
-        applied.target.token_store, token.token, applied.agent_dir, dagster_plus.deployment,
+        applied.target.token_store,
+        token.token,
+        applied.agent_dir,
+        dagster_plus.deployment,
         namespace=getattr(settings, "namespace", None),
-        aws_region=getattr(settings, "aws_region", None))
+        aws_region=getattr(settings, "aws_region", None),
+    )
     organization = token.token.get_secret_value().split(":")[1]
-    context.log.info(f"agent token {token.id} ({'created' if created else 'reused'}) stored in "
-                     f"{stored.kind}: {stored.reference}")
-    record = {"token_id": token.id, "description": description, "store": stored.kind,
-              "reference": stored.reference, "organization": organization}
-    context.log_event(dg.AssetMaterialization(
-        asset_key=TOKEN_KEY, metadata={**record, "created": created}))
+    context.log.info(
+        f"agent token {token.id} ({'created' if created else 'reused'}) stored in "
+        f"{stored.kind}: {stored.reference}"
+    )
+    record: dict[str, str | int] = {
+        "token_id": token.id,
+        "description": description,
+        "store": stored.kind,
+        "reference": stored.reference,
+        "organization": organization,
+    }
+    context.log_event(
+        dg.AssetMaterialization(asset_key=TOKEN_KEY, metadata={**record, "created": created})
+    )
     return record
 
 
-@dg.job(name="create_agent_token", executor_def=dg.in_process_executor,
-        op_retry_policy=DAGSTER_PLUS_RETRY,
-        description="Create (or find again) the Hybrid agent's token and store it where the "
-        "target keeps secrets. Needs an Organization Admin's token. Serverless still serves.")
+@dg.job(
+    name="create_agent_token",
+    executor_def=dg.in_process_executor,
+    op_retry_policy=DAGSTER_PLUS_RETRY,
+    description="Create (or find again) the Hybrid agent's token and store it where the "
+    "target keeps secrets. Needs an Organization Admin's token. Serverless still serves.",
+)
 def create_agent_token_job():
     ensure_hybrid_agent_token()
 
 
 class AgentInstallConfig(dg.Config):
     agent_api_url: str = Field(
-        default="", description="The agent API's URL, written into the agent's config. Leave "
+        default="",
+        description="The agent API's URL, written into the agent's config. Leave "
         "empty for Dagster+: the agent derives https://<org>.agent[.<region>].dagster.cloud from "
-        "its token. Set it for a stand-in such as the embedded sandbox (its agent_url).")
+        "its token. Set it for a stand-in such as the embedded sandbox (its agent_url).",
+    )
 
 
-@dg.asset(group_name=GROUP, kinds={"dagster"}, deps=[hybrid_agent_token],
-          description="The files that install the Hybrid agent, as one would write them by hand: "
-          "Helm values and manifests (kubernetes, azure), CloudFormation parameters (ecs), the "
-          "agent's dagster.yaml and a compose file (docker) or run script (local). The agent "
-          "reports a label unique to this migration; the readiness sensor waits for it. Reads "
-          "Dagster+ only.")
-def hybrid_agent_install_files(context: dg.AssetExecutionContext, config: AgentInstallConfig,
-                               dagster_plus: DagsterPlusResource,
-                               hybrid_project_files: AppliedProject) -> dg.Output[AgentInstall]:
+@dg.asset(
+    group_name=GROUP,
+    kinds={"dagster"},
+    deps=[hybrid_agent_token],
+    description="The files that install the Hybrid agent, as one would write them by hand: "
+    "Helm values and manifests (kubernetes, azure), CloudFormation parameters (ecs), the "
+    "agent's dagster.yaml and a compose file (docker) or run script (local). The agent "
+    "reports a label unique to this migration; the readiness sensor waits for it. Reads "
+    "Dagster+ only.",
+)
+def hybrid_agent_install_files(
+    context: dg.AssetExecutionContext,
+    config: AgentInstallConfig,
+    dagster_plus: DagsterPlusResource,
+    hybrid_project_files: AppliedProject,
+) -> dg.Output[AgentInstall]:
     from migration_pipeline.lib.files import write_if_changed
     from migration_pipeline.targets.agent import AgentSetup, migration_agent_label
 
     token = context.instance.get_latest_materialization_event(TOKEN_KEY)
     if token is None or token.asset_materialization is None:
-        raise dg.Failure("No agent token yet: run the create_agent_token job first.",
-                         allow_retries=False)
+        raise dg.Failure(
+            "No agent token yet: run the create_agent_token job first.", allow_retries=False
+        )
     record = {key: value.value for key, value in token.asset_materialization.metadata.items()}
     applied = hybrid_project_files
     target = applied.target
     label = migration_agent_label(dagster_plus.deployment, int(record["token_id"]))
     setup = AgentSetup(
-        organization=str(record["organization"]), deployment=dagster_plus.deployment,
-        agent_label=label, settings=applied.target_settings(),
-        token_reference=str(record["reference"]), agent_api_url=config.agent_api_url,
-        branch_deployments=applied.branch_deployments)
+        organization=str(record["organization"]),
+        deployment=dagster_plus.deployment,
+        agent_label=label,
+        settings=applied.target_settings(),
+        token_reference=str(record["reference"]),
+        agent_api_url=config.agent_api_url,
+        branch_deployments=applied.branch_deployments,
+    )
     files = target.agent_files(setup)
-    written = [name for name, text in files.items()
-               if write_if_changed(applied.agent_dir / name, text,
-                                   0o755 if name.endswith(".sh") else 0o644)]
+    written = [
+        name
+        for name, text in files.items()
+        if write_if_changed(
+            applied.agent_dir / name, text, 0o755 if name.endswith(".sh") else 0o644
+        )
+    ]
     # Targets whose install files cannot carry a label (Dagster's ECS template has no such
     # parameter): the sensor then waits for an agent that was not there before the install.
     agents_before: tuple[str, ...] = ()
@@ -105,34 +144,52 @@ def hybrid_agent_install_files(context: dg.AssetExecutionContext, config: AgentI
             agents_before = tuple(sorted(a.id for a in client.agents()))
     command = target.agent_command(str(applied.agent_dir))
     install = AgentInstall(
-        agent_dir=str(applied.agent_dir), target=target.name, command=command,
-        agent_label=label if target.sets_agent_label else None, agents_before=agents_before,
-        branch_deployments=setup.branch_deployments, files=tuple(sorted(files)))
-    return dg.Output(install, metadata={
-        "agent_dir": install.agent_dir, "written": written,
-        "agent_label": install.agent_label or "",
-        "agents_before": list(agents_before),
-        "branch_deployments": install.branch_deployments,
-        "install": dg.MetadataValue.md(
-            f"Install and start the agent before the cutover (it waits, then serves at "
-            f"once):\n\n```sh\n{command}\n```")})
+        agent_dir=str(applied.agent_dir),
+        target=target.name,
+        command=command,
+        agent_label=label if target.sets_agent_label else None,
+        agents_before=agents_before,
+        branch_deployments=setup.branch_deployments,
+        files=tuple(sorted(files)),
+    )
+    return dg.Output(
+        install,
+        metadata={
+            "agent_dir": install.agent_dir,
+            "written": written,
+            "agent_label": install.agent_label or "",
+            "agents_before": list(agents_before),
+            "branch_deployments": install.branch_deployments,
+            "install": dg.MetadataValue.md(
+                f"Install and start the agent before the cutover (it waits, then serves at "
+                f"once):\n\n```sh\n{command}\n```"
+            ),
+        },
+    )
 
 
-@dg.asset_check(asset=hybrid_agent_install_files, blocking=True,
-                description="Every install file reads as its tool reads it: YAML and JSON parse, "
-                "shell scripts pass `bash -n`.")
+@dg.asset_check(
+    asset=hybrid_agent_install_files,
+    blocking=True,
+    description="Every install file reads as its tool reads it: YAML and JSON parse, "
+    "shell scripts pass `bash -n`.",
+)
 def agent_install_files_parse(hybrid_agent_install_files: AgentInstall) -> dg.AssetCheckResult:
     from migration_pipeline.agent.install import install_file_problems
 
     install = hybrid_agent_install_files
     problems = install_file_problems(Path(install.agent_dir), install.files)
-    return dg.AssetCheckResult(passed=not problems, metadata={
-        "files": list(install.files), "problems": dg.MetadataValue.json(problems)})
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={"files": list(install.files), "problems": dg.MetadataValue.json(problems)},
+    )
 
 
 prepare_agent_job = dg.define_asset_job(
     "prepare_hybrid_agent",
     selection=dg.AssetSelection.assets("code_location_images", hybrid_agent_install_files),
-    executor_def=dg.in_process_executor, op_retry_policy=DAGSTER_PLUS_RETRY,
+    executor_def=dg.in_process_executor,
+    op_retry_policy=DAGSTER_PLUS_RETRY,
     description="Publish the images; write the agent's install files (after create_agent_token). "
-    "Serverless still serves: install the agent now, it waits for the cutover.")
+    "Serverless still serves: install the agent now, it waits for the cutover.",
+)

@@ -35,8 +35,9 @@ def install_file_problems(agent_dir: Path, names: tuple[str, ...]) -> list[str]:
             elif name.endswith(".json"):
                 json.loads(text)
             elif name.endswith(".sh"):
-                result = subprocess.run(["bash", "-n", str(path)], capture_output=True,
-                                        text=True, timeout=30)
+                result = subprocess.run(
+                    ["bash", "-n", str(path)], capture_output=True, text=True, timeout=30
+                )
                 if result.returncode:
                     problems.append(f"{name}: {result.stderr.strip()}")
         except (OSError, ValueError, yaml.YAMLError) as error:

@@ -68,12 +68,20 @@ class StoredToken:
 
 def protect_agent_dir(agent_dir: Path) -> None:
     """Keep the secret files out of version control."""
-    write_if_changed(agent_dir / ".gitignore",
-                     "# Secret files: never commit them.\n" + "".join(f"{f}\n" for f in SECRET_FILES))
+    write_if_changed(
+        agent_dir / ".gitignore",
+        "# Secret files: never commit them.\n" + "".join(f"{f}\n" for f in SECRET_FILES),
+    )
 
 
-def store_agent_token(store: str, token: SecretStr, agent_dir: Path, deployment: str,
-                      namespace: str | None = None, aws_region: str | None = None) -> StoredToken:
+def store_agent_token(
+    store: str,
+    token: SecretStr,
+    agent_dir: Path,
+    deployment: str,
+    namespace: str | None = None,
+    aws_region: str | None = None,
+) -> StoredToken:
     agent_dir.mkdir(parents=True, exist_ok=True)
     protect_agent_dir(agent_dir)
     if store == "kubernetes_secret":
@@ -82,7 +90,8 @@ def store_agent_token(store: str, token: SecretStr, agent_dir: Path, deployment:
         path = agent_dir / TOKEN_SECRET_MANIFEST
         text = "# The Dagster+ agent token. Secret: do not commit.\n" + yaml.safe_dump(
             token_secret_manifest(namespace or "dagster-cloud", token.get_secret_value()),
-            sort_keys=False)
+            sort_keys=False,
+        )
         return StoredToken(store, str(path), write_if_changed(path, text, PRIVATE))
     if store == "env_file":
         path = agent_dir / TOKEN_ENV_FILE
@@ -105,8 +114,10 @@ def _store_in_secrets_manager(token: SecretStr, name: str, region: str | None) -
         if error.response["Error"]["Code"] != "ResourceNotFoundException":
             raise
         created = client.create_secret(
-            Name=name, SecretString=value,
-            Description="Dagster+ Hybrid agent token (created by migration_pipeline)")
+            Name=name,
+            SecretString=value,
+            Description="Dagster+ Hybrid agent token (created by migration_pipeline)",
+        )
         return StoredToken("aws_secrets_manager", created["ARN"], True)
     if current["SecretString"] == value:
         return StoredToken("aws_secrets_manager", current["ARN"], False)

@@ -63,7 +63,8 @@ def registry_hosts(builds: tuple[ImageBuild, ...]) -> list[str]:
 # The organization's URL in each form Dagster+ has used: https://<org>.dagster.cloud,
 # https://<org>.<region>.dagster.cloud, the same on dagster.plus, and https://dagster.cloud/<org>.
 _ORGANIZATION_URL = re.compile(
-    r"(?P<org>[a-z0-9][a-z0-9-]*)(?:\.(?P<region>[a-z0-9-]+))?\.dagster\.(?:cloud|plus)")
+    r"(?P<org>[a-z0-9][a-z0-9-]*)(?:\.(?P<region>[a-z0-9-]+))?\.dagster\.(?:cloud|plus)"
+)
 
 
 def organization_from_url(url: str) -> str | None:

@@ -33,24 +33,52 @@ def _login_steps(host: str) -> tuple[list[dict], list[str]]:
     if kind == "ecr":
         region = host.split(".")[3]
         return [
-            {"name": "Configure AWS credentials", "if": NOT_CLOSING,
-             "uses": "aws-actions/configure-aws-credentials@v4",
-             "with": {"aws-access-key-id": "${{ secrets.AWS_ACCESS_KEY_ID }}",
-                      "aws-secret-access-key": "${{ secrets.AWS_SECRET_ACCESS_KEY }}",
-                      "aws-region": region}},
-            {"name": "Log in to Amazon ECR", "if": NOT_CLOSING,
-             "uses": "aws-actions/amazon-ecr-login@v2"},
+            {
+                "name": "Configure AWS credentials",
+                "if": NOT_CLOSING,
+                "uses": "aws-actions/configure-aws-credentials@v4",
+                "with": {
+                    "aws-access-key-id": "${{ secrets.AWS_ACCESS_KEY_ID }}",
+                    "aws-secret-access-key": "${{ secrets.AWS_SECRET_ACCESS_KEY }}",
+                    "aws-region": region,
+                },
+            },
+            {
+                "name": "Log in to Amazon ECR",
+                "if": NOT_CLOSING,
+                "uses": "aws-actions/amazon-ecr-login@v2",
+            },
         ], ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
     if kind == "ghcr":
-        return [{"name": "Log in to GitHub Container Registry", "if": NOT_CLOSING,
-                 "uses": "docker/login-action@v3",
-                 "with": {"registry": "ghcr.io", "username": "${{ github.actor }}",
-                          "password": "${{ secrets.GITHUB_TOKEN }}"}}], []
-    user, password = (("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET") if kind == "acr"
-                      else ("REGISTRY_USERNAME", "REGISTRY_PASSWORD"))
-    return [{"name": f"Log in to {host}", "if": NOT_CLOSING, "uses": "docker/login-action@v3",
-             "with": {"registry": host, "username": f"${{{{ secrets.{user} }}}}",
-                      "password": f"${{{{ secrets.{password} }}}}"}}], [user, password]
+        return [
+            {
+                "name": "Log in to GitHub Container Registry",
+                "if": NOT_CLOSING,
+                "uses": "docker/login-action@v3",
+                "with": {
+                    "registry": "ghcr.io",
+                    "username": "${{ github.actor }}",
+                    "password": "${{ secrets.GITHUB_TOKEN }}",
+                },
+            }
+        ], []
+    user, password = (
+        ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
+        if kind == "acr"
+        else ("REGISTRY_USERNAME", "REGISTRY_PASSWORD")
+    )
+    return [
+        {
+            "name": f"Log in to {host}",
+            "if": NOT_CLOSING,
+            "uses": "docker/login-action@v3",
+            "with": {
+                "registry": host,
+                "username": f"${{{{ secrets.{user} }}}}",
+                "password": f"${{{{ secrets.{password} }}}}",
+            },
+        }
+    ], [user, password]
 
 
 def hybrid_workflow(setup: CiSetup, triggers: dict[str, Any]) -> tuple[str, list[str]]:
@@ -63,21 +91,32 @@ def hybrid_workflow(setup: CiSetup, triggers: dict[str, Any]) -> tuple[str, list
     on.setdefault("workflow_dispatch", None)
     steps: list[dict] = [
         {"name": "Check out", "uses": "actions/checkout@v4"},
-        {"name": "Set up Python", "uses": "actions/setup-python@v5",
-         "with": {"python-version": setup.python_version}},
+        {
+            "name": "Set up Python",
+            "uses": "actions/setup-python@v5",
+            "with": {"python-version": setup.python_version},
+        },
         {"name": "Install the Dagster+ CLI", "run": f"pip install dagster-cloud=={CLI_VERSION}"},
     ]
     if setup.branch_deployments:
         # `ci branch-deployment` builds https://<org>.dagster.cloud from the organization when
         # one is set; without it, it uses DAGSTER_CLOUD_URL, which is right for regional URLs too.
-        steps.append({"name": "Close the branch deployment of a closed pull request",
-                      "if": CLOSING, "env": {"DAGSTER_CLOUD_ORGANIZATION": ""},
-                      "run": "dagster-cloud ci branch-deployment . --mark-closed"})
-    steps.append({
-        "name": "Start the build session (a branch deployment for a pull request)",
-        "if": NOT_CLOSING,
-        "run": 'dagster-cloud ci init --project-dir . --dagster-cloud-yaml-path '
-               '"$DAGSTER_CLOUD_YAML" --deployment "$DAGSTER_CLOUD_DEPLOYMENT"'})
+        steps.append(
+            {
+                "name": "Close the branch deployment of a closed pull request",
+                "if": CLOSING,
+                "env": {"DAGSTER_CLOUD_ORGANIZATION": ""},
+                "run": "dagster-cloud ci branch-deployment . --mark-closed",
+            }
+        )
+    steps.append(
+        {
+            "name": "Start the build session (a branch deployment for a pull request)",
+            "if": NOT_CLOSING,
+            "run": "dagster-cloud ci init --project-dir . --dagster-cloud-yaml-path "
+            '"$DAGSTER_CLOUD_YAML" --deployment "$DAGSTER_CLOUD_DEPLOYMENT"',
+        }
+    )
     permissions = {"contents": "read"}
     for host in registry_hosts(setup.builds):
         login, needed = _login_steps(host)
@@ -86,29 +125,48 @@ def hybrid_workflow(setup: CiSetup, triggers: dict[str, Any]) -> tuple[str, list
         if registry_kind(host) == "ghcr":
             permissions["packages"] = "write"
     if setup.builds:
-        steps.append({"name": "Set up Docker Buildx", "if": NOT_CLOSING,
-                      "uses": "docker/setup-buildx-action@v3"})
+        steps.append(
+            {
+                "name": "Set up Docker Buildx",
+                "if": NOT_CLOSING,
+                "uses": "docker/setup-buildx-action@v3",
+            }
+        )
     for build in setup.builds:
         steps += [
-            {"name": f"Build and push {build.location}", "if": NOT_CLOSING,
-             "uses": "docker/build-push-action@v6",
-             "with": {"context": build.context, "push": True,
-                      "tags": f"{build.repository}:${{{{ env.IMAGE_TAG }}}}-{build.tag_suffix}"}},
-            {"name": f"Record the image of {build.location}", "if": NOT_CLOSING,
-             "env": {"LOCATION_NAME": build.location, "LOCATION_TAG": build.tag_suffix},
-             "run": 'dagster-cloud ci set-build-output --location-name "$LOCATION_NAME" '
-                    '--image-tag "$IMAGE_TAG-$LOCATION_TAG"'},
+            {
+                "name": f"Build and push {build.location}",
+                "if": NOT_CLOSING,
+                "uses": "docker/build-push-action@v6",
+                "with": {
+                    "context": build.context,
+                    "push": True,
+                    "tags": f"{build.repository}:${{{{ env.IMAGE_TAG }}}}-{build.tag_suffix}",
+                },
+            },
+            {
+                "name": f"Record the image of {build.location}",
+                "if": NOT_CLOSING,
+                "env": {"LOCATION_NAME": build.location, "LOCATION_TAG": build.tag_suffix},
+                "run": 'dagster-cloud ci set-build-output --location-name "$LOCATION_NAME" '
+                '--image-tag "$IMAGE_TAG-$LOCATION_TAG"',
+            },
         ]
     steps += [
         {"name": "Deploy to Dagster+", "if": NOT_CLOSING, "run": "dagster-cloud ci deploy"},
-        {"name": "Show the deploy status", "if": f"always() && {NOT_CLOSING}",
-         "run": 'dagster-cloud ci status --output-format markdown >> "$GITHUB_STEP_SUMMARY"'},
+        {
+            "name": "Show the deploy status",
+            "if": f"always() && {NOT_CLOSING}",
+            "run": 'dagster-cloud ci status --output-format markdown >> "$GITHUB_STEP_SUMMARY"',
+        },
     ]
     workflow = {
         "name": "Dagster+ Hybrid deploy",
         "on": on,
-        "concurrency": {"group": "${{ github.ref }}-${{ github.event_name }}",
-                        "cancel-in-progress": True},
+        "concurrency": {
+            "group": "${{ github.ref }}-${{ github.event_name }}",
+            "cancel-in-progress": True,
+        },
         "permissions": permissions,
         "env": {
             "DAGSTER_CLOUD_ORGANIZATION": setup.organization,
@@ -121,10 +179,13 @@ def hybrid_workflow(setup: CiSetup, triggers: dict[str, Any]) -> tuple[str, list
         },
         "jobs": {"dagster_plus_deploy": {"runs-on": "ubuntu-22.04", "steps": steps}},
     }
-    header = ("# Dagster+ Hybrid deploy: builds and pushes one image per code location, then "
-              "deploys" + (" (a branch deployment for each pull request)"
-                           if setup.branch_deployments else "") + ".\n"
-              "# Generated by migration_pipeline; replaces the Serverless (PEX) workflow.\n"
-              f"# Repository secrets to set: {', '.join(secrets)} ({CI_SECRET}: a Dagster+ agent "
-              "token, as Dagster's Hybrid CI docs say).\n")
+    header = (
+        "# Dagster+ Hybrid deploy: builds and pushes one image per code location, then "
+        "deploys"
+        + (" (a branch deployment for each pull request)" if setup.branch_deployments else "")
+        + ".\n"
+        "# Generated by migration_pipeline; replaces the Serverless (PEX) workflow.\n"
+        f"# Repository secrets to set: {', '.join(secrets)} ({CI_SECRET}: a Dagster+ agent "
+        "token, as Dagster's Hybrid CI docs say).\n"
+    )
     return dump(header, workflow), secrets

@@ -21,7 +21,14 @@ from __future__ import annotations
 
 from ruamel.yaml.comments import CommentedMap
 
-from migration_pipeline.cloud_yaml.edit import Style, _split_comment, detect_style, flow, last_line, scalar
+from migration_pipeline.cloud_yaml.edit import (
+    Style,
+    _split_comment,
+    detect_style,
+    flow,
+    last_line,
+    scalar,
+)
 from migration_pipeline.cloud_yaml.model import CODE_SOURCE_KEYS, CloudYaml, load_cloud_yaml
 from migration_pipeline.cloud_yaml.source import to_plain
 from migration_pipeline.lib.problems import InvalidInput
@@ -52,8 +59,10 @@ def to_list_form(cloud: CloudYaml) -> str:
                 raise _cannot(cloud, ref.path, "is a flow mapping over several lines")
             replace[key_line] = [f"{' ' * key_col}- {flow(cloud.modern_location(ref))}{comment}"]
             continue
-        if content.rstrip() != content[: content.index(":", key_col) + 1].rstrip() \
-                or value_line == key_line:
+        if (
+            content.rstrip() != content[: content.index(":", key_col) + 1].rstrip()
+            or value_line == key_line
+        ):
             raise _cannot(cloud, ref.path, "has its value on the key's line")
         child_col = _first_key_column(node)
         dash = " " * max(child_col - 2, 0)
@@ -70,8 +79,10 @@ def to_list_form(cloud: CloudYaml) -> str:
             code_source_lines.append((line, column))
         if code_source_lines:
             first = min(line for line, _ in code_source_lines)
-            moved = [" " * _step(style) + lines[line].rstrip("\r\n")
-                     for line, _ in sorted(code_source_lines)]
+            moved = [
+                " " * _step(style) + lines[line].rstrip("\r\n")
+                for line, _ in sorted(code_source_lines)
+            ]
             replace[first] = [f"{' ' * child_col}code_source:", *moved]
             for line, _ in code_source_lines:
                 if line != first:
@@ -109,7 +120,13 @@ def _has_merge(node: CommentedMap) -> bool:
 
 
 def _cannot(cloud: CloudYaml, path, why: str) -> InvalidInput:
-    return InvalidInput([cloud.source.problem(
-        path, f"{why}: the tool cannot convert this layout of the legacy form (locations keyed "
-        "by name) to the list form that `dagster-cloud ci` reads. Write this location as a list "
-        "item (`- location_name: ...`) by hand; nothing was written")])
+    return InvalidInput(
+        [
+            cloud.source.problem(
+                path,
+                f"{why}: the tool cannot convert this layout of the legacy form (locations keyed "
+                "by name) to the list form that `dagster-cloud ci` reads. Write this location as a list "
+                "item (`- location_name: ...`) by hand; nothing was written",
+            )
+        ]
+    )

@@ -53,11 +53,17 @@ def detect_style(source: YamlSource) -> Style:
         if isinstance(node, CommentedMap):
             for key, value in node.non_merged_items():
                 key_line, key_col = node.lc.key(key)
-                if isinstance(value, CommentedMap) and not value.fa.flow_style() \
-                        and value.lc.line > key_line:
+                if (
+                    isinstance(value, CommentedMap)
+                    and not value.fa.flow_style()
+                    and value.lc.line > key_line
+                ):
                     steps[value.lc.col - key_col] += 1
-                if isinstance(value, CommentedSeq) and not value.fa.flow_style() \
-                        and value.lc.line > key_line:
+                if (
+                    isinstance(value, CommentedSeq)
+                    and not value.fa.flow_style()
+                    and value.lc.line > key_line
+                ):
                     offsets[value.lc.col - key_col] += 1
                 walk(value)
         elif isinstance(node, CommentedSeq):
@@ -158,6 +164,7 @@ def render_block(entries: dict[str, Any], indent: int, style: Style) -> list[str
 
 # -- applying ----------------------------------------------------------------------------------
 
+
 def _split_comment(line: str) -> tuple[str, str]:
     """(content, trailing comment with its spacing) of one line, quotes respected roughly."""
     in_single = in_double = False
@@ -166,7 +173,11 @@ def _split_comment(line: str) -> tuple[str, str]:
             in_single = not in_single
         elif char == '"' and not in_single:
             in_double = not in_double
-        elif char == "#" and not (in_single or in_double) and (index == 0 or line[index - 1] in " \t"):
+        elif (
+            char == "#"
+            and not (in_single or in_double)
+            and (index == 0 or line[index - 1] in " \t")
+        ):
             start = len(line[:index].rstrip())
             return line[:start], line[start:]
     return line, ""
@@ -190,19 +201,29 @@ def apply_edits(source: YamlSource, edits: Edits) -> str:
     for path, entries in edits.add.items():
         parent, key = source.node(path[:-1]), path[-1]
         node = parent[key]
-        key_line, key_col = (parent.lc.key(key) if isinstance(parent, CommentedMap)
-                             else parent.lc.item(key))
+        key_line, key_col = (
+            parent.lc.key(key) if isinstance(parent, CommentedMap) else parent.lc.item(key)
+        )
         if isinstance(node, CommentedMap) and first_paths.get(id(node)) != path:
             content, comment = _split_comment(lines[key_line].rstrip("\r\n"))
             head = content[: content.index(":", key_col) + 1]
             body = render_block(entries, key_col + style.step, style)
-            replace[key_line] = [f"{head}{comment}",
-                                 f"{' ' * (key_col + style.step)}<<: *{node.anchor.value}", *body]
+            replace[key_line] = [
+                f"{head}{comment}",
+                f"{' ' * (key_col + style.step)}<<: *{node.anchor.value}",
+                *body,
+            ]
         elif isinstance(node, CommentedMap) and node.fa.flow_style():
             if last_line(node, node.lc.line) != node.lc.line or node.lc.line != key_line:
-                raise InvalidInput([source.problem(
-                    path, "is a flow mapping over several lines, which cannot be edited "
-                    "safely; write it in block style")])
+                raise InvalidInput(
+                    [
+                        source.problem(
+                            path,
+                            "is a flow mapping over several lines, which cannot be edited "
+                            "safely; write it in block style",
+                        )
+                    ]
+                )
             content, comment = _split_comment(lines[key_line].rstrip("\r\n"))
             close = content.rstrip().rfind("}")
             inner = content[:close].rstrip()
@@ -213,23 +234,26 @@ def apply_edits(source: YamlSource, edits: Edits) -> str:
             first_key_line, first_key_col = _first_key_position(node)
             end = last_line(node, first_key_line)
             insert_after.setdefault(end, []).append(
-                (len(path), render_block(entries, first_key_col, style)))
+                (len(path), render_block(entries, first_key_col, style))
+            )
         elif node is None:
             content, _ = _split_comment(lines[key_line].rstrip("\r\n"))
             if not content.rstrip().endswith(":"):
-                raise InvalidInput([source.problem(path, "is null; write it as an empty "
-                                                   "mapping or remove it")])
+                raise InvalidInput(
+                    [source.problem(path, "is null; write it as an empty mapping or remove it")]
+                )
             insert_after.setdefault(key_line, []).append(
-                (len(path), render_block(entries, _key_indent(lines[key_line]) + style.step,
-                                         style)))
+                (len(path), render_block(entries, _key_indent(lines[key_line]) + style.step, style))
+            )
         else:
             raise InvalidInput([source.problem(path, f"must be a mapping, got {node!r}")])
 
     for path in edits.remove:
         parent, key = source.node(path[:-1]), path[-1]
         if parent.fa.flow_style():
-            raise InvalidInput([source.problem(path, "is inside a flow mapping; remove it by "
-                                               "hand")])
+            raise InvalidInput(
+                [source.problem(path, "is inside a flow mapping; remove it by hand")]
+            )
         start = parent.lc.key(key)[0]
         value_line = parent.lc.value(key)[0]
         end = start if value_line < start else last_line(parent[key], value_line)

@@ -106,12 +106,21 @@ def load_cloud_yaml(text: str, name: str = "dagster_cloud.yaml") -> CloudYaml:
     if data is None:
         raise InvalidInput([source.problem((), "is empty: it needs a `locations:` list")])
     if not isinstance(data, CommentedMap):
-        raise InvalidInput([source.problem(
-            (), f"must be a mapping with a `locations:` key, not a {type(data).__name__}")])
+        raise InvalidInput(
+            [
+                source.problem(
+                    (), f"must be a mapping with a `locations:` key, not a {type(data).__name__}"
+                )
+            ]
+        )
     problems = [
-        source.problem((key,), f'unknown key "{key}"{did_you_mean(key, TOP_LEVEL_KEYS)}; '
-                       "expected locations and optionally defaults")
-        for key in data if key not in TOP_LEVEL_KEYS
+        source.problem(
+            (key,),
+            f'unknown key "{key}"{did_you_mean(key, TOP_LEVEL_KEYS)}; '
+            "expected locations and optionally defaults",
+        )
+        for key in data
+        if key not in TOP_LEVEL_KEYS
     ]
     if "locations" not in data:
         problems.append(source.problem((), "has no `locations:` key"))
@@ -124,25 +133,29 @@ def load_cloud_yaml(text: str, name: str = "dagster_cloud.yaml") -> CloudYaml:
         refs = []
         for index, item in enumerate(locations):
             if not isinstance(item, CommentedMap):
-                problems.append(source.problem(("locations", index),
-                                               "each location must be a mapping"))
+                problems.append(
+                    source.problem(("locations", index), "each location must be a mapping")
+                )
                 continue
-            refs.append(LocationRef(str(item.get("location_name", f"#{index}")),
-                                    ("locations", index)))
+            refs.append(
+                LocationRef(str(item.get("location_name", f"#{index}")), ("locations", index))
+            )
     elif isinstance(locations, CommentedMap):
         form = "legacy"
         refs = []
         for key, item in locations.items():
             if not isinstance(item, CommentedMap):
-                problems.append(source.problem(("locations", key),
-                                               "each location must be a mapping"))
+                problems.append(
+                    source.problem(("locations", key), "each location must be a mapping")
+                )
                 continue
             refs.append(LocationRef(str(key), ("locations", key)))
     else:
         raise InvalidInput([source.problem(("locations",), "must be a list of locations")])
     if not len(locations):
-        problems.append(source.problem(("locations",), "is empty: there is no code location "
-                                       "to migrate"))
+        problems.append(
+            source.problem(("locations",), "is empty: there is no code location to migrate")
+        )
     if "defaults" in data and not isinstance(data["defaults"], (CommentedMap, type(None))):
         problems.append(source.problem(("defaults",), "must be a mapping"))
     if problems:

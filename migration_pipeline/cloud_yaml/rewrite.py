@@ -38,8 +38,10 @@ class Conflict:
     wanted: Any
 
     def __str__(self) -> str:
-        return (f"{format_path(self.path)} (line {self.line}): kept your {self.kept!r}; "
-                f"the target settings would set {self.wanted!r}")
+        return (
+            f"{format_path(self.path)} (line {self.line}): kept your {self.kept!r}; "
+            f"the target settings would set {self.wanted!r}"
+        )
 
 
 @dataclass
@@ -59,11 +61,14 @@ def image_repository(registry: str, location: str, layout: str) -> str:
     return f"{registry}/{slug}"
 
 
-def desired_location_keys(target: AgentTarget, settings: TargetSettings, location: str) -> dict[str, Any]:
+def desired_location_keys(
+    target: AgentTarget, settings: TargetSettings, location: str
+) -> dict[str, Any]:
     desired: dict[str, Any] = {}
     if needs_images(target) and settings.registry:
-        desired["build"] = {"registry": image_repository(settings.registry, location,
-                                                         settings.image_layout)}
+        desired["build"] = {
+            "registry": image_repository(settings.registry, location, settings.image_layout)
+        }
     context = target.container_context(settings)
     if target.container_context_key and context:
         desired["container_context"] = {target.container_context_key: context}
@@ -96,22 +101,30 @@ def rewrite_cloud_yaml(cloud: CloudYaml, target: AgentTarget, settings: TargetSe
         if "build" in desired:
             rewrite.images[ref.name] = desired["build"]["registry"]
         effective = cloud.merged_location(ref)
-        _plan_additions(cloud, ref, ref.path, node, desired, effective, edits, expected, rewrite,
-                        ())
+        _plan_additions(
+            cloud, ref, ref.path, node, desired, effective, edits, expected, rewrite, ()
+        )
 
     if edits:
         rewrite.text = apply_edits(cloud.source, edits)
         # The edit works on text; check that the file now means exactly what was intended.
         rewrite.cloud = load_cloud_yaml(rewrite.text, cloud.name)
         if to_plain(rewrite.cloud.source.data) != expected:
-            raise InvalidInput([cloud.source.problem((), "could not be edited safely (an unusual "
-                                                     "layout); nothing was written")])
+            raise InvalidInput(
+                [
+                    cloud.source.problem(
+                        (), "could not be edited safely (an unusual layout); nothing was written"
+                    )
+                ]
+            )
     if rewrite.cloud.form == "legacy":
         # `dagster-cloud ci` reads only the list form: without it no Hybrid CI could run.
         rewrite.text = to_list_form(rewrite.cloud)
         rewrite.cloud = load_cloud_yaml(rewrite.text, cloud.name)
-        rewrite.changes.append("converted the legacy form (locations keyed by name) to the list "
-                               "form that `dagster-cloud ci` reads; comments kept")
+        rewrite.changes.append(
+            "converted the legacy form (locations keyed by name) to the list "
+            "form that `dagster-cloud ci` reads; comments kept"
+        )
     return rewrite
 
 
@@ -121,9 +134,18 @@ def _node_at(data: Any, path: KeyPath) -> Any:
     return data
 
 
-def _plan_additions(cloud: CloudYaml, ref: LocationRef, path: KeyPath, node: Any,
-                    desired: dict[str, Any], effective: dict[str, Any], edits: Edits,
-                    expected: Any, rewrite: Rewrite, modern: KeyPath) -> None:
+def _plan_additions(
+    cloud: CloudYaml,
+    ref: LocationRef,
+    path: KeyPath,
+    node: Any,
+    desired: dict[str, Any],
+    effective: dict[str, Any],
+    edits: Edits,
+    expected: Any,
+    rewrite: Rewrite,
+    modern: KeyPath,
+) -> None:
     """Add to the mapping at `path` what `desired` has and the effective config lacks."""
     missing: dict[str, Any] = {}
     for key, value in desired.items():
@@ -133,8 +155,18 @@ def _plan_additions(cloud: CloudYaml, ref: LocationRef, path: KeyPath, node: Any
             missing[key] = value
         elif isinstance(value, dict) and isinstance(current, dict):
             if own and node[key] is not None:
-                _plan_additions(cloud, ref, path + (key,), node[key], value, current, edits,
-                                expected, rewrite, modern + (key,))
+                _plan_additions(
+                    cloud,
+                    ref,
+                    path + (key,),
+                    node[key],
+                    value,
+                    current,
+                    edits,
+                    expected,
+                    rewrite,
+                    modern + (key,),
+                )
             else:
                 # Only inherited (defaults or a `<<` merge): a local mapping with what is
                 # missing merges with `defaults`; under `<<` it replaces, so carry it all.
@@ -154,12 +186,19 @@ def _plan_additions(cloud: CloudYaml, ref: LocationRef, path: KeyPath, node: Any
             else:
                 target[key] = copy.deepcopy(value)
         for key, value in missing.items():
-            rewrite.changes.append(f"{ref.name}: set {format_path(modern + (key,))}"
-                                   f" = {shown(value, 80)}")
+            rewrite.changes.append(
+                f"{ref.name}: set {format_path(modern + (key,))} = {shown(value, 80)}"
+            )
 
 
-def _record_conflicts(cloud: CloudYaml, ref: LocationRef, modern: KeyPath, current: dict,
-                      wanted: dict, rewrite: Rewrite) -> None:
+def _record_conflicts(
+    cloud: CloudYaml,
+    ref: LocationRef,
+    modern: KeyPath,
+    current: dict,
+    wanted: dict,
+    rewrite: Rewrite,
+) -> None:
     for key, value in wanted.items():
         if key not in current:
             continue
@@ -169,6 +208,8 @@ def _record_conflicts(cloud: CloudYaml, ref: LocationRef, modern: KeyPath, curre
             source_path = cloud.source_path(ref, modern + (key,))
             if not cloud.source.has(source_path):
                 source_path = ("defaults",) + modern + (key,)
-            rewrite.conflicts.append(Conflict(ref.name, source_path,
-                                              cloud.source.line_of(source_path),
-                                              current[key], value))
+            rewrite.conflicts.append(
+                Conflict(
+                    ref.name, source_path, cloud.source.line_of(source_path), current[key], value
+                )
+            )

@@ -72,8 +72,10 @@ def _own_key(mapping: CommentedMap, key: Any) -> bool:
 def to_plain(node: Any) -> Any:
     """Plain dicts, lists and scalars (ruamel's string subclasses become str)."""
     if isinstance(node, dict):
-        return {str(k) if not isinstance(k, (int, float, bool)) else k: to_plain(v)
-                for k, v in node.items()}
+        return {
+            str(k) if not isinstance(k, (int, float, bool)) else k: to_plain(v)
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [to_plain(v) for v in node]
     if isinstance(node, str):
@@ -90,8 +92,11 @@ def to_plain(node: Any) -> Any:
 def parse_yaml(text: str, name: str) -> YamlSource:
     """Parse one YAML document; a syntax error becomes an `InvalidInput` with its line."""
     if "\t" in _indentation(text):
-        line = next(i for i, row in enumerate(text.splitlines(), 1)
-                    if row[: len(row) - len(row.lstrip())].count("\t"))
+        line = next(
+            i
+            for i, row in enumerate(text.splitlines(), 1)
+            if row[: len(row) - len(row.lstrip())].count("\t")
+        )
         raise InvalidInput([Problem(name, line, (), "tabs are not allowed in YAML indentation")])
     try:
         documents = list(_round_trip_yaml().load_all(text))
@@ -100,15 +105,17 @@ def parse_yaml(text: str, name: str) -> YamlSource:
         what = (error.problem or error.context or "invalid YAML").strip()
         if "duplicate key" in what:
             what = what.split(" with value")[0]
-        raise InvalidInput([Problem(name, mark.line + 1 if mark else None, (),
-                                    f"invalid YAML: {what}")]) from None
+        raise InvalidInput(
+            [Problem(name, mark.line + 1 if mark else None, (), f"invalid YAML: {what}")]
+        ) from None
     except YAMLError as error:
         raise InvalidInput([Problem(name, None, (), f"invalid YAML: {error}")]) from None
     if len(documents) > 1:
         second = text.split("\n---", 2)
-        line = second[0].count("\n") + 2 if len(second) > 1 else None
-        raise InvalidInput([Problem(name, line, (), "holds more than one YAML document; "
-                                    "keep only one")])
+        second_line = second[0].count("\n") + 2 if len(second) > 1 else None
+        raise InvalidInput(
+            [Problem(name, second_line, (), "holds more than one YAML document; keep only one")]
+        )
     return YamlSource(name, text, documents[0] if documents else None)
 
 

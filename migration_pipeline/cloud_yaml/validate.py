@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -23,12 +24,17 @@ from migration_pipeline.cloud_yaml.model import (
 from migration_pipeline.lib.problems import KeyPath, Problem, did_you_mean, shown
 
 # container_context key -> the agent that reads it
-AGENT_OF_CONTAINER_CONTEXT = {"k8s": "Kubernetes", "ecs": "Amazon ECS", "docker": "Docker",
-                              "aca": "Azure Container Apps"}
+AGENT_OF_CONTAINER_CONTEXT = {
+    "k8s": "Kubernetes",
+    "ecs": "Amazon ECS",
+    "docker": "Docker",
+    "aca": "Azure Container Apps",
+}
 
 
-def validate_cloud_yaml(cloud: CloudYaml, container_context_key: str | None = None
-                        ) -> list[Problem]:
+def validate_cloud_yaml(
+    cloud: CloudYaml, container_context_key: str | None = None
+) -> list[Problem]:
     """Every problem in the file. `container_context_key` ("k8s", "ecs", "docker" or None for a
     Local agent) flags a container context meant for another agent."""
     problems = _check_file_model(cloud)
@@ -40,12 +46,18 @@ def validate_cloud_yaml(cloud: CloudYaml, container_context_key: str | None = No
         context = location.get("container_context") or {}
         for key in context:
             if key != container_context_key and key in AGENT_OF_CONTAINER_CONTEXT:
-                target = (f"the {AGENT_OF_CONTAINER_CONTEXT[container_context_key]} agent"
-                          if container_context_key else "a Local agent (which has none)")
-                problems.append(cloud.source.problem(
-                    cloud.source_path(ref, ("container_context", key)),
-                    f"is for the {AGENT_OF_CONTAINER_CONTEXT[key]} agent, but the target is "
-                    f"{target}: remove it or choose the matching target"))
+                target = (
+                    f"the {AGENT_OF_CONTAINER_CONTEXT[container_context_key]} agent"
+                    if container_context_key
+                    else "a Local agent (which has none)"
+                )
+                problems.append(
+                    cloud.source.problem(
+                        cloud.source_path(ref, ("container_context", key)),
+                        f"is for the {AGENT_OF_CONTAINER_CONTEXT[key]} agent, but the target is "
+                        f"{target}: remove it or choose the matching target",
+                    )
+                )
         if not problems:
             problems += _check_container_contexts(cloud, ref, context)
     return problems
@@ -65,10 +77,12 @@ def _check_file_model(cloud: CloudYaml) -> list[Problem]:
             section.pop(key, None)  # known: the rewrite removes them
     # dagster_cloud_cli's CodeSource validator assumes a mapping and would crash on anything else.
     shapes = [
-        cloud.source.problem(cloud.source_path(ref, ("code_source",)),
-                             f"must be a mapping such as {{package_name: ...}}, got "
-                             f"{shown(location['code_source'])}")
-        for ref, location in zip(cloud.locations, document["locations"])
+        cloud.source.problem(
+            cloud.source_path(ref, ("code_source",)),
+            f"must be a mapping such as {{package_name: ...}}, got "
+            f"{shown(location['code_source'])}",
+        )
+        for ref, location in zip(cloud.locations, document["locations"], strict=True)
         if location.get("code_source") is not None and not isinstance(location["code_source"], dict)
     ]
     if shapes:
@@ -89,9 +103,12 @@ def _duplicate_names(cloud: CloudYaml) -> list[Problem]:
     for ref in cloud.locations:
         if cloud.form == "modern" and ref.name in seen:
             first = cloud.source.line_of(seen[ref.name].path)
-            problems.append(cloud.source.problem(
-                ref.path + ("location_name",),
-                f'duplicate location name "{ref.name}" (first at line {first})'))
+            problems.append(
+                cloud.source.problem(
+                    ref.path + ("location_name",),
+                    f'duplicate location name "{ref.name}" (first at line {first})',
+                )
+            )
         seen.setdefault(ref.name, ref)
     return problems
 
@@ -104,8 +121,12 @@ def _model_at(loc: tuple) -> Any:
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
-        field = {"locations": models.Location, "defaults": models.LocationDefaults,
-                 "code_source": models.CodeSource, "build": models.Build}.get(str(part))
+        field = {
+            "locations": models.Location,
+            "defaults": models.LocationDefaults,
+            "code_source": models.CodeSource,
+            "build": models.Build,
+        }.get(str(part))
         if field is None:
             return None
         model = field
@@ -118,7 +139,7 @@ def _source_path(cloud: CloudYaml, loc: tuple) -> KeyPath:
     return tuple(loc)
 
 
-def _pydantic_problem(cloud: CloudYaml, item: dict) -> Problem | None:
+def _pydantic_problem(cloud: CloudYaml, item: Mapping[str, Any]) -> Problem | None:
     loc, kind = tuple(item["loc"]), item["type"]
     if kind == "value_error" and loc == ("locations",):
         return None  # duplicate names: reported with their lines by _duplicate_names
@@ -128,7 +149,9 @@ def _pydantic_problem(cloud: CloudYaml, item: dict) -> Problem | None:
         choices = list(model.model_fields) if model is not None else []
         if cloud.form == "legacy" and len(loc) == 3 and loc[0] == "locations":
             choices += list(CODE_SOURCE_KEYS)
-        return cloud.source.problem(path, f'unknown key "{loc[-1]}"{did_you_mean(loc[-1], choices)}')
+        return cloud.source.problem(
+            path, f'unknown key "{loc[-1]}"{did_you_mean(loc[-1], choices)}'
+        )
     if kind == "missing":
         return cloud.source.problem(path[:-1], f'is missing the required key "{loc[-1]}"')
     if kind == "value_error" and "code_source" in loc:
@@ -136,12 +159,17 @@ def _pydantic_problem(cloud: CloudYaml, item: dict) -> Problem | None:
         if "only one of" in message:
             message = "has two code sources: " + message.split(": ", 1)[1] + "; keep exactly one"
         elif "must be specified" in message:
-            message = ("has no code source: set exactly one of " + ", ".join(CODE_SOURCE_KEYS))
+            message = "has no code source: set exactly one of " + ", ".join(CODE_SOURCE_KEYS)
         return cloud.source.problem(path, message)
     if kind.endswith("_type"):
-        expected = {"string_type": "a string", "dict_type": "a mapping",
-                    "model_type": "a mapping", "list_type": "a list",
-                    "bool_type": "true or false", "int_type": "a whole number"}.get(kind, kind)
+        expected = {
+            "string_type": "a string",
+            "dict_type": "a mapping",
+            "model_type": "a mapping",
+            "list_type": "a list",
+            "bool_type": "true or false",
+            "int_type": "a whole number",
+        }.get(kind, kind)
         return cloud.source.problem(path, f"must be {expected}, got {shown(item.get('input'))}")
     return cloud.source.problem(path, item["msg"])
 
@@ -155,8 +183,10 @@ def _check_location_schema(cloud: CloudYaml, ref: LocationRef, location: dict) -
 
     deployable = {k: v for k, v in location.items() if k != "build"}
     result = validate_config(LOCATION_CONFIG_SCHEMA, deployable)
-    return [_config_problem(cloud, ref, (), LOCATION_CONFIG_SCHEMA, error)
-            for error in result.errors or []]
+    return [
+        _config_problem(cloud, ref, (), LOCATION_CONFIG_SCHEMA, error)
+        for error in result.errors or []
+    ]
 
 
 @lru_cache(maxsize=1)
@@ -180,52 +210,74 @@ def _check_container_contexts(cloud: CloudYaml, ref: LocationRef, context: dict)
     for key, value in context.items():
         if key in schemas:
             result = validate_config(schemas[key], value)
-            problems += [_config_problem(cloud, ref, ("container_context", key), schemas[key], e)
-                         for e in result.errors or []]
+            problems += [
+                _config_problem(cloud, ref, ("container_context", key), schemas[key], e)
+                for e in result.errors or []
+            ]
     return problems
 
 
-def _config_problem(cloud: CloudYaml, ref: LocationRef, prefix: KeyPath, schema: Any,
-                    error: Any) -> Problem:
+def _config_problem(
+    cloud: CloudYaml, ref: LocationRef, prefix: KeyPath, schema: Any, error: Any
+) -> Problem:
     from dagster._config import ConfigTypeKind, resolve_to_config_type
     from dagster._config.errors import DagsterEvaluationErrorReason as Reason
 
-    stack = [getattr(e, "field_name", getattr(e, "list_index", None))
-             for e in error.stack.entries]
+    stack = [getattr(e, "field_name", getattr(e, "list_index", None)) for e in error.stack.entries]
     modern_path = prefix + tuple(p for p in stack if p is not None)
     path = cloud.source_path(ref, modern_path)
     data = error.error_data
     if error.reason == Reason.FIELD_NOT_DEFINED:
         fields = _fields_at(resolve_to_config_type(schema), stack)
-        return cloud.source.problem(path + (data.field_name,), f'unknown key "{data.field_name}"'
-                                    + did_you_mean(data.field_name, fields))
+        return cloud.source.problem(
+            path + (data.field_name,),
+            f'unknown key "{data.field_name}"' + did_you_mean(data.field_name, fields),
+        )
     if error.reason == Reason.FIELDS_NOT_DEFINED:
         fields = _fields_at(resolve_to_config_type(schema), stack)
         name = data.field_names[0]
-        return cloud.source.problem(path + (name,), "unknown keys " + ", ".join(
-            f'"{n}"' for n in data.field_names) + did_you_mean(name, fields))
+        return cloud.source.problem(
+            path + (name,),
+            "unknown keys "
+            + ", ".join(f'"{n}"' for n in data.field_names)
+            + did_you_mean(name, fields),
+        )
     if error.reason in (Reason.MISSING_REQUIRED_FIELD, Reason.MISSING_REQUIRED_FIELDS):
         names = getattr(data, "field_names", None) or [data.field_name]
-        return cloud.source.problem(path, "is missing the required key"
-                                    + ("s " if len(names) > 1 else " ")
-                                    + ", ".join(f'"{n}"' for n in names))
+        return cloud.source.problem(
+            path,
+            "is missing the required key"
+            + ("s " if len(names) > 1 else " ")
+            + ", ".join(f'"{n}"' for n in names),
+        )
     if error.reason == Reason.SELECTOR_FIELD_ERROR:
         incoming = list(data.incoming_fields)
         if len(incoming) > 1:
-            return cloud.source.problem(path, "has more than one of " + ", ".join(incoming)
-                                        + "; keep exactly one")
-        return cloud.source.problem(path, "needs exactly one of " + ", ".join(
-            f.name for f in data.config_type_snap.fields or []))
+            return cloud.source.problem(
+                path, "has more than one of " + ", ".join(incoming) + "; keep exactly one"
+            )
+        return cloud.source.problem(
+            path,
+            "needs exactly one of " + ", ".join(f.name for f in data.config_type_snap.fields or []),
+        )
     if error.reason == Reason.RUNTIME_TYPE_MISMATCH:
         snap = data.config_type_snap
-        expected = {ConfigTypeKind.ARRAY: "a list", ConfigTypeKind.STRICT_SHAPE: "a mapping",
-                    ConfigTypeKind.PERMISSIVE_SHAPE: "a mapping", ConfigTypeKind.MAP: "a mapping",
-                    ConfigTypeKind.SELECTOR: "a mapping"}.get(snap.kind)
+        expected = {
+            ConfigTypeKind.ARRAY: "a list",
+            ConfigTypeKind.STRICT_SHAPE: "a mapping",
+            ConfigTypeKind.PERMISSIVE_SHAPE: "a mapping",
+            ConfigTypeKind.MAP: "a mapping",
+            ConfigTypeKind.SELECTOR: "a mapping",
+        }.get(snap.kind)
         if expected is None and snap.kind == ConfigTypeKind.ENUM:
             expected = "one of " + ", ".join(v.value for v in snap.enum_values or [])
         if expected is None:
-            expected = {"String": "a string", "Int": "a whole number", "Bool": "true or false",
-                        "Float": "a number"}.get(snap.given_name or "", snap.given_name or "valid")
+            expected = {
+                "String": "a string",
+                "Int": "a whole number",
+                "Bool": "true or false",
+                "Float": "a number",
+            }.get(snap.given_name or "", snap.given_name or "valid")
         return cloud.source.problem(path, f"must be {expected}, got {data.value_rep}")
     return cloud.source.problem(path, error.message.split(". Expected")[0])
 

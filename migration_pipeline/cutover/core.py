@@ -39,8 +39,12 @@ class Snapshot:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Snapshot:
-        return cls(**{**raw, "settings_removed_at_cutover": tuple(
-            raw.get("settings_removed_at_cutover") or ())})
+        return cls(
+            **{
+                **raw,
+                "settings_removed_at_cutover": tuple(raw.get("settings_removed_at_cutover") or ()),
+            }
+        )
 
     @property
     def settings_expected_after(self) -> dict[str, Any]:
@@ -60,9 +64,13 @@ def not_loaded(workspace: list[LocationEntry]) -> list[str]:
     return [e.name for e in workspace if not e.is_loaded]
 
 
-def take_snapshot(client: DagsterPlusClient, deployment_id: int, agent_type: str,
-                  settings_removed_at_cutover: tuple[str, ...] = (),
-                  clock: Callable[[], float] = time.time) -> Snapshot:
+def take_snapshot(
+    client: DagsterPlusClient,
+    deployment_id: int,
+    agent_type: str,
+    settings_removed_at_cutover: tuple[str, ...] = (),
+    clock: Callable[[], float] = time.time,
+) -> Snapshot:
     states, _ = instigator_states(client)
     return Snapshot(
         deployment=client.deployment,
@@ -81,27 +89,34 @@ def take_snapshot(client: DagsterPlusClient, deployment_id: int, agent_type: str
 # -- the preflight -----------------------------------------------------------------------------
 
 
-def preflight_problems(client: DagsterPlusClient, applied: AppliedProject,
-                       images: dict[str, PublishedImage]) -> list[str]:
+def preflight_problems(
+    client: DagsterPlusClient, applied: AppliedProject, images: dict[str, PublishedImage]
+) -> list[str]:
     """What stops the cutover before anything changes, one line each (none: go). Reads only."""
     from migration_pipeline.images.publish import missing_images
     from migration_pipeline.plus.errors import NotAuthorizedError
 
-    problems = [f"the applied {applied.cloud_yaml} is not valid: {p}"
-                for p in applied.cloud_yaml_problems()]
-    problems += [f"the image of {name} is not in its registry: {why}" for name, why in
-                 missing_images(images, applied.target_settings().insecure_registry).items()]
+    problems = [
+        f"the applied {applied.cloud_yaml} is not valid: {p}" for p in applied.cloud_yaml_problems()
+    ]
+    problems += [
+        f"the image of {name} is not in its registry: {why}"
+        for name, why in missing_images(images, applied.target_settings().insecure_registry).items()
+    ]
     try:
         client.agent_tokens()  # readable by Organization Admins only: changes nothing
     except NotAuthorizedError as error:
-        problems.append(f"the API token cannot switch the agent type: Organization Admin is "
-                        f"needed ({error})")
+        problems.append(
+            f"the API token cannot switch the agent type: Organization Admin is needed ({error})"
+        )
     deployment = client.deployment_by_name(client.deployment)
     if deployment.agent_type == "SERVERLESS":
         unreadable = not_loaded(client.workspace())
         if unreadable:
-            problems.append(f"these code locations are not loaded, so their schedules and "
-                            f"sensors cannot be recorded: {', '.join(unreadable)}; fix them first")
+            problems.append(
+                f"these code locations are not loaded, so their schedules and "
+                f"sensors cannot be recorded: {', '.join(unreadable)}; fix them first"
+            )
     return problems
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from migration_pipeline.cutover.core import Snapshot
+from migration_pipeline.records import log_check_evaluation
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 
 GROUP = "cutover"
@@ -17,15 +18,21 @@ CUTOVER_JOB = "cutover"
 CUTOVER_AT_TAG = "migration_pipeline/cutover_at"  # on the cutover run that switched
 
 pre_cutover_snapshot = dg.AssetSpec(
-    SNAPSHOT_KEY, group_name=GROUP, kinds={"dagster"},
+    SNAPSHOT_KEY,
+    group_name=GROUP,
+    kinds={"dagster"},
     description="What must survive the cutover, read just before it: runs by status, the "
     "newest run ids, schedules and sensors, deployment settings, the locations document. "
-    "Recorded by the cutover job; the finish checks and the rollback read it.")
+    "Recorded by the cutover job; the finish checks and the rollback read it.",
+)
 
 
-@dg.asset_check(asset=SNAPSHOT_KEY, blocking=True,
-                description="The snapshot holds what the checks compare with: a locations "
-                "document with every location, run counts that match the run ids kept.")
+@dg.asset_check(
+    asset=SNAPSHOT_KEY,
+    blocking=True,
+    description="The snapshot holds what the checks compare with: a locations "
+    "document with every location, run counts that match the run ids kept.",
+)
 def snapshot_is_complete(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     snapshot = latest_snapshot(context.instance)
     if snapshot is None:
@@ -40,9 +47,15 @@ def _completeness(snapshot: Snapshot) -> dict:
     runs = sum(snapshot.run_counts.values())
     expected_ids = min(runs, NEWEST_RUNS_KEPT)
     passed = bool(locations) and len(snapshot.newest_run_ids) == expected_ids
-    return {"passed": passed, "metadata": {
-        "locations": len(locations), "runs": runs, "run_ids_kept": len(snapshot.newest_run_ids),
-        "schedules_and_sensors": len(snapshot.instigators)}}
+    return {
+        "passed": passed,
+        "metadata": {
+            "locations": len(locations),
+            "runs": runs,
+            "run_ids_kept": len(snapshot.newest_run_ids),
+            "schedules_and_sensors": len(snapshot.instigators),
+        },
+    }
 
 
 # -- reading the records back (the sensor, finish and rollback use these) -----------------------
@@ -66,20 +79,24 @@ def latest_snapshot(instance: dg.DagsterInstance) -> Snapshot | None:
 def latest_cutover(instance: dg.DagsterInstance) -> CutoverRecord | None:
     """The newest successful cutover run, with when it switched the deployment."""
     records = instance.get_run_records(
-        dg.RunsFilter(job_name=CUTOVER_JOB, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1)
+        dg.RunsFilter(job_name=CUTOVER_JOB, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1
+    )
     if not records or CUTOVER_AT_TAG not in records[0].dagster_run.tags:
         return None
     record = records[0]
-    return CutoverRecord(record.dagster_run.run_id,
-                         float(record.dagster_run.tags[CUTOVER_AT_TAG]), record.end_time)
+    return CutoverRecord(
+        record.dagster_run.run_id, float(record.dagster_run.tags[CUTOVER_AT_TAG]), record.end_time
+    )
 
 
 # -- the ops -----------------------------------------------------------------------------------
 
 
-@dg.op(description="What must hold before anything changes: the token is an Organization "
-       "Admin's, the applied dagster_cloud.yaml validates, every image is in its registry, every "
-       "location is loaded. Reads only; a failure changes nothing.")
+@dg.op(
+    description="What must hold before anything changes: the token is an Organization "
+    "Admin's, the applied dagster_cloud.yaml validates, every image is in its registry, every "
+    "location is loaded. Reads only; a failure changes nothing."
+)
 def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource) -> list:
     from migration_pipeline.cutover.core import preflight_problems
     from migration_pipeline.images.defs import recorded_images
@@ -90,16 +107,23 @@ def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusR
     with dagster_plus.session(context) as client:
         problems = preflight_problems(client, applied, images)
     if problems:
-        raise dg.Failure("Preflight:\n" + "\n".join(f"  - {p}" for p in problems)
-                         + "\nNothing was changed.", allow_retries=False)
+        raise dg.Failure(
+            "Preflight:\n" + "\n".join(f"  - {p}" for p in problems) + "\nNothing was changed.",
+            allow_retries=False,
+        )
     return list(applied.settings_removed_at_cutover)
 
 
-@dg.op(description="Reads what must survive (runs, schedules and sensors, settings, the "
-       "locations document) and records it as the pre_cutover_snapshot asset. On an already "
-       "HYBRID deployment it keeps the snapshot taken before the switch.")
-def record_pre_cutover_snapshot(context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource,
-                                settings_removed_at_cutover: list) -> Snapshot:
+@dg.op(
+    description="Reads what must survive (runs, schedules and sensors, settings, the "
+    "locations document) and records it as the pre_cutover_snapshot asset. On an already "
+    "HYBRID deployment it keeps the snapshot taken before the switch."
+)
+def record_pre_cutover_snapshot(
+    context: dg.OpExecutionContext,
+    dagster_plus: DagsterPlusResource,
+    settings_removed_at_cutover: list,
+) -> Snapshot:
     from migration_pipeline.cutover.core import take_snapshot
 
     with dagster_plus.session(context) as client:
@@ -107,49 +131,70 @@ def record_pre_cutover_snapshot(context: dg.OpExecutionContext, dagster_plus: Da
         if deployment.agent_type == "HYBRID":
             previous = latest_snapshot(context.instance)
             if previous is None:
-                raise dg.Failure(f"{deployment.name} is already HYBRID and no snapshot was taken "
-                                 "before: there is nothing to verify against.",
-                                 allow_retries=False)
+                raise dg.Failure(
+                    f"{deployment.name} is already HYBRID and no snapshot was taken "
+                    "before: there is nothing to verify against.",
+                    allow_retries=False,
+                )
             context.log.info("already HYBRID: keeping the snapshot taken before the cutover")
             return previous
-        snapshot = take_snapshot(client, deployment.id, deployment.agent_type,
-                                 tuple(settings_removed_at_cutover))
+        snapshot = take_snapshot(
+            client, deployment.id, deployment.agent_type, tuple(settings_removed_at_cutover)
+        )
     completeness = _completeness(snapshot)
-    context.log_event(dg.AssetMaterialization(asset_key=SNAPSHOT_KEY, metadata={
-        "runs": sum(snapshot.run_counts.values()),
-        "runs_by_status": dg.MetadataValue.json(snapshot.run_counts),
-        "schedules_and_sensors": len(snapshot.instigators),
-        "locations": len(snapshot.locations_document.get("locations") or []),
-        "snapshot": dg.MetadataValue.json(snapshot.as_dict()),
-    }))
-    context.log_event(dg.AssetCheckEvaluation(
-        asset_key=SNAPSHOT_KEY, check_name="snapshot_is_complete", passed=completeness["passed"],
-        metadata=completeness["metadata"]))
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=SNAPSHOT_KEY,
+            metadata={
+                "runs": sum(snapshot.run_counts.values()),
+                "runs_by_status": dg.MetadataValue.json(snapshot.run_counts),
+                "schedules_and_sensors": len(snapshot.instigators),
+                "locations": len(snapshot.locations_document.get("locations") or []),
+                "snapshot": dg.MetadataValue.json(snapshot.as_dict()),
+            },
+        )
+    )
+    log_check_evaluation(
+        context,
+        dg.AssetCheckEvaluation(
+            asset_key=SNAPSHOT_KEY,
+            check_name="snapshot_is_complete",
+            passed=completeness["passed"],
+            metadata=completeness["metadata"],
+        ),
+    )
     # This op records and succeeds (a failing op would drop what it logged); the switch refuses
     # an incomplete snapshot, as a blocking check would.
     return snapshot
 
 
-@dg.op(description="Switches the deployment to HYBRID (the UI's 'Switch to Hybrid') and removes "
-       "the deployment settings the plan removes (none unless the target settings ask). The "
-       "no-agent window starts here. Switches once: an already HYBRID deployment is left as it "
-       "is.")
-def deactivate_serverless_agent(context: dg.OpExecutionContext,
-                                dagster_plus: DagsterPlusResource,
-                                snapshot: Snapshot) -> dg.Output[dict]:
+@dg.op(
+    description="Switches the deployment to HYBRID (the UI's 'Switch to Hybrid') and removes "
+    "the deployment settings the plan removes (none unless the target settings ask). The "
+    "no-agent window starts here. Switches once: an already HYBRID deployment is left as it "
+    "is."
+)
+def deactivate_serverless_agent(
+    context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource, snapshot: Snapshot
+) -> dg.Output[dict]:
     from migration_pipeline.cutover.core import switch_to_hybrid
 
     if not _completeness(snapshot)["passed"]:
-        raise dg.Failure("The snapshot is incomplete (see pre_cutover_snapshot's "
-                         "snapshot_is_complete check): nothing could be verified after a switch. "
-                         "Nothing was changed.", allow_retries=False)
+        raise dg.Failure(
+            "The snapshot is incomplete (see pre_cutover_snapshot's "
+            "snapshot_is_complete check): nothing could be verified after a switch. "
+            "Nothing was changed.",
+            allow_retries=False,
+        )
     now = time.time()
     with dagster_plus.session(context) as client:
         switch = switch_to_hybrid(client, tuple(snapshot.settings_removed_at_cutover))
     if switch.switched:
         cutover_at = now
-        context.log.warning(f"{switch.deployment} switched to HYBRID: no agent serves it until "
-                            "the Hybrid agent runs")
+        context.log.warning(
+            f"{switch.deployment} switched to HYBRID: no agent serves it until "
+            "the Hybrid agent runs"
+        )
     else:
         previous = latest_cutover(context.instance)
         cutover_at = previous.cutover_at if previous else now
@@ -157,16 +202,29 @@ def deactivate_serverless_agent(context: dg.OpExecutionContext,
     if switch.settings_removed:
         context.log.info(f"removed deployment settings: {', '.join(switch.settings_removed)}")
     context.instance.add_run_tags(context.run_id, {CUTOVER_AT_TAG: repr(cutover_at)})
-    record = {"deployment": switch.deployment, "cutover_time": cutover_at,
-              "switched": switch.switched, "settings_removed": list(switch.settings_removed)}
-    return dg.Output(record, metadata={
-        "cutover_time": dg.MetadataValue.float(cutover_at),
-        "cutover_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(cutover_at)),
-        "switched": switch.switched, "settings_removed": list(switch.settings_removed)})
+    record = {
+        "deployment": switch.deployment,
+        "cutover_time": cutover_at,
+        "switched": switch.switched,
+        "settings_removed": list(switch.settings_removed),
+    }
+    return dg.Output(
+        record,
+        metadata={
+            "cutover_time": dg.MetadataValue.float(cutover_at),
+            "cutover_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(cutover_at)),
+            "switched": switch.switched,
+            "settings_removed": list(switch.settings_removed),
+        },
+    )
 
 
-@dg.job(name=CUTOVER_JOB, executor_def=dg.in_process_executor, op_retry_policy=DAGSTER_PLUS_RETRY,
-        description="Preflight, snapshot, switch to HYBRID. The no-agent window starts here; "
-        "hybrid_agent_ready_sensor finishes as soon as the migration's agent runs.")
+@dg.job(
+    name=CUTOVER_JOB,
+    executor_def=dg.in_process_executor,
+    op_retry_policy=DAGSTER_PLUS_RETRY,
+    description="Preflight, snapshot, switch to HYBRID. The no-agent window starts here; "
+    "hybrid_agent_ready_sensor finishes as soon as the migration's agent runs.",
+)
 def cutover_job():
     deactivate_serverless_agent(record_pre_cutover_snapshot(cutover_preflight()))

@@ -16,15 +16,24 @@ if TYPE_CHECKING:
     from migration_pipeline.plus.types import LocationEntry
 
 TERMINAL_STATUSES = ("SUCCESS", "FAILURE", "CANCELED")
-DEPLOY_KEYS = ("location_name", "code_source", "working_directory", "executable_path",
-               "attribute", "container_context", "agent_queue", "image")
+DEPLOY_KEYS = (
+    "location_name",
+    "code_source",
+    "working_directory",
+    "executable_path",
+    "attribute",
+    "container_context",
+    "agent_queue",
+    "image",
+)
 
 
 # -- deploying ---------------------------------------------------------------------------------
 
 
-def deploy_document(merged_locations: list[dict[str, Any]], images: dict[str, str]
-                    ) -> dict[str, Any]:
+def deploy_document(
+    merged_locations: list[dict[str, Any]], images: dict[str, str]
+) -> dict[str, Any]:
     """The locations document to deploy: each location as the rewritten dagster_cloud.yaml says
     (defaults merged, `build` set aside) with its image, as `dagster-cloud ci deploy` sends it."""
     locations = []
@@ -39,8 +48,11 @@ def deploy_document(merged_locations: list[dict[str, Any]], images: dict[str, st
 def locations_to_deploy(current: dict[str, Any], desired: dict[str, Any]) -> list[str]:
     """Names of the desired locations that Dagster+ does not have exactly as desired."""
     have = {loc.get("location_name"): loc for loc in current.get("locations") or []}
-    return [loc["location_name"] for loc in desired["locations"]
-            if have.get(loc["location_name"]) != loc]
+    return [
+        loc["location_name"]
+        for loc in desired["locations"]
+        if have.get(loc["location_name"]) != loc
+    ]
 
 
 def deploy_what_differs(client: DagsterPlusClient, desired: dict[str, Any]) -> list[str]:
@@ -52,13 +64,23 @@ def deploy_what_differs(client: DagsterPlusClient, desired: dict[str, Any]) -> l
     if not to_deploy:
         return []
     try:
-        client.deploy_locations({"locations": [loc for loc in desired["locations"]
-                                               if loc["location_name"] in to_deploy]})
+        client.deploy_locations(
+            {
+                "locations": [
+                    loc for loc in desired["locations"] if loc["location_name"] in to_deploy
+                ]
+            }
+        )
     except OutcomeUnknownError:
         still = locations_to_deploy(client.locations_as_document(), desired)
         if still:  # the lost request never took effect: send what is missing once more
-            client.deploy_locations({"locations": [loc for loc in desired["locations"]
-                                                   if loc["location_name"] in still]})
+            client.deploy_locations(
+                {
+                    "locations": [
+                        loc for loc in desired["locations"] if loc["location_name"] in still
+                    ]
+                }
+            )
     return to_deploy
 
 
@@ -70,8 +92,10 @@ class LoadError(Exception):
 
     def __init__(self, errors: dict[str, str]):
         self.errors = errors
-        super().__init__("These code locations failed to load on the Hybrid agent:\n" + "\n".join(
-            f"  {name}: {message}" for name, message in errors.items()))
+        super().__init__(
+            "These code locations failed to load on the Hybrid agent:\n"
+            + "\n".join(f"  {name}: {message}" for name, message in errors.items())
+        )
 
 
 class LoadTimeout(Exception):
@@ -79,15 +103,22 @@ class LoadTimeout(Exception):
 
     def __init__(self, seconds: float, waiting: list[str]):
         self.waiting = waiting
-        super().__init__(f"Still not LOADED after {seconds:g}s: {', '.join(waiting)}. Check the "
-                         "agent's logs; re-execute to wait again (nothing is redeployed).")
+        super().__init__(
+            f"Still not LOADED after {seconds:g}s: {', '.join(waiting)}. Check the "
+            "agent's logs; re-execute to wait again (nothing is redeployed)."
+        )
 
 
-def wait_until_loaded(client: DagsterPlusClient, names: list[str], timeout_seconds: float,
-                      poll_seconds: float, clock: Callable[[], float] = time.monotonic,
-                      sleep: Callable[[float], None] = time.sleep,
-                      progress: Callable[[list[str]], None] | None = None,
-                      progress_every_seconds: float = 5.0) -> list[LocationEntry]:
+def wait_until_loaded(
+    client: DagsterPlusClient,
+    names: list[str],
+    timeout_seconds: float,
+    poll_seconds: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[list[str]], None] | None = None,
+    progress_every_seconds: float = 5.0,
+) -> list[LocationEntry]:
     """The workspace once every named location is LOADED. Raises `LoadError` at the first load
     error and `LoadTimeout` when `timeout_seconds` pass; calls `progress(waiting)` now and then."""
     deadline = clock() + timeout_seconds
@@ -115,7 +146,9 @@ def wait_until_loaded(client: DagsterPlusClient, names: list[str], timeout_secon
 @dataclass
 class Verification:
     lost_run_ids: list[str] = field(default_factory=list)
-    count_changes: dict[str, tuple[int, int]] = field(default_factory=dict)  # status -> (before, after)
+    count_changes: dict[str, tuple[int, int]] = field(
+        default_factory=dict
+    )  # status -> (before, after)
     instigator_changes: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     not_loaded: dict[str, str] = field(default_factory=dict)  # location -> LOADING | error
     locations: int = 0
@@ -126,8 +159,11 @@ class Verification:
     def runs_kept(self) -> bool:
         """No run lost: every recorded run id is still there, and no count of finished runs went
         down (runs may finish or start meanwhile, so counts may only grow)."""
-        finished_went_down = any(after < before for status, (before, after)
-                                 in self.count_changes.items() if status in TERMINAL_STATUSES)
+        finished_went_down = any(
+            after < before
+            for status, (before, after) in self.count_changes.items()
+            if status in TERMINAL_STATUSES
+        )
         total_before = sum(before for before, _ in self.count_changes.values())
         total_after = sum(after for _, after in self.count_changes.values())
         return not self.lost_run_ids and not finished_went_down and total_after >= total_before
@@ -137,27 +173,35 @@ class Verification:
         return self.locations > 0 and not self.not_loaded
 
 
-def compare_runs(snapshot: Snapshot, counts_now: dict[str, int], present_ids: set[str],
-                 verification: Verification) -> None:
+def compare_runs(
+    snapshot: Snapshot,
+    counts_now: dict[str, int],
+    present_ids: set[str],
+    verification: Verification,
+) -> None:
     verification.lost_run_ids = [r for r in snapshot.newest_run_ids if r not in present_ids]
     for status in sorted(set(snapshot.run_counts) | set(counts_now)):
         before, after = snapshot.run_counts.get(status, 0), counts_now.get(status, 0)
         verification.count_changes[status] = (before, after)
 
 
-def compare_instigators(before: dict[str, str], after: dict[str, str],
-                        verification: Verification) -> None:
+def compare_instigators(
+    before: dict[str, str], after: dict[str, str], verification: Verification
+) -> None:
     verification.instigator_changes = {
         key: (before.get(key), after.get(key))
-        for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
     }
 
 
-def compare_settings(expected: dict[str, Any], found: dict[str, Any],
-                     verification: Verification) -> None:
+def compare_settings(
+    expected: dict[str, Any], found: dict[str, Any], verification: Verification
+) -> None:
     verification.settings_changes = {
         key: (expected.get(key), found.get(key))
-        for key in sorted(set(expected) | set(found)) if expected.get(key) != found.get(key)
+        for key in sorted(set(expected) | set(found))
+        if expected.get(key) != found.get(key)
     }
 
 
@@ -167,22 +211,32 @@ def verify(client: DagsterPlusClient, snapshot: Snapshot) -> Verification:
     from migration_pipeline.cutover.core import instigator_states
 
     verification = Verification()
-    compare_runs(snapshot, client.run_counts_by_status(),
-                 client.existing_run_ids(snapshot.newest_run_ids), verification)
+    compare_runs(
+        snapshot,
+        client.run_counts_by_status(),
+        client.existing_run_ids(snapshot.newest_run_ids),
+        verification,
+    )
     states, workspace = instigator_states(client)
     compare_instigators(snapshot.instigators, states, verification)
     compare_settings(snapshot.settings_expected_after, client.deployment_settings(), verification)
     verification.locations = len(workspace)
-    verification.not_loaded = {e.name: e.error or e.load_status for e in workspace
-                               if not e.is_loaded}
+    verification.not_loaded = {
+        e.name: e.error or e.load_status for e in workspace if not e.is_loaded
+    }
     return verification
 
 
 # -- the window --------------------------------------------------------------------------------
 
 
-def downtime_parts(cutover_at: float, agent_ready_at: float, deploy_started_at: float,
-                   deployed_at: float, loaded_at: float) -> dict[str, float]:
+def downtime_parts(
+    cutover_at: float,
+    agent_ready_at: float,
+    deploy_started_at: float,
+    deployed_at: float,
+    loaded_at: float,
+) -> dict[str, float]:
     """The no-agent window (cutover to every location LOADED) and its parts."""
     return {
         "downtime_seconds": round(loaded_at - cutover_at, 3),

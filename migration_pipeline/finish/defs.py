@@ -13,61 +13,95 @@ from migration_pipeline.cutover.core import Snapshot
 from migration_pipeline.cutover.defs import latest_cutover, latest_snapshot
 from migration_pipeline.finish.core import Verification
 from migration_pipeline.readiness.sensor import AGENT_READY_TAG, FINISH_JOB
+from migration_pipeline.records import log_check_evaluation
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 
 GROUP = "finish"
 DEPLOYMENT_KEY = dg.AssetKey("hybrid_deployment")
 CHECKS = {
     "no_run_lost": "Every run recorded before the cutover is still there and no count of "
-                   "finished runs went down.",
+    "finished runs went down.",
     "schedules_and_sensors_kept": "Every schedule and sensor is in the running state it had "
-                                  "before.",
+    "before.",
     "every_location_loaded": "Every code location is LOADED on the Hybrid agent.",
     "deployment_settings_kept": "The deployment settings are as before, less only what the plan "
-                                "removed at cutover.",
+    "removed at cutover.",
 }
 
 hybrid_deployment = dg.AssetSpec(
-    DEPLOYMENT_KEY, group_name=GROUP, kinds={"dagster"}, deps=["pre_cutover_snapshot"],
+    DEPLOYMENT_KEY,
+    group_name=GROUP,
+    kinds={"dagster"},
+    deps=["pre_cutover_snapshot"],
     description="The deployment as its Hybrid agent serves it after the migration: locations, "
-    "images, load status, and the no-agent window with its parts. Recorded by the finish job.")
+    "images, load status, and the no-agent window with its parts. Recorded by the finish job.",
+)
 
 
 def check_outcomes(verification: Verification, snapshot: Snapshot) -> list[tuple[str, bool, dict]]:
     """(check name, passed, metadata) of each nothing-lost check: the same for the finish op and
     for the checks run again from the UI."""
     return [
-        ("no_run_lost", verification.runs_kept, {
-            "lost_run_ids": verification.lost_run_ids[:20],
-            "runs_checked": len(snapshot.newest_run_ids),
-            "runs_by_status_before_after": dg.MetadataValue.json(
-                {k: list(v) for k, v in verification.count_changes.items()})}),
-        ("schedules_and_sensors_kept", not verification.instigator_changes, {
-            "checked": len(snapshot.instigators), "changed": dg.MetadataValue.json(
-                {k: list(v) for k, v in verification.instigator_changes.items()})}),
-        ("every_location_loaded", verification.every_location_loaded, {
-            "locations": verification.locations,
-            "not_loaded": dg.MetadataValue.json(verification.not_loaded)}),
-        ("deployment_settings_kept", not verification.settings_changes, {
-            "removed_as_planned": list(snapshot.settings_removed_at_cutover),
-            "changed": dg.MetadataValue.json(
-                {k: list(v) for k, v in verification.settings_changes.items()})}),
+        (
+            "no_run_lost",
+            verification.runs_kept,
+            {
+                "lost_run_ids": verification.lost_run_ids[:20],
+                "runs_checked": len(snapshot.newest_run_ids),
+                "runs_by_status_before_after": dg.MetadataValue.json(
+                    {k: list(v) for k, v in verification.count_changes.items()}
+                ),
+            },
+        ),
+        (
+            "schedules_and_sensors_kept",
+            not verification.instigator_changes,
+            {
+                "checked": len(snapshot.instigators),
+                "changed": dg.MetadataValue.json(
+                    {k: list(v) for k, v in verification.instigator_changes.items()}
+                ),
+            },
+        ),
+        (
+            "every_location_loaded",
+            verification.every_location_loaded,
+            {
+                "locations": verification.locations,
+                "not_loaded": dg.MetadataValue.json(verification.not_loaded),
+            },
+        ),
+        (
+            "deployment_settings_kept",
+            not verification.settings_changes,
+            {
+                "removed_as_planned": list(snapshot.settings_removed_at_cutover),
+                "changed": dg.MetadataValue.json(
+                    {k: list(v) for k, v in verification.settings_changes.items()}
+                ),
+            },
+        ),
     ]
 
 
 @dg.multi_asset_check(
-    specs=[dg.AssetCheckSpec(name, asset=DEPLOYMENT_KEY, blocking=True, description=text)
-           for name, text in CHECKS.items()],
-    description="Compares Dagster+ now with the pre-cutover snapshot. Reads only.")
-def verify_nothing_lost(context: dg.AssetCheckExecutionContext,
-                        dagster_plus: DagsterPlusResource):
+    specs=[
+        dg.AssetCheckSpec(name, asset=DEPLOYMENT_KEY, blocking=True, description=text)
+        for name, text in CHECKS.items()
+    ],
+    description="Compares Dagster+ now with the pre-cutover snapshot. Reads only.",
+)
+def verify_nothing_lost(context: dg.AssetCheckExecutionContext, dagster_plus: DagsterPlusResource):
     from migration_pipeline.finish.core import verify
 
     snapshot = latest_snapshot(context.instance)
     if snapshot is None:
         for name in CHECKS:
-            yield dg.AssetCheckResult(check_name=name, passed=False,
-                                      metadata={"why": "no pre-cutover snapshot to compare with"})
+            yield dg.AssetCheckResult(
+                check_name=name,
+                passed=False,
+                metadata={"why": "no pre-cutover snapshot to compare with"},
+            )
         return
     with dagster_plus.client() as client:
         verification = verify(client, snapshot)
@@ -88,10 +122,13 @@ class Deployed:
     deployed_at: float
 
 
-@dg.op(description="Deploys every location as the rewritten dagster_cloud.yaml says, with its "
-       "image: only those that differ, so a re-execution redeploys nothing.")
-def deploy_hybrid_locations(context: dg.OpExecutionContext,
-                            dagster_plus: DagsterPlusResource) -> Deployed:
+@dg.op(
+    description="Deploys every location as the rewritten dagster_cloud.yaml says, with its "
+    "image: only those that differ, so a re-execution redeploys nothing."
+)
+def deploy_hybrid_locations(
+    context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource
+) -> Deployed:
     from migration_pipeline.finish.core import deploy_document, deploy_what_differs
     from migration_pipeline.images.defs import recorded_images
     from migration_pipeline.plan.defs import recorded_project
@@ -99,22 +136,36 @@ def deploy_hybrid_locations(context: dg.OpExecutionContext,
     started = time.time()
     cloud = recorded_project(context.instance, "the finish").load_cloud_yaml()
     images = recorded_images(context.instance, "the finish")
-    desired = deploy_document([cloud.merged_location(ref) for ref in cloud.locations],
-                              {name: image.image for name, image in images.items()})
+    desired = deploy_document(
+        [cloud.merged_location(ref) for ref in cloud.locations],
+        {name: image.image for name, image in images.items()},
+    )
     with dagster_plus.session(context) as client:
         to_deploy = deploy_what_differs(client, desired)
-    context.log.info(f"deployed {', '.join(to_deploy)}" if to_deploy else
-                     "every location is already deployed as planned: not redeploying")
-    return Deployed(tuple(loc["location_name"] for loc in desired["locations"]),
-                    tuple(to_deploy), started, time.time())
+    context.log.info(
+        f"deployed {', '.join(to_deploy)}"
+        if to_deploy
+        else "every location is already deployed as planned: not redeploying"
+    )
+    return Deployed(
+        tuple(loc["location_name"] for loc in desired["locations"]),
+        tuple(to_deploy),
+        started,
+        time.time(),
+    )
 
 
-@dg.op(description="Waits until every location is LOADED on the Hybrid agent (a load error "
-       "fails it with the location's message), then verifies that nothing was lost and records "
-       "the hybrid_deployment asset with the downtime and its parts.")
-def verify_hybrid_deployment(context: dg.OpExecutionContext, config: FinishConfig,
-                             dagster_plus: DagsterPlusResource,
-                             deployed: Deployed) -> dg.Output[dict]:
+@dg.op(
+    description="Waits until every location is LOADED on the Hybrid agent (a load error "
+    "fails it with the location's message), then verifies that nothing was lost and records "
+    "the hybrid_deployment asset with the downtime and its parts."
+)
+def verify_hybrid_deployment(
+    context: dg.OpExecutionContext,
+    config: FinishConfig,
+    dagster_plus: DagsterPlusResource,
+    deployed: Deployed,
+) -> dg.Output[dict]:
     from migration_pipeline.finish.core import (
         LoadError,
         LoadTimeout,
@@ -126,54 +177,90 @@ def verify_hybrid_deployment(context: dg.OpExecutionContext, config: FinishConfi
     snapshot = latest_snapshot(context.instance)
     cutover = latest_cutover(context.instance)
     if snapshot is None or cutover is None:
-        raise dg.Failure("No cutover was recorded (run the cutover job first).",
-                         allow_retries=False)
+        raise dg.Failure(
+            "No cutover was recorded (run the cutover job first).", allow_retries=False
+        )
     agent_ready_at = float(context.run.tags.get(AGENT_READY_TAG, deployed.started_at))
 
     def progress(waiting: list[str]) -> None:
-        context.log.info(f"waiting for {len(waiting)} of {len(deployed.locations)} locations "
-                         f"to load: {', '.join(waiting[:10])}")
+        context.log.info(
+            f"waiting for {len(waiting)} of {len(deployed.locations)} locations "
+            f"to load: {', '.join(waiting[:10])}"
+        )
 
     with dagster_plus.session(context) as client:
         try:
-            entries = wait_until_loaded(client, list(deployed.locations),
-                                        config.load_timeout_seconds, config.poll_seconds,
-                                        progress=progress)
+            entries = wait_until_loaded(
+                client,
+                list(deployed.locations),
+                config.load_timeout_seconds,
+                config.poll_seconds,
+                progress=progress,
+            )
         except (LoadError, LoadTimeout) as error:
             raise dg.Failure(str(error), allow_retries=False) from None
         loaded_at = time.time()
         verification = verify(client, snapshot)
-    parts = downtime_parts(cutover.cutover_at, agent_ready_at, deployed.started_at,
-                           deployed.deployed_at, loaded_at)
-    context.log.info(f"downtime {parts['downtime_seconds']:.1f}s: " + ", ".join(
-        f"{k.removesuffix('_seconds')} {v:.1f}s" for k, v in parts.items()
-        if k != "downtime_seconds"))
-    context.log_event(dg.AssetMaterialization(asset_key=DEPLOYMENT_KEY, metadata={
-        **{k: dg.MetadataValue.float(v) for k, v in parts.items()},
-        "deployed": list(deployed.deployed),
-        "load_status": dg.MetadataValue.json({e.name: e.load_status for e in entries})}))
+    parts = downtime_parts(
+        cutover.cutover_at, agent_ready_at, deployed.started_at, deployed.deployed_at, loaded_at
+    )
+    context.log.info(
+        f"downtime {parts['downtime_seconds']:.1f}s: "
+        + ", ".join(
+            f"{k.removesuffix('_seconds')} {v:.1f}s"
+            for k, v in parts.items()
+            if k != "downtime_seconds"
+        )
+    )
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=DEPLOYMENT_KEY,
+            metadata={
+                **{k: dg.MetadataValue.float(v) for k, v in parts.items()},
+                "deployed": list(deployed.deployed),
+                "load_status": dg.MetadataValue.json({e.name: e.load_status for e in entries}),
+            },
+        )
+    )
     failed = []
     for name, passed, metadata in check_outcomes(verification, snapshot):
-        context.log_event(dg.AssetCheckEvaluation(asset_key=DEPLOYMENT_KEY, check_name=name,
-                                                  passed=passed, metadata=metadata))
+        log_check_evaluation(
+            context,
+            dg.AssetCheckEvaluation(
+                asset_key=DEPLOYMENT_KEY, check_name=name, passed=passed, metadata=metadata
+            ),
+        )
         if not passed:
             failed.append(name)
     # This op records and succeeds (a failing op would drop what it logged); the next one
     # fails the run when a check failed, as a blocking check would.
-    return dg.Output({"locations": list(deployed.locations), "deployed": list(deployed.deployed),
-                      "failed_checks": failed, **parts},
-                     metadata={k: dg.MetadataValue.float(v) for k, v in parts.items()})
+    return dg.Output(
+        {
+            "locations": list(deployed.locations),
+            "deployed": list(deployed.deployed),
+            "failed_checks": failed,
+            **parts,
+        },
+        metadata={k: dg.MetadataValue.float(v) for k, v in parts.items()},
+    )
 
 
 @dg.op(description="Fails the finish run when a nothing-lost check failed (they are blocking).")
 def require_nothing_lost(outcome: dict) -> None:
     if outcome["failed_checks"]:
-        raise dg.Failure(f"These nothing-lost checks failed: {', '.join(outcome['failed_checks'])}"
-                         " (see the hybrid_deployment asset's checks).", allow_retries=False)
+        raise dg.Failure(
+            f"These nothing-lost checks failed: {', '.join(outcome['failed_checks'])}"
+            " (see the hybrid_deployment asset's checks).",
+            allow_retries=False,
+        )
 
 
-@dg.job(name=FINISH_JOB, executor_def=dg.in_process_executor, op_retry_policy=DAGSTER_PLUS_RETRY,
-        description="Deploy the Hybrid locations, wait until LOADED, verify nothing was lost. "
-        "Launched by hybrid_agent_ready_sensor once the migration's agent runs.")
+@dg.job(
+    name=FINISH_JOB,
+    executor_def=dg.in_process_executor,
+    op_retry_policy=DAGSTER_PLUS_RETRY,
+    description="Deploy the Hybrid locations, wait until LOADED, verify nothing was lost. "
+    "Launched by hybrid_agent_ready_sensor once the migration's agent runs.",
+)
 def finish_job():
     require_nothing_lost(verify_hybrid_deployment(deploy_hybrid_locations()))

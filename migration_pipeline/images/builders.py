@@ -31,13 +31,24 @@ class Builder:
     def _command(self, *args: str) -> list[str]:
         command = [self.tool]
         if self.tool in ("buildah", "podman") and self.storage is not None:
-            command += ["--storage-driver", "vfs", "--root", str(self.storage / "root"),
-                        "--runroot", str(self.storage / "run")]
+            command += [
+                "--storage-driver",
+                "vfs",
+                "--root",
+                str(self.storage / "root"),
+                "--runroot",
+                str(self.storage / "run"),
+            ]
         return command + list(args)
 
     def _run(self, *args: str, stdin: str | None = None) -> str:
-        result = subprocess.run(self._command(*args), input=stdin, capture_output=True, text=True,
-                                env={**os.environ, **self.extra_env})
+        result = subprocess.run(
+            self._command(*args),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **self.extra_env},
+        )
         if result.returncode != 0:
             tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
             raise BuildError(f"`{self.tool} {args[0]}` failed:\n{tail}")
@@ -57,15 +68,25 @@ class Builder:
         if self.tool == "docker":
             self._run("build", "-f", str(dockerfile), "-t", image, str(context))
         else:
-            self._run("build", "--isolation", "chroot", "--layers", "-f", str(dockerfile),
-                      "-t", image, str(context))
+            self._run(
+                "build",
+                "--isolation",
+                "chroot",
+                "--layers",
+                "-f",
+                str(dockerfile),
+                "-t",
+                image,
+                str(context),
+            )
 
     def push(self, image: str) -> str:
         """Push `image`; return the digest the registry stored."""
         if self.tool == "docker":
             self._run("push", image)
-            reference = self._run("image", "inspect", "--format", "{{index .RepoDigests 0}}",
-                                  image).strip()
+            reference = self._run(
+                "image", "inspect", "--format", "{{index .RepoDigests 0}}", image
+            ).strip()
             return reference.rsplit("@", 1)[-1]
         with tempfile.TemporaryDirectory() as scratch:
             digest_file = Path(scratch) / "digest"
@@ -85,8 +106,9 @@ def _usable(tool: str) -> bool:
         return False
 
 
-def choose_builder(preferred: str | None = None, storage: Path | None = None,
-                   insecure_registries: bool = False) -> Builder:
+def choose_builder(
+    preferred: str | None = None, storage: Path | None = None, insecure_registries: bool = False
+) -> Builder:
     """The builder to use: `preferred` if it is installed, else the first of docker, buildah,
     podman found on PATH."""
     candidates = [preferred] if preferred else list(PREFERENCE)
@@ -94,5 +116,7 @@ def choose_builder(preferred: str | None = None, storage: Path | None = None,
         if _usable(tool):
             return Builder(tool, insecure_registries=insecure_registries, storage=storage)
     wanted = preferred or " or ".join(PREFERENCE)
-    raise BuildError(f"no image builder found: install {wanted} (or set `builder:` in the target "
-                     "settings to one that is installed)")
+    raise BuildError(
+        f"no image builder found: install {wanted} (or set `builder:` in the target "
+        "settings to one that is installed)"
+    )

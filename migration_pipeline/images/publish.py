@@ -52,16 +52,20 @@ class PublishedImage:
 
 def _ignored(relative: str, patterns: list[str]) -> bool:
     parts = relative.split("/")
-    return any(fnmatch.fnmatch(relative, p) or any(fnmatch.fnmatch(part, p) for part in parts)
-               for p in patterns)
+    return any(
+        fnmatch.fnmatch(relative, p) or any(fnmatch.fnmatch(part, p) for part in parts)
+        for p in patterns
+    )
 
 
 def content_hash(context: Path, dockerfile: Path) -> str:
     """A hash of the Dockerfile and the build context, as the builder would see it."""
     ignore_file = context / ".dockerignore"
-    patterns = [line.strip().rstrip("/") for line in (
-        ignore_file.read_text().splitlines() if ignore_file.exists() else [])
-        if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip().rstrip("/")
+        for line in (ignore_file.read_text().splitlines() if ignore_file.exists() else [])
+        if line.strip() and not line.startswith("#")
+    ]
     digest = hashlib.sha256(dockerfile.read_bytes())
     for path in sorted(p for p in context.rglob("*") if p.is_file()):
         relative = path.relative_to(context).as_posix()
@@ -75,26 +79,38 @@ def image_tag(content: str, location: str) -> str:
     return f"{content}-{re.sub(r'[^A-Za-z0-9_.-]', '-', location)}"[:128]
 
 
-def publish_one(job: ImageJob, builder: Builder, credentials: Credentials | None,
-                insecure: bool = False, content: str | None = None) -> PublishedImage:
+def publish_one(
+    job: ImageJob,
+    builder: Builder,
+    credentials: Credentials | None,
+    insecure: bool = False,
+    content: str | None = None,
+) -> PublishedImage:
     """Build and push one location's image, unless its content is in the registry already.
     `content` is the build context's hash, when the caller has it."""
     start = time.monotonic()
     tag = image_tag(content or content_hash(job.context, job.dockerfile), job.location)
     image = f"{job.repository}:{tag}"
-    digest = manifest_digest(job.repository, tag, credentials, insecure)
-    built = digest is None
-    if built:
+    existing = manifest_digest(job.repository, tag, credentials, insecure)
+    built = existing is None
+    if existing is None:
         builder.build(job.context, job.dockerfile, image)
         digest = builder.push(image)
+    else:
+        digest = existing
     size = image_size(job.repository, digest, credentials, insecure)
-    return PublishedImage(job.location, image, digest, tag, built,
-                          round(time.monotonic() - start, 3), size)
+    return PublishedImage(
+        job.location, image, digest, tag, built, round(time.monotonic() - start, 3), size
+    )
 
 
-def publish_all(jobs: list[ImageJob], builder: Builder, max_parallel: int = 2,
-                insecure: bool = False, log: Callable[[str], None] = print
-                ) -> tuple[dict[str, PublishedImage], dict[str, str]]:
+def publish_all(
+    jobs: list[ImageJob],
+    builder: Builder,
+    max_parallel: int = 2,
+    insecure: bool = False,
+    log: Callable[[str], None] = print,
+) -> tuple[dict[str, PublishedImage], dict[str, str]]:
     """(published images, errors) by location: one location's failure leaves the others be."""
     credentials: dict[str, Credentials | None] = {}
     errors: dict[str, str] = {}
@@ -119,12 +135,15 @@ def publish_all(jobs: list[ImageJob], builder: Builder, max_parallel: int = 2,
             key = (job.context, job.dockerfile)
             if key not in contents:
                 contents[key] = content_hash(*key)
-            published = publish_one(job, builder, credentials.get(host_of(job.repository)),
-                                    insecure, contents[key])
+            published = publish_one(
+                job, builder, credentials.get(host_of(job.repository)), insecure, contents[key]
+            )
         except (BuildError, RegistryError, OSError) as error:
             return job.location, str(error)
-        log(f"{job.location}: {'built and pushed' if published.built else 'unchanged, reused'} "
-            f"{published.image} ({published.digest[:19]}, {published.seconds:.1f}s)")
+        log(
+            f"{job.location}: {'built and pushed' if published.built else 'unchanged, reused'} "
+            f"{published.image} ({published.digest[:19]}, {published.seconds:.1f}s)"
+        )
         return job.location, published
 
     todo = [j for j in jobs if j.location not in errors]
@@ -145,8 +164,9 @@ def missing_images(images: dict[str, PublishedImage], insecure: bool = False) ->
     for name, image in images.items():
         repository = image.image.rsplit(":", 1)[0]
         try:
-            digest = manifest_digest(repository, image.tag, resolve_credentials(repository),
-                                     insecure)
+            digest = manifest_digest(
+                repository, image.tag, resolve_credentials(repository), insecure
+            )
         except RegistryError as error:
             missing[name] = str(error)
             continue

@@ -9,7 +9,6 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
@@ -17,12 +16,14 @@ from pydantic import SecretStr
 if TYPE_CHECKING:
     import requests
 
-MANIFEST_TYPES = ", ".join([
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-])
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ]
+)
 ECR_HOST = re.compile(r"^(\d+)\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com$")
 
 
@@ -55,8 +56,9 @@ def docker_config_path() -> Path:
     return Path(directory or Path.home() / ".docker") / "config.json"
 
 
-def resolve_credentials(repository: str, docker_config: Path | None = None,
-                        create_ecr_repository: bool = False) -> Credentials | None:
+def resolve_credentials(
+    repository: str, docker_config: Path | None = None, create_ecr_repository: bool = False
+) -> Credentials | None:
     """The one way to the credentials for a repository, for the publish, the image check and
     the cutover preflight alike:
 
@@ -98,18 +100,22 @@ def _from_helper(helper: str, host: str) -> Credentials | None:
         raise RegistryError(f"the docker config names an odd credential helper {helper!r}")
     program = shutil.which(f"docker-credential-{helper}")
     if program is None:
-        raise RegistryError(f"the docker config keeps {host}'s login in "
-                            f"docker-credential-{helper}, which is not installed")
-    answer = subprocess.run([program, "get"], input=host, capture_output=True, text=True,
-                            timeout=30)
+        raise RegistryError(
+            f"the docker config keeps {host}'s login in "
+            f"docker-credential-{helper}, which is not installed"
+        )
+    answer = subprocess.run(
+        [program, "get"], input=host, capture_output=True, text=True, timeout=30
+    )
     if answer.returncode != 0:
         return None  # the helper has no login for this host: anonymous
     try:
         found = json.loads(answer.stdout)
         return Credentials(found["Username"], SecretStr(found["Secret"]))
     except (ValueError, KeyError, TypeError):
-        raise RegistryError(f"docker-credential-{helper} gave an answer that is not a "
-                            "login") from None
+        raise RegistryError(
+            f"docker-credential-{helper} gave an answer that is not a login"
+        ) from None
 
 
 def ecr_login(repository: str, region: str | None = None, create: bool = True) -> Credentials:
@@ -137,8 +143,14 @@ def ecr_login(repository: str, region: str | None = None, create: bool = True) -
     return Credentials(username, SecretStr(password))
 
 
-def _manifest(method: str, repository: str, reference: str, credentials: Credentials | None,
-              insecure: bool, timeout: float) -> requests.Response:
+def _manifest(
+    method: str,
+    repository: str,
+    reference: str,
+    credentials: Credentials | None,
+    insecure: bool,
+    timeout: float,
+) -> requests.Response:
     """A HEAD or GET of a manifest, with basic auth or Docker's bearer-token flow (GHCR,
     Docker Hub, ACR, ...). Raises `RegistryError` when the registry cannot be reached."""
     import requests  # loaded on first use: importing the code location stays light
@@ -148,8 +160,9 @@ def _manifest(method: str, repository: str, reference: str, credentials: Credent
     auth = (credentials.username, credentials.password.get_secret_value()) if credentials else None
     session = requests.Session()
     try:
-        response = session.request(method, url, headers={"Accept": MANIFEST_TYPES}, auth=auth,
-                                   timeout=timeout)
+        response = session.request(
+            method, url, headers={"Accept": MANIFEST_TYPES}, auth=auth, timeout=timeout
+        )
         challenge = response.headers.get("WWW-Authenticate", "")
         if response.status_code == 401 and "bearer" in challenge.lower():
             fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
@@ -157,32 +170,49 @@ def _manifest(method: str, repository: str, reference: str, credentials: Credent
             token = session.get(realm, params=fields, auth=auth, timeout=timeout) if realm else None
             if token is not None and token.ok:
                 value = token.json().get("token") or token.json().get("access_token")
-                response = session.request(method, url, timeout=timeout, headers={
-                    "Accept": MANIFEST_TYPES, "Authorization": f"Bearer {value}"})
+                response = session.request(
+                    method,
+                    url,
+                    timeout=timeout,
+                    headers={"Accept": MANIFEST_TYPES, "Authorization": f"Bearer {value}"},
+                )
     except requests.RequestException as error:
         raise RegistryError(f"cannot reach the registry {host}: {type(error).__name__}") from None
     if response.status_code in (401, 403):
-        raise RegistryError(f"the registry {host} refused the credentials (HTTP "
-                            f"{response.status_code}): set REGISTRY_USERNAME/REGISTRY_PASSWORD or "
-                            "log in with docker")
+        raise RegistryError(
+            f"the registry {host} refused the credentials (HTTP "
+            f"{response.status_code}): set REGISTRY_USERNAME/REGISTRY_PASSWORD or "
+            "log in with docker"
+        )
     return response
 
 
-def manifest_digest(repository: str, tag: str, credentials: Credentials | None = None,
-                    insecure: bool = False, timeout: float = 10.0) -> str | None:
+def manifest_digest(
+    repository: str,
+    tag: str,
+    credentials: Credentials | None = None,
+    insecure: bool = False,
+    timeout: float = 10.0,
+) -> str | None:
     """The digest of `repository:tag` (a HEAD request), or None when the registry has no such
     manifest. Raises `RegistryError` when the registry cannot be asked."""
     response = _manifest("HEAD", repository, tag, credentials, insecure, timeout)
     if response.status_code == 404:
         return None
     if not response.ok:
-        raise RegistryError(f"the registry {host_of(repository)} answered HTTP "
-                            f"{response.status_code}")
+        raise RegistryError(
+            f"the registry {host_of(repository)} answered HTTP {response.status_code}"
+        )
     return response.headers.get("Docker-Content-Digest")
 
 
-def image_size(repository: str, reference: str, credentials: Credentials | None = None,
-               insecure: bool = False, timeout: float = 10.0) -> int | None:
+def image_size(
+    repository: str,
+    reference: str,
+    credentials: Credentials | None = None,
+    insecure: bool = False,
+    timeout: float = 10.0,
+) -> int | None:
     """Bytes of an image in the registry: its config and layers, from its manifest (None when
     it cannot be read: the size is informative only)."""
     try:

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 REMOVABLE_SETTINGS = ("non_isolated_runs",)
 
 
-def settings_after_cutover(settings: dict[str, Any], remove: tuple[str, ...] = ()
-                           ) -> tuple[dict[str, Any], tuple[str, ...]]:
+def settings_after_cutover(
+    settings: dict[str, Any], remove: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], tuple[str, ...]]:
     """(the settings the Hybrid deployment keeps, the keys taken out): only keys in `remove`
     that are set go."""
     removed = tuple(k for k in remove if k in settings)
@@ -62,20 +63,24 @@ def take_inventory(client: DagsterPlusClient) -> Inventory:
         agent_type=deployment.agent_type or "UNKNOWN",
         serverless_status=client.serverless_status(),
         agents=[
-            {"id": a.id, "label": a.label, "status": a.status,
-             "last_heartbeat_time": a.last_heartbeat_time}
+            {
+                "id": a.id,
+                "label": a.label,
+                "status": a.status,
+                "last_heartbeat_time": a.last_heartbeat_time,
+            }
             for a in client.agents()
         ],
         locations_document=client.locations_as_document(),
         locations=[
-            {"name": e.name, "load_status": e.load_status, "error": e.error}
-            for e in workspace
+            {"name": e.name, "load_status": e.load_status, "error": e.error} for e in workspace
         ],
         settings=client.deployment_settings(),
         run_counts=client.run_counts_by_status(),
         instigators=[
             {"location": i.location, "name": i.name, "kind": i.kind, "status": i.status}
-            for e in workspace for i in e.instigators
+            for e in workspace
+            for i in e.instigators
         ],
         uses_branch_deployments=client.uses_branch_deployments(),
     )
@@ -84,43 +89,72 @@ def take_inventory(client: DagsterPlusClient) -> Inventory:
 def render_sections(inventory: Inventory) -> dict[str, str]:
     """One markdown table per section, keyed by section name."""
     code_sources = {
-        loc.get("location_name"): loc
-        for loc in inventory.locations_document.get("locations") or []
+        loc.get("location_name"): loc for loc in inventory.locations_document.get("locations") or []
     }
     return {
         "deployment": table(
-            ["deployment", "id", "agent type", "serverless", "runs", "locations",
-             "branch deployments"],
-            [[inventory.deployment, inventory.deployment_id, inventory.agent_type,
-              inventory.serverless_status, inventory.run_total, len(inventory.locations),
-              "in use" if inventory.uses_branch_deployments else "none"]],
-            "no deployment"),
+            [
+                "deployment",
+                "id",
+                "agent type",
+                "serverless",
+                "runs",
+                "locations",
+                "branch deployments",
+            ],
+            [
+                [
+                    inventory.deployment,
+                    inventory.deployment_id,
+                    inventory.agent_type,
+                    inventory.serverless_status,
+                    inventory.run_total,
+                    len(inventory.locations),
+                    "in use" if inventory.uses_branch_deployments else "none",
+                ]
+            ],
+            "no deployment",
+        ),
         "agents": table(
             ["id", "label", "status"],
             [[a["id"], a["label"] or "", a["status"]] for a in inventory.agents],
-            "no agents"),
+            "no agents",
+        ),
         "code_locations": table(
             ["location", "load status", "code source", "image", "error"],
-            [[e["name"], e["load_status"],
-              ", ".join(f"{k}: {v}" for k, v in
-                        (code_sources.get(e["name"], {}).get("code_source") or {}).items()),
-              code_sources.get(e["name"], {}).get("image") or "",
-              e["error"] or ""]
-             for e in inventory.locations],
-            "no code locations"),
+            [
+                [
+                    e["name"],
+                    e["load_status"],
+                    ", ".join(
+                        f"{k}: {v}"
+                        for k, v in (
+                            code_sources.get(e["name"], {}).get("code_source") or {}
+                        ).items()
+                    ),
+                    code_sources.get(e["name"], {}).get("image") or "",
+                    e["error"] or "",
+                ]
+                for e in inventory.locations
+            ],
+            "no code locations",
+        ),
         "deployment_settings": table(
             ["setting", "value"],
             [[key, value] for key, value in sorted(inventory.settings.items())],
-            "no deployment settings"),
+            "no deployment settings",
+        ),
         "runs": table(
             ["status", "runs"],
             [[status, count] for status, count in sorted(inventory.run_counts.items())]
             + [["**total**", inventory.run_total]],
-            "no runs"),
+            "no runs",
+        ),
         "schedules_and_sensors": table(
             ["location", "kind", "name", "status"],
             [[i["location"], i["kind"], i["name"], i["status"]] for i in inventory.instigators],
-            "no schedules or sensors (or no location is loaded)"),
+            "no schedules or sensors (or no location is loaded)",
+        ),
     }
 
 

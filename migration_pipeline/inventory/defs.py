@@ -16,8 +16,9 @@ GROUP = "inventory"
     "organization uses branch deployments.",
     kinds={"dagster"},
 )
-def serverless_inventory(context: dg.AssetExecutionContext,
-                         dagster_plus: DagsterPlusResource) -> dg.Output[Inventory]:
+def serverless_inventory(
+    context: dg.AssetExecutionContext, dagster_plus: DagsterPlusResource
+) -> dg.Output[Inventory]:
     from migration_pipeline.inventory.core import render_sections, take_inventory
 
     with dagster_plus.session(context) as client:
@@ -36,24 +37,34 @@ def serverless_inventory(context: dg.AssetExecutionContext,
             "run_count": inventory.run_total,
             "uses_branch_deployments": inventory.uses_branch_deployments,
             "non_isolated_runs": dg.MetadataValue.json(
-                inventory.settings.get("non_isolated_runs") or {}),
+                inventory.settings.get("non_isolated_runs") or {}
+            ),
             "locations_document": dg.MetadataValue.json(inventory.locations_document),
             **{name: dg.MetadataValue.md(table) for name, table in sections.items()},
         },
     )
 
 
-@dg.asset_check(asset=serverless_inventory, blocking=True,
-                description="Every code location is loaded, so its schedules and sensors could "
-                "be read: what the nothing-lost checks will compare with.")
+@dg.asset_check(
+    asset=serverless_inventory,
+    blocking=True,
+    description="Every code location is loaded, so its schedules and sensors could "
+    "be read: what the nothing-lost checks will compare with.",
+)
 def every_location_readable(serverless_inventory: Inventory) -> dg.AssetCheckResult:
-    not_loaded = {loc["name"]: loc["error"] or loc["load_status"]
-                  for loc in serverless_inventory.locations
-                  if loc["load_status"] != "LOADED" or loc["error"]}
+    not_loaded = {
+        loc["name"]: loc["error"] or loc["load_status"]
+        for loc in serverless_inventory.locations
+        if loc["load_status"] != "LOADED" or loc["error"]
+    }
     return dg.AssetCheckResult(
-        passed=not not_loaded, severity=dg.AssetCheckSeverity.WARN,
-        metadata={"locations": len(serverless_inventory.locations),
-                  "not_loaded": dg.MetadataValue.json(not_loaded)})
+        passed=not not_loaded,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "locations": len(serverless_inventory.locations),
+            "not_loaded": dg.MetadataValue.json(not_loaded),
+        },
+    )
 
 
 inventory_job = dg.define_asset_job(

@@ -21,13 +21,17 @@ def read_user_file(path: str | Path, what: str) -> str:
     except FileNotFoundError:
         raise InvalidInput([Problem(str(path), None, (), f"no such {what}")]) from None
     except IsADirectoryError:
-        raise InvalidInput([Problem(str(path), None, (), f"is a directory, not a {what}")]) from None
+        raise InvalidInput(
+            [Problem(str(path), None, (), f"is a directory, not a {what}")]
+        ) from None
     except UnicodeDecodeError as error:
-        raise InvalidInput([Problem(str(path), None, (),
-                                    f"is not UTF-8 text ({error.reason})")]) from None
+        raise InvalidInput(
+            [Problem(str(path), None, (), f"is not UTF-8 text ({error.reason})")]
+        ) from None
     except OSError as error:
-        raise InvalidInput([Problem(str(path), None, (),
-                                    f"cannot be read: {error.strerror}")]) from None
+        raise InvalidInput(
+            [Problem(str(path), None, (), f"cannot be read: {error.strerror}")]
+        ) from None
 
 
 def write_atomically(path: str | Path, text: str, mode: int | None = None) -> None:

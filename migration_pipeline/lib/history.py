@@ -6,9 +6,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-MIGRATION_JOBS = ("inventory", "plan_migration", "apply_migration_files", "create_agent_token",
-                  "prepare_hybrid_agent", "cutover", "finish_hybrid_migration",
-                  "rollback_to_serverless")
+MIGRATION_JOBS = (
+    "inventory",
+    "plan_migration",
+    "apply_migration_files",
+    "create_agent_token",
+    "prepare_hybrid_agent",
+    "cutover",
+    "finish_hybrid_migration",
+    "rollback_to_serverless",
+)
 
 RUNS_QUERY = """
 query MigrationRuns($limit: Int) {
@@ -34,7 +41,9 @@ class MigrationRun:
         return None if not (self.start_time and self.end_time) else self.end_time - self.start_time
 
 
-def migration_runs(host: str = "127.0.0.1", port: int = 3000, limit: int = 200) -> list[MigrationRun]:
+def migration_runs(
+    host: str = "127.0.0.1", port: int = 3000, limit: int = 200
+) -> list[MigrationRun]:
     """The migration jobs' runs, newest first, through dagster-graphql's DagsterGraphQLClient."""
     from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
@@ -44,12 +53,17 @@ def migration_runs(host: str = "127.0.0.1", port: int = 3000, limit: int = 200) 
     try:
         data = client._execute(RUNS_QUERY, {"limit": limit})  # noqa: SLF001
     except DagsterGraphQLClientError as error:
-        raise RuntimeError(f"cannot read runs from the Dagster webserver at {host}:{port}: {error}") from None
+        raise RuntimeError(
+            f"cannot read runs from the Dagster webserver at {host}:{port}: {error}"
+        ) from None
     result = data["runsOrError"]
     if result["__typename"] != "Runs":
         raise RuntimeError(f"the webserver could not list runs: {result.get('message')}")
-    return [MigrationRun(r["runId"], r["jobName"], r["status"], r["startTime"], r["endTime"])
-            for r in result["results"] if r["jobName"] in MIGRATION_JOBS]
+    return [
+        MigrationRun(r["runId"], r["jobName"], r["status"], r["startTime"], r["endTime"])
+        for r in result["results"]
+        if r["jobName"] in MIGRATION_JOBS
+    ]
 
 
 def render(runs: list[MigrationRun]) -> str:
@@ -57,8 +71,13 @@ def render(runs: list[MigrationRun]) -> str:
         return "No migration runs yet."
     lines = [f"{'started (UTC)':<20} {'job':<24} {'status':<10} {'seconds':>8}  run id"]
     for run in runs:
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(run.start_time)) \
-            if run.start_time else "-"
+        started = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(run.start_time))
+            if run.start_time
+            else "-"
+        )
         seconds = f"{run.seconds:.1f}" if run.seconds is not None else "-"
-        lines.append(f"{started:<20} {run.job_name:<24} {run.status:<10} {seconds:>8}  {run.run_id}")
+        lines.append(
+            f"{started:<20} {run.job_name:<24} {run.status:<10} {seconds:>8}  {run.run_id}"
+        )
     return "\n".join(lines)

@@ -31,14 +31,23 @@ class AppliedProject:
     def as_record(self) -> dict:
         from dataclasses import asdict
 
-        return {**asdict(self), "written": list(self.written),
-                "settings_removed_at_cutover": list(self.settings_removed_at_cutover)}
+        return {
+            **asdict(self),
+            "written": list(self.written),
+            "settings_removed_at_cutover": list(self.settings_removed_at_cutover),
+        }
 
     @classmethod
     def from_record(cls, record: dict) -> AppliedProject:
-        return cls(**{**record, "written": tuple(record["written"]),
-                      "settings_removed_at_cutover": tuple(
-                          record.get("settings_removed_at_cutover") or ())})
+        return cls(
+            **{
+                **record,
+                "written": tuple(record["written"]),
+                "settings_removed_at_cutover": tuple(
+                    record.get("settings_removed_at_cutover") or ()
+                ),
+            }
+        )
 
     @property
     def target(self) -> AgentTarget:
@@ -58,8 +67,9 @@ class AppliedProject:
         from migration_pipeline.cloud_yaml.model import load_cloud_yaml
         from migration_pipeline.lib.files import read_exact
 
-        return load_cloud_yaml(read_exact(Path(self.project_dir) / self.cloud_yaml),
-                               self.cloud_yaml)
+        return load_cloud_yaml(
+            read_exact(Path(self.project_dir) / self.cloud_yaml), self.cloud_yaml
+        )
 
     def cloud_yaml_problems(self) -> list[Problem]:
         """The problems of the dagster_cloud.yaml on disk for the target agent (none: valid)."""
@@ -71,5 +81,11 @@ class AppliedProject:
         except InvalidInput as error:
             return error.problems
         except OSError as error:
-            return [Problem(self.cloud_yaml, None, (),
-                            f"cannot be read ({error.strerror}): apply the plan first")]
+            return [
+                Problem(
+                    self.cloud_yaml,
+                    None,
+                    (),
+                    f"cannot be read ({error.strerror}): apply the plan first",
+                )
+            ]

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from migration_pipeline.lib.files import read_exact, write_atomically
-from migration_pipeline.plan.core import MigrationPlan
 from migration_pipeline.lib.problems import InvalidInput, Problem
+from migration_pipeline.plan.core import MigrationPlan
 
 BACKUP_DIR = ".migration_backup"
 
@@ -25,8 +25,9 @@ def _current(path: Path) -> str | None:
     return read_exact(path) if path.exists() else None
 
 
-def apply_plan(plan: MigrationPlan, project_dir: str | Path, stamp: str | None = None
-               ) -> ApplyResult:
+def apply_plan(
+    plan: MigrationPlan, project_dir: str | Path, stamp: str | None = None
+) -> ApplyResult:
     root = Path(project_dir)
     result = ApplyResult()
     pending = []
@@ -37,8 +38,11 @@ def apply_plan(plan: MigrationPlan, project_dir: str | Path, stamp: str | None =
         if current == planned.new:
             result.unchanged.append(planned.path)
         elif current != planned.old:
-            stale.append(Problem(planned.path, None, (), "changed since the plan was made; make "
-                                 "the plan again"))
+            stale.append(
+                Problem(
+                    planned.path, None, (), "changed since the plan was made; make the plan again"
+                )
+            )
         else:
             pending.append((planned, path, current))
     if stale:
@@ -48,8 +52,8 @@ def apply_plan(plan: MigrationPlan, project_dir: str | Path, stamp: str | None =
     backup_root = Path(BACKUP_DIR) / (stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
     for planned, path, current in pending:
         # A run killed mid-write leaves its temporary file beside the target: clear it.
-        for stale in path.parent.glob(f".{path.name}.tmp-*"):
-            stale.unlink(missing_ok=True)
+        for leftover in path.parent.glob(f".{path.name}.tmp-*"):
+            leftover.unlink(missing_ok=True)
         if current is not None:
             backup = backup_root / planned.path
             write_atomically(root / backup, current)

@@ -24,13 +24,13 @@ from migration_pipeline.images.dockerfile import (
     render_dockerfile,
 )
 from migration_pipeline.inventory.core import Inventory, settings_after_cutover
+from migration_pipeline.lib.problems import InvalidInput, Problem
 from migration_pipeline.plan.model import (
     MigrationPlan,
     PlannedFile,
     PlanWarning,
     SettingsChange,
 )
-from migration_pipeline.lib.problems import InvalidInput, Problem
 from migration_pipeline.plan.project import ProjectFiles, normalize
 from migration_pipeline.plan.scan import (
     Finding,
@@ -45,10 +45,10 @@ from migration_pipeline.targets.settings import TargetSettings
 IO_MANAGER_ADVICE = {
     "ecs": "dagster_aws.s3.S3PickleIOManager (a bucket the ECS task role can write)",
     "kubernetes": "an object-store I/O manager such as dagster_aws.s3.S3PickleIOManager or "
-                  "dagster_gcp.GCSPickleIOManager",
+    "dagster_gcp.GCSPickleIOManager",
     "azure": "dagster_azure.adls2.ADLS2PickleIOManager (an ADLS Gen2 container)",
     "docker": "an object-store I/O manager (dagster_aws.s3.S3PickleIOManager, ...) or "
-              "dg.FilesystemIOManager on a mounted volume",
+    "dg.FilesystemIOManager on a mounted volume",
     "local": "dg.FilesystemIOManager (a directory the Local agent's machine keeps)",
 }
 
@@ -62,23 +62,54 @@ BuildDirectories = dict[str, list[tuple[str, dict[str, Any]]]]
 def find_cloud_yaml(project: ProjectFiles) -> str:
     present = [name for name in CLOUD_YAML_NAMES if project.has(name)]
     if not present:
-        raise InvalidInput([Problem(project.root, None, (), "has no dagster_cloud.yaml (or "
-                                    "build.yaml) at its top: is this the project directory?")])
+        raise InvalidInput(
+            [
+                Problem(
+                    project.root,
+                    None,
+                    (),
+                    "has no dagster_cloud.yaml (or "
+                    "build.yaml) at its top: is this the project directory?",
+                )
+            ]
+        )
     if len(present) > 1:
-        raise InvalidInput([Problem(present[1], None, (), "both dagster_cloud.yaml and build.yaml "
-                                    "exist; keep one (dagster-cloud ci reads dagster_cloud.yaml)")])
+        raise InvalidInput(
+            [
+                Problem(
+                    present[1],
+                    None,
+                    (),
+                    "both dagster_cloud.yaml and build.yaml "
+                    "exist; keep one (dagster-cloud ci reads dagster_cloud.yaml)",
+                )
+            ]
+        )
     return present[0]
 
 
-def make_plan(project: ProjectFiles, target_name: str, settings: TargetSettings,
-              inventory: Inventory | None = None) -> MigrationPlan:
+def make_plan(
+    project: ProjectFiles,
+    target_name: str,
+    settings: TargetSettings,
+    inventory: Inventory | None = None,
+) -> MigrationPlan:
     """Plan the migration of `project` to `target_name`. Raises `InvalidInput` (nothing to
     write) when an input is wrong."""
     target = get_target(target_name)
     if needs_images(target) and not settings.registry:
-        raise InvalidInput([Problem("--registry", None, (), f"is required for target "
-                                    f"{target_name}: the agent pulls each location's image from it "
-                                    "(e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/acme)")])
+        raise InvalidInput(
+            [
+                Problem(
+                    "--registry",
+                    None,
+                    (),
+                    f"is required for target "
+                    f"{target_name}: the agent pulls each location's image from it "
+                    "(e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/acme)",
+                )
+            ]
+        )
     name = find_cloud_yaml(project)
     original = project.text(name) or ""
     cloud = load_cloud_yaml(original, name)
@@ -93,12 +124,9 @@ def make_plan(project: ProjectFiles, target_name: str, settings: TargetSettings,
     if problems:
         raise InvalidInput(problems)
 
-    warnings: list[PlanWarning] = [
-        PlanWarning(str(c), name, c.line) for c in rewrite.conflicts
-    ]
+    warnings: list[PlanWarning] = [PlanWarning(str(c), name, c.line) for c in rewrite.conflicts]
     warnings += [PlanWarning(p.message, p.file) for p in project.unreadable]
-    files = [PlannedFile(name, original, rewrite.text,
-                         f"rewritten for the {target.label} agent")]
+    files = [PlannedFile(name, original, rewrite.text, f"rewritten for the {target.label} agent")]
 
     version = settings.python_version
     version_source = "the target settings"
@@ -121,26 +149,49 @@ def make_plan(project: ProjectFiles, target_name: str, settings: TargetSettings,
     replaced: set[str] = set()
     serverless_ci = serverless_workflows(project)
     uses_branch_deployments = bool(inventory and inventory.uses_branch_deployments) or any(
-        ci_makes_branch_deployments(project.text(f.file) or "") for f in serverless_ci)
+        ci_makes_branch_deployments(project.text(f.file) or "") for f in serverless_ci
+    )
     if needs_images(target) and serverless_ci:
         ci_files, ci_secrets, ci_warnings = _hybrid_ci(
-            project, [f.file for f in serverless_ci], directories, name, rewrite.images, version,
-            inventory, settings, uses_branch_deployments)
+            project,
+            [f.file for f in serverless_ci],
+            directories,
+            name,
+            rewrite.images,
+            version,
+            inventory,
+            settings,
+            uses_branch_deployments,
+        )
         files += ci_files
         warnings += ci_warnings
         replaced = {f.path for f in ci_files}
 
     findings, broken = scan_python(project)
-    warnings += [PlanWarning("does not parse as Python, so it was not scanned for Serverless-only "
-                             "features", path) for path in broken]
-    warnings += _feature_warnings(findings, directories, [ref.name for ref in cloud.locations],
-                                  target_name, inventory, settings.remove_non_isolated_runs)
     warnings += [
-        PlanWarning("this Serverless CI workflow (PEX fast deploys) stops working after the "
-                    "cutover: replace it with a Hybrid workflow that builds and pushes the images",
-                    f.file, f.line)
+        PlanWarning(
+            "does not parse as Python, so it was not scanned for Serverless-only features", path
+        )
+        for path in broken
+    ]
+    warnings += _feature_warnings(
+        findings,
+        directories,
+        [ref.name for ref in cloud.locations],
+        target_name,
+        inventory,
+        settings.remove_non_isolated_runs,
+    )
+    warnings += [
+        PlanWarning(
+            "this Serverless CI workflow (PEX fast deploys) stops working after the "
+            "cutover: replace it with a Hybrid workflow that builds and pushes the images",
+            f.file,
+            f.line,
+        )
         for f in serverless_ci
-        if f.file not in replaced and not (f.file == ".gitlab-ci.yml" and replaced)
+        if f.file not in replaced
+        and not (f.file == ".gitlab-ci.yml" and replaced)
         and not (f.file.startswith(".github/") and any(r.startswith(".github/") for r in replaced))
     ]
 
@@ -160,57 +211,104 @@ def make_plan(project: ProjectFiles, target_name: str, settings: TargetSettings,
     )
 
 
-def _hybrid_ci(project: ProjectFiles, serverless_files: list[str], directories: BuildDirectories,
-               cloud_yaml: str, images: dict[str, str], python_version: str,
-               inventory: Inventory | None, settings: TargetSettings,
-               branch_deployments: bool):
+def _hybrid_ci(
+    project: ProjectFiles,
+    serverless_files: list[str],
+    directories: BuildDirectories,
+    cloud_yaml: str,
+    images: dict[str, str],
+    python_version: str,
+    inventory: Inventory | None,
+    settings: TargetSettings,
+    branch_deployments: bool,
+):
     """The Hybrid CI in place of the Serverless one: the first Serverless GitHub workflow is
     replaced (on the triggers of all of them); for GitLab a job file to include is written next
     to `.gitlab-ci.yml`."""
     from migration_pipeline.ci import common, github, gitlab
 
-    builds = tuple(common.ImageBuild(name, directory, images[name])
-                   for directory, locations in sorted(directories.items())
-                   for name, _ in locations if name in images)
+    builds = tuple(
+        common.ImageBuild(name, directory, images[name])
+        for directory, locations in sorted(directories.items())
+        for name, _ in locations
+        if name in images
+    )
     deployment = inventory.deployment if inventory else "prod"
     old_texts = [project.text(f) or "" for f in serverless_files]
     url = (inventory.organization_url if inventory else None) or common.dagster_cloud_url_of(
-        "".join(old_texts))
+        "".join(old_texts)
+    )
     warnings: list[PlanWarning] = []
     organization = settings.organization or (common.organization_from_url(url) if url else None)
     if not url:
         url = f"https://{organization or 'ORGANIZATION'}.dagster.cloud"
-        warnings.append(PlanWarning("the Dagster+ URL is not known (no inventory, none in the old "
-                                    "CI): set DAGSTER_CLOUD_URL in the new CI", serverless_files[0]))
+        warnings.append(
+            PlanWarning(
+                "the Dagster+ URL is not known (no inventory, none in the old "
+                "CI): set DAGSTER_CLOUD_URL in the new CI",
+                serverless_files[0],
+            )
+        )
     if not organization:
         organization = "ORGANIZATION"
-        warnings.append(PlanWarning(
-            f"the Dagster+ organization cannot be read from {url}: set `organization` in the "
-            "target settings (the new CI needs DAGSTER_CLOUD_ORGANIZATION)", serverless_files[0]))
-    setup = common.CiSetup(builds, url, organization, deployment, python_version, cloud_yaml,
-                           branch_deployments)
+        warnings.append(
+            PlanWarning(
+                f"the Dagster+ organization cannot be read from {url}: set `organization` in the "
+                "target settings (the new CI needs DAGSTER_CLOUD_ORGANIZATION)",
+                serverless_files[0],
+            )
+        )
+    setup = common.CiSetup(
+        builds, url, organization, deployment, python_version, cloud_yaml, branch_deployments
+    )
     files: list[PlannedFile] = []
     secrets: list[str] = []
     workflows = [f for f in serverless_files if f.startswith(".github/")]
     if workflows:
         triggers = common.github_triggers(
-            [text for f, text in zip(serverless_files, old_texts) if f.startswith(".github/")])
+            [
+                text
+                for f, text in zip(serverless_files, old_texts, strict=True)
+                if f.startswith(".github/")
+            ]
+        )
         text, needed = github.hybrid_workflow(setup, triggers)
-        files.append(PlannedFile(workflows[0], project.text(workflows[0]), text,
-                                 "the Hybrid CI: builds and pushes an image per location, then "
-                                 "deploys" + (" (and a branch deployment per pull request)"
-                                              if branch_deployments else "")))
+        files.append(
+            PlannedFile(
+                workflows[0],
+                project.text(workflows[0]),
+                text,
+                "the Hybrid CI: builds and pushes an image per location, then "
+                "deploys"
+                + (" (and a branch deployment per pull request)" if branch_deployments else ""),
+            )
+        )
         secrets += needed
-        warnings += [PlanWarning(f"remove this Serverless workflow: {workflows[0]} now deploys "
-                                 "on its triggers too", other) for other in workflows[1:]]
+        warnings += [
+            PlanWarning(
+                f"remove this Serverless workflow: {workflows[0]} now deploys on its triggers too",
+                other,
+            )
+            for other in workflows[1:]
+        ]
     if ".gitlab-ci.yml" in serverless_files:
         text, needed = gitlab.hybrid_job(setup)
-        files.append(PlannedFile(gitlab.PATH, project.text(gitlab.PATH), text,
-                                 "the Hybrid GitLab CI job: builds, pushes, deploys"))
+        files.append(
+            PlannedFile(
+                gitlab.PATH,
+                project.text(gitlab.PATH),
+                text,
+                "the Hybrid GitLab CI job: builds, pushes, deploys",
+            )
+        )
         secrets += [s for s in needed if s not in secrets]
-        warnings.append(PlanWarning(f"include {gitlab.PATH} here and remove the Serverless deploy "
-                                    "job: the plan does not edit .gitlab-ci.yml itself",
-                                    ".gitlab-ci.yml"))
+        warnings.append(
+            PlanWarning(
+                f"include {gitlab.PATH} here and remove the Serverless deploy "
+                "job: the plan does not edit .gitlab-ci.yml itself",
+                ".gitlab-ci.yml",
+            )
+        )
     return files, secrets, warnings
 
 
@@ -225,14 +323,20 @@ def build_directories(cloud: CloudYaml) -> BuildDirectories:
     return directories
 
 
-def _dockerfiles(project: ProjectFiles, directories: BuildDirectories, python_version: str,
-                 base_image: str | None):
+def _dockerfiles(
+    project: ProjectFiles,
+    directories: BuildDirectories,
+    python_version: str,
+    base_image: str | None,
+):
     for directory, locations in sorted(directories.items()):
         prefix = "" if directory == "." else directory + "/"
         names = tuple(name for name, _ in locations)
         dockerfile = prefix + "Dockerfile"
-        dependency_text = "".join(project.text(prefix + f) or "" for f in (
-            "requirements.txt", "pyproject.toml", "setup.py", "setup.cfg"))
+        dependency_text = "".join(
+            project.text(prefix + f) or ""
+            for f in ("requirements.txt", "pyproject.toml", "setup.py", "setup.cfg")
+        )
         working = {merged.get("working_directory") for _, merged in locations}
         build = BuildContext(
             locations=names,
@@ -251,28 +355,52 @@ def _dockerfiles(project: ProjectFiles, directories: BuildDirectories, python_ve
         existing = project.text(dockerfile)
         reason = f"builds {', '.join(names)} (replaces the Serverless PEX build)"
         if existing is not None and existing != generated:
-            yield None, PlanWarning(
-                f"kept your Dockerfile for {', '.join(names)}: check that it installs "
-                "dagster-cloud and does what the Serverless hooks did", dockerfile)
+            yield (
+                None,
+                PlanWarning(
+                    f"kept your Dockerfile for {', '.join(names)}: check that it installs "
+                    "dagster-cloud and does what the Serverless hooks did",
+                    dockerfile,
+                ),
+            )
         else:
             yield PlannedFile(dockerfile, existing, generated, reason), None
             if not (build.has_requirements or build.has_pyproject or build.has_setup_py):
-                yield None, PlanWarning(
-                    f"{directory} has no requirements.txt, pyproject.toml or setup.py: the image "
-                    f"for {', '.join(names)} installs only dagster-cloud", dockerfile)
+                yield (
+                    None,
+                    PlanWarning(
+                        f"{directory} has no requirements.txt, pyproject.toml or setup.py: the image "
+                        f"for {', '.join(names)} installs only dagster-cloud",
+                        dockerfile,
+                    ),
+                )
         ignore = prefix + ".dockerignore"
         existing_ignore = project.text(ignore)
-        if existing_ignore in (None, DOCKERIGNORE):
-            yield PlannedFile(ignore, existing_ignore, DOCKERIGNORE,
-                              "keeps the VCS, virtualenvs, caches and the agent's token out of "
-                              "the image"), None
+        if existing_ignore is None or existing_ignore == DOCKERIGNORE:
+            yield (
+                PlannedFile(
+                    ignore,
+                    existing_ignore,
+                    DOCKERIGNORE,
+                    "keeps the VCS, virtualenvs, caches and the agent's token out of the image",
+                ),
+                None,
+            )
         elif directory == "." and AGENT_DIR not in existing_ignore.split():
             # The agent's files (and its token) live in the repository: keep them out of images.
             separator = "" if existing_ignore.endswith("\n") else "\n"
-            yield PlannedFile(ignore, existing_ignore, existing_ignore + separator
-                              + "# Added by migration_pipeline: the agent's token stays out of "
-                              f"images.\n{AGENT_DIR}\n",
-                              "keeps the agent's token out of the image"), None
+            yield (
+                PlannedFile(
+                    ignore,
+                    existing_ignore,
+                    existing_ignore
+                    + separator
+                    + "# Added by migration_pipeline: the agent's token stays out of "
+                    f"images.\n{AGENT_DIR}\n",
+                    "keeps the agent's token out of the image",
+                ),
+                None,
+            )
 
 
 def _location_roots(directories: BuildDirectories) -> dict[str, list[str]]:
@@ -282,8 +410,11 @@ def _location_roots(directories: BuildDirectories) -> dict[str, list[str]]:
     for directory, locations in directories.items():
         for name, merged in locations:
             working = merged.get("working_directory")
-            root = directory if not working or working.startswith("/") \
+            root = (
+                directory
+                if not working or working.startswith("/")
                 else normalize(f"{directory}/{working}")
+            )
             roots[root].append(name)
     return roots
 
@@ -299,48 +430,68 @@ def _locations_of(path: str, roots: dict[str, list[str]]) -> tuple[str, ...]:
     return best
 
 
-def _feature_warnings(findings: list[Finding], directories: BuildDirectories,
-                      location_names: list[str], target: str,
-                      inventory: Inventory | None,
-                      removing_non_isolated_runs: bool) -> list[PlanWarning]:
+def _feature_warnings(
+    findings: list[Finding],
+    directories: BuildDirectories,
+    location_names: list[str],
+    target: str,
+    inventory: Inventory | None,
+    removing_non_isolated_runs: bool,
+) -> list[PlanWarning]:
     warnings = []
     non_isolated = (inventory.settings.get("non_isolated_runs") if inventory else None) or {}
     kept = not removing_non_isolated_runs
     for f in findings:
         if f.kind == "isolation_tag" and (kept and non_isolated.get("enabled")):
-            warnings.append(PlanWarning(
-                "asks for a non-isolated run (`dagster/isolation` tag): Hybrid agents run these "
-                "too (in the code server), and the deployment's `non_isolated_runs` setting is "
-                "kept, so the tag keeps working",
-                f.file, f.line,
-                fix="give the code server enough memory and CPU for these runs, or drop the tag "
+            warnings.append(
+                PlanWarning(
+                    "asks for a non-isolated run (`dagster/isolation` tag): Hybrid agents run these "
+                    "too (in the code server), and the deployment's `non_isolated_runs` setting is "
+                    "kept, so the tag keeps working",
+                    f.file,
+                    f.line,
+                    fix="give the code server enough memory and CPU for these runs, or drop the tag "
                     "and give the job `executor_def=dg.in_process_executor` (one process per run) "
-                    "or `dg.multiprocess_executor`"))
+                    "or `dg.multiprocess_executor`",
+                )
+            )
         elif f.kind == "isolation_tag":
-            warnings.append(PlanWarning(
-                "asks for a non-isolated run (`dagster/isolation` tag), but the deployment's "
-                "`non_isolated_runs` setting is " + ("removed at cutover" if non_isolated.get(
-                    "enabled") else "not enabled") + ": the run will be isolated",
-                f.file, f.line,
-                fix="drop the tag and give the job `executor_def=dg.in_process_executor` to keep "
+            warnings.append(
+                PlanWarning(
+                    "asks for a non-isolated run (`dagster/isolation` tag), but the deployment's "
+                    "`non_isolated_runs` setting is "
+                    + ("removed at cutover" if non_isolated.get("enabled") else "not enabled")
+                    + ": the run will be isolated",
+                    f.file,
+                    f.line,
+                    fix="drop the tag and give the job `executor_def=dg.in_process_executor` to keep "
                     "its steps in one process (or `dg.multiprocess_executor` to run them in "
-                    "parallel)"))
+                    "parallel)",
+                )
+            )
         elif f.kind == "serverless_io_manager":
-            warnings.append(PlanWarning(
-                "uses the Serverless I/O manager, whose storage Hybrid agents cannot reach",
-                f.file, f.line,
-                fix=f"replace it with {IO_MANAGER_ADVICE[target]}; rematerialize (or copy) the "
-                    "outputs that downstream assets still read"))
+            warnings.append(
+                PlanWarning(
+                    "uses the Serverless I/O manager, whose storage Hybrid agents cannot reach",
+                    f.file,
+                    f.line,
+                    fix=f"replace it with {IO_MANAGER_ADVICE[target]}; rematerialize (or copy) the "
+                    "outputs that downstream assets still read",
+                )
+            )
     if not non_isolated.get("enabled"):
         return warnings
     if kept:
-        warnings.append(PlanWarning(
-            "the deployment's `non_isolated_runs` setting is kept: Hybrid agents run "
-            "non-isolated runs too, in the code server (set `remove_non_isolated_runs: true` in "
-            "the target settings to remove it at cutover)",
-            fix="size the code servers' containers for these runs; or isolate each run and keep "
+        warnings.append(
+            PlanWarning(
+                "the deployment's `non_isolated_runs` setting is kept: Hybrid agents run "
+                "non-isolated runs too, in the code server (set `remove_non_isolated_runs: true` in "
+                "the target settings to remove it at cutover)",
+                fix="size the code servers' containers for these runs; or isolate each run and keep "
                 "its steps in one process with `executor=dg.in_process_executor` "
-                "(`dg.multiprocess_executor` for parallel steps)"))
+                "(`dg.multiprocess_executor` for parallel steps)",
+            )
+        )
         return warnings
     definitions = [f for f in findings if f.kind == "definitions"]
     roots = _location_roots(directories)
@@ -348,25 +499,33 @@ def _feature_warnings(findings: list[Finding], directories: BuildDirectories,
     for f in definitions:
         locations = _locations_of(f.file, roots)
         covered.update(locations)
-        warnings.append(PlanWarning(
-            f"runs of {', '.join(locations) or 'this code'} could run non-isolated (the "
-            "deployment's `non_isolated_runs` setting, removed at cutover as the target settings "
-            "ask)",
-            f.file, f.line,
-            fix="add `executor=dg.in_process_executor` to this Definitions to keep each "
+        warnings.append(
+            PlanWarning(
+                f"runs of {', '.join(locations) or 'this code'} could run non-isolated (the "
+                "deployment's `non_isolated_runs` setting, removed at cutover as the target settings "
+                "ask)",
+                f.file,
+                f.line,
+                fix="add `executor=dg.in_process_executor` to this Definitions to keep each "
                 "run's steps in one process, or `dg.multiprocess_executor` for parallel "
-                "steps"))
+                "steps",
+            )
+        )
     for location in location_names:
         if location not in covered:
-            warnings.append(PlanWarning(
-                f"{location}: runs could run non-isolated before the cutover; after it each run "
-                "is isolated. Give its jobs `executor_def=dg.in_process_executor` where that "
-                "mattered"))
+            warnings.append(
+                PlanWarning(
+                    f"{location}: runs could run non-isolated before the cutover; after it each run "
+                    "is isolated. Give its jobs `executor_def=dg.in_process_executor` where that "
+                    "mattered"
+                )
+            )
     return warnings
 
 
-def _settings_change(inventory: Inventory | None, settings: TargetSettings
-                     ) -> SettingsChange | None:
+def _settings_change(
+    inventory: Inventory | None, settings: TargetSettings
+) -> SettingsChange | None:
     if not inventory:
         return None
     before = copy.deepcopy(inventory.settings)

@@ -28,17 +28,19 @@ class MigrationConfig(dg.Config):
     project_dir: str = Field(description="The repository that holds dagster_cloud.yaml.")
     target: AgentTarget = Field(default=AgentTarget.kubernetes, description="The agent type.")
     registry: str | None = Field(
-        default=None, description="Image registry and repository prefix, e.g. "
-        "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme (not needed for local).")
+        default=None,
+        description="Image registry and repository prefix, e.g. "
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme (not needed for local).",
+    )
     settings_file: str | None = Field(
-        default=None, description="Target settings YAML (optional; every key has a default).")
+        default=None, description="Target settings YAML (optional; every key has a default)."
+    )
 
 
 def invalid_input_failure(error) -> dg.Failure:
     return dg.Failure(
         description=error.report(),
-        metadata={"problems": dg.MetadataValue.md(
-            "\n".join(f"- `{p}`" for p in error.problems))},
+        metadata={"problems": dg.MetadataValue.md("\n".join(f"- `{p}`" for p in error.problems))},
         allow_retries=False,
     )
 
@@ -49,8 +51,9 @@ def invalid_input_failure(error) -> dg.Failure:
     "change and every warning. Reads only.",
     kinds={"python"},
 )
-def migration_plan(context: dg.AssetExecutionContext, config: MigrationConfig,
-                   serverless_inventory: Inventory) -> dg.Output[PlannedMigration]:
+def migration_plan(
+    context: dg.AssetExecutionContext, config: MigrationConfig, serverless_inventory: Inventory
+) -> dg.Output[PlannedMigration]:
     from migration_pipeline.lib.files import read_user_file
     from migration_pipeline.lib.problems import InvalidInput
     from migration_pipeline.plan.core import make_plan
@@ -58,10 +61,12 @@ def migration_plan(context: dg.AssetExecutionContext, config: MigrationConfig,
     from migration_pipeline.targets.settings import load_target_settings
 
     try:
-        settings_text = read_user_file(config.settings_file, "settings file") \
-            if config.settings_file else None
-        settings = load_target_settings(config.target.value, settings_text,
-                                        config.settings_file or "settings", config.registry)
+        settings_text = (
+            read_user_file(config.settings_file, "settings file") if config.settings_file else None
+        )
+        settings = load_target_settings(
+            config.target.value, settings_text, config.settings_file or "settings", config.registry
+        )
         project = read_project(config.project_dir)
         plan = make_plan(project, config.target.value, settings, serverless_inventory)
     except InvalidInput as error:
@@ -79,7 +84,8 @@ def migration_plan(context: dg.AssetExecutionContext, config: MigrationConfig,
             "diff": dg.MetadataValue.md(f"```diff\n{diff}```" if diff else "_no file changes_"),
             "images": dg.MetadataValue.json(plan.images),
             "settings_removed_at_cutover": list(plan.settings_change.removed)
-            if plan.settings_change else [],
+            if plan.settings_change
+            else [],
             "branch_deployments": plan.branch_deployments,
         },
     )
@@ -92,8 +98,9 @@ def migration_plan(context: dg.AssetExecutionContext, config: MigrationConfig,
     "writes nothing.",
     kinds={"python"},
 )
-def hybrid_project_files(context: dg.AssetExecutionContext,
-                         migration_plan: PlannedMigration) -> dg.Output[AppliedProject]:
+def hybrid_project_files(
+    context: dg.AssetExecutionContext, migration_plan: PlannedMigration
+) -> dg.Output[AppliedProject]:
     from migration_pipeline.lib.problems import InvalidInput
     from migration_pipeline.plan.apply import apply_plan
 
@@ -103,35 +110,47 @@ def hybrid_project_files(context: dg.AssetExecutionContext,
     except InvalidInput as error:
         raise invalid_input_failure(error) from None
     for path in result.written:
-        context.log.info(f"wrote {path}" + (f" (backup {result.backups[path]})"
-                                             if path in result.backups else ""))
+        context.log.info(
+            f"wrote {path}"
+            + (f" (backup {result.backups[path]})" if path in result.backups else "")
+        )
     applied = AppliedProject(
-        project_dir=migration_plan.project_dir, target_name=plan.target,
-        cloud_yaml=plan.cloud_yaml, images=dict(plan.images), written=tuple(result.written),
+        project_dir=migration_plan.project_dir,
+        target_name=plan.target,
+        cloud_yaml=plan.cloud_yaml,
+        images=dict(plan.images),
+        written=tuple(result.written),
         settings=migration_plan.settings.model_dump(mode="json"),
         settings_removed_at_cutover=plan.settings_change.removed if plan.settings_change else (),
-        branch_deployments=plan.branch_deployments)
-    return dg.Output(applied, metadata={
-        **record_metadata(applied.as_record()),
-        "written": result.written,
-        "unchanged": result.unchanged,
-        "backups": dg.MetadataValue.json(result.backups),
-        "project_dir": migration_plan.project_dir,
-    })
+        branch_deployments=plan.branch_deployments,
+    )
+    return dg.Output(
+        applied,
+        metadata={
+            **record_metadata(applied.as_record()),
+            "written": result.written,
+            "unchanged": result.unchanged,
+            "backups": dg.MetadataValue.json(result.backups),
+            "project_dir": migration_plan.project_dir,
+        },
+    )
 
 
-@dg.asset_check(asset=hybrid_project_files, blocking=True,
-                description="The written dagster_cloud.yaml validates with Dagster+'s schemas "
-                "and the target agent's container context schema.")
-def hybrid_dagster_cloud_yaml_is_valid(
-        hybrid_project_files: AppliedProject) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=hybrid_project_files,
+    blocking=True,
+    description="The written dagster_cloud.yaml validates with Dagster+'s schemas "
+    "and the target agent's container context schema.",
+)
+def hybrid_dagster_cloud_yaml_is_valid(hybrid_project_files: AppliedProject) -> dg.AssetCheckResult:
     problems = hybrid_project_files.cloud_yaml_problems()
     path = Path(hybrid_project_files.project_dir) / hybrid_project_files.cloud_yaml
     return dg.AssetCheckResult(
         passed=not problems,
-        metadata={"file": str(path),
-                  "problems": dg.MetadataValue.md("\n".join(f"- `{p}`" for p in problems)
-                                                  or "_none_")},
+        metadata={
+            "file": str(path),
+            "problems": dg.MetadataValue.md("\n".join(f"- `{p}`" for p in problems) or "_none_"),
+        },
     )
 
 
@@ -140,9 +159,21 @@ def hybrid_dagster_cloud_yaml_is_valid(
 # Set your repository, target and registry.
 EXAMPLE_PROJECT = Path(__file__).resolve().parents[2] / "examples" / "serverless_repo"
 EXAMPLE_REGISTRY = "registry.example.com/acme"
-LAUNCHPAD_DEFAULT = ({"ops": {"migration_plan": {"config": {
-    "project_dir": str(EXAMPLE_PROJECT), "target": "kubernetes", "registry": EXAMPLE_REGISTRY}}}}
-    if (EXAMPLE_PROJECT / "dagster_cloud.yaml").is_file() else None)
+LAUNCHPAD_DEFAULT = (
+    {
+        "ops": {
+            "migration_plan": {
+                "config": {
+                    "project_dir": str(EXAMPLE_PROJECT),
+                    "target": "kubernetes",
+                    "registry": EXAMPLE_REGISTRY,
+                }
+            }
+        }
+    }
+    if (EXAMPLE_PROJECT / "dagster_cloud.yaml").is_file()
+    else None
+)
 
 plan_job = dg.define_asset_job(
     "plan_migration",

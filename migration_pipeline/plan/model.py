@@ -26,9 +26,14 @@ class PlannedFile:
     def diff(self) -> str:
         before = (self.old or "").splitlines(keepends=True)
         after = self.new.splitlines(keepends=True)
-        return "".join(difflib.unified_diff(
-            before, after, fromfile="/dev/null" if self.old is None else f"a/{self.path}",
-            tofile=f"b/{self.path}"))
+        return "".join(
+            difflib.unified_diff(
+                before,
+                after,
+                fromfile="/dev/null" if self.old is None else f"a/{self.path}",
+                tofile=f"b/{self.path}",
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -97,41 +102,70 @@ class PlannedMigration:
 
 def render_summary(plan: MigrationPlan) -> str:
     lines = [f"## Migration plan: Serverless to Hybrid ({plan.target})", ""]
-    lines += [f"- Code locations: {len(plan.locations)} ({', '.join(plan.locations)})",
-              f"- Files: {len([f for f in plan.files if f.action == 'create'])} to create, "
-              f"{len([f for f in plan.files if f.action == 'update'])} to update, "
-              f"{len([f for f in plan.files if f.action == 'unchanged'])} unchanged",
-              f"- Python for the images: {plan.python_version} (from {plan.python_version_source})",
-              "- Branch deployments: " + (
-                  "in use, so the agent's config serves them"
-                  + (" and the CI makes one per pull request" if plan.ci_secrets else "")
-                  if plan.branch_deployments else "none seen"),
-              f"- Warnings: {len(plan.warnings)}", ""]
-    lines += ["### Files", "", table(["file", "action", "why"],
-                                     [[f"`{f.path}`", f.action, f.reason] for f in plan.files])]
+    lines += [
+        f"- Code locations: {len(plan.locations)} ({', '.join(plan.locations)})",
+        f"- Files: {len([f for f in plan.files if f.action == 'create'])} to create, "
+        f"{len([f for f in plan.files if f.action == 'update'])} to update, "
+        f"{len([f for f in plan.files if f.action == 'unchanged'])} unchanged",
+        f"- Python for the images: {plan.python_version} (from {plan.python_version_source})",
+        "- Branch deployments: "
+        + (
+            "in use, so the agent's config serves them"
+            + (" and the CI makes one per pull request" if plan.ci_secrets else "")
+            if plan.branch_deployments
+            else "none seen"
+        ),
+        f"- Warnings: {len(plan.warnings)}",
+        "",
+    ]
+    lines += [
+        "### Files",
+        "",
+        table(["file", "action", "why"], [[f"`{f.path}`", f.action, f.reason] for f in plan.files]),
+    ]
     if plan.changes:
         lines += ["", f"### Changes to `{plan.cloud_yaml}`", ""]
         lines += [f"- {cell(change)}" for change in plan.changes]
     if plan.images:
-        lines += ["", "### Images", "", table(["location", "image repository"],
-                                              [[name, f"`{repo}`"] for name, repo
-                                               in plan.images.items()])]
+        lines += [
+            "",
+            "### Images",
+            "",
+            table(
+                ["location", "image repository"],
+                [[name, f"`{repo}`"] for name, repo in plan.images.items()],
+            ),
+        ]
     if plan.ci_secrets:
-        lines += ["", "### CI", "",
-                  "The Serverless CI is replaced by a Hybrid one (see the diff). Set these "
-                  "repository secrets (CI/CD variables on GitLab): " + ", ".join(f"`{s}`" for s in plan.ci_secrets) + "."]
+        lines += [
+            "",
+            "### CI",
+            "",
+            "The Serverless CI is replaced by a Hybrid one (see the diff). Set these "
+            "repository secrets (CI/CD variables on GitLab): "
+            + ", ".join(f"`{s}`" for s in plan.ci_secrets)
+            + ".",
+        ]
     lines += ["", "### Dagster+ changes at cutover", ""]
     if plan.settings_change is None:
         lines += ["- Deployment settings not read (no inventory): run the inventory first."]
     elif plan.settings_change.removed:
-        lines += [f"- Remove the deployment setting `{key}` (now "
-                  f"`{plan.settings_change.before[key]}`), as the target settings ask"
-                  for key in plan.settings_change.removed]
+        lines += [
+            f"- Remove the deployment setting `{key}` (now "
+            f"`{plan.settings_change.before[key]}`), as the target settings ask"
+            for key in plan.settings_change.removed
+        ]
     else:
         lines += ["- Deployment settings are kept as they are."]
     lines += ["- Switch the deployment's agent type to HYBRID."]
     if plan.warnings:
-        lines += ["", "### Warnings", "", table(["where", "what", "how to fix"],
-                                                [[w.where(), w.message, w.fix or ""]
-                                                 for w in plan.warnings])]
+        lines += [
+            "",
+            "### Warnings",
+            "",
+            table(
+                ["where", "what", "how to fix"],
+                [[w.where(), w.message, w.fix or ""] for w in plan.warnings],
+            ),
+        ]
     return "\n".join(lines) + "\n"

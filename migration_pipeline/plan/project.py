@@ -13,12 +13,35 @@ from pathlib import Path, PurePosixPath
 from migration_pipeline.lib.files import read_exact
 from migration_pipeline.lib.problems import InvalidInput, Problem
 
-SKIP_DIRS = {".git", ".venv", "venv", "env", "node_modules", "__pycache__", ".tox", ".mypy_cache",
-             ".pytest_cache", ".dagster_home", ".migration_backup", "site-packages", "build",
-             "dist", ".eggs"}
-INTERESTING_NAMES = {"dagster_cloud.yaml", "build.yaml", "Dockerfile", ".dockerignore",
-                     "pyproject.toml", "setup.py", "setup.cfg", "dagster_cloud_pre_install.sh",
-                     "dagster_cloud_post_install.sh", ".gitlab-ci.yml"}
+SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "venv",
+    "env",
+    "node_modules",
+    "__pycache__",
+    ".tox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".dagster_home",
+    ".migration_backup",
+    "site-packages",
+    "build",
+    "dist",
+    ".eggs",
+}
+INTERESTING_NAMES = {
+    "dagster_cloud.yaml",
+    "build.yaml",
+    "Dockerfile",
+    ".dockerignore",
+    "pyproject.toml",
+    "setup.py",
+    "setup.cfg",
+    "dagster_cloud_pre_install.sh",
+    "dagster_cloud_post_install.sh",
+    ".gitlab-ci.yml",
+}
 MAX_FILE_BYTES = 1_000_000
 
 
@@ -51,10 +74,15 @@ def normalize(path: str) -> str:
 
 def _interesting(relative: str) -> bool:
     name = relative.rsplit("/", 1)[-1]
-    return (name in INTERESTING_NAMES or name.endswith(".py")
-            or (name.startswith("requirements") and name.endswith(".txt"))
-            or (relative.startswith((".github/workflows/", ".gitlab/"))
-                and name.endswith((".yml", ".yaml"))))
+    return (
+        name in INTERESTING_NAMES
+        or name.endswith(".py")
+        or (name.startswith("requirements") and name.endswith(".txt"))
+        or (
+            relative.startswith((".github/workflows/", ".gitlab/"))
+            and name.endswith((".yml", ".yaml"))
+        )
+    )
 
 
 def read_project(project_dir: str | Path) -> ProjectFiles:
@@ -67,7 +95,9 @@ def read_project(project_dir: str | Path) -> ProjectFiles:
     texts: dict[str, str] = {}
     problems: list[Problem] = []
     for directory, subdirs, files in os.walk(root):
-        subdirs[:] = sorted(d for d in subdirs if d not in SKIP_DIRS and not d.endswith(".egg-info"))
+        subdirs[:] = sorted(
+            d for d in subdirs if d not in SKIP_DIRS and not d.endswith(".egg-info")
+        )
         for name in sorted(files):
             path = Path(directory, name)
             relative = path.relative_to(root).as_posix()
@@ -78,8 +108,14 @@ def read_project(project_dir: str | Path) -> ProjectFiles:
                     continue
                 texts[relative] = read_exact(path)
             except UnicodeDecodeError as error:
-                problems.append(Problem(relative, None, (), f"is not UTF-8 text ({error.reason} "
-                                        f"at byte {error.start})"))
+                problems.append(
+                    Problem(
+                        relative,
+                        None,
+                        (),
+                        f"is not UTF-8 text ({error.reason} at byte {error.start})",
+                    )
+                )
             except OSError as error:
                 problems.append(Problem(relative, None, (), f"cannot be read: {error.strerror}"))
     # A cloud yaml that is a directory or unreadable must not be silently skipped.

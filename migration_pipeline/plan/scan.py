@@ -15,8 +15,12 @@ PYTHON_VERSION_PATTERNS = (
     re.compile(r"""--python-version[\s=]+["']?(3\.\d+)"""),
     re.compile(r"""python[_-]version\s*:\s*["']?(3\.\d+)"""),
 )
-SERVERLESS_WORKFLOW_MARKERS = ("ENABLE_FAST_DEPLOYS", "serverless_prod_deploy",
-                               "serverless_branch_deploy", "dagster-cloud serverless")
+SERVERLESS_WORKFLOW_MARKERS = (
+    "ENABLE_FAST_DEPLOYS",
+    "serverless_prod_deploy",
+    "serverless_branch_deploy",
+    "dagster-cloud serverless",
+)
 SERVERLESS_IO_MANAGER_NAMES = {"serverless_io_manager", "PickledObjectServerlessIOManager"}
 ISOLATION_TAG = "dagster/isolation"
 
@@ -32,8 +36,7 @@ class Finding:
 
 
 def ci_files(project: ProjectFiles) -> list[str]:
-    return [p for p in project.texts
-            if p.startswith(".github/workflows/") or p == ".gitlab-ci.yml"]
+    return [p for p in project.texts if p.startswith(".github/workflows/") or p == ".gitlab-ci.yml"]
 
 
 def serverless_python_version(project: ProjectFiles) -> tuple[str, str, int] | None:
@@ -49,8 +52,13 @@ def serverless_python_version(project: ProjectFiles) -> tuple[str, str, int] | N
 
 def ci_makes_branch_deployments(text: str) -> bool:
     """Whether a CI file deploys pull or merge requests (to branch deployments)."""
-    return bool(re.search(r"\bpull_request(_target)?\b|merge_request_event|"
-                          r"serverless_branch_deploy|branch_deployment", text))
+    return bool(
+        re.search(
+            r"\bpull_request(_target)?\b|merge_request_event|"
+            r"serverless_branch_deploy|branch_deployment",
+            text,
+        )
+    )
 
 
 def serverless_workflows(project: ProjectFiles) -> list[Finding]:
@@ -69,8 +77,12 @@ def scan_python(project: ProjectFiles) -> tuple[list[Finding], list[str]]:
     broken: list[str] = []
     for path in sorted(p for p in project.texts if p.endswith(".py")):
         text = project.texts[path]
-        if ISOLATION_TAG not in text and "Serverless" not in text and "serverless" not in text \
-                and "Definitions" not in text:
+        if (
+            ISOLATION_TAG not in text
+            and "Serverless" not in text
+            and "serverless" not in text
+            and "Definitions" not in text
+        ):
             continue
         try:
             tree = ast.parse(text, filename=path)
@@ -95,7 +107,8 @@ def _kind(node: ast.AST) -> str | None:
     if isinstance(node, ast.Attribute) and node.attr in SERVERLESS_IO_MANAGER_NAMES:
         return "serverless_io_manager"
     if isinstance(node, ast.ImportFrom) and any(
-            a.name in SERVERLESS_IO_MANAGER_NAMES for a in node.names):
+        a.name in SERVERLESS_IO_MANAGER_NAMES for a in node.names
+    ):
         return "serverless_io_manager"
     if isinstance(node, ast.Call):
         func = node.func

@@ -83,8 +83,10 @@ class DagsterPlusClient:
         self.requests_sent = 0
 
     def __repr__(self) -> str:
-        return (f"DagsterPlusClient(url={self.url!r}, deployment={self.deployment!r}, "
-                f"api_token={self._token!r})")
+        return (
+            f"DagsterPlusClient(url={self.url!r}, deployment={self.deployment!r}, "
+            f"api_token={self._token!r})"
+        )
 
     def close(self) -> None:
         self._session.close()
@@ -98,7 +100,9 @@ class DagsterPlusClient:
     # -- transport -----------------------------------------------------------------------------
 
     def _endpoint(self, organization_scope: bool) -> str:
-        return f"{self.url}/graphql" if organization_scope else f"{self.url}/{self.deployment}/graphql"
+        return (
+            f"{self.url}/graphql" if organization_scope else f"{self.url}/{self.deployment}/graphql"
+        )
 
     def _scrub(self, text: str) -> str:
         secret = self._token.get_secret_value()
@@ -113,11 +117,17 @@ class DagsterPlusClient:
                 pass  # an HTTP date: fall back to our own backoff
         return min(self.backoff_seconds * 2 ** (attempt - 1), self.max_backoff_seconds)
 
-    def execute(self, operation: str, query: str, variables: dict[str, Any] | None = None, *,
-                organization_scope: bool = False, idempotent: bool = True) -> dict[str, Any]:
+    def execute(
+        self,
+        operation: str,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        organization_scope: bool = False,
+        idempotent: bool = True,
+    ) -> dict[str, Any]:
         """POST one GraphQL document and return its `data`, retrying what can be retried."""
-        headers = {TOKEN_HEADER: self._token.get_secret_value(),
-                   "Content-Type": "application/json"}
+        headers = {TOKEN_HEADER: self._token.get_secret_value(), "Content-Type": "application/json"}
         if organization_scope:
             headers[DEPLOYMENT_HEADER] = self.deployment
         body = {"query": query, "variables": variables or {}}
@@ -126,15 +136,20 @@ class DagsterPlusClient:
             response = None
             try:
                 self.requests_sent += 1
-                response = self._session.post(self._endpoint(organization_scope), json=body,
-                                              headers=headers, timeout=self.timeout)
+                response = self._session.post(
+                    self._endpoint(organization_scope),
+                    json=body,
+                    headers=headers,
+                    timeout=self.timeout,
+                )
             except requests.ConnectionError as error:
                 refused = _connection_refused(error)
                 last_problem = "connection refused" if refused else "connection dropped"
                 if not (idempotent or refused):
                     raise OutcomeUnknownError(
-                        operation, f"the {last_problem} before an answer came back, so it may "
-                        "or may not have taken effect; read the current state before retrying"
+                        operation,
+                        f"the {last_problem} before an answer came back, so it may "
+                        "or may not have taken effect; read the current state before retrying",
                     ) from None
             except requests.Timeout:
                 last_problem = f"no answer within {self.timeout:g}s"
@@ -145,8 +160,11 @@ class DagsterPlusClient:
             else:
                 status = response.status_code
                 if status in (401, 403):
-                    raise NotAuthorizedError(operation, f"HTTP {status}: {self._server_message(response)}",
-                                             token_rejected=status == 401)
+                    raise NotAuthorizedError(
+                        operation,
+                        f"HTTP {status}: {self._server_message(response)}",
+                        token_rejected=status == 401,
+                    )
                 if status not in RETRYABLE_STATUSES:
                     return self._data(operation, response)
                 last_problem = f"HTTP {status}"
@@ -156,12 +174,16 @@ class DagsterPlusClient:
                     )
             if attempt < self.max_attempts:
                 delay = self._delay(attempt, response)
-                self.log.warning(f"Dagster+ {operation}: {last_problem}; retry {attempt}/"
-                                 f"{self.max_attempts - 1} in {delay:.1f}s")
+                self.log.warning(
+                    f"Dagster+ {operation}: {last_problem}; retry {attempt}/"
+                    f"{self.max_attempts - 1} in {delay:.1f}s"
+                )
                 self._sleep(delay)
         raise DagsterPlusUnavailableError(
-            operation, f"{last_problem} on all {self.max_attempts} attempts; Dagster+ may be "
-            f"down or unreachable at {self.url}. Nothing after this call was done.")
+            operation,
+            f"{last_problem} on all {self.max_attempts} attempts; Dagster+ may be "
+            f"down or unreachable at {self.url}. Nothing after this call was done.",
+        )
 
     def _server_message(self, response: requests.Response) -> str:
         try:
@@ -175,8 +197,10 @@ class DagsterPlusClient:
             payload = response.json()
         except ValueError:
             raise DagsterPlusError(
-                operation, f"HTTP {response.status_code} with a body that is not JSON "
-                f"(is {self.url} a Dagster+ URL?)") from None
+                operation,
+                f"HTTP {response.status_code} with a body that is not JSON "
+                f"(is {self.url} a Dagster+ URL?)",
+            ) from None
         if not isinstance(payload, dict):
             raise DagsterPlusError(operation, "the answer is not a GraphQL response")
         if payload.get("errors"):
@@ -184,7 +208,8 @@ class DagsterPlusClient:
             raise GraphQLRequestError(operation, self._scrub(messages))
         if response.status_code >= 400 or "data" not in payload:
             raise DagsterPlusError(
-                operation, f"HTTP {response.status_code}: {self._server_message(response)}")
+                operation, f"HTTP {response.status_code}: {self._server_message(response)}"
+            )
         return payload["data"]
 
     def _result(self, operation: str, data: dict[str, Any], *expected: str) -> dict[str, Any]:
@@ -197,7 +222,9 @@ class DagsterPlusClient:
         if typename == "UnauthorizedError":
             raise NotAuthorizedError(operation, message or "UnauthorizedError")
         if typename == "InvalidLocationError":
-            raise InvalidLocationError(operation, [self._scrub(e) for e in result.get("errors", [])])
+            raise InvalidLocationError(
+                operation, [self._scrub(e) for e in result.get("errors", [])]
+            )
         if typename == "DeploymentNotFoundError":
             raise DeploymentNotFoundError(operation, message)
         if typename == "PythonError":
@@ -214,7 +241,9 @@ class DagsterPlusClient:
         return [agent_from(raw) for raw in data["agents"]]
 
     def current_deployment(self) -> Deployment:
-        return deployment_from(self.execute("currentDeployment", doc.CURRENT_DEPLOYMENT)["currentDeployment"])
+        return deployment_from(
+            self.execute("currentDeployment", doc.CURRENT_DEPLOYMENT)["currentDeployment"]
+        )
 
     def full_deployments(self) -> list[Deployment]:
         data = self.execute("fullDeployments", doc.FULL_DEPLOYMENTS, organization_scope=True)
@@ -226,43 +255,54 @@ class DagsterPlusClient:
         return [deployment_from(raw) for raw in data["deployments"]]
 
     def deployment_by_name(self, name: str) -> Deployment:
-        data = self.execute("deploymentByName", doc.DEPLOYMENT_BY_NAME, {"name": name},
-                            organization_scope=True)
+        data = self.execute(
+            "deploymentByName", doc.DEPLOYMENT_BY_NAME, {"name": name}, organization_scope=True
+        )
         try:
             raw = self._result("deploymentByName", data, "DagsterCloudDeployment")
         except DeploymentNotFoundError:
             known = ", ".join(d.name for d in self.full_deployments()) or "none"
             raise DeploymentNotFoundError(
-                "deploymentByName",
-                f"no deployment named {name!r} (this organization has: {known})") from None
+                "deploymentByName", f"no deployment named {name!r} (this organization has: {known})"
+            ) from None
         return deployment_from(raw)
 
     def uses_branch_deployments(self) -> bool:
         """Whether the organization has any branch deployment (so its CI makes them)."""
-        data = self.execute("branchDeployments", doc.BRANCH_DEPLOYMENTS, {"limit": 1},
-                            organization_scope=True)
+        data = self.execute(
+            "branchDeployments", doc.BRANCH_DEPLOYMENTS, {"limit": 1}, organization_scope=True
+        )
         return bool(data["branchDeployments"]["nodes"])
 
     def serverless_status(self) -> str:
         return self.execute("serverless", doc.SERVERLESS_STATUS)["serverless"]["status"]
 
-    def update_deployment_agent_type(self, agent_type: str, deployment_id: int | None = None
-                                     ) -> Deployment:
+    def update_deployment_agent_type(
+        self, agent_type: str, deployment_id: int | None = None
+    ) -> Deployment:
         """Dagster+'s "Switch to Hybrid" (or back). Switching to the current type changes nothing."""
         data = self.execute(
-            "updateDeploymentAgentType", doc.UPDATE_DEPLOYMENT_AGENT_TYPE,
+            "updateDeploymentAgentType",
+            doc.UPDATE_DEPLOYMENT_AGENT_TYPE,
             {"deploymentAgentType": agent_type, "deploymentId": deployment_id},
-            organization_scope=deployment_id is not None)
-        return deployment_from(self._result("updateDeploymentAgentType", data, "DagsterCloudDeployment"))
+            organization_scope=deployment_id is not None,
+        )
+        return deployment_from(
+            self._result("updateDeploymentAgentType", data, "DagsterCloudDeployment")
+        )
 
     # -- agent tokens --------------------------------------------------------------------------
 
     def create_agent_token(self, description: str) -> AgentToken:
         """Create an agent token. Not idempotent: on an unknown outcome, look it up by
         description with `agent_tokens()` rather than creating another."""
-        data = self.execute("createAgentToken", doc.CREATE_AGENT_TOKEN,
-                            {"description": description}, organization_scope=True,
-                            idempotent=False)
+        data = self.execute(
+            "createAgentToken",
+            doc.CREATE_AGENT_TOKEN,
+            {"description": description},
+            organization_scope=True,
+            idempotent=False,
+        )
         raw = self._result("createAgentToken", data, "DagsterCloudAgentToken")
         return _agent_token(raw)
 
@@ -275,11 +315,13 @@ class DagsterPlusClient:
 
     def locations_as_document(self) -> dict[str, Any]:
         document = self.execute("locationsAsDocument", doc.LOCATIONS_AS_DOCUMENT)[
-            "locationsAsDocument"]["document"]
+            "locationsAsDocument"
+        ]["document"]
         return document or {"locations": []}
 
-    def _locations_mutation(self, operation: str, query: str, document: dict[str, Any],
-                            success: str) -> list[str]:
+    def _locations_mutation(
+        self, operation: str, query: str, document: dict[str, Any], success: str
+    ) -> list[str]:
         # Not retried blindly: a deploy whose answer was lost has happened, and sending it again
         # would redeploy every location for nothing. Callers read the document and compare.
         data = self.execute(operation, query, {"document": document}, idempotent=False)
@@ -287,18 +329,25 @@ class DagsterPlusClient:
         return [entry["locationName"] for entry in result["locations"]]
 
     def deploy_locations(self, document: dict[str, Any]) -> list[str]:
-        return self._locations_mutation("deployLocations", doc.DEPLOY_LOCATIONS, document,
-                                        "DeployLocationsSuccess")
+        return self._locations_mutation(
+            "deployLocations", doc.DEPLOY_LOCATIONS, document, "DeployLocationsSuccess"
+        )
 
     def reconcile_locations(self, document: dict[str, Any]) -> list[str]:
-        return self._locations_mutation("reconcileLocationsFromDocument",
-                                        doc.RECONCILE_LOCATIONS, document,
-                                        "ReconcileLocationsSuccess")
+        return self._locations_mutation(
+            "reconcileLocationsFromDocument",
+            doc.RECONCILE_LOCATIONS,
+            document,
+            "ReconcileLocationsSuccess",
+        )
 
     def add_or_update_location(self, location: dict[str, Any]) -> str:
-        data = self.execute("addOrUpdateLocationFromDocument", doc.ADD_OR_UPDATE_LOCATION,
-                            {"document": location})
-        return self._result("addOrUpdateLocationFromDocument", data, "WorkspaceEntry")["locationName"]
+        data = self.execute(
+            "addOrUpdateLocationFromDocument", doc.ADD_OR_UPDATE_LOCATION, {"document": location}
+        )
+        return self._result("addOrUpdateLocationFromDocument", data, "WorkspaceEntry")[
+            "locationName"
+        ]
 
     def delete_location(self, name: str) -> None:
         data = self.execute("deleteLocation", doc.DELETE_LOCATION, {"locationName": name})
@@ -312,12 +361,19 @@ class DagsterPlusClient:
     # -- settings and runs ---------------------------------------------------------------------
 
     def deployment_settings(self) -> dict[str, Any]:
-        return self.execute("deploymentSettings", doc.DEPLOYMENT_SETTINGS)[
-            "deploymentSettings"]["settings"] or {}
+        return (
+            self.execute("deploymentSettings", doc.DEPLOYMENT_SETTINGS)["deploymentSettings"][
+                "settings"
+            ]
+            or {}
+        )
 
     def set_deployment_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
-        data = self.execute("setDeploymentSettings", doc.SET_DEPLOYMENT_SETTINGS,
-                            {"deploymentSettings": {"settings": settings}})
+        data = self.execute(
+            "setDeploymentSettings",
+            doc.SET_DEPLOYMENT_SETTINGS,
+            {"deploymentSettings": {"settings": settings}},
+        )
         return self._result("setDeploymentSettings", data, "DeploymentSettings")["settings"]
 
     def run_counts_by_status(self) -> dict[str, int]:
@@ -332,29 +388,44 @@ class DagsterPlusClient:
                 counts[status] = result["count"]
         return counts
 
-    def runs(self, limit: int = 100, cursor: str | None = None,
-             statuses: list[str] | None = None) -> list[Run]:
+    def runs(
+        self, limit: int = 100, cursor: str | None = None, statuses: list[str] | None = None
+    ) -> list[Run]:
         """Runs, newest first; pass the last run id as `cursor` for the next page."""
-        data = self.execute("runsOrError", doc.RUNS, {
-            "filter": {"statuses": statuses} if statuses else None,
-            "cursor": cursor, "limit": limit})
+        data = self.execute(
+            "runsOrError",
+            doc.RUNS,
+            {
+                "filter": {"statuses": statuses} if statuses else None,
+                "cursor": cursor,
+                "limit": limit,
+            },
+        )
         result = self._result("runsOrError", data, "Runs")
-        return [Run(r["runId"], r["status"], r["jobName"], r["creationTime"])
-                for r in result["results"]]
+        return [
+            Run(r["runId"], r["status"], r["jobName"], r["creationTime"]) for r in result["results"]
+        ]
 
     def existing_run_ids(self, run_ids: list[str]) -> set[str]:
         """Which of these runs Dagster+ has, in one request."""
         if not run_ids:
             return set()
-        data = self.execute("runsOrError", doc.RUNS, {
-            "filter": {"runIds": list(run_ids)}, "cursor": None, "limit": len(run_ids)})
+        data = self.execute(
+            "runsOrError",
+            doc.RUNS,
+            {"filter": {"runIds": list(run_ids)}, "cursor": None, "limit": len(run_ids)},
+        )
         result = self._result("runsOrError", data, "Runs")
         return {r["runId"] for r in result["results"]}
 
 
 def _agent_token(raw: dict[str, Any]) -> AgentToken:
-    return AgentToken(id=raw["id"], description=raw.get("description"),
-                      revoked=raw.get("revoked", False), token=SecretStr(raw["token"]))
+    return AgentToken(
+        id=raw["id"],
+        description=raw.get("description"),
+        revoked=raw.get("revoked", False),
+        token=SecretStr(raw["token"]),
+    )
 
 
 def _connection_refused(error: requests.ConnectionError) -> bool:

@@ -178,8 +178,16 @@ query MigrationRuns($filter: RunsFilter, $cursor: String, $limit: Int) {
 
 # Every RunStatus of dagster-graphql 1.13.27, SUSPENDED included (see user_api.graphql).
 RUN_STATUSES = (
-    "QUEUED", "NOT_STARTED", "MANAGED", "STARTING", "STARTED", "SUSPENDED",
-    "SUCCESS", "FAILURE", "CANCELING", "CANCELED",
+    "QUEUED",
+    "NOT_STARTED",
+    "MANAGED",
+    "STARTING",
+    "STARTED",
+    "SUSPENDED",
+    "SUCCESS",
+    "FAILURE",
+    "CANCELING",
+    "CANCELED",
 )
 
 

@@ -31,11 +31,15 @@ class NotAuthorizedError(DagsterPlusError):
     def __init__(self, operation: str, detail: str, *, token_rejected: bool = False):
         self.permission = PERMISSION_NEEDED.get(operation, DEFAULT_PERMISSION)
         if token_rejected:
-            advice = ("the API token was rejected (unknown, revoked or of another organization); "
-                      "set DAGSTER_CLOUD_API_TOKEN to a current user token")
+            advice = (
+                "the API token was rejected (unknown, revoked or of another organization); "
+                "set DAGSTER_CLOUD_API_TOKEN to a current user token"
+            )
         else:
-            advice = (f"this needs {self.permission}; use the API token of a user with that "
-                      "role (Organization settings > Users)")
+            advice = (
+                f"this needs {self.permission}; use the API token of a user with that "
+                "role (Organization settings > Users)"
+            )
         super().__init__(operation, f"not authorized: {advice}. Dagster+ said: {detail}")
 
 
@@ -46,8 +50,9 @@ class DeploymentNotFoundError(DagsterPlusError):
 class InvalidLocationError(DagsterPlusError):
     def __init__(self, operation: str, errors: list[str]):
         self.errors = list(errors)
-        super().__init__(operation, "the locations document was rejected:\n  - "
-                         + "\n  - ".join(self.errors))
+        super().__init__(
+            operation, "the locations document was rejected:\n  - " + "\n  - ".join(self.errors)
+        )
 
 
 class DagsterPlusPythonError(DagsterPlusError):

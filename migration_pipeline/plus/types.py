@@ -13,7 +13,7 @@ class Deployment:
     name: str
     id: int
     type: str  # PRODUCTION | BRANCH
-    agent_type: str | None = None  # SERVERLESS | HYBRID
+    agent_type: str  # SERVERLESS | HYBRID
 
     @property
     def is_branch(self) -> bool:
@@ -101,8 +101,12 @@ def agent_from(raw: dict[str, Any]) -> Agent:
 
 
 def deployment_from(raw: dict[str, Any]) -> Deployment:
-    return Deployment(name=raw["deploymentName"], id=raw["deploymentId"],
-                      type=raw.get("deploymentType", ""), agent_type=raw.get("agentType"))
+    return Deployment(
+        name=raw["deploymentName"],
+        id=raw["deploymentId"],
+        type=raw["deploymentType"],
+        agent_type=raw["agentType"],
+    )
 
 
 def location_entry_from(raw: dict[str, Any]) -> LocationEntry:
@@ -111,9 +115,13 @@ def location_entry_from(raw: dict[str, Any]) -> LocationEntry:
     instigators = []
     for repository in location.get("repositories") or []:
         for schedule in repository.get("schedules") or []:
-            instigators.append(Instigator(raw["name"], schedule["name"], "schedule",
-                                          schedule["scheduleState"]["status"]))
+            instigators.append(
+                Instigator(
+                    raw["name"], schedule["name"], "schedule", schedule["scheduleState"]["status"]
+                )
+            )
         for sensor in repository.get("sensors") or []:
-            instigators.append(Instigator(raw["name"], sensor["name"], "sensor",
-                                          sensor["sensorState"]["status"]))
+            instigators.append(
+                Instigator(raw["name"], sensor["name"], "sensor", sensor["sensorState"]["status"])
+            )
     return LocationEntry(raw["name"], raw["loadStatus"], error, tuple(instigators))

@@ -20,7 +20,8 @@ def rolled_back_since(instance: dg.DagsterInstance, cutover_run_id: str) -> bool
     """Whether a rollback succeeded after that cutover run."""
     cutover = instance.get_run_record_by_id(cutover_run_id)
     rollbacks = instance.get_run_records(
-        dg.RunsFilter(job_name=ROLLBACK_JOB, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1)
+        dg.RunsFilter(job_name=ROLLBACK_JOB, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1
+    )
     return bool(rollbacks and cutover and rollbacks[0].create_timestamp > cutover.create_timestamp)
 
 
@@ -34,8 +35,9 @@ def build_hybrid_agent_ready_sensor(minimum_interval_seconds: int = 10) -> dg.Se
         "with the migration's label is RUNNING with a recent heartbeat. A rejected token or a "
         "missing role fails the tick, visibly.",
     )
-    def hybrid_agent_ready_sensor(context: dg.SensorEvaluationContext,
-                                  dagster_plus: DagsterPlusResource):
+    def hybrid_agent_ready_sensor(
+        context: dg.SensorEvaluationContext, dagster_plus: DagsterPlusResource
+    ):
         from migration_pipeline.plus.errors import DagsterPlusError, NotAuthorizedError
         from migration_pipeline.readiness.core import migration_agents, waiting_message
 
@@ -43,14 +45,17 @@ def build_hybrid_agent_ready_sensor(minimum_interval_seconds: int = 10) -> dg.Se
         if cutover is None:
             return dg.SkipReason("No cutover yet: nothing to wait for.")
         if context.cursor == cutover.run_id:
-            return dg.SkipReason(f"The finish run for cutover {cutover.run_id} was already "
-                                 "requested.")
+            return dg.SkipReason(
+                f"The finish run for cutover {cutover.run_id} was already requested."
+            )
         if rolled_back_since(context.instance, cutover.run_id):
             return dg.SkipReason("Rolled back to Serverless after the last cutover.")
         install = context.instance.get_latest_materialization_event(INSTALL_FILES_KEY)
         if install is None or install.asset_materialization is None:
-            return dg.SkipReason("No agent install files were written (run prepare_hybrid_agent): "
-                                 "no agent label to wait for.")
+            return dg.SkipReason(
+                "No agent install files were written (run prepare_hybrid_agent): "
+                "no agent label to wait for."
+            )
         metadata = install.asset_materialization.metadata
         label = str(metadata["agent_label"].value) or None
         before = metadata.get("agents_before")

@@ -21,10 +21,25 @@ TARGETS = tuple(AGENT_TARGETS)
 
 def get_target(name: str) -> AgentTarget:
     if name not in AGENT_TARGETS:
-        raise InvalidInput([Problem("target", None, (), f'unknown target "{name}"'
-                                    f"{did_you_mean(name, TARGETS)}; one of {', '.join(TARGETS)}")])
+        raise InvalidInput(
+            [
+                Problem(
+                    "target",
+                    None,
+                    (),
+                    f'unknown target "{name}"'
+                    f"{did_you_mean(name, TARGETS)}; one of {', '.join(TARGETS)}",
+                )
+            ]
+        )
     return AGENT_TARGETS[name]
 
 
-__all__ = ["TARGETS", "AgentTarget", "TargetSettings", "get_target", "load_target_settings",
-           "needs_images"]
+__all__ = [
+    "TARGETS",
+    "AgentTarget",
+    "TargetSettings",
+    "get_target",
+    "load_target_settings",
+    "needs_images",
+]

@@ -12,14 +12,37 @@ from migration_pipeline.targets.settings import TargetSettings
 
 
 class AgentTarget(Protocol):
-    name: str  # as the plan's `target` names it
-    label: str  # for people: "Kubernetes", "Amazon ECS", ...
-    # The key under `container_context` in dagster_cloud.yaml (None: a Local agent has none).
-    container_context_key: str | None
-    token_store: str  # kubernetes_secret | aws_secrets_manager | env_file
-    # Whether the install files can set the agent's label (the readiness sensor waits for it).
-    sets_agent_label: bool
-    settings_model: type[TargetSettings]
+    # Read-only members (properties), so that each class may narrow them, e.g. its own
+    # settings model.
+    @property
+    def name(self) -> str:
+        """As the plan's `target` names it."""
+        ...
+
+    @property
+    def label(self) -> str:
+        """For people: "Kubernetes", "Amazon ECS", ..."""
+        ...
+
+    @property
+    def container_context_key(self) -> str | None:
+        """The key under `container_context` in dagster_cloud.yaml (None: a Local agent has
+        none)."""
+        ...
+
+    @property
+    def token_store(self) -> str:
+        """kubernetes_secret | aws_secrets_manager | env_file"""
+        ...
+
+    @property
+    def sets_agent_label(self) -> bool:
+        """Whether the install files can set the agent's label (the readiness sensor waits for
+        it)."""
+        ...
+
+    @property
+    def settings_model(self) -> type[TargetSettings]: ...
 
     def container_context(self, settings: Any) -> dict[str, Any]:
         """The `container_context.<key>` every location gets (only what is set)."""

@@ -38,19 +38,24 @@ class DockerTarget:
 
 def docker_agent_files(setup: AgentSetup) -> dict[str, str]:
     settings: DockerSettings = setup.settings  # type: ignore[assignment]
-    networks = [settings.agent_network, *[n for n in settings.networks
-                                          if n != settings.agent_network]]
-    config = agent_instance_config(setup, "DockerUserCodeLauncher", "dagster_cloud.workspace.docker",
-                                   {"networks": networks})
+    networks = [
+        settings.agent_network,
+        *[n for n in settings.networks if n != settings.agent_network],
+    ]
+    config = agent_instance_config(
+        setup, "DockerUserCodeLauncher", "dagster_cloud.workspace.docker", {"networks": networks}
+    )
     service: dict[str, Any] = {
         "image": AGENT_IMAGE,
         "command": ["dagster-cloud", "agent", "run", "/opt/dagster/agent"],
         "environment": {"DAGSTER_HOME": "/opt/dagster/agent", "DOCKER_CONFIG": "/root/.docker"},
         "env_file": [TOKEN_ENV_FILE],
-        "volumes": ["./dagster.yaml:/opt/dagster/agent/dagster.yaml:ro",
-                    "/var/run/docker.sock:/var/run/docker.sock",
-                    # `docker login` credentials, so the agent can pull from private registries.
-                    "${HOME}/.docker:/root/.docker:ro"],
+        "volumes": [
+            "./dagster.yaml:/opt/dagster/agent/dagster.yaml:ro",
+            "/var/run/docker.sock:/var/run/docker.sock",
+            # `docker login` credentials, so the agent can pull from private registries.
+            "${HOME}/.docker:/root/.docker:ro",
+        ],
         "networks": networks,
         "restart": "unless-stopped",
     }
@@ -62,8 +67,14 @@ def docker_agent_files(setup: AgentSetup) -> dict[str, str]:
         },
     }
     return {
-        "dagster.yaml": dump("Dagster+ Docker agent (DockerUserCodeLauncher): code servers join "
-                             f"the {settings.agent_network} network", config),
-        "docker-compose.yaml": dump("Runs the Dagster+ Docker agent: docker compose up -d. It "
-                                    f"creates the {settings.agent_network} network", compose),
+        "dagster.yaml": dump(
+            "Dagster+ Docker agent (DockerUserCodeLauncher): code servers join "
+            f"the {settings.agent_network} network",
+            config,
+        ),
+        "docker-compose.yaml": dump(
+            "Runs the Dagster+ Docker agent: docker compose up -d. It "
+            f"creates the {settings.agent_network} network",
+            compose,
+        ),
     }

@@ -50,8 +50,9 @@ class LocalTarget:
         return f"bash {shlex.quote(f'{agent_dir}/{RUN_SCRIPT}')}"
 
     def agent_files(self, setup: AgentSetup) -> dict[str, str]:
-        config = agent_instance_config(setup, "ProcessUserCodeLauncher",
-                                       "dagster_cloud.workspace.user_code_launcher")
+        config = agent_instance_config(
+            setup, "ProcessUserCodeLauncher", "dagster_cloud.workspace.user_code_launcher"
+        )
         return {
             "dagster.yaml": dump("Dagster+ Local agent (ProcessUserCodeLauncher)", config),
             RUN_SCRIPT: RUN_AGENT_SH,

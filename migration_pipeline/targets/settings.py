@@ -35,25 +35,32 @@ class TargetSettings(BaseModel):
     python_version: str | None = Field(None, pattern=r"^3\.\d+$")
     base_image: str | None = Field(None, description="A custom base image for the Dockerfiles.")
     builder: Literal["docker", "buildah", "podman"] | None = Field(
-        None, description="The image builder (default: the first of docker, buildah, podman).")
+        None, description="The image builder (default: the first of docker, buildah, podman)."
+    )
     max_parallel_builds: int = Field(2, ge=1, le=16)
-    insecure_registry: bool = Field(False, description="Plain HTTP to the registry (loopback "
-                                    "registries always are).")
+    insecure_registry: bool = Field(
+        False, description="Plain HTTP to the registry (loopback registries always are)."
+    )
     organization: str | None = Field(
-        None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
-        description="The Dagster+ organization, for the generated CI (default: from the URL).")
+        None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="The Dagster+ organization, for the generated CI (default: from the URL).",
+    )
     remove_non_isolated_runs: bool = Field(
-        False, description="Remove the deployment's `non_isolated_runs` setting at cutover. "
-        "Hybrid agents run non-isolated runs too, so it is kept unless this asks.")
+        False,
+        description="Remove the deployment's `non_isolated_runs` setting at cutover. "
+        "Hybrid agents run non-isolated runs too, so it is kept unless this asks.",
+    )
 
     @field_validator("registry")
     @classmethod
     def _registry_shape(cls, value: str | None) -> str | None:
         if value is not None and not REGISTRY.match(value):
-            raise ValueError(f"{value!r} is not a registry reference (lower-case host[:port]/path, "
-                             "no scheme, no tag)")
+            raise ValueError(
+                f"{value!r} is not a registry reference (lower-case host[:port]/path, "
+                "no scheme, no tag)"
+            )
         return value
-
 
     def set_fields(self, *names: str, by_alias: bool = False) -> dict[str, Any]:
         """The named settings that are set (not None, not empty), as plain data, in order."""
@@ -83,8 +90,9 @@ class AzureSettings(KubernetesSettings):
     @classmethod
     def _acr(cls, value: str | None) -> str | None:
         if value is not None and ".azurecr.io" not in value:
-            raise ValueError(f"{value!r} is not an Azure Container Registry "
-                             "(<name>.azurecr.io[/path])")
+            raise ValueError(
+                f"{value!r} is not an Azure Container Registry (<name>.azurecr.io[/path])"
+            )
         return value
 
 
@@ -128,13 +136,23 @@ SETTINGS_MODELS: dict[str, type[TargetSettings]] = {
 TARGETS = tuple(SETTINGS_MODELS)
 
 
-def load_target_settings(target: str, text: str | None = None, name: str = "settings.yaml",
-                         registry: str | None = None) -> TargetSettings:
+def load_target_settings(
+    target: str, text: str | None = None, name: str = "settings.yaml", registry: str | None = None
+) -> TargetSettings:
     """The settings for `target` from a settings file's text (None: all defaults); a
     `registry` given on the command line wins over the file's."""
     if target not in SETTINGS_MODELS:
-        raise InvalidInput([Problem(name, None, (), f'unknown target "{target}"'
-                                    f"{did_you_mean(target, TARGETS)}; one of {', '.join(TARGETS)}")])
+        raise InvalidInput(
+            [
+                Problem(
+                    name,
+                    None,
+                    (),
+                    f'unknown target "{target}"'
+                    f"{did_you_mean(target, TARGETS)}; one of {', '.join(TARGETS)}",
+                )
+            ]
+        )
     from migration_pipeline.cloud_yaml.source import parse_yaml, to_plain
 
     model = SETTINGS_MODELS[target]
@@ -156,8 +174,10 @@ def load_target_settings(target: str, text: str | None = None, name: str = "sett
             file = "--registry" if from_command_line else name
             line = source.line_of(path) if source is not None and not from_command_line else None
             if item["type"] == "extra_forbidden":
-                message = (f'unknown key "{path[-1]}" for target {target}'
-                           f"{did_you_mean(path[-1], model.model_fields)}")
+                message = (
+                    f'unknown key "{path[-1]}" for target {target}'
+                    f"{did_you_mean(str(path[-1]), model.model_fields)}"
+                )
             else:
                 message = item["msg"].removeprefix("Value error, ")
             problems.append(Problem(file, line, path, message))

@@ -24,29 +24,58 @@ def agent_graphql(sandbox: Sandbox, agent_token: str, deployment: str = "prod"):
 
     config = {"agent_token": agent_token, "deployment": deployment}
     with create_graphql_requests_session() as session:
-        yield create_agent_graphql_client(session, f"{sandbox.agent_url}/graphql", config,
-                                          scope=DagsterCloudInstanceScope.DEPLOYMENT)
+        yield create_agent_graphql_client(
+            session,
+            f"{sandbox.agent_url}/graphql",
+            config,
+            scope=DagsterCloudInstanceScope.DEPLOYMENT,
+        )
 
 
-def heartbeat(sandbox: Sandbox, agent_token: str, agent_id: str, launcher: str,
-              deployment: str = "prod", label: str | None = "test agent") -> None:
+def heartbeat(
+    sandbox: Sandbox,
+    agent_token: str,
+    agent_id: str,
+    launcher: str,
+    deployment: str = "prod",
+    label: str | None = "test agent",
+) -> None:
     """Send a heartbeat exactly as Dagster's agent serializes and sends it."""
     from dagster._serdes import serialize_value
     from dagster_cloud.agent.queries import ADD_AGENT_HEARTBEATS_MUTATION
     from dagster_cloud.api.dagster_cloud_api import AgentHeartbeat
 
-    beat = AgentHeartbeat(timestamp=time.time(), agent_id=agent_id, agent_label=label,
-                          agent_type=launcher, metadata={"version": "1.13.27"})
+    beat = AgentHeartbeat(
+        timestamp=time.time(),
+        agent_id=agent_id,
+        agent_label=label,
+        agent_type=launcher,
+        metadata={"version": "1.13.27"},
+    )
     with agent_graphql(sandbox, agent_token, deployment) as client:
-        result = client.execute(ADD_AGENT_HEARTBEATS_MUTATION, variable_values={
-            "serializedAgentHeartbeats": [{"deploymentName": deployment,
-                                           "serializedAgentHeartbeat": serialize_value(beat)}],
-            "serializedErrors": []}, idempotent_mutation=True)
+        result = client.execute(
+            ADD_AGENT_HEARTBEATS_MUTATION,
+            variable_values={
+                "serializedAgentHeartbeats": [
+                    {
+                        "deploymentName": deployment,
+                        "serializedAgentHeartbeat": serialize_value(beat),
+                    }
+                ],
+                "serializedErrors": [],
+            },
+            idempotent_mutation=True,
+        )
     assert result["data"]["userCloudAgent"]["addAgentHeartbeats"]["ok"]
 
 
-def upload_entry(sandbox: Sandbox, agent_token: str, location: str, error: str | None = None,
-                 deployment: str = "prod"):
+def upload_entry(
+    sandbox: Sandbox,
+    agent_token: str,
+    location: str,
+    error: str | None = None,
+    deployment: str = "prod",
+):
     """PUT a workspace entry exactly as Dagster's agent does (legacy server upload)."""
     from dagster._serdes import serialize_value
     from dagster._utils.error import SerializableErrorInfo
@@ -63,13 +92,21 @@ def upload_entry(sandbox: Sandbox, agent_token: str, location: str, error: str |
         sandbox.agent_url + "/upload_workspace_entry",
         headers={"Dagster-Cloud-Api-Token": agent_token, "Dagster-Cloud-Deployment": deployment},
         files={"workspace_entry.tmp": zlib.compress(serialize_value(entry).encode())},
-        timeout=10)
+        timeout=10,
+    )
 
 
 @contextmanager
-def fake_agent(sandbox: Sandbox, agent_token: str, launcher: str = "K8sUserCodeLauncher",
-               agent_id: str = "fake-agent", interval: float = 0.2, label: str | None = None,
-               broken: dict[str, str] | None = None, branch_deployments: bool = False):
+def fake_agent(
+    sandbox: Sandbox,
+    agent_token: str,
+    launcher: str = "K8sUserCodeLauncher",
+    agent_id: str = "fake-agent",
+    interval: float = 0.2,
+    label: str | None = None,
+    broken: dict[str, str] | None = None,
+    branch_deployments: bool = False,
+):
     """An agent in a thread that speaks the agent API as Dagster's agent does, without running
     code: it heartbeats (with `label`, by default the label the migration's install files set),
     asks for requests, and reports every outdated location of the deployments it serves as
@@ -87,30 +124,48 @@ def fake_agent(sandbox: Sandbox, agent_token: str, launcher: str = "K8sUserCodeL
         )
 
         with agent_graphql(sandbox, agent_token) as client:
-            requests_ = client.execute(GET_USER_CLOUD_REQUESTS_QUERY, variable_values={
-                "forBranchDeployments": branch_deployments, "forFullDeployments": ["prod"],
-                "limit": 10, "agentQueues": [None]})["data"]["userCloudAgent"][
-                "popUserCloudAgentRequests"]
+            requests_ = client.execute(
+                GET_USER_CLOUD_REQUESTS_QUERY,
+                variable_values={
+                    "forBranchDeployments": branch_deployments,
+                    "forFullDeployments": ["prod"],
+                    "limit": 10,
+                    "agentQueues": [None],
+                },
+            )["data"]["userCloudAgent"]["popUserCloudAgentRequests"]
             served.update(r["deploymentName"] for r in requests_)
-            deployments = client.execute(WORKSPACE_ENTRIES_QUERY, variable_values={
-                "deploymentNames": sorted(served), "includeAllServerlessDeployments": False,
-                "agentQueues": [None]})["data"]["deployments"]
+            deployments = client.execute(
+                WORKSPACE_ENTRIES_QUERY,
+                variable_values={
+                    "deploymentNames": sorted(served),
+                    "includeAllServerlessDeployments": False,
+                    "agentQueues": [None],
+                },
+            )["data"]["deployments"]
         for deployment in deployments:
-            heartbeat(sandbox, agent_token, agent_id, launcher, deployment["deploymentName"],
-                      label=label)
+            heartbeat(
+                sandbox, agent_token, agent_id, launcher, deployment["deploymentName"], label=label
+            )
             for entry in deployment["workspaceEntries"]:
                 if not entry["hasOutdatedData"]:
                     continue
                 image = deserialize_value(entry["serializedDeploymentMetadata"]).image
-                upload_entry(sandbox, agent_token, entry["locationName"],
-                             (broken or {}).get(image), deployment["deploymentName"])
+                upload_entry(
+                    sandbox,
+                    agent_token,
+                    entry["locationName"],
+                    (broken or {}).get(image),
+                    deployment["deploymentName"],
+                )
 
     def loop():
         while not stop.is_set():
             one_round()
             stop.wait(interval)
 
-    heartbeat(sandbox, agent_token, agent_id, launcher, label=label)  # running before the caller goes on
+    heartbeat(
+        sandbox, agent_token, agent_id, launcher, label=label
+    )  # running before the caller goes on
     one_round()
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()

@@ -25,8 +25,12 @@ defs = dg.Definitions(
     assets=[raw_orders, daily_revenue],
     jobs=[daily_refresh_job, weekly_rollup_job],
     schedules=[
-        dg.ScheduleDefinition(name="daily_refresh", job=daily_refresh_job, cron_schedule="0 6 * * *"),
-        dg.ScheduleDefinition(name="weekly_rollup", job=weekly_rollup_job, cron_schedule="0 7 * * 1"),
+        dg.ScheduleDefinition(
+            name="daily_refresh", job=daily_refresh_job, cron_schedule="0 6 * * *"
+        ),
+        dg.ScheduleDefinition(
+            name="weekly_rollup", job=weekly_rollup_job, cron_schedule="0 7 * * 1"
+        ),
     ],
     sensors=[new_files_sensor],
     # Serverless-only: outputs go to Dagster-managed storage.

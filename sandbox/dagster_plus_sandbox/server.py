@@ -98,8 +98,9 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.sandbox.state.authenticate(self.headers.get(TOKEN_HEADER))
 
     def _no_route(self) -> None:
-        self._send_json(404, {"error": f"no route {self.path.split('?', 1)[0]} on the "
-                                       f"{self.api} API"})
+        self._send_json(
+            404, {"error": f"no route {self.path.split('?', 1)[0]} on the {self.api} API"}
+        )
 
     def _agent_deployment(self):
         """The deployment an agent request is for (its header), or None after answering 4xx."""
@@ -134,8 +135,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.api == "agent" and path == "/check_snapshot":
             if self._agent_deployment() is not None:
                 params = {k: v[-1] for k, v in parse_qs(query).items()}
-                self._send_json(200, agent_uploads.check_snapshot(
-                    params, sandbox.agent_url, sandbox.snapshots))
+                self._send_json(
+                    200, agent_uploads.check_snapshot(params, sandbox.agent_url, sandbox.snapshots)
+                )
         elif self.api == "user" and path in ("/_sandbox/faults", "/_sandbox/events"):
             if self._admin():
                 if path.endswith("faults"):
@@ -149,8 +151,12 @@ class _Handler(BaseHTTPRequestHandler):
         """What an agent uploads: see agent_uploads.py."""
         path = self.path.split("?", 1)[0].rstrip("/")
         sandbox = self.server.sandbox
-        routes = ("/upload_workspace_entry", "/upload_api_response", "/confirm_upload",
-                  "/code_location_update_result")
+        routes = (
+            "/upload_workspace_entry",
+            "/upload_api_response",
+            "/confirm_upload",
+            "/code_location_update_result",
+        )
         if self.api != "agent" or not (path in routes or path.startswith("/_snapshots/")):
             self._no_route()
             return
@@ -169,14 +175,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             if path == "/confirm_upload":
-                self._send_json(200, agent_uploads.confirm_upload(json.loads(body), sandbox.snapshots))
+                self._send_json(
+                    200, agent_uploads.confirm_upload(json.loads(body), sandbox.snapshots)
+                )
                 return
             if path == "/code_location_update_result":
                 location, error, answer = agent_uploads.code_location_update(
-                    json.loads(body), sandbox.snapshots)
+                    json.loads(body), sandbox.snapshots
+                )
             else:
                 location, error, answer = agent_uploads.workspace_entry_upload(
-                    self.headers.get("Content-Type", ""), body)
+                    self.headers.get("Content-Type", ""), body
+                )
         except (ValueError, KeyError, TypeError) as problem:
             self._send_json(400, {"error": f"cannot read the upload: {problem}"})
             return
@@ -228,8 +238,14 @@ class _Handler(BaseHTTPRequestHandler):
         if token is None:
             # Never echo the token back: say only whether one was sent.
             sent = bool(self.headers.get(TOKEN_HEADER))
-            self._send_json(401, {"error": "Unknown or revoked API token." if sent
-                                  else f"Missing API token: send it in the {TOKEN_HEADER} header."})
+            self._send_json(
+                401,
+                {
+                    "error": "Unknown or revoked API token."
+                    if sent
+                    else f"Missing API token: send it in the {TOKEN_HEADER} header."
+                },
+            )
             return
         if self.api == "agent" and token.kind != "agent":
             self._send_json(401, {"error": "The agent API needs an agent token."})
@@ -245,8 +261,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         operations = operations_touched(document)
-        (sandbox.operations_seen if self.api == "user" else sandbox.agent_operations_seen
-         ).append(operations)
+        (sandbox.operations_seen if self.api == "user" else sandbox.agent_operations_seen).append(
+            operations
+        )
         drop_answer = False
         for fault in sandbox.faults.pick(operations, self.api):
             if fault.kind == "latency":
@@ -257,8 +274,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             elif fault.kind == "http_429":
-                headers = {"Retry-After": f"{fault.retry_after:g}"} \
-                    if fault.retry_after is not None else {}
+                headers = (
+                    {"Retry-After": f"{fault.retry_after:g}"}
+                    if fault.retry_after is not None
+                    else {}
+                )
                 self._send_json(429, {"error": "Too many requests."}, headers)
                 return
             else:
@@ -284,8 +304,15 @@ class _HTTPServer(ThreadingHTTPServer):
 class Sandbox:
     """A running sandbox: `with Sandbox.start() as sandbox: ...sandbox.url...`."""
 
-    def __init__(self, state: SandboxState, faults: FaultInjector, host: str, port: int,
-                 verbose: bool = False, agent_port: int = 0):
+    def __init__(
+        self,
+        state: SandboxState,
+        faults: FaultInjector,
+        host: str,
+        port: int,
+        verbose: bool = False,
+        agent_port: int = 0,
+    ):
         self.state = state
         self.faults = faults
         self.verbose = verbose
@@ -295,37 +322,55 @@ class Sandbox:
         self.operations_seen: deque[set[str]] = deque(maxlen=10_000)
         self.agent_operations_seen: deque[set[str]] = deque(maxlen=10_000)
         self._servers: dict[ApiName, _HTTPServer] = {}
-        for api, api_port in (("user", port), ("agent", agent_port)):
+        ports: dict[ApiName, int] = {"user": port, "agent": agent_port}
+        for api, api_port in ports.items():
             server = _HTTPServer((host, api_port), _Handler)
             server.sandbox, server.api = self, api
             self._servers[api] = server
         self._threads: list[threading.Thread] = []
 
     @classmethod
-    def create(cls, state_path: str | Path, scenario: Scenario | str | Path | None = None,
-               host: str = "127.0.0.1", port: int = 0, verbose: bool = False,
-               agent_port: int = 0) -> Sandbox:
+    def create(
+        cls,
+        state_path: str | Path,
+        scenario: Scenario | str | Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        verbose: bool = False,
+        agent_port: int = 0,
+    ) -> Sandbox:
         if not isinstance(scenario, Scenario):
             scenario = load_scenario(scenario)
         state = SandboxState(state_path, scenario)
         return cls(state, FaultInjector(scenario.faults), host, port, verbose, agent_port)
 
     @classmethod
-    def start(cls, state_path: str | Path, scenario: Scenario | str | Path | None = None,
-              host: str = "127.0.0.1", port: int = 0, agent_port: int = 0) -> Sandbox:
+    def start(
+        cls,
+        state_path: str | Path,
+        scenario: Scenario | str | Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        agent_port: int = 0,
+    ) -> Sandbox:
         """Start serving in background threads (port 0 picks a free port)."""
         sandbox = cls.create(state_path, scenario, host, port, agent_port=agent_port)
         sandbox._threads = [
-            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                             daemon=True, name=f"dagster-plus-sandbox-{api}")
-            for api, server in sandbox._servers.items()]
+            threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                daemon=True,
+                name=f"dagster-plus-sandbox-{api}",
+            )
+            for api, server in sandbox._servers.items()
+        ]
         for thread in sandbox._threads:
             thread.start()
         return sandbox
 
     def _url(self, api: ApiName) -> str:
         host, port = self._servers[api].server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     @property
     def url(self) -> str:
@@ -349,8 +394,9 @@ class Sandbox:
 
     def serve_forever(self) -> None:
         """Serve both APIs until `stop()` (from another thread) or an interrupt."""
-        agent = threading.Thread(target=self._servers["agent"].serve_forever,
-                                 kwargs={"poll_interval": 0.1}, daemon=True)
+        agent = threading.Thread(
+            target=self._servers["agent"].serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
         agent.start()
         self._threads = [agent]
         self._servers["user"].serve_forever(poll_interval=0.1)

@@ -40,12 +40,13 @@ class Fault:
     def from_mapping(cls, raw: dict) -> Fault:
         if not isinstance(raw, dict):
             raise ValueError("fault: a mapping is needed")
-        unknown = set(raw) - {"operation", "api", "kind", "count", "rate", "seconds",
-                              "retry_after"}
+        unknown = set(raw) - {"operation", "api", "kind", "count", "rate", "seconds", "retry_after"}
         if unknown:
             raise ValueError(f"fault: unknown keys {sorted(unknown)}")
         if raw.get("kind") not in KINDS:
-            raise ValueError(f"fault: kind must be one of {', '.join(KINDS)}, got {raw.get('kind')!r}")
+            raise ValueError(
+                f"fault: kind must be one of {', '.join(KINDS)}, got {raw.get('kind')!r}"
+            )
         if not isinstance(raw.get("operation"), str) or not raw["operation"]:
             raise ValueError("fault: operation is required (a GraphQL field name or '*')")
         if raw.get("api", "user") not in ("user", "agent", "*"):
@@ -64,13 +65,27 @@ class Fault:
             raise ValueError("fault: count is at least 1")
         if not 0 <= seconds <= 600 or (retry_after is not None and not 0 <= retry_after <= 3600):
             raise ValueError("fault: seconds is 0 to 600 and retry_after 0 to 3600")
-        return cls(operation=raw["operation"], kind=raw["kind"], api=raw.get("api", "user"),
-                   count=count, rate=rate, seconds=seconds, retry_after=retry_after)
+        return cls(
+            operation=raw["operation"],
+            kind=raw["kind"],
+            api=raw.get("api", "user"),
+            count=count,
+            rate=rate,
+            seconds=seconds,
+            retry_after=retry_after,
+        )
 
     def as_dict(self) -> dict:
-        return {"operation": self.operation, "api": self.api, "kind": self.kind, "count": self.count,
-                "rate": self.rate, "seconds": self.seconds, "retry_after": self.retry_after,
-                "fired": self.fired}
+        return {
+            "operation": self.operation,
+            "api": self.api,
+            "kind": self.kind,
+            "count": self.count,
+            "rate": self.rate,
+            "seconds": self.seconds,
+            "retry_after": self.retry_after,
+            "fired": self.fired,
+        }
 
 
 class FaultInjector:

@@ -52,12 +52,18 @@ def check_snapshot(params: dict[str, str], base_url: str, store: SnapshotStore) 
     file_format = "json" if "json" in formats.split(",") else formats.split(",")[0]
     uri = f"sandbox://snapshots/{sha1}"
     if kind == SnapshotType.ERROR and store.get(sha1) is None:
-        upload = SnapshotUploadData(sha1=sha1, format=file_format, uri=uri,
-                                    presigned_put_url=f"{base_url}/_snapshots/{sha1}",
-                                    id=sha1, type=kind)
+        upload = SnapshotUploadData(
+            sha1=sha1,
+            format=file_format,
+            uri=uri,
+            presigned_put_url=f"{base_url}/_snapshots/{sha1}",
+            id=sha1,
+            type=kind,
+        )
         return pack_value(CheckSnapshotResult(stored_snapshot=None, upload_data=upload))
-    stored = StoredSnapshot(sha1=sha1, format=file_format, uri=uri,
-                            decompressed_size=int(params.get("size", 0)))
+    stored = StoredSnapshot(
+        sha1=sha1, format=file_format, uri=uri, decompressed_size=int(params.get("size", 0))
+    )
     return pack_value(CheckSnapshotResult(stored_snapshot=stored, upload_data=None))
 
 
@@ -71,8 +77,13 @@ def confirm_upload(body: Any, store: SnapshotStore) -> Any:
 
     upload = unpack_value(body, SnapshotUploadData)
     size = len(_decoded(store.get(upload.sha1) or b"", upload.format))
-    return pack_value(ConfirmUploadResult(stored_snapshot=StoredSnapshot(
-        sha1=upload.sha1, format=upload.format, uri=upload.uri, decompressed_size=size)))
+    return pack_value(
+        ConfirmUploadResult(
+            stored_snapshot=StoredSnapshot(
+                sha1=upload.sha1, format=upload.format, uri=upload.uri, decompressed_size=size
+            )
+        )
+    )
 
 
 def _decoded(data: bytes, file_format: str) -> bytes:
@@ -82,6 +93,7 @@ def _decoded(data: bytes, file_format: str) -> bytes:
 def code_location_update(body: Any, store: SnapshotStore) -> tuple[str, str | None, Any]:
     """(location, load error or None, the answer) for `PUT /code_location_update_result`."""
     from dagster._serdes import deserialize_value, pack_value, unpack_value
+    from dagster._utils.error import SerializableErrorInfo
     from dagster_cloud.api.dagster_cloud_api import (
         DagsterCloudCodeLocationUpdateResponse,
         DagsterCloudCodeLocationUpdateResult,
@@ -91,11 +103,20 @@ def code_location_update(body: Any, store: SnapshotStore) -> tuple[str, str | No
     error = None
     if result.error_snapshot is not None:
         raw = store.get(result.error_snapshot.sha1)
-        error = (deserialize_value(_decoded(raw, result.error_snapshot.format).decode()).message.strip()
-                 if raw else "the agent reported a load error")
-    answer = pack_value(DagsterCloudCodeLocationUpdateResponse(
-        updated=True, message=f"{result.location_name}: {'error recorded' if error else 'loaded'}",
-        missing_job_snapshots=None))
+        error = (
+            deserialize_value(
+                _decoded(raw, result.error_snapshot.format).decode(), SerializableErrorInfo
+            ).message.strip()
+            if raw
+            else "the agent reported a load error"
+        )
+    answer = pack_value(
+        DagsterCloudCodeLocationUpdateResponse(
+            updated=True,
+            message=f"{result.location_name}: {'error recorded' if error else 'loaded'}",
+            missing_job_snapshots=None,
+        )
+    )
     return result.location_name, error, answer
 
 
@@ -105,17 +126,28 @@ def workspace_entry_upload(content_type: str, body: bytes) -> tuple[str, str | N
     from email.policy import HTTP
 
     from dagster._serdes import deserialize_value, serialize_value
-    from dagster_cloud.api.dagster_cloud_api import DagsterCloudUploadWorkspaceResponse
+    from dagster_cloud.api.dagster_cloud_api import (
+        DagsterCloudUploadWorkspaceEntry,
+        DagsterCloudUploadWorkspaceResponse,
+    )
 
     message = BytesParser(policy=HTTP).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
     parts = [p for p in message.iter_parts() if p.get_filename()]
     if not parts:
         raise ValueError("expected a multipart upload with a workspace_entry file")
-    entry = deserialize_value(zlib.decompress(parts[0].get_payload(decode=True)).decode())
+    payload = parts[0].get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        raise ValueError("the workspace_entry file is empty")
+    entry = deserialize_value(zlib.decompress(payload).decode(), DagsterCloudUploadWorkspaceEntry)
     error_info = entry.serialized_error_info
     error = error_info.message.strip() if error_info is not None else None
-    answer = serialize_value(DagsterCloudUploadWorkspaceResponse(
-        updated=True, message=f"{entry.location_name}: {'error recorded' if error else 'loaded'}",
-        missing_job_snapshots=None))
+    answer = serialize_value(
+        DagsterCloudUploadWorkspaceResponse(
+            updated=True,
+            message=f"{entry.location_name}: {'error recorded' if error else 'loaded'}",
+            missing_job_snapshots=None,
+        )
+    )
     return entry.location_name, error, answer

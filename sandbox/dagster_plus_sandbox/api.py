@@ -20,7 +20,7 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     build_schema,
-    execute,
+    execute_sync,
     parse,
     validate,
 )
@@ -39,9 +39,10 @@ def schema(api: ApiName) -> GraphQLSchema:
     for name in ("GenericScalar", "JSONString"):
         scalar = built.type_map.get(name)
         if isinstance(scalar, GraphQLScalarType):
-            scalar.serialize = _identity
-            scalar.parse_value = _identity
-            scalar.parse_literal = _parse_literal
+            # graphql-core keeps these as instance attributes (a scalar's own functions).
+            scalar.serialize = _identity  # type: ignore[method-assign]
+            scalar.parse_value = _identity  # type: ignore[method-assign]
+            scalar.parse_literal = _parse_literal  # type: ignore[method-assign]
     return built
 
 
@@ -56,8 +57,9 @@ def _parse_literal(node, variables=None):
 
 
 @lru_cache(maxsize=512)
-def parse_document(query: str, api: ApiName = "user"
-                   ) -> tuple[DocumentNode | None, tuple[str, ...]]:
+def parse_document(
+    query: str, api: ApiName = "user"
+) -> tuple[DocumentNode | None, tuple[str, ...]]:
     """The parsed document, validated against one API's schema, or None and the errors (cached:
     clients repeat their queries)."""
     try:
@@ -86,7 +88,8 @@ def operations_touched(document: DocumentNode) -> set[str]:
             names.add(selection.name.value)
             if selection.name.value in NAMESPACE_FIELDS and selection.selection_set is not None:
                 names.update(
-                    s.name.value for s in selection.selection_set.selections
+                    s.name.value
+                    for s in selection.selection_set.selections
                     if isinstance(s, FieldNode)
                 )
     return names
@@ -99,10 +102,20 @@ class RequestContext:
     deployment: Deployment
 
 
-def run_graphql(api: ApiName, root: Any, document: DocumentNode, variables: dict | None,
-                operation_name: str | None) -> dict:
-    result = execute(schema(api), document, root_value=root, variable_values=variables or {},
-                     operation_name=operation_name)
+def run_graphql(
+    api: ApiName,
+    root: Any,
+    document: DocumentNode,
+    variables: dict | None,
+    operation_name: str | None,
+) -> dict:
+    result = execute_sync(
+        schema(api),
+        document,
+        root_value=root,
+        variable_values=variables or {},
+        operation_name=operation_name,
+    )
     out: dict[str, Any] = {"data": result.data}
     if result.errors:
         out["errors"] = [e.formatted for e in result.errors]
@@ -113,8 +126,15 @@ def run_graphql(api: ApiName, root: Any, document: DocumentNode, variables: dict
 
 
 def python_error(message: str, class_name: str | None = None) -> dict:
-    return {"__typename": "PythonError", "message": message, "className": class_name,
-            "stack": [], "cause": None, "causes": [], "errorChain": []}
+    return {
+        "__typename": "PythonError",
+        "message": message,
+        "className": class_name,
+        "stack": [],
+        "cause": None,
+        "causes": [],
+        "errorChain": [],
+    }
 
 
 def deploy_data(document: dict) -> str:
@@ -123,17 +143,19 @@ def deploy_data(document: dict) -> str:
     from dagster_cloud_cli.core.workspace import CodeLocationDeployData
 
     code_source = document.get("code_source") or {}
-    return serialize_value(CodeLocationDeployData(
-        image=document.get("image"),
-        python_file=code_source.get("python_file"),
-        package_name=code_source.get("package_name"),
-        module_name=code_source.get("module_name"),
-        autoload_defs_module_name=code_source.get("autoload_defs_module_name"),
-        working_directory=document.get("working_directory"),
-        executable_path=document.get("executable_path"),
-        attribute=document.get("attribute"),
-        container_context=document.get("container_context") or {},
-    ))
+    return serialize_value(
+        CodeLocationDeployData(
+            image=document.get("image"),
+            python_file=code_source.get("python_file"),
+            package_name=code_source.get("package_name"),
+            module_name=code_source.get("module_name"),
+            autoload_defs_module_name=code_source.get("autoload_defs_module_name"),
+            working_directory=document.get("working_directory"),
+            executable_path=document.get("executable_path"),
+            attribute=document.get("attribute"),
+            container_context=document.get("container_context") or {},
+        )
+    )
 
 
 def workspace_entry(view: LocationView) -> dict:
@@ -148,12 +170,14 @@ def workspace_entry(view: LocationView) -> dict:
     }
 
 
-def workspace_entries(state: SandboxState, deployment: Deployment,
-                      agent_queues: list[str | None] | None) -> list[dict]:
+def workspace_entries(
+    state: SandboxState, deployment: Deployment, agent_queues: list[str | None] | None
+) -> list[dict]:
     """What a Hybrid agent serves: nothing for a Serverless deployment (its own agent serves it)."""
     if deployment.agent_type != "HYBRID":
         return []
     return [
-        workspace_entry(view) for view in state.locations(deployment)
+        workspace_entry(view)
+        for view in state.locations(deployment)
         if agent_queues is None or view.document.get("agent_queue") in agent_queues
     ]

@@ -91,7 +91,9 @@ class Deployment:
     switched_at: float | None
     settings: dict[str, Any]
     parent_id: int | None = None  # a branch deployment's base deployment
-    branch: dict[str, Any] | None = None  # repo_name, branch_name, pull_request_* of a branch deployment
+    branch: dict[str, Any] | None = (
+        None  # repo_name, branch_name, pull_request_* of a branch deployment
+    )
     latest_commit: dict[str, Any] | None = None
 
     @property
@@ -138,8 +140,10 @@ class SandboxState:
         if fresh or self._meta("organization") is None:
             self._seed(scenario)
         self._workspace_checks: dict[str, float] = {}  # deployment -> deploy time last asked about
-        self.organization = self._meta("organization")
-        self.timing = json.loads(self._meta("timing"))
+        organization, timing = self._meta("organization"), self._meta("timing")
+        assert organization is not None and timing is not None  # seeded above
+        self.organization: str = organization
+        self.timing = json.loads(timing)
 
     def close(self) -> None:
         with self._lock:
@@ -168,9 +172,11 @@ class SandboxState:
             raise ValueError(f"{self.path}: not a sandbox state file ({error})") from None
         if version != SCHEMA_VERSION:
             self._db.close()
-            raise ValueError(f"{self.path}: a state file of another sandbox version "
-                             f"({version or 'unversioned'}, this is {SCHEMA_VERSION}); delete it "
-                             "to start from the scenario again")
+            raise ValueError(
+                f"{self.path}: a state file of another sandbox version "
+                f"({version or 'unversioned'}, this is {SCHEMA_VERSION}); delete it "
+                "to start from the scenario again"
+            )
 
     # -- seeding ------------------------------------------------------------------------------
 
@@ -215,21 +221,33 @@ class SandboxState:
                         json.dumps(branch) if branch else None,
                     ),
                 )
+                assert cursor.lastrowid is not None  # an INSERT's row
                 deployment_id = ids[spec["name"]] = cursor.lastrowid
                 for position, document in enumerate(spec.get("locations") or []):
                     # Seeded locations were deployed long ago: already loaded where served.
                     db.execute(
                         "INSERT INTO locations VALUES (?, ?, ?, ?, ?)",
-                        (deployment_id, document["location_name"], position,
-                         json.dumps(document), now - 86400.0),
+                        (
+                            deployment_id,
+                            document["location_name"],
+                            position,
+                            json.dumps(document),
+                            now - 86400.0,
+                        ),
                     )
                 for location, kinds in (spec.get("instigators") or {}).items():
                     for kind in ("schedules", "sensors"):
                         for item in kinds.get(kind) or []:
                             db.execute(
                                 "INSERT INTO instigators VALUES (?, ?, ?, ?, ?, ?)",
-                                (deployment_id, location, kind[:-1], item["name"],
-                                 item.get("status", "RUNNING"), item.get("cron")),
+                                (
+                                    deployment_id,
+                                    location,
+                                    kind[:-1],
+                                    item["name"],
+                                    item.get("status", "RUNNING"),
+                                    item.get("cron"),
+                                ),
                             )
                 db.executemany(
                     "INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
@@ -246,8 +264,14 @@ class SandboxState:
     @staticmethod
     def _token(row: sqlite3.Row) -> Token:
         return Token(
-            id=row["id"], name=row["name"], kind=row["kind"], role=row["role"], user=row["user"],
-            description=row["description"], revoked=bool(row["revoked"]), created=row["created"],
+            id=row["id"],
+            name=row["name"],
+            kind=row["kind"],
+            role=row["role"],
+            user=row["user"],
+            description=row["description"],
+            revoked=bool(row["revoked"]),
+            created=row["created"],
         )
 
     def authenticate(self, value: str | None) -> Token | None:
@@ -281,9 +305,12 @@ class SandboxState:
                 " VALUES (?, 'agent', 'AGENT', ?, ?)",
                 (value, description, self.clock()),
             )
-            self._event(db, None, "agent_token_created",
-                        {"id": cursor.lastrowid, "description": description,
-                         "by": created_by.user})
+            self._event(
+                db,
+                None,
+                "agent_token_created",
+                {"id": cursor.lastrowid, "description": description, "by": created_by.user},
+            )
             row = db.execute("SELECT * FROM tokens WHERE id = ?", (cursor.lastrowid,)).fetchone()
         return self._token(row), value
 
@@ -302,8 +329,12 @@ class SandboxState:
     @staticmethod
     def _deployment(row: sqlite3.Row) -> Deployment:
         return Deployment(
-            id=row["id"], name=row["name"], type=row["type"], agent_type=row["agent_type"],
-            switched_at=row["switched_at"], settings=json.loads(row["settings"]),
+            id=row["id"],
+            name=row["name"],
+            type=row["type"],
+            agent_type=row["agent_type"],
+            switched_at=row["switched_at"],
+            settings=json.loads(row["settings"]),
             parent_id=row["parent_id"],
             branch=json.loads(row["branch"]) if row["branch"] else None,
             latest_commit=json.loads(row["latest_commit"]) if row["latest_commit"] else None,
@@ -322,6 +353,13 @@ class SandboxState:
             ).fetchone()
         return self._deployment(row) if row else None
 
+    def existing_deployment(self, name: str | None = None, id: int | None = None) -> Deployment:
+        """A deployment this state has just written (so it exists)."""
+        found = self.deployment(name, id)
+        if found is None:
+            raise LookupError(f"no deployment {name or id}")
+        return found
+
     def default_deployment(self) -> Deployment:
         return self.deployments()[0]
 
@@ -334,33 +372,52 @@ class SandboxState:
                 "UPDATE deployments SET agent_type = ?, switched_at = ? WHERE id = ?",
                 (agent_type, self.clock(), deployment.id),
             )
-            self._event(db, deployment.name, "agent_type_switched",
-                        {"from": deployment.agent_type, "to": agent_type})
-        return self.deployment(id=deployment.id)
+            self._event(
+                db,
+                deployment.name,
+                "agent_type_switched",
+                {"from": deployment.agent_type, "to": agent_type},
+            )
+        return self.existing_deployment(id=deployment.id)
 
-    def upsert_branch_deployment(self, branch: dict[str, Any], commit: dict[str, Any],
-                                 base: Deployment) -> Deployment:
+    def upsert_branch_deployment(
+        self, branch: dict[str, Any], commit: dict[str, Any], base: Deployment
+    ) -> Deployment:
         """The branch deployment of (repository, branch), created on first use (as `dagster-cloud
         ci init` asks for it in a pull request) and updated with the newest commit after. It is
         served by the agent type of its base deployment."""
         name = branch_deployment_name(branch["repoName"], branch["branchName"])
-        stored = {k: branch.get(k) for k in ("repoName", "branchName", "branchUrl",
-                                             "pullRequestUrl", "pullRequestStatus",
-                                             "pullRequestNumber")}
+        stored = {
+            k: branch.get(k)
+            for k in (
+                "repoName",
+                "branchName",
+                "branchUrl",
+                "pullRequestUrl",
+                "pullRequestStatus",
+                "pullRequestNumber",
+            )
+        }
         with self._tx() as db:
             existing = db.execute("SELECT id FROM deployments WHERE name = ?", (name,)).fetchone()
             if existing is None:
                 db.execute(
                     "INSERT INTO deployments (name, type, agent_type, switched_at, settings,"
                     " parent_id, branch, latest_commit) VALUES (?, 'BRANCH', ?, NULL, '{}', ?, ?, ?)",
-                    (name, base.agent_type, base.id, json.dumps(stored), json.dumps(commit)))
-                self._event(db, name, "branch_deployment_created",
-                            {"repo": stored["repoName"], "branch": stored["branchName"],
-                             "base": base.name})
+                    (name, base.agent_type, base.id, json.dumps(stored), json.dumps(commit)),
+                )
+                self._event(
+                    db,
+                    name,
+                    "branch_deployment_created",
+                    {"repo": stored["repoName"], "branch": stored["branchName"], "base": base.name},
+                )
             else:
-                db.execute("UPDATE deployments SET branch = ?, latest_commit = ? WHERE id = ?",
-                           (json.dumps(stored), json.dumps(commit), existing[0]))
-        return self.deployment(name=name)
+                db.execute(
+                    "UPDATE deployments SET branch = ?, latest_commit = ? WHERE id = ?",
+                    (json.dumps(stored), json.dumps(commit), existing[0]),
+                )
+        return self.existing_deployment(name=name)
 
     def branch_deployment(self, repo_name: str, branch_name: str) -> Deployment | None:
         return self.deployment(name=branch_deployment_name(repo_name, branch_name))
@@ -374,15 +431,18 @@ class SandboxState:
 
     def set_settings(self, deployment: Deployment, settings: dict[str, Any]) -> dict[str, Any]:
         with self._tx() as db:
-            db.execute("UPDATE deployments SET settings = ? WHERE id = ?",
-                       (json.dumps(settings), deployment.id))
+            db.execute(
+                "UPDATE deployments SET settings = ? WHERE id = ?",
+                (json.dumps(settings), deployment.id),
+            )
             self._event(db, deployment.name, "settings_set", {"keys": sorted(settings)})
         return settings
 
     # -- agents and their heartbeats -----------------------------------------------------------
 
-    def record_heartbeat(self, deployment: str, heartbeat: dict[str, Any],
-                         errors: list[dict[str, Any]]) -> None:
+    def record_heartbeat(
+        self, deployment: str, heartbeat: dict[str, Any], errors: list[dict[str, Any]]
+    ) -> None:
         now = self.clock()
         with self._tx() as db:
             db.execute(
@@ -391,9 +451,14 @@ class SandboxState:
                 " agent_type = excluded.agent_type, last_seen = excluded.last_seen,"
                 " metadata = excluded.metadata, errors = excluded.errors",
                 (
-                    heartbeat["agent_id"], deployment, heartbeat.get("agent_label"),
-                    heartbeat.get("agent_type"), now, now,
-                    json.dumps(heartbeat.get("metadata") or {}), json.dumps(errors),
+                    heartbeat["agent_id"],
+                    deployment,
+                    heartbeat.get("agent_label"),
+                    heartbeat.get("agent_type"),
+                    now,
+                    now,
+                    json.dumps(heartbeat.get("metadata") or {}),
+                    json.dumps(errors),
                 ),
             )
 
@@ -410,8 +475,9 @@ class SandboxState:
             return "DELETING"
         return "INACTIVE"
 
-    def agents(self, deployment: Deployment, heartbeated_since: float | None = None
-               ) -> list[AgentView]:
+    def agents(
+        self, deployment: Deployment, heartbeated_since: float | None = None
+    ) -> list[AgentView]:
         """The agents of a deployment: its Serverless agent while it runs or shuts down, and
         every agent that heartbeated for it (since `heartbeated_since`, as the agent API asks)."""
         now = self.clock()
@@ -419,12 +485,17 @@ class SandboxState:
         views = []
         serverless = self.serverless_status(deployment)
         if serverless != "INACTIVE" and not deployment.is_branch:
-            views.append(AgentView(
-                id=SERVERLESS_AGENT_ID, label=None, launcher=None,
-                status="RUNNING" if serverless == "ACTIVE" else "NOT_RUNNING",
-                last_heartbeat=now if serverless == "ACTIVE" else deployment.switched_at or now,
-                metadata={}, errors=[],
-            ))
+            views.append(
+                AgentView(
+                    id=SERVERLESS_AGENT_ID,
+                    label=None,
+                    launcher=None,
+                    status="RUNNING" if serverless == "ACTIVE" else "NOT_RUNNING",
+                    last_heartbeat=now if serverless == "ACTIVE" else deployment.switched_at or now,
+                    metadata={},
+                    errors=[],
+                )
+            )
         with self._lock:
             rows = self._db.execute(
                 "SELECT * FROM heartbeats WHERE deployment = ? AND last_seen >= ?"
@@ -432,19 +503,26 @@ class SandboxState:
                 (deployment.name, heartbeated_since or float("-inf")),
             ).fetchall()
         for row in rows:
-            views.append(AgentView(
-                id=row["agent_id"], label=row["agent_label"], launcher=row["agent_type"],
-                status="RUNNING" if now - row["last_seen"] <= window else "NOT_RUNNING",
-                last_heartbeat=row["last_seen"], metadata=json.loads(row["metadata"]),
-                errors=json.loads(row["errors"]),
-            ))
+            views.append(
+                AgentView(
+                    id=row["agent_id"],
+                    label=row["agent_label"],
+                    launcher=row["agent_type"],
+                    status="RUNNING" if now - row["last_seen"] <= window else "NOT_RUNNING",
+                    last_heartbeat=row["last_seen"],
+                    metadata=json.loads(row["metadata"]),
+                    errors=json.loads(row["errors"]),
+                )
+            )
         return views
 
     def record_upload(self, deployment: str, location: str, error: str | None) -> None:
         """What an agent reports after loading a location's code: loaded, or its error."""
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?)",
-                       (deployment, location, self.clock(), error))
+            db.execute(
+                "INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?)",
+                (deployment, location, self.clock(), error),
+            )
 
     def claim_workspace_check(self, deployment: str, deployed_at: float) -> bool:
         """True once per deploy: whether to ask the agent to check for workspace updates."""
@@ -456,8 +534,9 @@ class SandboxState:
 
     def _uploads(self, deployment: Deployment) -> dict[str, tuple[float, str | None]]:
         with self._lock:
-            rows = self._db.execute("SELECT location, at, error FROM uploads WHERE deployment = ?",
-                                    (deployment.name,)).fetchall()
+            rows = self._db.execute(
+                "SELECT location, at, error FROM uploads WHERE deployment = ?", (deployment.name,)
+            ).fetchall()
         return {row["location"]: (row["at"], row["error"]) for row in rows}
 
     def _hybrid_agent_running(self, deployment: Deployment) -> bool:
@@ -490,8 +569,11 @@ class SandboxState:
         now = self.clock()
         load_seconds = self.timing["location_load_seconds"]
         hybrid = deployment.agent_type == "HYBRID"
-        serverless_since = deployment.switched_at or float("-inf") \
-            if not hybrid and self.serverless_status(deployment) == "ACTIVE" else None
+        serverless_since = (
+            deployment.switched_at or float("-inf")
+            if not hybrid and self.serverless_status(deployment) == "ACTIVE"
+            else None
+        )
         served = hybrid and self._hybrid_agent_running(deployment)
         with self._lock:
             rows = self._db.execute(
@@ -507,15 +589,26 @@ class SandboxState:
             status, error = "LOADING", None
             if served and reported:
                 status, error = "LOADED", uploads[row["name"]][1]
-            elif serverless_since is not None and \
-                    now >= max(row["updated_at"], serverless_since) + load_seconds:
+            elif (
+                serverless_since is not None
+                and now >= max(row["updated_at"], serverless_since) + load_seconds
+            ):
                 status = "LOADED"
-            views.append(LocationView(row["name"], document, row["updated_at"], status, error,
-                                      outdated=hybrid and not reported))
+            views.append(
+                LocationView(
+                    row["name"],
+                    document,
+                    row["updated_at"],
+                    status,
+                    error,
+                    outdated=hybrid and not reported,
+                )
+            )
         return views
 
-    def upsert_locations(self, deployment: Deployment, documents: list[dict[str, Any]],
-                         kind: str) -> list[str]:
+    def upsert_locations(
+        self, deployment: Deployment, documents: list[dict[str, Any]], kind: str
+    ) -> list[str]:
         """Add or replace each location in `documents` (a deploy); others are left alone."""
         now = self.clock()
         with self._tx() as db:
@@ -535,8 +628,9 @@ class SandboxState:
                     "INSERT OR REPLACE INTO locations VALUES (?, ?, ?, ?, ?)",
                     (deployment.id, name, position, json.dumps(document), now),
                 )
-                self._event(db, deployment.name, kind,
-                            {"location": name, "image": document.get("image")})
+                self._event(
+                    db, deployment.name, kind, {"location": name, "image": document.get("image")}
+                )
         return [document["location_name"] for document in documents]
 
     def delete_location(self, deployment: Deployment, name: str) -> bool:
@@ -564,9 +658,14 @@ class SandboxState:
     # -- runs ----------------------------------------------------------------------------------
 
     @staticmethod
-    def _run_filter(deployment: Deployment, statuses: list[str] | None,
-                    run_ids: list[str] | None, job_name: str | None) -> tuple[str, list]:
-        where, args = ["deployment_id = ?"], [deployment.id]
+    def _run_filter(
+        deployment: Deployment,
+        statuses: list[str] | None,
+        run_ids: list[str] | None,
+        job_name: str | None,
+    ) -> tuple[str, list]:
+        where: list[str] = ["deployment_id = ?"]
+        args: list[Any] = [deployment.id]
         if statuses:
             where.append(f"status IN ({','.join('?' * len(statuses))})")
             args += statuses
@@ -578,15 +677,26 @@ class SandboxState:
             args.append(job_name)
         return " AND ".join(where), args
 
-    def run_count(self, deployment: Deployment, statuses: list[str] | None = None,
-                  run_ids: list[str] | None = None, job_name: str | None = None) -> int:
+    def run_count(
+        self,
+        deployment: Deployment,
+        statuses: list[str] | None = None,
+        run_ids: list[str] | None = None,
+        job_name: str | None = None,
+    ) -> int:
         clause, args = self._run_filter(deployment, statuses, run_ids, job_name)
         with self._lock:
             return self._db.execute(f"SELECT COUNT(*) FROM runs WHERE {clause}", args).fetchone()[0]
 
-    def run_page(self, deployment: Deployment, statuses: list[str] | None = None,
-                 run_ids: list[str] | None = None, job_name: str | None = None,
-                 limit: int | None = None, cursor: str | None = None) -> list[dict[str, Any]]:
+    def run_page(
+        self,
+        deployment: Deployment,
+        statuses: list[str] | None = None,
+        run_ids: list[str] | None = None,
+        job_name: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> list[dict[str, Any]]:
         """Runs newest first; `cursor` is the run id after which the page starts."""
         clause, args = self._run_filter(deployment, statuses, run_ids, job_name)
         with self._lock:
@@ -605,10 +715,13 @@ class SandboxState:
 
     # -- the audit log -------------------------------------------------------------------------
 
-    def _event(self, db: sqlite3.Connection, deployment: str | None, kind: str,
-               detail: dict[str, Any]) -> None:
-        db.execute("INSERT INTO events (at, deployment, kind, detail) VALUES (?, ?, ?, ?)",
-                   (self.clock(), deployment, kind, json.dumps(detail)))
+    def _event(
+        self, db: sqlite3.Connection, deployment: str | None, kind: str, detail: dict[str, Any]
+    ) -> None:
+        db.execute(
+            "INSERT INTO events (at, deployment, kind, detail) VALUES (?, ?, ?, ?)",
+            (self.clock(), deployment, kind, json.dumps(detail)),
+        )
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         """What changed, in order: agent switches, tokens created, deploys, settings."""

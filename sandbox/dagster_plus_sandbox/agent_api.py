@@ -19,22 +19,28 @@ class AgentRoot:
         self.state = context.state
 
     def agents(self, info, heartbeatedSince=None):
-        return [{"id": v.id, "status": v.status}
-                for v in self.state.agents(self.c.deployment, heartbeatedSince)]
+        return [
+            {"id": v.id, "status": v.status}
+            for v in self.state.agents(self.c.deployment, heartbeatedSince)
+        ]
 
     def deployments(self, info, deploymentNames, includeAllServerlessDeployments=False):
         wanted = set(deploymentNames)
         return [
-            {"deploymentName": d.name, "isBranchDeployment": d.is_branch,
-             "workspaceEntries": lambda info, agentQueues=None, d=d: workspace_entries(
-                 self.state, d, agentQueues)}
+            {
+                "deploymentName": d.name,
+                "isBranchDeployment": d.is_branch,
+                "workspaceEntries": lambda info, agentQueues=None, d=d: workspace_entries(
+                    self.state, d, agentQueues
+                ),
+            }
             for d in self.state.deployments()
-            if d.name in wanted or (includeAllServerlessDeployments and d.agent_type == "SERVERLESS")
+            if d.name in wanted
+            or (includeAllServerlessDeployments and d.agent_type == "SERVERLESS")
         ]
 
     def deploymentInfo(self, info):
-        return {"deploymentName": self.c.deployment.name,
-                "deploymentType": self.c.deployment.type}
+        return {"deploymentName": self.c.deployment.name, "deploymentType": self.c.deployment.type}
 
     def workspace(self, info):
         return {"workspaceEntries": workspace_entries(self.state, self.c.deployment, None)}
@@ -65,21 +71,26 @@ class AgentMutations:
         errors = [_error_of(e) for e in serializedErrors or []]
         for item in serializedAgentHeartbeats or []:
             heartbeat = json.loads(item["serializedAgentHeartbeat"])
-            metadata = {k: v for k, v in (heartbeat.get("metadata") or {}).items()
-                        if isinstance(v, (str, int, float)) and v != ""}
+            metadata = {
+                k: v
+                for k, v in (heartbeat.get("metadata") or {}).items()
+                if isinstance(v, (str, int, float)) and v != ""
+            }
             heartbeat["metadata"] = metadata
             deployment = item.get("deploymentName") or self.c.deployment.name
             self.c.state.record_heartbeat(deployment, heartbeat, errors)
         return {"ok": True}
 
-    def popUserCloudAgentRequests(self, info, limit=None, forBranchDeployments=None,
-                                  forFullDeployments=None, agentQueues=None):
+    def popUserCloudAgentRequests(
+        self, info, limit=None, forBranchDeployments=None, forFullDeployments=None, agentQueues=None
+    ):
         """After a deploy, Dagster+ asks the agent to load and upload what changed
         (CHECK_FOR_WORKSPACE_UPDATES), once per deploy, for the full deployments it names and,
         when it serves them, for every Hybrid branch deployment."""
         state = self.c.state
         candidates: list[Deployment] = [
-            d for d in state.deployments()
+            d
+            for d in state.deployments()
             if (d.name in (forFullDeployments or []) and not d.is_branch)
             or (forBranchDeployments and d.is_branch and d.agent_type == "HYBRID")
         ]
@@ -96,12 +107,19 @@ def _check_for_updates_request(deployment: Deployment) -> dict:
     from dagster_cloud.api.dagster_cloud_api import DagsterCloudApi, DagsterCloudApiRequest
 
     request_id = str(uuid.uuid4())
-    body = DagsterCloudApiRequest(request_id=request_id,
-                                  request_api=DagsterCloudApi.CHECK_FOR_WORKSPACE_UPDATES,
-                                  request_args=None, deployment_name=deployment.name)
-    return {"requestId": request_id, "requestApi": "CHECK_FOR_WORKSPACE_UPDATES",
-            "requestBody": serialize_value(body), "deploymentName": deployment.name,
-            "isBranchDeployment": deployment.is_branch}
+    body = DagsterCloudApiRequest(
+        request_id=request_id,
+        request_api=DagsterCloudApi.CHECK_FOR_WORKSPACE_UPDATES,
+        request_args=None,
+        deployment_name=deployment.name,
+    )
+    return {
+        "requestId": request_id,
+        "requestApi": "CHECK_FOR_WORKSPACE_UPDATES",
+        "requestBody": serialize_value(body),
+        "deploymentName": deployment.name,
+        "isBranchDeployment": deployment.is_branch,
+    }
 
 
 def _error_of(serialized: str) -> dict:

@@ -61,7 +61,9 @@ DEFAULT_SCENARIO: dict[str, Any] = {
                     "sensors": [{"name": "new_files_sensor", "status": "RUNNING"}],
                 },
                 "ml_models": {
-                    "schedules": [{"name": "nightly_train", "cron": "0 2 * * *", "status": "RUNNING"}],
+                    "schedules": [
+                        {"name": "nightly_train", "cron": "0 2 * * *", "status": "RUNNING"}
+                    ],
                     "sensors": [],
                 },
             },
@@ -113,13 +115,17 @@ class Scenario:
                 raise ValueError(f"{where}: a mapping with a `name` is needed")
             kind = spec.get("type", "PRODUCTION")
             if kind not in ("PRODUCTION", "BRANCH"):
-                raise ValueError(f"{where}.type: {kind!r} is not a DagsterCloudDeploymentType "
-                                 "(PRODUCTION or BRANCH)")
+                raise ValueError(
+                    f"{where}.type: {kind!r} is not a DagsterCloudDeploymentType "
+                    "(PRODUCTION or BRANCH)"
+                )
             if spec.get("agent_type", "SERVERLESS") not in ("SERVERLESS", "HYBRID"):
                 raise ValueError(f"{where}.agent_type: SERVERLESS or HYBRID")
             if kind == "BRANCH" and spec.get("parent") not in names:
-                raise ValueError(f"{where}.parent: a branch deployment names its base deployment, "
-                                 "listed before it")
+                raise ValueError(
+                    f"{where}.parent: a branch deployment names its base deployment, "
+                    "listed before it"
+                )
             if spec["name"] in names:
                 raise ValueError(f"{where}.name: {spec['name']!r} is listed twice")
             names.add(spec["name"])

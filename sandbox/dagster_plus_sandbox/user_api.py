@@ -26,8 +26,10 @@ EDITOR_NEEDED = "Editor (or Admin) on the deployment, or an agent token"
 
 
 def _unauthorized(operation: str, needed: str) -> dict:
-    return {"__typename": "UnauthorizedError",
-            "message": f"Not authorized to {operation}: this needs {needed}."}
+    return {
+        "__typename": "UnauthorizedError",
+        "message": f"Not authorized to {operation}: this needs {needed}.",
+    }
 
 
 def _not_found(message: str) -> dict:
@@ -48,17 +50,25 @@ def deployment_shape(state: SandboxState, deployment: Deployment) -> dict:
         "isBranchDeployment": deployment.is_branch,
         "agentType": deployment.agent_type,
         "workspaceEntries": lambda info, agentQueues=None: workspace_entries(
-            state, deployment, agentQueues),
+            state, deployment, agentQueues
+        ),
         "branchDeploymentGitMetadata": {
-            "branchName": branch.get("branchName"), "repoName": branch.get("repoName"),
-            "branchUrl": branch.get("branchUrl"), "pullRequestUrl": branch.get("pullRequestUrl"),
+            "branchName": branch.get("branchName"),
+            "repoName": branch.get("repoName"),
+            "branchUrl": branch.get("branchUrl"),
+            "pullRequestUrl": branch.get("pullRequestUrl"),
             "pullRequestStatus": branch.get("pullRequestStatus"),
             "pullRequestNumber": branch.get("pullRequestNumber"),
-        } if branch else None,
+        }
+        if branch
+        else None,
         "latestCommit": deployment.latest_commit,
         "parentDeployment": lambda info: (
-            deployment_shape(state, parent) if deployment.parent_id is not None
-            and (parent := state.deployment(id=deployment.parent_id)) else None),
+            deployment_shape(state, parent)
+            if deployment.parent_id is not None
+            and (parent := state.deployment(id=deployment.parent_id))
+            else None
+        ),
     }
 
 
@@ -81,9 +91,15 @@ def _agent(view: AgentView) -> dict:
 
 
 def _agent_token(token: Token, value: str) -> dict:
-    return {"__typename": "DagsterCloudAgentToken", "id": token.id, "token": value,
-            "description": token.description, "revoked": token.revoked,
-            "createTimestamp": token.created, "revokeTimestamp": None}
+    return {
+        "__typename": "DagsterCloudAgentToken",
+        "id": token.id,
+        "token": value,
+        "description": token.description,
+        "revoked": token.revoked,
+        "createTimestamp": token.created,
+        "revokeTimestamp": None,
+    }
 
 
 def _location_entry(state: SandboxState, deployment: Deployment, view: LocationView) -> dict:
@@ -95,58 +111,77 @@ def _location_entry(state: SandboxState, deployment: Deployment, view: LocationV
         instigators = state.instigators(deployment, view.name)
 
         def state_of(kind: str, item: dict) -> dict:
-            return {"id": f"{view.name}:{kind}:{item['name']}", "name": item["name"],
-                    "status": item["status"], "repositoryName": "__repository__",
-                    "repositoryLocationName": view.name}
+            return {
+                "id": f"{view.name}:{kind}:{item['name']}",
+                "name": item["name"],
+                "status": item["status"],
+                "repositoryName": "__repository__",
+                "repositoryLocationName": view.name,
+            }
 
         location = {
             "__typename": "RepositoryLocation",
             "id": view.name,
             "name": view.name,
-            "repositories": [{
-                "id": f"{view.name}:__repository__",
-                "name": "__repository__",
-                "schedules": [
-                    {"id": f"{view.name}:{s['name']}", "name": s["name"],
-                     "cronSchedule": s["cron"] or "", "scheduleState": state_of("schedule", s)}
-                    for s in instigators["schedule"]
-                ],
-                "sensors": [
-                    {"id": f"{view.name}:{s['name']}", "name": s["name"],
-                     "sensorState": state_of("sensor", s)}
-                    for s in instigators["sensor"]
-                ],
-            }],
+            "repositories": [
+                {
+                    "id": f"{view.name}:__repository__",
+                    "name": "__repository__",
+                    "schedules": [
+                        {
+                            "id": f"{view.name}:{s['name']}",
+                            "name": s["name"],
+                            "cronSchedule": s["cron"] or "",
+                            "scheduleState": state_of("schedule", s),
+                        }
+                        for s in instigators["schedule"]
+                    ],
+                    "sensors": [
+                        {
+                            "id": f"{view.name}:{s['name']}",
+                            "name": s["name"],
+                            "sensorState": state_of("sensor", s),
+                        }
+                        for s in instigators["sensor"]
+                    ],
+                }
+            ],
         }
-    return {"id": view.name, "name": view.name, "loadStatus": view.load_status,
-            "updatedTimestamp": view.updated_at, "locationOrLoadError": location}
+    return {
+        "id": view.name,
+        "name": view.name,
+        "loadStatus": view.load_status,
+        "updatedTimestamp": view.updated_at,
+        "locationOrLoadError": location,
+    }
 
 
-def _validated_locations(document: Any) -> tuple[list[dict] | None, list[str]]:
-    """The document's locations in the modern form, as Dagster+ validates them on deploy."""
+def _validated_locations(document: Any) -> tuple[list[dict], list[str]]:
+    """The document's locations in the modern form, as Dagster+ validates them on deploy; or
+    no locations and the errors."""
     from dagster_cloud.workspace.config_schema import process_workspace_config
 
     if not isinstance(document, dict):
-        return None, ["The document must be a mapping with a `locations` key."]
+        return [], ["The document must be a mapping with a `locations` key."]
     try:
         processed = process_workspace_config(document)
     except Exception as error:  # the schema raises CheckError with the messages joined
-        return None, [str(error).splitlines()[0] if str(error) else type(error).__name__]
+        return [], [str(error).splitlines()[0] if str(error) else type(error).__name__]
     locations = processed.get("locations") or []
     names = [location["location_name"] for location in locations]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        return None, [f"Duplicate location names: {', '.join(duplicates)}"]
+        return [], [f"Duplicate location names: {', '.join(duplicates)}"]
     return locations, []
 
 
-def _single_location(document: Any) -> tuple[dict | None, list[str]]:
+def _location_errors(document: Any) -> list[str]:
+    """What is wrong with one location's document, as Dagster+ validates it."""
     from dagster_cloud.workspace.config_schema import validate_workspace_location
 
     if not isinstance(document, dict):
-        return None, ["The document must be a location mapping."]
-    errors = validate_workspace_location(document)
-    return (None, list(errors)) if errors else (document, [])
+        return ["The document must be a location mapping."]
+    return list(validate_workspace_location(document) or [])
 
 
 def _invalid(errors: list[str]) -> dict:
@@ -178,14 +213,21 @@ class UserRoot:
         return deployment_shape(self.state, deployment)
 
     def fullDeployments(self, info):
-        return [deployment_shape(self.state, d) for d in self.state.deployments()
-                if not d.is_branch]
+        return [
+            deployment_shape(self.state, d) for d in self.state.deployments() if not d.is_branch
+        ]
 
     def branchDeployments(self, info, limit, pullRequestStatus=None):
-        found = [d for d in reversed(self.state.deployments()) if d.is_branch and (
-            pullRequestStatus is None
-            or (d.branch or {}).get("pullRequestStatus") == pullRequestStatus)]
-        return {"nodes": [deployment_shape(self.state, d) for d in found[:max(limit, 0)]]}
+        found = [
+            d
+            for d in reversed(self.state.deployments())
+            if d.is_branch
+            and (
+                pullRequestStatus is None
+                or (d.branch or {}).get("pullRequestStatus") == pullRequestStatus
+            )
+        ]
+        return {"nodes": [deployment_shape(self.state, d) for d in found[: max(limit, 0)]]}
 
     def getBranchDeploymentName(self, info, repoName, branchName):
         deployment = self.state.branch_deployment(repoName, branchName)
@@ -194,14 +236,19 @@ class UserRoot:
         return deployment.name
 
     def serverless(self, info):
-        return {"id": str(self.c.deployment.id),
-                "status": self.state.serverless_status(self.c.deployment), "error": None}
+        return {
+            "id": str(self.c.deployment.id),
+            "status": self.state.serverless_status(self.c.deployment),
+            "error": None,
+        }
 
     def agentTokensOrError(self, info):
         if not self.c.token.is_admin:
             return _unauthorized("list agent tokens", ADMIN_NEEDED)
-        return {"__typename": "DagsterCloudAgentTokens",
-                "tokens": [_agent_token(t, v) for t, v in self.state.agent_tokens()]}
+        return {
+            "__typename": "DagsterCloudAgentTokens",
+            "tokens": [_agent_token(t, v) for t, v in self.state.agent_tokens()],
+        }
 
     def locationsAsDocument(self, info):
         return {"document": {"locations": self.state.location_documents(self.c.deployment)}}
@@ -225,15 +272,21 @@ class UserRoot:
 
     def runsOrError(self, info, filter=None, cursor=None, limit=None):  # noqa: A002 - the API's name
         f = filter or {}
-        query = dict(statuses=f.get("statuses"), run_ids=f.get("runIds"),
-                     job_name=f.get("pipelineName"))
+        query = dict(
+            statuses=f.get("statuses"), run_ids=f.get("runIds"), job_name=f.get("pipelineName")
+        )
         deployment = self.c.deployment
         return {
             "__typename": "Runs",
             "count": lambda info: self.state.run_count(deployment, **query),
             "results": lambda info: [
-                {"id": r["run_id"], "runId": r["run_id"], "status": r["status"],
-                 "jobName": r["job_name"], "creationTime": r["created"]}
+                {
+                    "id": r["run_id"],
+                    "runId": r["run_id"],
+                    "status": r["status"],
+                    "jobName": r["job_name"],
+                    "creationTime": r["created"],
+                }
                 for r in self.state.run_page(deployment, limit=limit, cursor=cursor, **query)
             ],
         }
@@ -245,12 +298,16 @@ class UserRoot:
             return _unauthorized("switch the deployment's agent type", ADMIN_NEEDED)
         if deploymentAgentType is None:
             return python_error("deploymentAgentType is required.")
-        deployment = (self.state.deployment(id=deploymentId) if deploymentId is not None
-                      else self.c.deployment)
+        deployment = (
+            self.state.deployment(id=deploymentId)
+            if deploymentId is not None
+            else self.c.deployment
+        )
         if deployment is None:
             return _not_found(f"No deployment with id {deploymentId}.")
-        return deployment_shape(self.state, self.state.set_agent_type(deployment,
-                                                                      deploymentAgentType))
+        return deployment_shape(
+            self.state, self.state.set_agent_type(deployment, deploymentAgentType)
+        )
 
     def createAgentToken(self, info, description=None):
         if not self.c.token.is_admin:
@@ -262,8 +319,10 @@ class UserRoot:
             return _unauthorized("revoke an agent token", ADMIN_NEEDED)
         revoked = self.state.revoke_agent_token(tokenId)
         if revoked is None:
-            return {"__typename": "DagsterCloudTokenNotFoundError",
-                    "message": f"No agent token with id {tokenId}."}
+            return {
+                "__typename": "DagsterCloudTokenNotFoundError",
+                "message": f"No agent token with id {tokenId}.",
+            }
         return _agent_token(*revoked)
 
     def _deploy(self, document, kind: str, success: str, reconcile: bool = False):
@@ -279,27 +338,34 @@ class UserRoot:
                 if existing["location_name"] not in keep:
                     self.state.delete_location(deployment, existing["location_name"])
         names = set(self.state.upsert_locations(deployment, locations, kind))
-        return {"__typename": success, "locations": [
-            workspace_entry(view) for view in self.state.locations(deployment)
-            if view.name in names]}
+        return {
+            "__typename": success,
+            "locations": [
+                workspace_entry(view)
+                for view in self.state.locations(deployment)
+                if view.name in names
+            ],
+        }
 
     def deployLocations(self, info, document):
         return self._deploy(document, "location_deployed", "DeployLocationsSuccess")
 
     def reconcileLocationsFromDocument(self, info, document):
-        return self._deploy(document, "location_reconciled", "ReconcileLocationsSuccess",
-                            reconcile=True)
+        return self._deploy(
+            document, "location_reconciled", "ReconcileLocationsSuccess", reconcile=True
+        )
 
     def addOrUpdateLocationFromDocument(self, info, document):
         if not self.c.token.can_edit:
             return _unauthorized("add or update a code location", EDITOR_NEEDED)
-        location, errors = _single_location(document)
+        errors = _location_errors(document)
         if errors:
             return _invalid(errors)
         deployment = self.c.deployment
-        self.state.upsert_locations(deployment, [location], "location_updated")
-        view = next(v for v in self.state.locations(deployment)
-                    if v.name == location["location_name"])
+        self.state.upsert_locations(deployment, [document], "location_updated")
+        view = next(
+            v for v in self.state.locations(deployment) if v.name == document["location_name"]
+        )
         return workspace_entry(view)
 
     def deleteLocation(self, info, locationName):
@@ -312,27 +378,38 @@ class UserRoot:
     def setDeploymentSettings(self, info, deploymentSettings, deploymentId=None):
         if not self.c.token.is_admin:
             return _unauthorized("change deployment settings", ADMIN_NEEDED)
-        deployment = (self.state.deployment(id=deploymentId) if deploymentId is not None
-                      else self.c.deployment)
+        deployment = (
+            self.state.deployment(id=deploymentId)
+            if deploymentId is not None
+            else self.c.deployment
+        )
         if deployment is None:
             return _not_found(f"No deployment with id {deploymentId}.")
         settings = deploymentSettings.get("settings")
         if not isinstance(settings, dict):
             return python_error("deploymentSettings.settings must be a mapping.")
-        return {"__typename": "DeploymentSettings",
-                "settings": self.state.set_settings(deployment, settings)}
+        return {
+            "__typename": "DeploymentSettings",
+            "settings": self.state.set_settings(deployment, settings),
+        }
 
-    def createOrUpdateBranchDeployment(self, info, branchData, commit, baseDeploymentName=None,
-                                       snapshotBaseCondition=None):
+    def createOrUpdateBranchDeployment(
+        self, info, branchData, commit, baseDeploymentName=None, snapshotBaseCondition=None
+    ):
         if not self.c.token.can_edit:
             return _unauthorized("create a branch deployment", EDITOR_NEEDED)
-        base = (self.state.deployment(name=baseDeploymentName) if baseDeploymentName
-                else next((d for d in self.state.deployments() if not d.is_branch), None))
+        base = (
+            self.state.deployment(name=baseDeploymentName)
+            if baseDeploymentName
+            else next((d for d in self.state.deployments() if not d.is_branch), None)
+        )
         if base is None or base.is_branch:
-            return _not_found(f"No full deployment named {baseDeploymentName!r} to base the "
-                              "branch deployment on.")
-        return deployment_shape(self.state,
-                                self.state.upsert_branch_deployment(branchData, commit, base))
+            return _not_found(
+                f"No full deployment named {baseDeploymentName!r} to base the branch deployment on."
+            )
+        return deployment_shape(
+            self.state, self.state.upsert_branch_deployment(branchData, commit, base)
+        )
 
     def deleteDeployment(self, info, deploymentId):
         deployment = self.state.deployment(id=deploymentId)
@@ -340,16 +417,17 @@ class UserRoot:
             return _not_found(f"No deployment with id {deploymentId}.")
         allowed = self.c.token.can_edit if deployment.is_branch else self.c.token.is_admin
         if not allowed:
-            return _unauthorized("delete this deployment",
-                                 EDITOR_NEEDED if deployment.is_branch else ADMIN_NEEDED)
-        if not deployment.is_branch and sum(
-                not d.is_branch for d in self.state.deployments()) == 1:
-            return {"__typename": "DeleteFinalDeploymentError",
-                    "message": "The last full deployment cannot be deleted."}
+            return _unauthorized(
+                "delete this deployment", EDITOR_NEEDED if deployment.is_branch else ADMIN_NEEDED
+            )
+        if not deployment.is_branch and sum(not d.is_branch for d in self.state.deployments()) == 1:
+            return {
+                "__typename": "DeleteFinalDeploymentError",
+                "message": "The last full deployment cannot be deleted.",
+            }
         shape = deployment_shape(self.state, deployment)
         self.state.delete_deployment(deployment)
         return shape
 
-    def markCliEvent(self, info, durationSeconds, eventType, message=None, success=None,
-                     tags=None):
+    def markCliEvent(self, info, durationSeconds, eventType, message=None, success=None, tags=None):
         return "ok"

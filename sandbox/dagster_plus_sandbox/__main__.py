@@ -24,32 +24,48 @@ def write_env_file(path: Path, values: dict[str, str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dagster_plus_sandbox",
-                                     description="A local stand-in for the Dagster+ API.")
+    parser = argparse.ArgumentParser(
+        prog="python -m dagster_plus_sandbox", description="A local stand-in for the Dagster+ API."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the sandbox until interrupted")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=3030, help="the user API's port (0 picks a "
-                       "free port)")
-    serve.add_argument("--agent-port", type=int, default=0, help="the agent API's port "
-                       "(default: a free port)")
-    serve.add_argument("--scenario", type=Path, help="a scenario YAML/JSON file "
-                       "(default: the built-in scenario)")
-    serve.add_argument("--state", type=Path, help="the SQLite state file; reused when it "
-                       "exists, so state survives a restart (default: a new temporary file)")
-    serve.add_argument("--json", action="store_true", help="print the URL and tokens as one "
-                       "JSON object on the first line of stdout")
-    serve.add_argument("--env-file", type=Path, help="also write DAGSTER_CLOUD_URL, "
-                       "DAGSTER_CLOUD_AGENT_URL, DAGSTER_CLOUD_DEPLOYMENT and "
-                       "DAGSTER_CLOUD_API_TOKEN (admin) to this file, mode 0600, for "
-                       "`dagster dev` to source")
+    serve.add_argument(
+        "--port", type=int, default=3030, help="the user API's port (0 picks a free port)"
+    )
+    serve.add_argument(
+        "--agent-port", type=int, default=0, help="the agent API's port (default: a free port)"
+    )
+    serve.add_argument(
+        "--scenario", type=Path, help="a scenario YAML/JSON file (default: the built-in scenario)"
+    )
+    serve.add_argument(
+        "--state",
+        type=Path,
+        help="the SQLite state file; reused when it "
+        "exists, so state survives a restart (default: a new temporary file)",
+    )
+    serve.add_argument(
+        "--json",
+        action="store_true",
+        help="print the URL and tokens as one JSON object on the first line of stdout",
+    )
+    serve.add_argument(
+        "--env-file",
+        type=Path,
+        help="also write DAGSTER_CLOUD_URL, "
+        "DAGSTER_CLOUD_AGENT_URL, DAGSTER_CLOUD_DEPLOYMENT and "
+        "DAGSTER_CLOUD_API_TOKEN (admin) to this file, mode 0600, for "
+        "`dagster dev` to source",
+    )
     serve.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
 
     state_path = args.state or Path(tempfile.mkdtemp(prefix="dagster-plus-sandbox-")) / "state.db"
     try:
-        sandbox = Sandbox.create(state_path, args.scenario, args.host, args.port, args.verbose,
-                                 args.agent_port)
+        sandbox = Sandbox.create(
+            state_path, args.scenario, args.host, args.port, args.verbose, args.agent_port
+        )
     except (OSError, ValueError) as error:
         print(f"dagster_plus_sandbox: {error}", file=sys.stderr)
         return 2
@@ -58,22 +74,27 @@ def main(argv: list[str] | None = None) -> int:
         "agent_url": sandbox.agent_url,
         "deployment": sandbox.deployment,
         "organization": sandbox.state.organization,
-        "admin_token": sandbox.state.token_value("admin"),
-        "viewer_token": sandbox.state.token_value("viewer"),
+        "admin_token": sandbox.token("admin"),
+        "viewer_token": sandbox.token("viewer"),
         "state": str(state_path),
     }
     if args.env_file:
-        write_env_file(args.env_file, {
-            "DAGSTER_CLOUD_URL": info["url"],
-            "DAGSTER_CLOUD_AGENT_URL": info["agent_url"],
-            "DAGSTER_CLOUD_DEPLOYMENT": info["deployment"],
-            "DAGSTER_CLOUD_API_TOKEN": info["admin_token"],
-        })
+        write_env_file(
+            args.env_file,
+            {
+                "DAGSTER_CLOUD_URL": info["url"],
+                "DAGSTER_CLOUD_AGENT_URL": info["agent_url"],
+                "DAGSTER_CLOUD_DEPLOYMENT": info["deployment"],
+                "DAGSTER_CLOUD_API_TOKEN": info["admin_token"],
+            },
+        )
     if args.json:
         print(json.dumps(info), flush=True)
     else:
-        print(f"Dagster+ sandbox: user API {info['url']}, agent API {info['agent_url']} "
-              f"(deployment {info['deployment']!r}, state {state_path})")
+        print(
+            f"Dagster+ sandbox: user API {info['url']}, agent API {info['agent_url']} "
+            f"(deployment {info['deployment']!r}, state {state_path})"
+        )
         print(f"  admin token:  {info['admin_token']}")
         print(f"  viewer token: {info['viewer_token']}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
