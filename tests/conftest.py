@@ -4,13 +4,15 @@ registry; moto_server."""
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 from support import servers
 from support.servers import docker_registry
 
-from dagster_plus_sandbox import Sandbox
+from dagster_plus_sandbox import ManualClock, Sandbox
+from dagster_plus_sandbox.clock import Clock
 from dagster_plus_sandbox.scenario import DEFAULT_SCENARIO, Scenario
 from migration_pipeline.plus import DagsterPlusClient
 
@@ -53,9 +55,14 @@ def start_sandbox(tmp_path) -> Iterator[Callable[..., Sandbox]]:
     started: list[Sandbox] = []
 
     def start(
-        scenario: Scenario | None = None, state_name: str = "state.db", **overrides
+        scenario: Scenario | None = None,
+        state_name: str = "state.db",
+        clock: Clock = time.time,
+        **overrides,
     ) -> Sandbox:
-        sandbox = Sandbox.start(tmp_path / state_name, scenario or make_scenario(**overrides))
+        sandbox = Sandbox.start(
+            tmp_path / state_name, scenario or make_scenario(**overrides), clock=clock
+        )
         started.append(sandbox)
         return sandbox
 
@@ -67,6 +74,12 @@ def start_sandbox(tmp_path) -> Iterator[Callable[..., Sandbox]]:
 @pytest.fixture
 def sandbox(start_sandbox) -> Sandbox:
     return start_sandbox()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """Time for a sandbox that moves only when the test says (`clock.advance(seconds)`)."""
+    return ManualClock()
 
 
 @pytest.fixture

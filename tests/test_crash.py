@@ -1,15 +1,13 @@
-"""Crash safety: `apply` killed with SIGKILL at random moments leaves every user file either
-as it was or as planned (never partial), a backup of every replaced file, and a next run that
-completes."""
+"""Crash safety: `apply` killed with SIGKILL at each kind of moment leaves every user file
+either as it was or as planned (never partial), a backup of every replaced file, and a next run
+that completes; an image publish killed midway completes on the next run."""
 
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,18 +19,35 @@ from migration_pipeline.targets import load_target_settings
 
 pytestmark = pytest.mark.slow
 
-LOCATIONS = 150
+LOCATIONS = 20
+# Apply in a child process that kills itself (SIGKILL, as an OOM killer or a pulled plug would)
+# at a chosen `os.replace` of the apply, just before it or just after it: every write of
+# apply, backups included, goes through one atomic rename, so these are the moments where a
+# half-done apply can be caught. CRASH_AT=0 counts the renames and lets the apply finish.
 APPLY = """
-import sys
+import os, signal, sys
 from migration_pipeline.plan.apply import apply_plan
 from migration_pipeline.plan.core import make_plan
 from migration_pipeline.plan.project import read_project
 from migration_pipeline.targets import load_target_settings
+
+crash_at, when = int(os.environ["CRASH_AT"]), os.environ["CRASH_WHEN"]
+real_replace, renames = os.replace, 0
+
+def replace(source, target):
+    global renames
+    renames += 1
+    if renames == crash_at and when == "before":
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_replace(source, target)
+    if renames == crash_at and when == "after":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+os.replace = replace
 plan = make_plan(read_project(sys.argv[1]), "kubernetes",
                  load_target_settings("kubernetes", registry="ghcr.io/acme"))
-print("applying", flush=True)
 apply_plan(plan, sys.argv[1])
-print("done", flush=True)
+print(renames, flush=True)
 """
 
 
@@ -47,7 +62,7 @@ def make_project(root: Path) -> dict[str, str]:
     }
     for i in range(LOCATIONS):
         files[f"loc_{i}/requirements.txt"] = "dagster\n"
-        files[f"loc_{i}/.dockerignore"] = ".venv\n"  # replaced? no: a user's file is kept
+        files[f"loc_{i}/.dockerignore"] = ".venv\n"  # a user's file: kept
     for relative, text in files.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,11 +70,26 @@ def make_project(root: Path) -> dict[str, str]:
     return files
 
 
-def test_apply_killed_at_random_moments_leaves_old_or_new_files(tmp_path):
-    rng = random.Random(2026)
-    killed_midway = 0
-    for attempt in range(12):
-        root = tmp_path / f"p{attempt}"
+def apply_in_child(root: Path, crash_at: int, when: str = "before") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", APPLY, str(root)],
+        env={**os.environ, "CRASH_AT": str(crash_at), "CRASH_WHEN": when},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_apply_killed_at_each_kind_of_moment_leaves_old_or_new_files(tmp_path):
+    counted = apply_in_child(make_project_dir(tmp_path / "count"), 0)
+    assert counted.returncode == 0, counted.stderr[-2000:]
+    renames = int(counted.stdout.split()[-1])
+    assert renames > LOCATIONS  # a Dockerfile per location, dagster_cloud.yaml and its backup
+    # The first write, the second, one in the middle, the last: each just before its rename
+    # (the temporary file is complete, the target still old) and just after it.
+    moments = [(n, when) for n in (1, 2, renames // 2, renames) for when in ("before", "after")]
+    for crash_at, when in moments:
+        root = tmp_path / f"crash-{crash_at}-{when}"
         originals = make_project(root)
         plan = make_plan(
             read_project(root),
@@ -67,13 +97,8 @@ def test_apply_killed_at_random_moments_leaves_old_or_new_files(tmp_path):
             load_target_settings("kubernetes", registry="ghcr.io/acme"),
         )
         planned = {f.path: f for f in plan.files}
-        process = subprocess.Popen(
-            [sys.executable, "-c", APPLY, str(root)], stdout=subprocess.PIPE, text=True
-        )
-        assert process.stdout.readline().strip() == "applying"
-        time.sleep(rng.uniform(0.0, 0.06))  # an apply of this project takes about 0.07 s
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+        killed = apply_in_child(root, crash_at, when)
+        assert killed.returncode == -signal.SIGKILL, (crash_at, when, killed.stderr[-2000:])
 
         written = 0
         for relative, planned_file in planned.items():
@@ -87,7 +112,8 @@ def test_apply_killed_at_random_moments_leaves_old_or_new_files(tmp_path):
         assert all(
             (root / r).read_text() == t for r, t in originals.items() if r not in planned
         )  # nothing else touched
-        killed_midway += 0 < written < len(planned)
+        if crash_at == renames // 2:
+            assert 0 < written < len(planned), "the middle of the apply was not the middle"
 
         result = apply_plan(
             make_plan(
@@ -101,15 +127,23 @@ def test_apply_killed_at_random_moments_leaves_old_or_new_files(tmp_path):
         for relative, planned_file in planned.items():
             assert (root / relative).read_text() == planned_file.new
         assert not list(root.rglob(".*.tmp-*"))
-    assert killed_midway, "no kill landed in the middle of an apply: make the project bigger"
 
 
+def make_project_dir(root: Path) -> Path:
+    make_project(root)
+    return root
+
+
+# Publish four images in a child process (its own session) that kills its whole process group,
+# the builder's processes too, right after the builder's n-th `build` or `push` returns: an
+# image built but not pushed, or pushed while the others are still building.
 PUBLISH = """
-import sys
+import os, signal, sys, threading
 from pathlib import Path
 from migration_pipeline.images.builders import choose_builder
 from migration_pipeline.images.publish import ImageJob, publish_all
 root, registry = Path(sys.argv[1]), sys.argv[2]
+step, nth = os.environ.get("CRASH_AFTER", "none:0").split(":")
 jobs = []
 for i in range(4):
     directory = root / f"loc_{i}"
@@ -118,41 +152,50 @@ for i in range(4):
     (directory / "data.bin").write_bytes((f"{root.name}-{i}".encode() * 2_000_000))
     jobs.append(ImageJob(f"loc_{i}", directory, directory / "Dockerfile",
                          f"{registry}/crash/{root.name}-{i}"))
-print("publishing", flush=True)
-images, errors = publish_all(jobs, choose_builder("buildah", storage=root / "containers"), 2,
-                             log=lambda message: None)
+builder = choose_builder("buildah", storage=root / "containers")
+calls, lock = {"build": 0, "push": 0}, threading.Lock()
+for name in ("build", "push"):
+    def wrapped(*args, _real=getattr(builder, name), _name=name):
+        result = _real(*args)
+        with lock:
+            calls[_name] += 1
+            crash = _name == step and calls[_name] == int(nth)
+        if crash:
+            os.killpg(0, signal.SIGKILL)
+        return result
+    setattr(builder, name, wrapped)
+images, errors = publish_all(jobs, builder, 2, log=lambda message: None)
 print(";".join(f"{name}={image.tag}@{image.digest}" for name, image in sorted(images.items())),
       flush=True)
 sys.exit(1 if errors else 0)
 """
 
 
-def test_image_publish_killed_midway_completes_on_the_next_run(tmp_path, registry):
+@pytest.mark.parametrize("crash_after", ["build:1", "push:1", "push:3"])
+def test_image_publish_killed_midway_completes_on_the_next_run(tmp_path, registry, crash_after):
     from migration_pipeline.images.registry import manifest_digest
 
-    rng = random.Random(7)
-    for attempt in range(3):
-        root = tmp_path / f"run{attempt}"
-        process = subprocess.Popen(
-            [sys.executable, "-c", PUBLISH, str(root), registry],
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        assert process.stdout.readline().strip() == "publishing"
-        time.sleep(rng.uniform(0.05, 0.5))
-        os.killpg(process.pid, signal.SIGKILL)  # the builder's processes too
-        process.wait(timeout=10)
+    # Its own image names and contents: the registry is shared by the whole session.
+    root = tmp_path / f"run-{crash_after.replace(':', '-')}"
+    killed = subprocess.run(
+        [sys.executable, "-c", PUBLISH, str(root), registry],
+        env={**os.environ, "CRASH_AFTER": crash_after},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        start_new_session=True,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
 
-        again = subprocess.run(
-            [sys.executable, "-c", PUBLISH, str(root), registry],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert again.returncode == 0, again.stderr[-2000:]
-        published = dict(item.split("=", 1) for item in again.stdout.splitlines()[-1].split(";"))
-        assert sorted(published) == [f"loc_{i}" for i in range(4)]
-        for i, (_, reference) in enumerate(sorted(published.items())):
-            tag, digest = reference.split("@")
-            assert manifest_digest(f"{registry}/crash/{root.name}-{i}", tag) == digest
+    again = subprocess.run(
+        [sys.executable, "-c", PUBLISH, str(root), registry],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    published = dict(item.split("=", 1) for item in again.stdout.splitlines()[-1].split(";"))
+    assert sorted(published) == [f"loc_{i}" for i in range(4)]
+    for i, (_, reference) in enumerate(sorted(published.items())):
+        tag, digest = reference.split("@")
+        assert manifest_digest(f"{registry}/crash/{root.name}-{i}", tag) == digest

@@ -10,6 +10,13 @@ from support.agent import fake_agent
 
 
 @pytest.fixture
+def sandbox(start_sandbox, clock):
+    """On a manual clock: an agent's heartbeat stays fresh, and the Serverless agent keeps its
+    state after a switch, until a test moves time on."""
+    return start_sandbox(clock=clock)
+
+
+@pytest.fixture
 def env(sandbox, tmp_path, monkeypatch, registry) -> MigrationEnv:
     return MigrationEnv(
         sandbox,

@@ -5,15 +5,12 @@ Dockerfiles build FROM scratch."""
 from __future__ import annotations
 
 import logging
-import subprocess
-import time
-import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from pydantic import SecretStr
-from support.servers import free_port
+from support.servers import docker_registry, free_port, htpasswd_line
 
 from migration_pipeline.images.builders import Builder, BuildError, choose_builder
 from migration_pipeline.images.publish import ImageJob, content_hash, publish_all
@@ -115,37 +112,12 @@ def test_an_unreachable_registry_is_a_clear_error_for_its_locations_only(
 
 
 @pytest.fixture
-def registry_with_password(tmp_path):
+def registry_with_password(tmp_path) -> Iterator[str]:
     """A second docker-registry that wants a user and password (htpasswd, bcrypt)."""
-    import shutil
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt
-
-        hashed = crypt.crypt("right-password", crypt.mksalt(crypt.METHOD_BLOWFISH))
-    (tmp_path / "htpasswd").write_text(f"ci:{hashed}\n")
-    port = free_port()
-    (tmp_path / "config.yml").write_text(
-        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: test\n"
-        f"    path: {tmp_path / 'htpasswd'}\n"
-    )
-    process = subprocess.Popen(
-        [shutil.which("docker-registry"), "serve", str(tmp_path / "config.yml")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    yield f"127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
+    with docker_registry(
+        tmp_path / "registry", htpasswd=htpasswd_line("ci", "right-password")
+    ) as address:
+        yield address
 
 
 def test_credentials_come_from_the_environment_and_a_wrong_one_is_named(

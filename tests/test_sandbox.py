@@ -7,7 +7,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
@@ -42,13 +41,11 @@ def post(
     )
 
 
-def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+@pytest.fixture
+def sandbox(start_sandbox, clock):
+    """On a manual clock: each test steps through the timed windows (Serverless shutdown 0.6 s,
+    provisioning 0.3 s, heartbeat window 1 s) with `clock.advance`, never racing them."""
+    return start_sandbox(clock=clock)
 
 
 def test_healthz_and_unknown_routes(sandbox):
@@ -116,7 +113,7 @@ def test_viewer_gets_unauthorized_for_switch_and_token_creation(sandbox):
     )
 
 
-def test_switch_to_hybrid_then_serverless_agent_goes_away(sandbox, admin):
+def test_switch_to_hybrid_then_serverless_agent_goes_away(sandbox, admin, clock):
     assert [a.status for a in admin.agents()] == ["RUNNING"]
     assert admin.serverless_status() == "ACTIVE"
     assert all(e.load_status == "LOADED" for e in admin.workspace())
@@ -128,7 +125,11 @@ def test_switch_to_hybrid_then_serverless_agent_goes_away(sandbox, admin):
     assert admin.serverless_status() == "DELETING"  # a ServerlessAgentStatus value
     assert all(e.load_status == "LOADING" for e in admin.workspace())
 
-    assert wait_for(lambda: admin.agents() == [], timeout=3)
+    clock.advance(0.5)  # within the 0.6 s shutdown
+    assert [a.status for a in admin.agents()] == ["NOT_RUNNING"]
+    assert admin.serverless_status() == "DELETING"
+    clock.advance(0.2)
+    assert admin.agents() == []
     assert admin.serverless_status() == "INACTIVE"
     # Switching again to the type it has changes nothing.
     admin.update_deployment_agent_type("HYBRID")
@@ -138,7 +139,7 @@ def test_switch_to_hybrid_then_serverless_agent_goes_away(sandbox, admin):
 @pytest.mark.parametrize(
     "launcher", ["ProcessUserCodeLauncher", "DockerUserCodeLauncher", "K8sUserCodeLauncher"]
 )
-def test_a_location_is_loaded_only_when_a_running_agent_reports_it(sandbox, admin, launcher):
+def test_a_location_is_loaded_only_when_a_running_agent_reports_it(sandbox, admin, launcher, clock):
     """Whatever the launcher: LOADED (or its load error) is the agent's own report, newer than
     the location's last deploy, while the agent runs. No timer stands in for it."""
     from dagster._serdes import deserialize_value
@@ -181,16 +182,22 @@ def test_a_location_is_loaded_only_when_a_running_agent_reports_it(sandbox, admi
     assert {e.name: e.load_status for e in admin.workspace()}["analytics"] == "LOADED"
 
     # Past the heartbeat window the agent is NOT_RUNNING and nothing is served.
-    assert wait_for(lambda: [a.status for a in admin.agents()] == ["NOT_RUNNING"], timeout=3)
+    clock.advance(1.0)  # the window's last instant: still RUNNING
+    assert [a.status for a in admin.agents()] == ["RUNNING"]
+    clock.advance(0.01)
+    assert [a.status for a in admin.agents()] == ["NOT_RUNNING"]
     assert {e.load_status for e in admin.workspace()} == {"LOADING"}
 
 
-def test_switch_back_to_serverless_provisions_again(sandbox, admin):
+def test_switch_back_to_serverless_provisions_again(sandbox, admin, clock):
     admin.update_deployment_agent_type("HYBRID")
     admin.update_deployment_agent_type("SERVERLESS")
     assert admin.serverless_status() == "PROVISIONING"
-    assert wait_for(lambda: admin.serverless_status() == "ACTIVE", timeout=2)
-    assert wait_for(lambda: all(e.load_status == "LOADED" for e in admin.workspace()), timeout=2)
+    assert {e.load_status for e in admin.workspace()} == {"LOADING"}
+    clock.advance(0.31)  # past the 0.3 s provisioning
+    assert admin.serverless_status() == "ACTIVE"
+    clock.advance(0.2)  # and each location's 0.2 s load
+    assert {e.load_status for e in admin.workspace()} == {"LOADED"}
 
 
 def test_agents_get_workspace_entries_only_when_hybrid(sandbox, admin):

@@ -47,6 +47,9 @@ def apply_plan(
             pending.append((planned, path, current))
     if stale:
         raise InvalidInput(stale)  # checked before anything is written
+    # A run killed while writing a backup leaves the backup's temporary file: clear it.
+    for leftover in (root / BACKUP_DIR).glob("*/**/.*.tmp-*"):
+        leftover.unlink(missing_ok=True)
     if not pending:
         return result
     backup_root = Path(BACKUP_DIR) / (stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))

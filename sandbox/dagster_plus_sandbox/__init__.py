@@ -5,6 +5,7 @@ Dagster+ agent use, over real HTTP on loopback, with real token checks, state in
 behaviour and fault injection. See DESIGN.md ("The sandbox").
 """
 
+from dagster_plus_sandbox.clock import ManualClock
 from dagster_plus_sandbox.server import Sandbox
 
-__all__ = ["Sandbox"]
+__all__ = ["ManualClock", "Sandbox"]

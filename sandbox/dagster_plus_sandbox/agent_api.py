@@ -96,7 +96,7 @@ class AgentMutations:
         ]
         requests = []
         for deployment in candidates:
-            outdated = [v.updated_at for v in state.locations(deployment) if v.outdated]
+            outdated = [v.revision for v in state.locations(deployment) if v.outdated]
             if outdated and state.claim_workspace_check(deployment.name, max(outdated)):
                 requests.append(_check_for_updates_request(deployment))
         return requests[: limit or None]

@@ -43,6 +43,7 @@ from dagster_plus_sandbox.api import (
     parse_document,
     run_graphql,
 )
+from dagster_plus_sandbox.clock import Clock
 from dagster_plus_sandbox.faults import FaultInjector
 from dagster_plus_sandbox.scenario import Scenario, load_scenario
 from dagster_plus_sandbox.state import SandboxState
@@ -338,10 +339,11 @@ class Sandbox:
         port: int = 0,
         verbose: bool = False,
         agent_port: int = 0,
+        clock: Clock = time.time,
     ) -> Sandbox:
         if not isinstance(scenario, Scenario):
             scenario = load_scenario(scenario)
-        state = SandboxState(state_path, scenario)
+        state = SandboxState(state_path, scenario, clock)
         return cls(state, FaultInjector(scenario.faults), host, port, verbose, agent_port)
 
     @classmethod
@@ -352,9 +354,11 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         agent_port: int = 0,
+        clock: Clock = time.time,
     ) -> Sandbox:
-        """Start serving in background threads (port 0 picks a free port)."""
-        sandbox = cls.create(state_path, scenario, host, port, agent_port=agent_port)
+        """Start serving in background threads (port 0 picks a free port). `clock`: the time
+        the sandbox's timed behaviour reads (a `ManualClock` in tests)."""
+        sandbox = cls.create(state_path, scenario, host, port, agent_port=agent_port, clock=clock)
         sandbox._threads = [
             threading.Thread(
                 target=server.serve_forever,

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dagster_plus_sandbox.clock import Clock
 from dagster_plus_sandbox.scenario import Scenario, generate_runs, new_token_value
 
 # Bumped whenever a table changes: a state file of another version is refused with a message.
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deployments (
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS deployments (
     parent_id INTEGER, branch TEXT, latest_commit TEXT);
 CREATE TABLE IF NOT EXISTS locations (
     deployment_id INTEGER NOT NULL, name TEXT NOT NULL, position INTEGER NOT NULL,
-    document TEXT NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (deployment_id, name));
+    document TEXT NOT NULL, updated_at REAL NOT NULL, revision INTEGER NOT NULL,
+    PRIMARY KEY (deployment_id, name));
 CREATE TABLE IF NOT EXISTS instigators (
     deployment_id INTEGER NOT NULL, location TEXT NOT NULL, kind TEXT NOT NULL,
     name TEXT NOT NULL, status TEXT NOT NULL, cron TEXT,
@@ -49,7 +51,7 @@ CREATE TABLE IF NOT EXISTS heartbeats (
     errors TEXT NOT NULL, PRIMARY KEY (agent_id, deployment));
 CREATE TABLE IF NOT EXISTS uploads (
     deployment TEXT NOT NULL, location TEXT NOT NULL, at REAL NOT NULL, error TEXT,
-    PRIMARY KEY (deployment, location));
+    revision INTEGER NOT NULL, PRIMARY KEY (deployment, location));
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, deployment TEXT, kind TEXT NOT NULL,
     detail TEXT NOT NULL);
@@ -117,6 +119,7 @@ class LocationView:
     name: str
     document: dict[str, Any]
     updated_at: float
+    revision: int  # orders deploys and agents' reports (see SandboxState._next_revision)
     load_status: str  # LOADING | LOADED
     error: str | None  # a load error, once LOADED
     # Hybrid only: deployed since an agent last reported it, so an agent must load and upload it.
@@ -126,7 +129,7 @@ class LocationView:
 class SandboxState:
     """All reads and writes of the sandbox, serialized by one lock."""
 
-    def __init__(self, path: str | Path, scenario: Scenario, clock=time.time):
+    def __init__(self, path: str | Path, scenario: Scenario, clock: Clock = time.time):
         self.path = str(path)
         self.clock = clock
         self._lock = threading.RLock()
@@ -160,6 +163,14 @@ class SandboxState:
                 raise
             self._db.execute("COMMIT")
 
+    @staticmethod
+    def _next_revision(db: sqlite3.Connection) -> int:
+        """The next number of a sequence over every deploy and every agent report, in the
+        transaction that writes it: which came after which, whatever the clock says."""
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revision'")
+        (value,) = db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+        return int(value)
+
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
@@ -189,6 +200,7 @@ class SandboxState:
                     ("schema_version", SCHEMA_VERSION),
                     ("organization", scenario.organization),
                     ("timing", json.dumps(scenario.timing)),
+                    ("revision", "0"),
                 ],
             )
             for token in scenario.tokens:
@@ -226,13 +238,14 @@ class SandboxState:
                 for position, document in enumerate(spec.get("locations") or []):
                     # Seeded locations were deployed long ago: already loaded where served.
                     db.execute(
-                        "INSERT INTO locations VALUES (?, ?, ?, ?, ?)",
+                        "INSERT INTO locations VALUES (?, ?, ?, ?, ?, ?)",
                         (
                             deployment_id,
                             document["location_name"],
                             position,
                             json.dumps(document),
                             now - 86400.0,
+                            self._next_revision(db),
                         ),
                     )
                 for location, kinds in (spec.get("instigators") or {}).items():
@@ -520,24 +533,27 @@ class SandboxState:
         """What an agent reports after loading a location's code: loaded, or its error."""
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?)",
-                (deployment, location, self.clock(), error),
+                "INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?)",
+                (deployment, location, self.clock(), error, self._next_revision(db)),
             )
 
-    def claim_workspace_check(self, deployment: str, deployed_at: float) -> bool:
-        """True once per deploy: whether to ask the agent to check for workspace updates."""
+    def claim_workspace_check(self, deployment: str, revision: int) -> bool:
+        """True once per deploy (its revision): whether to ask the agent to check for workspace
+        updates."""
         with self._lock:
-            if self._workspace_checks.get(deployment, float("-inf")) >= deployed_at:
+            if self._workspace_checks.get(deployment, -1) >= revision:
                 return False
-            self._workspace_checks[deployment] = deployed_at
+            self._workspace_checks[deployment] = revision
             return True
 
-    def _uploads(self, deployment: Deployment) -> dict[str, tuple[float, str | None]]:
+    def _uploads(self, deployment: Deployment) -> dict[str, tuple[int, str | None]]:
+        """Each location's latest report: (its revision, the load error or None)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT location, at, error FROM uploads WHERE deployment = ?", (deployment.name,)
+                "SELECT location, revision, error FROM uploads WHERE deployment = ?",
+                (deployment.name,),
             ).fetchall()
-        return {row["location"]: (row["at"], row["error"]) for row in rows}
+        return {row["location"]: (row["revision"], row["error"]) for row in rows}
 
     def _hybrid_agent_running(self, deployment: Deployment) -> bool:
         """Whether an agent heartbeats for this deployment within the window."""
@@ -585,7 +601,9 @@ class SandboxState:
         views = []
         for row in rows:
             document = json.loads(row["document"])
-            reported = row["name"] in uploads and uploads[row["name"]][0] >= row["updated_at"]
+            # The agent's report of this deploy: written after it (revisions order every write,
+            # even two within one tick of the clock).
+            reported = row["name"] in uploads and uploads[row["name"]][0] > row["revision"]
             status, error = "LOADING", None
             if served and reported:
                 status, error = "LOADED", uploads[row["name"]][1]
@@ -599,6 +617,7 @@ class SandboxState:
                     row["name"],
                     document,
                     row["updated_at"],
+                    row["revision"],
                     status,
                     error,
                     outdated=hybrid and not reported,
@@ -625,8 +644,15 @@ class SandboxState:
                 position = existing[0] if existing else next_position
                 next_position += 0 if existing else 1
                 db.execute(
-                    "INSERT OR REPLACE INTO locations VALUES (?, ?, ?, ?, ?)",
-                    (deployment.id, name, position, json.dumps(document), now),
+                    "INSERT OR REPLACE INTO locations VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        deployment.id,
+                        name,
+                        position,
+                        json.dumps(document),
+                        now,
+                        self._next_revision(db),
+                    ),
                 )
                 self._event(
                     db, deployment.name, kind, {"location": name, "image": document.get("image")}

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,8 +27,13 @@ def free_port() -> int:
 
 
 def _answers(url: str) -> bool:
+    """Whether a server answers at all (a readiness probe: its certificate is not checked)."""
+    import urllib3
+
     try:
-        return requests.get(url, timeout=1).status_code < 500
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            return requests.get(url, timeout=1, verify=False).status_code < 500
     except requests.ConnectionError:
         return False
 
@@ -46,24 +52,43 @@ def _serving(command: list[str], log: Path, ready_url: str, what: str) -> Iterat
         process.wait(timeout=10)
 
 
+def htpasswd_line(user: str, password: str) -> str:
+    """A line of an htpasswd file (bcrypt, which docker-registry requires)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # Python 3.11's; bcrypt through the system's libcrypt
+
+    return f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n"
+
+
 @contextmanager
-def docker_registry(root: Path) -> Iterator[str]:
-    """A real OCI registry storing under `root`: yields `127.0.0.1:PORT`."""
+def docker_registry(
+    root: Path, htpasswd: str | None = None, tls: tuple[Path, Path] | None = None
+) -> Iterator[str]:
+    """A real OCI registry storing under `root`: yields `127.0.0.1:PORT`. With `htpasswd`
+    (lines of `htpasswd_line`), it wants a user and password; with `tls` (certificate, key),
+    it serves HTTPS."""
     binary = shutil.which("docker-registry") or shutil.which("registry")
     if binary is None:
         raise RuntimeError("Debian's docker-registry is not installed (.ci/run installs it)")
     port = free_port()
     root.mkdir(parents=True, exist_ok=True)
     config = root / "config.yml"
+    auth = https = ""
+    if htpasswd is not None:
+        (root / "htpasswd").write_text(htpasswd)
+        auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {root / 'htpasswd'}\n"
+    if tls is not None:
+        https = f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n"
     config.write_text(
         f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-        f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n"
-        "log:\n  level: warn\n"
+        f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{https}"
+        f"log:\n  level: warn\n{auth}"
     )
     with _serving(
         [binary, "serve", str(config)],
         root / "registry.log",
-        f"http://127.0.0.1:{port}/v2/",
+        f"{'https' if tls else 'http'}://127.0.0.1:{port}/v2/",
         "docker-registry to answer",
     ):
         yield f"127.0.0.1:{port}"
