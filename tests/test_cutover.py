@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 from conftest import client_for
-from migration_env import MigrationEnv, write_project
+from migration_env import MigrationEnv, record_cutover, write_project
 from support.agent import fake_agent
 
 
@@ -207,3 +207,29 @@ def test_settings_are_removed_only_as_planned_and_then_verified(env, sandbox):
     assert checks["deployment_settings_kept"].metadata["changed"].value == {
         "run_queue": [{"max_concurrent_runs": 10}, {"max_concurrent_runs": 1}]
     }
+
+
+@pytest.mark.parametrize("token", ["unknown", "revoked"])
+def test_a_rejected_token_fails_the_sensor_tick_and_says_why(env, sandbox, token):
+    """No retry fixes a token Dagster+ rejects: the tick fails (the daemon shows it as a failed
+    tick with this message) instead of skipping forever."""
+    from migration_pipeline.plus.errors import NotAuthorizedError
+
+    record_cutover(env.instance, "migration_pipeline prod agent (token 1)")
+    value = "user:acme:not-a-token"
+    if token == "revoked":
+        created = client_for(sandbox).create_agent_token("revoked before the tick")
+        sandbox.state.revoke_agent_token(created.id)
+        value = created.token.get_secret_value()
+    env.monkeypatch.setenv("DAGSTER_CLOUD_API_TOKEN", value)
+    with pytest.raises(NotAuthorizedError, match="the API token was rejected"):
+        env.sensor_tick()
+
+
+def test_a_passing_outage_only_skips_the_tick(env, sandbox):
+    """A Dagster+ outage is not the user's to fix: the tick skips, says so, and the next one
+    asks again."""
+    record_cutover(env.instance, "migration_pipeline prod agent (token 1)")
+    sandbox.faults.add(operation="agents", kind="http_503", count=1000)
+    tick = env.sensor_tick()
+    assert not tick.run_requests and "Could not ask Dagster+ for its agents" in tick.skip_message

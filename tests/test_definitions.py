@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,13 +37,29 @@ def test_import_does_not_load_heavy_libraries():
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
-def test_import_reads_no_environment(monkeypatch):
-    for name in ("DAGSTER_CLOUD_URL", "DAGSTER_CLOUD_API_TOKEN", "DAGSTER_CLOUD_DEPLOYMENT"):
-        monkeypatch.delenv(name, raising=False)
-    from migration_pipeline.definitions import defs
-
-    assert isinstance(defs, dg.Definitions)
-    defs.validate_loadable(defs)
+def test_import_reads_no_environment():
+    """In a fresh interpreter (this one imported the location at collection): no Dagster+
+    variable, no HOME, and `Path.home()` fails; the location still imports and validates."""
+    code = (
+        "import pathlib\n"
+        "def no_home(*args):\n"
+        "    raise AssertionError('Path.home() called while importing the code location')\n"
+        "pathlib.Path.home = no_home\n"
+        "import dagster as dg\n"
+        "from migration_pipeline.definitions import defs\n"
+        "dg.Definitions.validate_loadable(defs)\n"
+        "print('loaded', len(defs.resolve_all_job_defs()), 'jobs')\n"
+    )
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("DAGSTER_CLOUD_", "REGISTRY_", "AWS_")) and name != "HOME"
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_DIR, env=env
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.startswith("loaded ")
 
 
 def test_every_job_runs_in_process():

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from plan_corpus import CORPUS, TARGET_REGISTRIES
 
 from migration_pipeline.cli import main
@@ -60,6 +61,19 @@ def independently_valid(text: str, name: str, target: str) -> None:
         for context_key, value in (as_dict.get("container_context") or {}).items():
             assert context_key == key
             assert validate_config(schemas[context_key], value).success
+
+
+def image_registries(text: str) -> dict[str, str | None]:
+    """Each location's `build.registry` (its own, else the defaults'), read with PyYAML: the
+    legacy mapping form or the list form, anchors and merge keys resolved."""
+    data = yaml.safe_load(text) or {}
+    default = ((data.get("defaults") or {}).get("build") or {}).get("registry")
+    locations = data.get("locations") or []
+    if isinstance(locations, dict):  # the legacy form: name -> location
+        locations = [{"location_name": name, **(loc or {})} for name, loc in locations.items()]
+    return {
+        loc["location_name"]: (loc.get("build") or {}).get("registry", default) for loc in locations
+    }
 
 
 def survives(original: str, rewritten: str) -> None:
@@ -119,12 +133,15 @@ def test_corpus_project_migrates(tmp_path, capsys, name, target):
     after_first = snapshot(project)
     if target != "local":
         assert any(path.endswith("Dockerfile") for path in after_first)
-        assert (
-            f"registry: {TARGET_REGISTRIES[target]}" in rewritten
-            or "ghcr.io/legacy" in rewritten
-            or f"registry: {TARGET_REGISTRIES[target]}"
-            in rewritten.replace(", registry: ", "\nregistry: ")
-        )
+        # Each location's image goes to the target's registry, unless it named one already.
+        before, after = image_registries(files[cloud_name]), image_registries(rewritten)
+        assert sorted(after) == sorted(before)
+        for location, registry in after.items():
+            kept = before[location] is not None and registry == before[location]
+            assert kept or str(registry).startswith(f"{TARGET_REGISTRIES[target]}/"), (
+                location,
+                registry,
+            )
 
     capsys.readouterr()
     assert main(cli(project, target, "--apply")) == 0

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from migration_pipeline.lib.plain import as_plain
 
 if TYPE_CHECKING:
     from migration_pipeline.images.publish import PublishedImage
@@ -35,7 +37,7 @@ class Snapshot:
     settings_removed_at_cutover: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return as_plain(self)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Snapshot:

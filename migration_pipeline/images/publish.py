@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from migration_pipeline.images.builders import Builder, BuildError
@@ -26,6 +26,7 @@ from migration_pipeline.images.registry import (
     manifest_digest,
     resolve_credentials,
 )
+from migration_pipeline.lib.plain import as_plain
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class PublishedImage:
     size_bytes: int | None = None
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return as_plain(self)
 
 
 def _ignored(relative: str, patterns: list[str]) -> bool:

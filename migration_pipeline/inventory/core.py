@@ -3,10 +3,11 @@ kept as plain data, rendered as markdown. No Dagster code here."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from migration_pipeline.lib.markdown import table
+from migration_pipeline.lib.plain import as_plain
 
 if TYPE_CHECKING:
     from migration_pipeline.plus.client import DagsterPlusClient
@@ -49,7 +50,7 @@ class Inventory:
         return sum(self.run_counts.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return as_plain(self)
 
 
 def take_inventory(client: DagsterPlusClient) -> Inventory:

@@ -29,13 +29,9 @@ class AppliedProject:
     branch_deployments: bool = False
 
     def as_record(self) -> dict:
-        from dataclasses import asdict
+        from migration_pipeline.lib.plain import as_plain
 
-        return {
-            **asdict(self),
-            "written": list(self.written),
-            "settings_removed_at_cutover": list(self.settings_removed_at_cutover),
-        }
+        return as_plain(self)
 
     @classmethod
     def from_record(cls, record: dict) -> AppliedProject:

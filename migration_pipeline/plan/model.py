@@ -5,10 +5,11 @@ the Dagster layer annotates its assets with these types at import time."""
 from __future__ import annotations
 
 import difflib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from migration_pipeline.lib.markdown import cell, table
+from migration_pipeline.lib.plain import as_plain
 from migration_pipeline.targets.settings import TargetSettings
 
 
@@ -82,7 +83,7 @@ class MigrationPlan:
         return "".join(f.diff() for f in self.changed_files)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return as_plain(self)
 
     def summary_markdown(self) -> str:
         return render_summary(self)
