@@ -107,8 +107,7 @@ def hybrid_agent_install_files(
     dagster_plus: DagsterPlusResource,
     hybrid_project_files: AppliedProject,
 ) -> dg.Output[AgentInstall]:
-    from migration_pipeline.lib.files import write_if_changed
-    from migration_pipeline.targets.agent import AgentSetup, migration_agent_label
+    from migration_pipeline.agent.install import StoredToken, write_install_files
 
     token = context.instance.get_latest_materialization_event(TOKEN_KEY)
     if token is None or token.asset_materialization is None:
@@ -116,41 +115,22 @@ def hybrid_agent_install_files(
             "No agent token yet: run the create_agent_token job first.", allow_retries=False
         )
     record = {key: value.value for key, value in token.asset_materialization.metadata.items()}
-    applied = hybrid_project_files
-    target = applied.target
-    label = migration_agent_label(dagster_plus.deployment, int(record["token_id"]))
-    setup = AgentSetup(
+    stored = StoredToken(
+        token_id=int(str(record["token_id"])),
         organization=str(record["organization"]),
-        deployment=dagster_plus.deployment,
-        agent_label=label,
-        settings=applied.target_settings(),
-        token_reference=str(record["reference"]),
-        agent_api_url=config.agent_api_url,
-        branch_deployments=applied.branch_deployments,
+        reference=str(record["reference"]),
     )
-    files = target.agent_files(setup)
-    written = [
-        name
-        for name, text in files.items()
-        if write_if_changed(
-            applied.agent_dir / name, text, 0o755 if name.endswith(".sh") else 0o644
-        )
-    ]
-    # Targets whose install files cannot carry a label (Dagster's ECS template has no such
-    # parameter): the sensor then waits for an agent that was not there before the install.
-    agents_before: tuple[str, ...] = ()
-    if not target.sets_agent_label:
+
+    def list_agent_ids() -> list[str]:
         with dagster_plus.session(context) as client:
-            agents_before = tuple(sorted(a.id for a in client.agents()))
-    command = target.agent_command(str(applied.agent_dir))
-    install = AgentInstall(
-        agent_dir=str(applied.agent_dir),
-        target=target.name,
-        command=command,
-        agent_label=label if target.sets_agent_label else None,
-        agents_before=agents_before,
-        branch_deployments=setup.branch_deployments,
-        files=tuple(sorted(files)),
+            return [agent.id for agent in client.agents()]
+
+    install, written = write_install_files(
+        hybrid_project_files,
+        dagster_plus.deployment,
+        stored,
+        config.agent_api_url,
+        list_agent_ids,
     )
     return dg.Output(
         install,
@@ -158,11 +138,11 @@ def hybrid_agent_install_files(
             "agent_dir": install.agent_dir,
             "written": written,
             "agent_label": install.agent_label or "",
-            "agents_before": list(agents_before),
+            "agents_before": list(install.agents_before),
             "branch_deployments": install.branch_deployments,
             "install": dg.MetadataValue.md(
                 f"Install and start the agent before the cutover (it waits, then serves at "
-                f"once):\n\n```sh\n{command}\n```"
+                f"once):\n\n```sh\n{install.command}\n```"
             ),
         },
     )

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from migration_pipeline.plan.applied import AppliedProject
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,62 @@ class AgentInstall:
     agents_before: tuple[str, ...]  # agent ids listed before the install (for unlabelled agents)
     branch_deployments: bool
     files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    """What the create_agent_token job recorded of the agent token (never its value)."""
+
+    token_id: int
+    organization: str
+    reference: str  # where the target keeps it: a file, a Secret, a Secrets Manager ARN
+
+
+def write_install_files(
+    applied: AppliedProject,
+    deployment: str,
+    token: StoredToken,
+    agent_api_url: str,
+    list_agent_ids: Callable[[], list[str]],
+) -> tuple[AgentInstall, list[str]]:
+    """Write the target's install files into the project's agent directory (only those that
+    changed). Returns what the readiness sensor needs and the names written. `list_agent_ids`
+    is asked only for a target whose install files cannot set the agent's label."""
+    from migration_pipeline.lib.files import write_if_changed
+    from migration_pipeline.targets.agent import AgentSetup, migration_agent_label
+
+    target = applied.target
+    label = migration_agent_label(deployment, token.token_id)
+    setup = AgentSetup(
+        organization=token.organization,
+        deployment=deployment,
+        agent_label=label,
+        settings=applied.target_settings(),
+        token_reference=token.reference,
+        agent_api_url=agent_api_url,
+        branch_deployments=applied.branch_deployments,
+    )
+    files = target.agent_files(setup)
+    written = [
+        name
+        for name, text in files.items()
+        if write_if_changed(
+            applied.agent_dir / name, text, 0o755 if name.endswith(".sh") else 0o644
+        )
+    ]
+    # Targets whose install files cannot carry a label (Dagster's ECS template has no such
+    # parameter): the sensor then waits for an agent that was not there before the install.
+    agents_before = () if target.sets_agent_label else tuple(sorted(list_agent_ids()))
+    install = AgentInstall(
+        agent_dir=str(applied.agent_dir),
+        target=target.name,
+        command=target.agent_command(str(applied.agent_dir)),
+        agent_label=label if target.sets_agent_label else None,
+        agents_before=agents_before,
+        branch_deployments=setup.branch_deployments,
+        files=tuple(sorted(files)),
+    )
+    return install, written
 
 
 def install_file_problems(agent_dir: Path, names: tuple[str, ...]) -> list[str]:
