@@ -72,6 +72,20 @@ class MigrationEnv:
         dagster_home.mkdir(parents=True, exist_ok=True)
         self.instance = dg.DagsterInstance.local_temp(str(dagster_home))
 
+    @classmethod
+    def in_tmp(
+        cls, sandbox, tmp_path: Path, monkeypatch, target: str = "kubernetes", registry=None
+    ) -> MigrationEnv:
+        """The scenario's repository in `tmp_path/repo`, the instance in `tmp_path/home`."""
+        return cls(
+            sandbox,
+            write_project(tmp_path / "repo"),
+            tmp_path / "home",
+            target,
+            monkeypatch,
+            registry,
+        )
+
     def use_token(self, name: str) -> None:
         self.monkeypatch.setenv("DAGSTER_CLOUD_API_TOKEN", self.sandbox.token(name))
 
@@ -137,6 +151,20 @@ class MigrationEnv:
 
     def sensor_tick(self, cursor: str | None = None):
         return sensor_tick(self.instance, cursor)
+
+
+def location_env(sandbox, dagster_home: Path) -> dict[str, str]:
+    """The environment of a Dagster process (dagster dev, the webserver, the daemon) that
+    serves this code location against the sandbox."""
+    import os
+
+    return dict(
+        os.environ,
+        DAGSTER_HOME=str(dagster_home),
+        DAGSTER_CLOUD_URL=sandbox.url,
+        DAGSTER_CLOUD_DEPLOYMENT=sandbox.deployment,
+        DAGSTER_CLOUD_API_TOKEN=sandbox.token("admin"),
+    )
 
 
 def agent_url_config(sandbox) -> dict:

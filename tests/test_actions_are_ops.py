@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
-from migration_env import MigrationEnv, write_project
+from migration_env import MigrationEnv
 
 from dagster_plus_sandbox.api import schema
 from migration_pipeline.definitions import defs
@@ -69,14 +69,7 @@ def test_no_asset_is_named_after_an_action_and_actions_are_ops_of_jobs():
 def test_materializing_everything_changes_nothing_on_dagster_plus(
     sandbox, tmp_path, monkeypatch, registry, moment
 ):
-    env = MigrationEnv(
-        sandbox,
-        write_project(tmp_path / "repo"),
-        tmp_path / "home",
-        "kubernetes",
-        monkeypatch,
-        registry,
-    )
+    env = MigrationEnv.in_tmp(sandbox, tmp_path, monkeypatch, registry=registry)
     if moment == "after the token":  # then every asset can be made, the install files too
         assert env.run("plan_migration", env.plan_config()).success
         assert env.run("apply_migration_files").success

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 from conftest import client_for
-from migration_env import MigrationEnv, record_cutover, write_project
+from migration_env import MigrationEnv, record_cutover
 from support.agent import fake_agent
 
 
@@ -18,14 +18,7 @@ def sandbox(start_sandbox, clock):
 
 @pytest.fixture
 def env(sandbox, tmp_path, monkeypatch, registry) -> MigrationEnv:
-    return MigrationEnv(
-        sandbox,
-        write_project(tmp_path / "repo"),
-        tmp_path / "home",
-        "kubernetes",
-        monkeypatch,
-        registry,
-    )
+    return MigrationEnv.in_tmp(sandbox, tmp_path, monkeypatch, registry=registry)
 
 
 def requests_during(sandbox, action):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import boto3
 import pytest
 import requests
-from migration_env import MigrationEnv, write_project
+from migration_env import MigrationEnv
 from support import ecr
 
 from migration_pipeline.images.registry import manifest_digest, resolve_credentials
@@ -23,9 +23,7 @@ def ecr_env(tmp_path, monkeypatch, moto_server):
 
 
 def test_publish_check_and_preflight_all_log_in_to_ecr(sandbox, tmp_path, monkeypatch, ecr_env):
-    env = MigrationEnv(
-        sandbox, write_project(tmp_path / "repo"), tmp_path / "home", "ecs", monkeypatch, ecr.HOST
-    )
+    env = MigrationEnv.in_tmp(sandbox, tmp_path, monkeypatch, "ecs", ecr.HOST)
     env.settings_text = f"aws_region: {ecr.REGION}\n"
     prepared = env.prepare()
     assert prepared.success
@@ -53,9 +51,7 @@ def test_publish_check_and_preflight_all_log_in_to_ecr(sandbox, tmp_path, monkey
 def test_preflight_names_an_image_missing_from_ecr_and_changes_nothing(
     sandbox, tmp_path, monkeypatch, ecr_env
 ):
-    env = MigrationEnv(
-        sandbox, write_project(tmp_path / "repo"), tmp_path / "home", "ecs", monkeypatch, ecr.HOST
-    )
+    env = MigrationEnv.in_tmp(sandbox, tmp_path, monkeypatch, "ecs", ecr.HOST)
     env.settings_text = f"aws_region: {ecr.REGION}\n"
     images = env.prepare().output_for_node("code_location_images")
     gone = images["ml_models"]

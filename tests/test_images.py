@@ -176,16 +176,9 @@ def test_no_builder_is_a_clear_error(monkeypatch):
 
 
 def test_the_images_asset_publishes_checks_and_reuses(sandbox, tmp_path, monkeypatch, registry):
-    from migration_env import MigrationEnv, write_project
+    from migration_env import MigrationEnv
 
-    env = MigrationEnv(
-        sandbox,
-        write_project(tmp_path / "repo"),
-        tmp_path / "home",
-        "kubernetes",
-        monkeypatch,
-        registry,
-    )
+    env = MigrationEnv.in_tmp(sandbox, tmp_path, monkeypatch, registry=registry)
     # Content no other test pushed: the registry is shared, and its cache is by content.
     (env.project_dir / "unique.txt").write_text(str(tmp_path))
     first = env.prepare()

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from migration_env import MigrationEnv, write_project
+from migration_env import MigrationEnv
 from support.agent import fake_agent
 
 from migration_pipeline.targets.agent import SECRET_FILES
@@ -19,13 +19,8 @@ def test_the_whole_migration_leaks_no_token(
     sandbox, tmp_path, monkeypatch, caplog, capsys, target, registry
 ):
     home = tmp_path / "home"
-    env = MigrationEnv(
-        sandbox,
-        write_project(tmp_path / "repo"),
-        home,
-        target,
-        monkeypatch,
-        registry if target != "local" else None,
+    env = MigrationEnv.in_tmp(
+        sandbox, tmp_path, monkeypatch, target, registry if target != "local" else None
     )
     with caplog.at_level(logging.DEBUG):
         env.prepare()

@@ -3,13 +3,13 @@ download): the plan job's Launchpad, a launched run, and the plan's diff on the 
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import requests
+from migration_env import location_env
 from support.processes import background, wait_for
 from support.servers import free_port
 
@@ -52,13 +52,7 @@ def test_launch_the_plan_from_the_launchpad_and_read_its_diff(sandbox, tmp_path)
     )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = dict(
-        os.environ,
-        DAGSTER_HOME=str(home),
-        DAGSTER_CLOUD_URL=sandbox.url,
-        DAGSTER_CLOUD_DEPLOYMENT="prod",
-        DAGSTER_CLOUD_API_TOKEN=sandbox.token("admin"),
-    )
+    env = location_env(sandbox, home)
     with background(
         [
             str(BIN / "dagster-webserver"),
@@ -116,6 +110,23 @@ def test_launch_the_plan_from_the_launchpad_and_read_its_diff(sandbox, tmp_path)
             ).to_be_visible()
             screenshot = tmp_path / "migration_plan.png"
             page.screenshot(path=str(screenshot), full_page=True)
+
+            # The cutover is an op job: its switch is an op, not an asset to materialize.
+            page.goto(f"{url}/locations/migration_pipeline/jobs/cutover")
+            for op in (
+                "cutover_preflight",
+                "record_pre_cutover_snapshot",
+                "deactivate_serverless_agent",
+            ):
+                expect(page.get_by_text(op, exact=True).first).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(tmp_path / "cutover_job.png"), full_page=True)
+            # The asset catalog: one group per phase, and no action among the assets.
+            page.goto(f"{url}/assets?view=flat")
+            expect(page.get_by_text("serverless_inventory").first).to_be_visible(timeout=60_000)
+            for group in ("inventory", "plan", "images", "agent", "cutover", "finish"):
+                expect(page.get_by_text(group, exact=True).first).to_be_visible()
+            expect(page.get_by_text("deactivate_serverless_agent")).to_have_count(0)
+            page.screenshot(path=str(tmp_path / "asset_catalog.png"), full_page=True)
             browser.close()
     assert screenshot.stat().st_size > 10_000
     print(f"screenshot: {screenshot}")
