@@ -30,8 +30,8 @@ from migration_pipeline.cloud_yaml.edit import (
     scalar,
 )
 from migration_pipeline.cloud_yaml.model import CODE_SOURCE_KEYS, CloudYaml, load_cloud_yaml
-from migration_pipeline.cloud_yaml.source import to_plain
 from migration_pipeline.lib.problems import InvalidInput
+from migration_pipeline.lib.yaml_source import to_plain
 
 
 def to_list_form(cloud: CloudYaml) -> str:

@@ -21,8 +21,8 @@ import yaml
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
-from migration_pipeline.cloud_yaml.source import YamlSource
 from migration_pipeline.lib.problems import InvalidInput, KeyPath
+from migration_pipeline.lib.yaml_source import YamlSource
 
 
 @dataclass(frozen=True)

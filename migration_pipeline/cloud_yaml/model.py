@@ -18,8 +18,8 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from migration_pipeline.cloud_yaml.source import YamlSource, parse_yaml, to_plain
 from migration_pipeline.lib.problems import InvalidInput, KeyPath, did_you_mean
+from migration_pipeline.lib.yaml_source import YamlSource, parse_yaml, to_plain
 
 CLOUD_YAML_NAMES = ("dagster_cloud.yaml", "build.yaml")
 TOP_LEVEL_KEYS = ("locations", "defaults")

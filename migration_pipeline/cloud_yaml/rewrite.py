@@ -21,8 +21,8 @@ from migration_pipeline.cloud_yaml.model import (
     LocationRef,
     load_cloud_yaml,
 )
-from migration_pipeline.cloud_yaml.source import to_plain
 from migration_pipeline.lib.problems import InvalidInput, KeyPath, format_path, shown
+from migration_pipeline.lib.yaml_source import to_plain
 from migration_pipeline.targets.base import AgentTarget, needs_images
 from migration_pipeline.targets.settings import TargetSettings
 

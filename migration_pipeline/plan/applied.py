@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migration_pipeline.images.dockerfile import AGENT_DIR
 from migration_pipeline.lib.problems import Problem
+from migration_pipeline.targets.agent import AGENT_DIR
 
 if TYPE_CHECKING:
     from migration_pipeline.cloud_yaml.model import CloudYaml

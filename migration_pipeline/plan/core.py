@@ -14,8 +14,9 @@ from typing import Any
 from migration_pipeline.cloud_yaml.model import CLOUD_YAML_NAMES, CloudYaml, load_cloud_yaml
 from migration_pipeline.cloud_yaml.rewrite import rewrite_cloud_yaml
 from migration_pipeline.cloud_yaml.validate import validate_cloud_yaml
-from migration_pipeline.images.dockerfile import (
-    AGENT_DIR,
+from migration_pipeline.inventory.core import Inventory, settings_after_cutover
+from migration_pipeline.lib.problems import InvalidInput, Problem
+from migration_pipeline.plan.dockerfile import (
     DEFAULT_PYTHON_VERSION,
     DOCKERIGNORE,
     POST_INSTALL_HOOK,
@@ -23,8 +24,6 @@ from migration_pipeline.images.dockerfile import (
     BuildContext,
     render_dockerfile,
 )
-from migration_pipeline.inventory.core import Inventory, settings_after_cutover
-from migration_pipeline.lib.problems import InvalidInput, Problem
 from migration_pipeline.plan.model import (
     MigrationPlan,
     PlannedFile,
@@ -40,6 +39,7 @@ from migration_pipeline.plan.scan import (
     serverless_workflows,
 )
 from migration_pipeline.targets import get_target, needs_images
+from migration_pipeline.targets.agent import AGENT_DIR
 from migration_pipeline.targets.settings import TargetSettings
 
 IO_MANAGER_ADVICE = {

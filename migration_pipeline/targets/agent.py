@@ -9,6 +9,7 @@ import yaml
 
 from migration_pipeline.targets.settings import TargetSettings
 
+AGENT_DIR = "dagster_cloud_agent"  # in the project: the agent's install files (and token)
 TOKEN_ENV_VAR = "DAGSTER_CLOUD_AGENT_TOKEN"
 TOKEN_SECRET_NAME = "dagster-cloud-agent-token"  # the Kubernetes Secret / Secrets Manager name stem
 TOKEN_ENV_FILE = "agent-token.env"

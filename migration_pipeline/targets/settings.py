@@ -153,7 +153,7 @@ def load_target_settings(
                 )
             ]
         )
-    from migration_pipeline.cloud_yaml.source import parse_yaml, to_plain
+    from migration_pipeline.lib.yaml_source import parse_yaml, to_plain
 
     model = SETTINGS_MODELS[target]
     source = parse_yaml(text, name) if text is not None else None
