@@ -34,10 +34,12 @@ def ensure_hybrid_agent_token(
     context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource
 ) -> dict:
     from migration_pipeline.agent.token import (
+        RecordedToken,
         agent_token_description,
         ensure_agent_token,
         store_agent_token,
     )
+    from migration_pipeline.lib.plain import as_plain
     from migration_pipeline.plan.defs import recorded_project
 
     applied = recorded_project(context.instance, "create_agent_token")
@@ -53,18 +55,18 @@ def ensure_hybrid_agent_token(
         namespace=getattr(settings, "namespace", None),
         aws_region=getattr(settings, "aws_region", None),
     )
-    organization = token.token.get_secret_value().split(":")[1]
+    recorded = RecordedToken(
+        token_id=token.id,
+        description=description,
+        store=stored.kind,
+        reference=stored.reference,
+        organization=token.token.get_secret_value().split(":")[1],
+    )
     context.log.info(
         f"agent token {token.id} ({'created' if created else 'reused'}) stored in "
         f"{stored.kind}: {stored.reference}"
     )
-    record: dict[str, str | int] = {
-        "token_id": token.id,
-        "description": description,
-        "store": stored.kind,
-        "reference": stored.reference,
-        "organization": organization,
-    }
+    record = as_plain(recorded)
     context.log_event(
         dg.AssetMaterialization(asset_key=TOKEN_KEY, metadata={**record, "created": created})
     )
@@ -107,7 +109,8 @@ def hybrid_agent_install_files(
     dagster_plus: DagsterPlusResource,
     hybrid_project_files: AppliedProject,
 ) -> dg.Output[AgentInstall]:
-    from migration_pipeline.agent.install import StoredToken, write_install_files
+    from migration_pipeline.agent.install import write_install_files
+    from migration_pipeline.agent.token import RecordedToken
 
     token = context.instance.get_latest_materialization_event(TOKEN_KEY)
     if token is None or token.asset_materialization is None:
@@ -115,11 +118,7 @@ def hybrid_agent_install_files(
             "No agent token yet: run the create_agent_token job first.", allow_retries=False
         )
     record = {key: value.value for key, value in token.asset_materialization.metadata.items()}
-    stored = StoredToken(
-        token_id=int(str(record["token_id"])),
-        organization=str(record["organization"]),
-        reference=str(record["reference"]),
-    )
+    recorded = RecordedToken.from_record(record)
 
     def list_agent_ids() -> list[str]:
         with dagster_plus.session(context) as client:
@@ -128,7 +127,7 @@ def hybrid_agent_install_files(
     install, written = write_install_files(
         hybrid_project_files,
         dagster_plus.deployment,
-        stored,
+        recorded,
         config.agent_api_url,
         list_agent_ids,
     )

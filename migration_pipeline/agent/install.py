@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from migration_pipeline.agent.token import RecordedToken
 from migration_pipeline.plan.applied import AppliedProject
 
 
@@ -25,19 +26,10 @@ class AgentInstall:
     files: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class StoredToken:
-    """What the create_agent_token job recorded of the agent token (never its value)."""
-
-    token_id: int
-    organization: str
-    reference: str  # where the target keeps it: a file, a Secret, a Secrets Manager ARN
-
-
 def write_install_files(
     applied: AppliedProject,
     deployment: str,
-    token: StoredToken,
+    token: RecordedToken,
     agent_api_url: str,
     list_agent_ids: Callable[[], list[str]],
 ) -> tuple[AgentInstall, list[str]]:

@@ -60,6 +60,28 @@ def ensure_agent_token(client: DagsterPlusClient, description: str) -> tuple[Age
 
 
 @dataclass(frozen=True)
+class RecordedToken:
+    """What the create_agent_token job records of the agent token (never its value), for the
+    install files to name."""
+
+    token_id: int
+    description: str
+    store: str  # StoredToken.kind
+    reference: str  # StoredToken.reference
+    organization: str
+
+    @classmethod
+    def from_record(cls, record: dict) -> RecordedToken:
+        return cls(
+            token_id=int(record["token_id"]),
+            description=str(record["description"]),
+            store=str(record["store"]),
+            reference=str(record["reference"]),
+            organization=str(record["organization"]),
+        )
+
+
+@dataclass(frozen=True)
 class StoredToken:
     kind: str  # kubernetes_secret | aws_secrets_manager | env_file
     reference: str  # a file path, or a Secrets Manager ARN
