@@ -2,7 +2,9 @@
 stays the main way in; this runs the same pure core.
 
 Exit codes: 0 a valid plan (printed, and written with --apply); 2 invalid input, with the
-problems on stderr and nothing written.
+problems on stderr and nothing written; 1 an unexpected error (a short message on stderr, the
+traceback saved to a file it names); 130/143 interrupted (SIGINT/SIGTERM), with what was
+rolled back.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from migration_pipeline.lib.problems import InvalidInput, Problem
 from migration_pipeline.targets.settings import TARGETS
 
 EXIT_INVALID_INPUT = 2
+EXIT_UNEXPECTED = 1
+# An inventory of a large deployment (its locations document, settings, counts) fits in this.
+MAX_INVENTORY_BYTES = 20_000_000
 
 
 def plan_command(args: argparse.Namespace) -> int:
-    from migration_pipeline.plan.apply import apply_plan
+    from migration_pipeline.plan.apply import ApplyFailed, apply_plan
     from migration_pipeline.plan.core import make_plan
     from migration_pipeline.plan.project import read_project
     from migration_pipeline.targets.settings import load_target_settings
@@ -37,7 +42,11 @@ def plan_command(args: argparse.Namespace) -> int:
     print(diff if diff else "No file changes: the project is already migrated for this target.\n")
     print(plan.summary_markdown())
     if args.apply:
-        result = apply_plan(plan, args.project_dir)
+        try:
+            result = apply_plan(plan, args.project_dir)
+        except ApplyFailed as failure:
+            print(f"{args.project_dir}: {failure.report()}", file=sys.stderr)
+            return {"SIGINT": 130, "SIGTERM": 143}.get(failure.signal_name or "", EXIT_UNEXPECTED)
         for path in result.written:
             backup = result.backups.get(path)
             print(f"wrote {path}" + (f" (backup: {backup})" if backup else ""))
@@ -50,12 +59,16 @@ def read_inventory(path: str):
     """An inventory JSON (the serverless_inventory asset's record), or `InvalidInput`."""
     import dataclasses
 
-    from migration_pipeline.inventory.core import Inventory
+    from migration_pipeline.inventory.core import Inventory, value_problems
 
     try:
-        raw = json.loads(read_user_file(path, "inventory file"))
+        raw = json.loads(read_user_file(path, "inventory file", MAX_INVENTORY_BYTES))
     except json.JSONDecodeError as error:
         raise InvalidInput([Problem(path, error.lineno, (), f"is not JSON: {error.msg}")]) from None
+    except RecursionError:
+        raise InvalidInput(
+            [Problem(path, None, (), "is nested too deeply to be an inventory")]
+        ) from None
     fields = {f.name for f in dataclasses.fields(Inventory)}
     if not isinstance(raw, dict) or set(raw) - fields:
         raise InvalidInput(
@@ -66,11 +79,17 @@ def read_inventory(path: str):
             ]
         )
     try:
-        return Inventory(**raw)
+        inventory = Inventory(**raw)
     except TypeError as error:
         raise InvalidInput(
             [Problem(path, None, (), f"is not a whole inventory: {error}")]
         ) from None
+    problems = [
+        Problem(path, None, (key,), problem) for key, problem in value_problems(inventory).items()
+    ]
+    if problems:
+        raise InvalidInput(problems)
+    return inventory
 
 
 def history_command(args: argparse.Namespace) -> int:
@@ -122,6 +141,30 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidInput as error:
         print(error.report(), file=sys.stderr)
         return EXIT_INVALID_INPUT
+    except KeyboardInterrupt:
+        print("migration-pipeline: interrupted (SIGINT); nothing was written.", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - the user sees a message, not a traceback
+        saved = save_traceback()
+        print(
+            f"migration-pipeline: unexpected error: {type(error).__name__}: {error}\n"
+            f"This is a fault in migration-pipeline, not in your files. The traceback is in "
+            f"{saved}; please include it in a bug report.",
+            file=sys.stderr,
+        )
+        return EXIT_UNEXPECTED
+
+
+def save_traceback() -> str:
+    """The current exception's traceback in a new private file; its path."""
+    import os
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="migration-pipeline-error-", suffix=".txt")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(traceback.format_exc())
+    return path
 
 
 if __name__ == "__main__":

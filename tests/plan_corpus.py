@@ -431,6 +431,6 @@ TARGET_REGISTRIES = {
     "kubernetes": "ghcr.io/acme",
     "ecs": "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme",
     "docker": "localhost:5000/acme",
-    "azure": "acme.azurecr.io/dagster",
+    "azure": "acmedata.azurecr.io/dagster",
     "local": None,
 }

@@ -49,7 +49,7 @@ def write(files: dict[str, str], directory: Path) -> None:
 
 @pytest.mark.parametrize("target", ["kubernetes", "azure"])
 def test_kubernetes_manifests_pass_kubernetes_validate_strict(tmp_path, target):
-    registry = "acme.azurecr.io/dagster" if target == "azure" else "ghcr.io/acme"
+    registry = "acmedata.azurecr.io/dagster" if target == "azure" else "ghcr.io/acme"
     setup = setup_for(target, "namespace: data\nenv_secrets: [snowflake]\n", registry)
     module = get_target(target)
     write(module.agent_files(setup), tmp_path)
@@ -228,7 +228,7 @@ def test_ecs_token_goes_to_secrets_manager(tmp_path, moto_server):
 def test_no_generated_file_but_the_secret_holds_the_token(tmp_path):
     for target in ("kubernetes", "azure", "docker", "local", "ecs"):
         registry = {
-            "azure": "acme.azurecr.io/x",
+            "azure": "acmedata.azurecr.io/x",
             "local": None,
             "docker": "localhost:5000/x",
             "ecs": "1.dkr.ecr.us-east-1.amazonaws.com/x",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_pipeline.plan.apply import apply_plan
+from migration_pipeline.plan.apply import LOCK_FILE, TEMP_MARK, apply_plan
 from migration_pipeline.plan.core import make_plan
 from migration_pipeline.plan.project import read_project
 from migration_pipeline.targets import load_target_settings
@@ -126,7 +126,8 @@ def test_apply_killed_at_each_kind_of_moment_leaves_old_or_new_files(tmp_path):
         assert sorted(result.written + result.unchanged) == sorted(planned)
         for relative, planned_file in planned.items():
             assert (root / relative).read_text() == planned_file.new
-        assert not list(root.rglob(".*.tmp-*"))
+        assert not list(root.rglob(f"*{TEMP_MARK}*"))
+        assert not (root / LOCK_FILE).exists()
 
 
 def make_project_dir(root: Path) -> Path:

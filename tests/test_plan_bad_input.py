@@ -216,7 +216,7 @@ CASES = [
         "cloud_file_is_a_directory",
         {"dagster_cloud.yaml/keep": ""},
         [],
-        ["dagster_cloud.yaml:", "not a regular file"],
+        ["dagster_cloud.yaml:", "is a directory, not a file"],
     ),
     ("cloud_file_not_utf8", None, [], ["dagster_cloud.yaml:", "not UTF-8"]),
     (

@@ -14,7 +14,7 @@ from test_plan_corpus import write_project
 from migration_pipeline.cloud_yaml.edit import Edits, apply_edits
 from migration_pipeline.cloud_yaml.model import load_cloud_yaml
 from migration_pipeline.cloud_yaml.rewrite import rewrite_cloud_yaml
-from migration_pipeline.plan.apply import apply_plan
+from migration_pipeline.plan.apply import TEMP_MARK, apply_plan
 from migration_pipeline.plan.core import make_plan
 from migration_pipeline.plan.dockerfile import BuildContext, render_dockerfile
 from migration_pipeline.plan.project import ProjectFiles, read_project
@@ -287,7 +287,7 @@ def test_apply_keeps_a_backup_and_the_file_mode(tmp_path):
     assert result.written == ["dagster_cloud.yaml", "Dockerfile", ".dockerignore"]
     assert (tmp_path / ".migration_backup/T1/dagster_cloud.yaml").read_text() == ONE
     assert stat.S_IMODE((tmp_path / "dagster_cloud.yaml").stat().st_mode) == 0o640
-    assert not list(tmp_path.rglob(".*.tmp-*"))
+    assert not list(tmp_path.rglob(f"*{TEMP_MARK}*"))
     again = apply_plan(
         make_plan(
             read_project(tmp_path),

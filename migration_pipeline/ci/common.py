@@ -18,6 +18,9 @@ from urllib.parse import urlparse
 
 import yaml
 
+from migration_pipeline.lib.problems import InvalidInput
+from migration_pipeline.lib.yaml_source import load_plain
+
 CLI_VERSION = "1.13.27"  # the dagster-cloud CLI the generated CI installs: the pinned release
 CI_SECRET = "DAGSTER_CLOUD_API_TOKEN"
 
@@ -27,6 +30,8 @@ class ImageBuild:
     location: str
     context: str  # the build directory, relative to the repository
     repository: str  # where the image goes (build.registry)
+    dockerfile: str | None = None  # another Dockerfile than the context's, repository-relative
+    target: str | None = None  # a build stage
 
     @property
     def tag_suffix(self) -> str:
@@ -92,12 +97,12 @@ def github_triggers(workflow_texts: list[str]) -> dict[str, Any]:
     triggers: dict[str, Any] = {}
     for text in workflow_texts:
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError:
+            data = load_plain(text, "workflow")  # bounded: aliases and depth
+        except InvalidInput:
             continue
         if not isinstance(data, dict):
             continue
-        # YAML 1.1 reads the bare key `on` as True.
+        # GitHub reads the bare key `on` as the event list (YAML 1.1 readers as True).
         on = data.get("on", data.get(True))
         if isinstance(on, str):
             on = {on: None}

@@ -140,6 +140,8 @@ def hybrid_workflow(setup: CiSetup, triggers: dict[str, Any]) -> tuple[str, list
                 "uses": "docker/build-push-action@v6",
                 "with": {
                     "context": build.context,
+                    **({"file": build.dockerfile} if build.dockerfile else {}),
+                    **({"target": build.target} if build.target else {}),
                     "push": True,
                     "tags": f"{build.repository}:${{{{ env.IMAGE_TAG }}}}-{build.tag_suffix}",
                 },

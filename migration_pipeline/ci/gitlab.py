@@ -59,8 +59,11 @@ def hybrid_job(setup: CiSetup) -> tuple[str, list[str]]:
         variables += [v for v in needed if v not in variables]
     for build in setup.builds:
         image = f'{shlex.quote(build.repository)}:"$IMAGE_TAG"-{shlex.quote(build.tag_suffix)}'
+        options = (f" -f {shlex.quote(build.dockerfile)}" if build.dockerfile else "") + (
+            f" --target {shlex.quote(build.target)}" if build.target else ""
+        )
         script += [
-            f"docker build -t {image} {shlex.quote(build.context)}",
+            f"docker build{options} -t {image} {shlex.quote(build.context)}",
             f"docker push {image}",
             f"dagster-cloud ci set-build-output --location-name "
             f"{shlex.quote(build.location)} --image-tag "

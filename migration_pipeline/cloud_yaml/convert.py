@@ -29,7 +29,12 @@ from migration_pipeline.cloud_yaml.edit import (
     last_line,
     scalar,
 )
-from migration_pipeline.cloud_yaml.model import CODE_SOURCE_KEYS, CloudYaml, load_cloud_yaml
+from migration_pipeline.cloud_yaml.model import (
+    CODE_SOURCE_KEYS,
+    IMAGE_OPTION_KEYS,
+    CloudYaml,
+    load_cloud_yaml,
+)
 from migration_pipeline.lib.problems import InvalidInput
 from migration_pipeline.lib.yaml_source import to_plain
 
@@ -57,7 +62,11 @@ def to_list_form(cloud: CloudYaml) -> str:
         if node.fa.flow_style():
             if value_line != key_line or last_line(node, value_line) != key_line:
                 raise _cannot(cloud, ref.path, "is a flow mapping over several lines")
-            replace[key_line] = [f"{' ' * key_col}- {flow(cloud.modern_location(ref))}{comment}"]
+            options = cloud.image_options(ref)
+            note = f"  # {_options_note(options)}" if options else ""
+            replace[key_line] = [
+                f"{' ' * key_col}- {flow(cloud.modern_location(ref))}{comment}{note}"
+            ]
             continue
         if (
             content.rstrip() != content[: content.index(":", key_col) + 1].rstrip()
@@ -87,6 +96,7 @@ def to_list_form(cloud: CloudYaml) -> str:
             for line, _ in code_source_lines:
                 if line != first:
                     replace[line] = []
+        _convert_action_keys(cloud, ref, node, lines, style, replace)
 
     out: list[str] = []
     for number, line in enumerate(lines):
@@ -103,6 +113,80 @@ def to_list_form(cloud: CloudYaml) -> str:
     if again.form != "modern" or to_plain(again.source.data) != expected:
         raise _cannot(cloud, ("locations",), "did not convert to the same locations")
     return converted
+
+
+def _options_note(options: dict[str, str]) -> str:
+    listed = ", ".join(f"{key}: {value}" for key, value in options.items())
+    return f"{listed} (the image build and the CI use it; dagster-cloud ci does not read it)"
+
+
+def _single_line(cloud: CloudYaml, ref, node: CommentedMap, key: str) -> tuple[int, int]:
+    line, column = node.lc.key(key)
+    value = node[key]
+    if isinstance(value, (CommentedMap, list)) or node.lc.value(key)[0] != line:
+        raise _cannot(cloud, ref.path + (key,), "spans several lines")
+    return line, column
+
+
+def _convert_action_keys(
+    cloud: CloudYaml,
+    ref,
+    node: CommentedMap,
+    lines: list[str],
+    style: Style,
+    replace: dict[int, list[str]],
+) -> None:
+    """The old dagster-cloud-cicd-action's keys: `build: <directory>` becomes a `build:`
+    mapping, the location's `registry` moves into it, and `dockerfile`/`target` become
+    comments (the plan keeps them for the image build and the CI)."""
+    step = _step(style)
+    for key in IMAGE_OPTION_KEYS:
+        if key in node:
+            line, column = _single_line(cloud, ref, node, key)
+            replace[line] = [f"{' ' * column}# {_options_note({key: str(node[key])})}"]
+    build = node.get("build")
+    if isinstance(build, CommentedMap):
+        if build.fa.flow_style():
+            if any(k in build for k in IMAGE_OPTION_KEYS) or "registry" in node:
+                raise _cannot(cloud, ref.path + ("build",), "is a flow mapping")
+        else:
+            for key in IMAGE_OPTION_KEYS:
+                if key in build:
+                    line, column = _single_line(cloud, ref, build, key)
+                    replace[line] = [f"{' ' * column}# {_options_note({key: str(build[key])})}"]
+    registry_line = None
+    if "registry" in node:
+        registry_line, registry_column = _single_line(cloud, ref, node, "registry")
+        registry = scalar(to_plain(node["registry"]))
+    if isinstance(build, str) or (build is not None and not isinstance(build, CommentedMap)):
+        line, column = _single_line(cloud, ref, node, "build")
+        content, comment = _split_comment(lines[line].rstrip("\r\n"))
+        replace[line] = [
+            f"{' ' * column}build:{comment}",
+            f"{' ' * (column + step)}directory: {scalar(str(build))}",
+        ]
+        if registry_line is not None:
+            replace[line].append(f"{' ' * (column + step)}registry: {registry}")
+            replace[registry_line] = []
+    elif isinstance(build, CommentedMap) and registry_line is not None:
+        if build.fa.flow_style() or not len(build):
+            raise _cannot(cloud, ref.path + ("build",), "is a flow mapping")
+        end = last_line(build, _first_key_column_line(build))
+        column = _first_key_column(build)
+        kept = replace.get(end, [lines[end].rstrip("\r\n")])
+        replace[end] = [*kept, f"{' ' * column}registry: {registry}"]
+        replace[registry_line] = []
+    elif registry_line is not None:
+        replace[registry_line] = [
+            f"{' ' * registry_column}build:",
+            f"{' ' * (registry_column + step)}registry: {registry}",
+        ]
+
+
+def _first_key_column_line(node: CommentedMap) -> int:
+    for key in node:
+        return node.lc.key(key)[0]
+    return node.lc.line
 
 
 def _step(style: Style) -> int:

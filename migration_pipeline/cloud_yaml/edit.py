@@ -21,7 +21,7 @@ import yaml
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
-from migration_pipeline.lib.problems import InvalidInput, KeyPath
+from migration_pipeline.lib.problems import InvalidInput, KeyPath, Problem
 from migration_pipeline.lib.yaml_source import YamlSource
 
 
@@ -88,7 +88,7 @@ def last_line(node: Any, start_line: int) -> int:
         for key, value in node.non_merged_items():
             key_line = node.lc.key(key)[0]
             value_line = node.lc.value(key)[0]
-            if value_line < key_line:  # an alias: its node stands earlier in the file
+            if value_line < key_line or value is None:  # an alias, or no value at all
                 end = max(end, key_line)
             else:
                 end = max(end, last_line(value, value_line))
@@ -183,8 +183,35 @@ def _split_comment(line: str) -> tuple[str, str]:
     return line, ""
 
 
+class UneditableLayout(Exception):
+    """A layout this tool cannot edit safely (the user's file is valid): the lines."""
+
+    def __init__(self, first: int, last: int, why: str):
+        self.first, self.last, self.why = first, last, why  # 0-based lines
+        super().__init__(why)
+
+
+def cannot_edit(source: YamlSource, first: int, last: int, why: str) -> InvalidInput:
+    """The message for a valid file this tool cannot edit: it shows the lines."""
+    lines = source.text.splitlines()[first : last + 1][:6]
+    shown_lines = "\n".join(f"    {first + 1 + i} | {line}" for i, line in enumerate(lines))
+    return InvalidInput(
+        [
+            Problem(
+                source.name,
+                first + 1,
+                (),
+                f"migration-pipeline cannot edit this layout ({why}); your file is valid. "
+                f"Write these lines in block style and plan again:\n{shown_lines}",
+            )
+        ]
+    )
+
+
 def apply_edits(source: YamlSource, edits: Edits) -> str:
-    """The file's text with the edits made. Lines not edited are left exactly as they were."""
+    """The file's text with the edits made. Lines not edited are left exactly as they were;
+    a flow collection (`{...}`, `[...]`) that an edit touches is written again, in flow
+    style, with the edit made."""
     if not edits:
         return source.text
     style = detect_style(source)
@@ -198,7 +225,12 @@ def apply_edits(source: YamlSource, edits: Edits) -> str:
     replace: dict[int, list[str]] = {}
     deleted: set[int] = set()
 
-    for path, entries in edits.add.items():
+    adds, removes = _without_null_keys(source, edits, replace, lines)
+    flows, adds, removes = _flow_groups(source, adds, removes)
+    for root_path, (node_adds, node_removes) in flows.items():
+        _rewrite_flow(source, lines, root_path, node_adds, node_removes, replace, deleted)
+
+    for path, entries in adds.items():
         parent, key = source.node(path[:-1]), path[-1]
         node = parent[key]
         key_line, key_col = (
@@ -213,23 +245,6 @@ def apply_edits(source: YamlSource, edits: Edits) -> str:
                 f"{' ' * (key_col + style.step)}<<: *{node.anchor.value}",
                 *body,
             ]
-        elif isinstance(node, CommentedMap) and node.fa.flow_style():
-            if last_line(node, node.lc.line) != node.lc.line or node.lc.line != key_line:
-                raise InvalidInput(
-                    [
-                        source.problem(
-                            path,
-                            "is a flow mapping over several lines, which cannot be edited "
-                            "safely; write it in block style",
-                        )
-                    ]
-                )
-            content, comment = _split_comment(lines[key_line].rstrip("\r\n"))
-            close = content.rstrip().rfind("}")
-            inner = content[:close].rstrip()
-            separator = "" if inner.endswith("{") else ", "
-            added = ", ".join(f"{scalar(k)}: {flow(v)}" for k, v in entries.items())
-            replace[key_line] = [f"{inner}{separator}{added}{content[close:]}{comment}"]
         elif isinstance(node, CommentedMap):
             first_key_line, first_key_col = _first_key_position(node)
             end = last_line(node, first_key_line)
@@ -248,12 +263,8 @@ def apply_edits(source: YamlSource, edits: Edits) -> str:
         else:
             raise InvalidInput([source.problem(path, f"must be a mapping, got {node!r}")])
 
-    for path in edits.remove:
+    for path in removes:
         parent, key = source.node(path[:-1]), path[-1]
-        if parent.fa.flow_style():
-            raise InvalidInput(
-                [source.problem(path, "is inside a flow mapping; remove it by hand")]
-            )
         start = parent.lc.key(key)[0]
         value_line = parent.lc.value(key)[0]
         end = start if value_line < start else last_line(parent[key], value_line)
@@ -269,6 +280,165 @@ def apply_edits(source: YamlSource, edits: Edits) -> str:
         for _, block in sorted(insert_after.get(number, []), key=lambda item: -item[0]):
             out += [text + newline for text in block]
     return "".join(out)
+
+
+def _without_null_keys(
+    source: YamlSource, edits: Edits, replace: dict[int, list[str]], lines: list[str]
+) -> tuple[dict[KeyPath, dict[str, Any]], list[KeyPath]]:
+    """The edits, less what sets a key the file has with no value (`registry:   # by CI`):
+    a scalar goes on that key's own line, before its comment; a mapping or list becomes an
+    addition under it."""
+    adds: dict[KeyPath, dict[str, Any]] = {}
+    for path, entries in edits.add.items():
+        node = source.node(path)
+        kept: dict[str, Any] = {}
+        for key, value in entries.items():
+            own_null = (
+                isinstance(node, CommentedMap)
+                and key in node._ok  # noqa: SLF001 - own keys, not merged ones
+                and node[key] is None
+            )
+            if not own_null:
+                kept[key] = value
+            elif isinstance(value, dict) and value:
+                adds[path + (key,)] = dict(value)
+            elif node.fa.flow_style():
+                kept[key] = value  # the flow rewrite sets it
+            else:
+                line, column = node.lc.key(key)
+                content, comment = _split_comment(lines[line].rstrip("\r\n"))
+                head = content[: content.index(":", column) + 1]
+                replace[line] = [f"{head} {flow(value)}{comment}"]
+        if kept:
+            adds.setdefault(path, {}).update(kept)
+    return adds, list(edits.remove)
+
+
+def _flow_root(source: YamlSource, path: KeyPath) -> KeyPath | None:
+    """The outermost flow collection on the way to `path` (itself included), if any."""
+    node = source.data
+    for depth in range(len(path) + 1):
+        if isinstance(node, (CommentedMap, CommentedSeq)) and node.fa.flow_style():
+            return path[:depth]
+        if depth < len(path):
+            node = node[path[depth]]
+    return None
+
+
+def _flow_groups(source: YamlSource, adds: dict[KeyPath, dict[str, Any]], removes: list[KeyPath]):
+    """Edits inside flow collections, grouped by the outermost one; the rest as they were."""
+    flows: dict[KeyPath, tuple[dict[KeyPath, dict[str, Any]], list[KeyPath]]] = {}
+    block_adds, block_removes = {}, []
+    for path, entries in adds.items():
+        root = _flow_root(source, path)
+        if root is None:
+            block_adds[path] = entries
+        else:
+            flows.setdefault(root, ({}, []))[0][path[len(root) :]] = entries
+    for path in removes:
+        root = _flow_root(source, path[:-1])
+        if root is None:
+            block_removes.append(path)
+        else:
+            flows.setdefault(root, ({}, []))[1].append(path[len(root) :])
+    return flows, block_adds, block_removes
+
+
+def _rewrite_flow(
+    source: YamlSource,
+    lines: list[str],
+    root: KeyPath,
+    adds: dict[KeyPath, dict[str, Any]],
+    removes: list[KeyPath],
+    replace: dict[int, list[str]],
+    deleted: set[int],
+) -> None:
+    """Write the flow collection at `root` again, in flow style on one line, with the edits."""
+    from migration_pipeline.lib.yaml_source import to_plain
+
+    node = source.node(root)
+    first = node.lc.line
+    try:
+        last, column, end = _flow_span(lines, first, node.lc.col)
+    except UneditableLayout as error:
+        raise cannot_edit(source, error.first, error.last, error.why) from None
+    if _shares_anchors(node):
+        raise cannot_edit(source, first, last, "anchors or aliases inside a flow collection")
+    value = to_plain(node)
+    for path, entries in adds.items():
+        target = value
+        for part in path:
+            target = target[part]
+        if not isinstance(target, dict):
+            raise InvalidInput([source.problem(root + path, f"must be a mapping, got {target!r}")])
+        for key, entry in entries.items():
+            if isinstance(target.get(key), dict) and isinstance(entry, dict):
+                target[key].update(entry)
+            else:
+                target[key] = entry
+    for path in removes:
+        target = value
+        for part in path[:-1]:
+            target = target[part]
+        target.pop(path[-1], None)
+    start = lines[first].rstrip("\r\n")
+    stop = lines[last].rstrip("\r\n")
+    if first in replace or last in replace:
+        raise cannot_edit(source, first, last, "two edits on one line")
+    replace[first] = [start[:column] + flow(value) + stop[end + 1 :]]
+    deleted.update(range(first + 1, last + 1))
+
+
+def _shares_anchors(node: Any) -> bool:
+    if isinstance(node, (CommentedMap, CommentedSeq)):
+        if node.anchor.value is not None:
+            return True
+        if isinstance(node, CommentedMap) and getattr(node, "merge", None):
+            return True
+        items = node.values() if isinstance(node, CommentedMap) else node
+        return any(_shares_anchors(item) for item in items)
+    return False
+
+
+def _flow_span(lines: list[str], line: int, column: int) -> tuple[int, int, int]:
+    """(last line, column of the opening bracket, column of the closing bracket on the last
+    line) of the flow collection that starts at (line, column) (an anchor may stand first)."""
+    text = lines[line]
+    while column < len(text) and text[column] not in "{[":
+        column += 1
+    opening = column
+    depth, quote, previous = 0, "", ""
+    number = line
+    while number < len(lines):
+        text = lines[number].rstrip("\r\n")
+        index = column if number == line else 0
+        while index < len(text):
+            char = text[index]
+            if quote == "'":
+                if char == "'" and text[index + 1 : index + 2] == "'":
+                    index += 1
+                elif char == "'":
+                    quote = ""
+            elif quote == '"':
+                if char == "\\":
+                    index += 1
+                elif char == '"':
+                    quote = ""
+            elif char in "'\"" and previous in ("", "{", "[", ",", ":", "?", "-"):
+                quote = char
+            elif char == "#" and (index == 0 or text[index - 1] in " \t"):
+                raise UneditableLayout(line, number, "a comment inside a flow collection")
+            elif char in "{[":
+                depth += 1
+            elif char in "}]":
+                depth -= 1
+                if depth == 0:
+                    return number, opening, index
+            if not char.isspace():
+                previous = char
+            index += 1
+        number += 1
+    raise UneditableLayout(line, len(lines) - 1, "a flow collection that does not close")
 
 
 def _first_key_position(node: CommentedMap) -> tuple[int, int]:

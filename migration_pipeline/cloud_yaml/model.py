@@ -9,6 +9,12 @@
         package_name: analytics
 
 with an optional `defaults:` block merged into every location, comments, anchors and aliases.
+
+The legacy form also comes as the old dagster-cloud-cicd-action wrote it, in `locations.yaml`:
+`build: <directory>` as a string, the location's own `registry`, and the image build options
+`dockerfile` and `target` (at the location or in `build`). They read as the list form's
+`build: {directory, registry}`; the build options, which `dagster-cloud ci` does not know, are
+kept apart (`image_options`) for the image build and the CI.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from migration_pipeline.lib.problems import InvalidInput, KeyPath, did_you_mean
 from migration_pipeline.lib.yaml_source import YamlSource, parse_yaml, to_plain
 
-CLOUD_YAML_NAMES = ("dagster_cloud.yaml", "build.yaml")
+# The file `dagster-cloud ci` reads: what a migrated project has (locations.yaml is converted).
+MIGRATED_NAME = "dagster_cloud.yaml"
+# What the old dagster-cloud-cicd-action read at a legacy location, beyond the code source.
+IMAGE_OPTION_KEYS = ("dockerfile", "target")
 TOP_LEVEL_KEYS = ("locations", "defaults")
 CODE_SOURCE_KEYS = ("python_file", "package_name", "module_name", "autoload_defs_module_name")
 # Keys only Dagster's Serverless (PEX) deploys understand. `dagster-cloud ci` rejects them in the
@@ -62,8 +71,31 @@ class CloudYaml:
         code_source = {k: location.pop(k) for k in CODE_SOURCE_KEYS if k in location}
         if code_source:
             converted["code_source"] = code_source
+        build = location.pop("build", None)
+        if isinstance(build, str):
+            build = {"directory": build}
+        if isinstance(build, dict):
+            build = {k: v for k, v in build.items() if k not in IMAGE_OPTION_KEYS}
+        registry = location.pop("registry", None)
+        if registry is not None:
+            build = {**(build if isinstance(build, dict) else {}), "registry": registry}
+        for key in IMAGE_OPTION_KEYS:
+            location.pop(key, None)
+        if build is not None:
+            converted["build"] = build
         converted.update(location)
         return converted
+
+    def image_options(self, ref: LocationRef) -> dict[str, str]:
+        """The old action's `dockerfile` and `target` of a legacy location (at the location or
+        in its `build`): how its image is built. Empty for the list form."""
+        if self.form != "legacy":
+            return {}
+        location = to_plain(self.location_node(ref)) or {}
+        build = location.get("build")
+        options = {k: build[k] for k in IMAGE_OPTION_KEYS if isinstance(build, dict) and k in build}
+        options.update({k: location[k] for k in IMAGE_OPTION_KEYS if k in location})
+        return {k: str(v) for k, v in options.items() if v is not None}
 
     def modern_document(self) -> dict[str, Any]:
         """The whole file as plain data in the modern form, for the schemas."""

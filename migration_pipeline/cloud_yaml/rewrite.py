@@ -79,8 +79,18 @@ def desired_location_keys(
 
 
 def rewrite_cloud_yaml(cloud: CloudYaml, target: AgentTarget, settings: TargetSettings) -> Rewrite:
+    converted = cloud.form == "legacy"
+    if converted:
+        # `dagster-cloud ci` reads only the list form: without it no Hybrid CI could run.
+        # Converted first, so that every edit below works on the list form.
+        cloud = load_cloud_yaml(to_list_form(cloud), cloud.name)
     edits = Edits()
     rewrite = Rewrite(text=cloud.source.text, cloud=cloud)
+    if converted:
+        rewrite.changes.append(
+            "converted the legacy form (locations keyed by name) to the list "
+            "form that `dagster-cloud ci` reads; comments kept"
+        )
     expected = to_plain(cloud.source.data)
 
     for key in SERVERLESS_ONLY_KEYS:
@@ -113,18 +123,13 @@ def rewrite_cloud_yaml(cloud: CloudYaml, target: AgentTarget, settings: TargetSe
             raise InvalidInput(
                 [
                     cloud.source.problem(
-                        (), "could not be edited safely (an unusual layout); nothing was written"
+                        (),
+                        "migration-pipeline cannot edit this file's layout safely (its edit "
+                        "would not mean what was planned); your file is valid. Please report "
+                        "it, with the file",
                     )
                 ]
             )
-    if rewrite.cloud.form == "legacy":
-        # `dagster-cloud ci` reads only the list form: without it no Hybrid CI could run.
-        rewrite.text = to_list_form(rewrite.cloud)
-        rewrite.cloud = load_cloud_yaml(rewrite.text, cloud.name)
-        rewrite.changes.append(
-            "converted the legacy form (locations keyed by name) to the list "
-            "form that `dagster-cloud ci` reads; comments kept"
-        )
     return rewrite
 
 

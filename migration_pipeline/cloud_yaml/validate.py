@@ -40,6 +40,11 @@ def validate_cloud_yaml(
     problems = _check_file_model(cloud)
     if problems:
         return problems
+    problems = _yaml11_problems(cloud)
+    for ref in cloud.locations:
+        problems += _value_problems(cloud, ref, cloud.merged_location(ref))
+    if problems:
+        return problems
     for ref in cloud.locations:
         location = cloud.merged_location(ref)
         problems += _check_location_schema(cloud, ref, location)
@@ -172,6 +177,81 @@ def _pydantic_problem(cloud: CloudYaml, item: Mapping[str, Any]) -> Problem | No
         }.get(kind, kind)
         return cloud.source.problem(path, f"must be {expected}, got {shown(item.get('input'))}")
     return cloud.source.problem(path, item["msg"])
+
+
+def _yaml11_problems(cloud: CloudYaml) -> list[Problem]:
+    """Values that `dagster-cloud ci` (PyYAML, YAML 1.1) reads otherwise than written: `yes`,
+    `no`, `on`, `off` are booleans there, `0777` a number..."""
+    from migration_pipeline.lib.yaml_source import yaml11_reading
+
+    problems: list[Problem] = []
+
+    def compare(ours: Any, theirs: Any, path: KeyPath) -> None:
+        if isinstance(ours, dict) and isinstance(theirs, dict):
+            for key, value in ours.items():
+                if key in theirs:
+                    compare(value, theirs[key], path + (key,))
+                else:
+                    problems.append(
+                        cloud.source.problem(
+                            path + (key,),
+                            f'the key "{key}" reads as another key for dagster-cloud ci (YAML '
+                            "1.1): quote it",
+                        )
+                    )
+        elif isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs):
+            for index, (mine, other) in enumerate(zip(ours, theirs, strict=True)):
+                compare(mine, other, path + (index,))
+        elif type(ours) is not type(theirs) or ours != theirs:
+            problems.append(
+                cloud.source.problem(
+                    path,
+                    f"{shown(ours)} reads as {shown(theirs)} for dagster-cloud ci, which reads "
+                    'YAML 1.1 (yes/no/on/off are booleans there): quote it, e.g. "yes"',
+                )
+            )
+
+    compare(cloud.source.plain(), yaml11_reading(cloud.source.text), ())
+    return problems
+
+
+def _value_problems(cloud: CloudYaml, ref: LocationRef, location: dict) -> list[Problem]:
+    """The values that end up in a file this migration writes (a Dockerfile, the CI, the image
+    tags) or in a name Docker or Kubernetes checks: each must be what it claims to be."""
+    from migration_pipeline.lib import names
+    from migration_pipeline.plan.project import escapes_project
+
+    checks: list[tuple[KeyPath, str | None]] = [
+        (("location_name",), names.location_name_problem(location.get("location_name"))),
+    ]
+    build = location.get("build")
+    if isinstance(build, dict):
+        directory = build.get("directory")
+        if directory is not None:
+            problem = names.plain_text_problem(directory, "a directory")
+            if problem is None and escapes_project(str(directory)):
+                problem = (
+                    f"{directory!r} leads out of the project: a build directory is relative to "
+                    f"{cloud.name} and stays inside the project"
+                )
+            checks.append((("build", "directory"), problem))
+        if build.get("registry") is not None:
+            checks.append(
+                (("build", "registry"), names.image_repository_problem(build["registry"]))
+            )
+    if location.get("image") is not None:
+        checks.append((("image",), names.image_reference_problem(location["image"])))
+    for key in ("working_directory", "executable_path"):
+        if location.get(key) is not None:
+            checks.append(((key,), names.plain_text_problem(location[key], key)))
+    for key, value in (location.get("code_source") or {}).items():
+        if value is not None:
+            checks.append((("code_source", key), names.plain_text_problem(value, key)))
+    return [
+        cloud.source.problem(cloud.source_path(ref, path), problem)
+        for path, problem in checks
+        if problem is not None
+    ]
 
 
 # -- 2 and 3. the Dagster+ location schema and the agents' container context schemas -----------

@@ -64,9 +64,10 @@ class Builder:
             args += self._tls(host + "/x")
         self._run(*args, host, stdin=credentials.password.get_secret_value())
 
-    def build(self, context: Path, dockerfile: Path, image: str) -> None:
+    def build(self, context: Path, dockerfile: Path, image: str, target: str | None = None) -> None:
+        stage = ["--target", target] if target else []
         if self.tool == "docker":
-            self._run("build", "-f", str(dockerfile), "-t", image, str(context))
+            self._run("build", "-f", str(dockerfile), *stage, "-t", image, str(context))
         else:
             self._run(
                 "build",
@@ -75,6 +76,7 @@ class Builder:
                 "--layers",
                 "-f",
                 str(dockerfile),
+                *stage,
                 "-t",
                 image,
                 str(context),

@@ -43,13 +43,20 @@ def code_location_images(
             },
         )
     project = Path(applied.project_dir)
-    jobs = [
-        ImageJob(
-            name, project / directory, project / directory / "Dockerfile", applied.images[name]
-        )
-        for directory, locations in sorted(build_directories(applied.load_cloud_yaml()).items())
-        for name, _ in locations
-    ]
+    jobs = []
+    for directory, locations in sorted(build_directories(applied.load_cloud_yaml()).items()):
+        for name, _ in locations:
+            options = applied.image_options.get(name, {})
+            dockerfile = options.get("dockerfile") or f"{directory}/Dockerfile"
+            jobs.append(
+                ImageJob(
+                    name,
+                    project / directory,
+                    project / dockerfile,
+                    applied.images[name],
+                    options.get("target"),
+                )
+            )
     try:
         builder = choose_builder(
             settings.builder, storage=image_store(), insecure_registries=settings.insecure_registry

@@ -35,6 +35,7 @@ class ImageJob:
     context: Path
     dockerfile: Path
     repository: str
+    target: str | None = None  # a build stage (the old dagster-cloud-cicd-action's `target`)
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,9 @@ def _ignored(relative: str, patterns: list[str]) -> bool:
     )
 
 
-def content_hash(context: Path, dockerfile: Path) -> str:
-    """A hash of the Dockerfile and the build context, as the builder would see it."""
+def content_hash(context: Path, dockerfile: Path, target: str | None = None) -> str:
+    """A hash of the Dockerfile, its build stage and the build context, as the builder would
+    see them."""
     ignore_file = context / ".dockerignore"
     patterns = [
         line.strip().rstrip("/")
@@ -68,6 +70,8 @@ def content_hash(context: Path, dockerfile: Path) -> str:
         if line.strip() and not line.startswith("#")
     ]
     digest = hashlib.sha256(dockerfile.read_bytes())
+    if target:
+        digest.update(b"target\0" + target.encode() + b"\0")
     for path in sorted(p for p in context.rglob("*") if p.is_file()):
         relative = path.relative_to(context).as_posix()
         if _ignored(relative, patterns):
@@ -90,12 +94,12 @@ def publish_one(
     """Build and push one location's image, unless its content is in the registry already.
     `content` is the build context's hash, when the caller has it."""
     start = time.monotonic()
-    tag = image_tag(content or content_hash(job.context, job.dockerfile), job.location)
+    tag = image_tag(content or content_hash(job.context, job.dockerfile, job.target), job.location)
     image = f"{job.repository}:{tag}"
     existing = manifest_digest(job.repository, tag, credentials, insecure)
     built = existing is None
     if existing is None:
-        builder.build(job.context, job.dockerfile, image)
+        builder.build(job.context, job.dockerfile, image, job.target)
         digest = builder.push(image)
     else:
         digest = existing
@@ -129,11 +133,11 @@ def publish_all(
                     errors[job.location] = str(error)
 
     # Locations that share a build directory share its hash: read the context once.
-    contents: dict[tuple[Path, Path], str] = {}
+    contents: dict[tuple[Path, Path, str | None], str] = {}
 
     def one(job: ImageJob) -> tuple[str, PublishedImage | str]:
         try:
-            key = (job.context, job.dockerfile)
+            key = (job.context, job.dockerfile, job.target)
             if key not in contents:
                 contents[key] = content_hash(*key)
             published = publish_one(

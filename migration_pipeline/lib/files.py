@@ -3,35 +3,76 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+
+MAX_TEXT_BYTES = 1_000_000  # a dagster_cloud.yaml, a settings file, a Dockerfile, a .py file
+
+
+class NotReadable(Exception):
+    """A file that is not a regular UTF-8 text file within the size limit: the reason, for a
+    message such as `<file>: <reason>`."""
+
+
+def read_text(path: str | Path, limit: int = MAX_TEXT_BYTES) -> str:
+    """A regular file's text as it is on disk (UTF-8; CRLF and a BOM kept), read without ever
+    blocking (a FIFO is refused, not waited on) and never more than `limit` bytes: the size is
+    checked on what was read, not on what the file claims. Raises `NotReadable`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise NotReadable("does not exist") from None
+    except IsADirectoryError:
+        raise NotReadable("is a directory, not a file") from None
+    except OSError as error:
+        raise NotReadable(f"cannot be read: {error.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise NotReadable("is a directory, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise NotReadable("is not a regular file (a device, FIFO or socket)")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 16, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as error:
+        raise NotReadable(f"cannot be read: {error.strerror}") from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise NotReadable(f"is larger than {limit:,} bytes, more than this tool reads")
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise NotReadable(f"is not UTF-8 text ({error.reason} at byte {error.start})") from None
 
 
 def read_exact(path: str | Path) -> str:
-    """A text file as it is on disk: UTF-8, line endings untouched (CRLF stays CRLF)."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        return handle.read()
+    """A file this tool wrote or checked already (its own record, a planned file): as
+    `read_text`, raising `OSError` for what cannot be read."""
+    try:
+        return read_text(path)
+    except NotReadable as error:
+        raise OSError(f"{path}: {error}") from None
 
 
-def read_user_file(path: str | Path, what: str) -> str:
+def read_user_file(path: str | Path, what: str, limit: int = MAX_TEXT_BYTES) -> str:
     """A file the user named (settings, inventory), or `InvalidInput` saying what is wrong."""
     from migration_pipeline.lib.problems import InvalidInput, Problem
 
+    if str(path) == "":
+        raise InvalidInput([Problem(f"the {what}", None, (), "is an empty path")])
     try:
-        return read_exact(path)
-    except FileNotFoundError:
-        raise InvalidInput([Problem(str(path), None, (), f"no such {what}")]) from None
-    except IsADirectoryError:
-        raise InvalidInput(
-            [Problem(str(path), None, (), f"is a directory, not a {what}")]
-        ) from None
-    except UnicodeDecodeError as error:
-        raise InvalidInput(
-            [Problem(str(path), None, (), f"is not UTF-8 text ({error.reason})")]
-        ) from None
-    except OSError as error:
-        raise InvalidInput(
-            [Problem(str(path), None, (), f"cannot be read: {error.strerror}")]
-        ) from None
+        return read_text(path, limit)
+    except NotReadable as error:
+        reason = str(error)
+        if reason == "does not exist":
+            reason = f"no such {what}"
+        raise InvalidInput([Problem(str(path), None, (), reason)]) from None
 
 
 def write_atomically(path: str | Path, text: str, mode: int | None = None) -> None:

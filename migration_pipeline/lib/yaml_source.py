@@ -12,6 +12,12 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from migration_pipeline.lib.problems import InvalidInput, KeyPath, Problem
 
+# What a configuration file may hold, aliases expanded: a real dagster_cloud.yaml of a thousand
+# locations holds some tens of thousands of values and nests a few levels deep. More is an
+# alias bomb or a mistake, refused before anything expands it.
+MAX_VALUES = 200_000
+MAX_DEPTH = 40
+
 
 def _round_trip_yaml() -> YAML:
     yaml = YAML(typ="rt")
@@ -90,7 +96,8 @@ def to_plain(node: Any) -> Any:
 
 
 def parse_yaml(text: str, name: str) -> YamlSource:
-    """Parse one YAML document; a syntax error becomes an `InvalidInput` with its line."""
+    """Parse one YAML document; a syntax error becomes an `InvalidInput` with its line, and so
+    does a document that nests too deeply or expands (through aliases) to too many values."""
     if "\t" in _indentation(text):
         line = next(
             i
@@ -110,13 +117,62 @@ def parse_yaml(text: str, name: str) -> YamlSource:
         ) from None
     except YAMLError as error:
         raise InvalidInput([Problem(name, None, (), f"invalid YAML: {error}")]) from None
+    except RecursionError:
+        raise InvalidInput(
+            [Problem(name, None, (), f"is nested more than {MAX_DEPTH} levels deep")]
+        ) from None
     if len(documents) > 1:
         second = text.split("\n---", 2)
         second_line = second[0].count("\n") + 2 if len(second) > 1 else None
         raise InvalidInput(
             [Problem(name, second_line, (), "holds more than one YAML document; keep only one")]
         )
-    return YamlSource(name, text, documents[0] if documents else None)
+    data = documents[0] if documents else None
+    problem = size_problem(data)
+    if problem:
+        raise InvalidInput([Problem(name, None, (), problem)])
+    return YamlSource(name, text, data)
+
+
+def size_problem(data: Any) -> str | None:
+    """What is wrong with a parsed document's size, counting every value as often as aliases
+    repeat it (without expanding anything), or None."""
+    count = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            return (
+                f"expands to more than {MAX_VALUES:,} values (YAML aliases repeat what they "
+                "name); this is not a configuration file"
+            )
+        if depth > MAX_DEPTH:
+            return f"is nested more than {MAX_DEPTH} levels deep"
+        if isinstance(node, dict):
+            for key, value in node.items():
+                stack.append((key, depth + 1))
+                stack.append((value, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((item, depth + 1) for item in node)
+    return None
+
+
+def load_plain(text: str, name: str) -> Any:
+    """A YAML document as plain data, read as `parse_yaml` reads it (bounded)."""
+    return to_plain(parse_yaml(text, name).data)
+
+
+def yaml11_reading(text: str) -> Any:
+    """The document as PyYAML's safe loader reads it (YAML 1.1: `yes` is a boolean), which is
+    how `dagster-cloud ci` reads dagster_cloud.yaml. Call it only on a text `parse_yaml`
+    accepted (the size is bounded); None when PyYAML cannot read it."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError):
+        return None
 
 
 def _indentation(text: str) -> str:

@@ -4,7 +4,7 @@ branch deployments). Plain data; reading the applied dagster_cloud.yaml back is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ class AppliedProject:
     settings: dict  # the target settings, as JSON
     settings_removed_at_cutover: tuple[str, ...] = ()
     branch_deployments: bool = False
+    image_options: dict[str, dict[str, str]] = field(default_factory=dict)  # see MigrationPlan
 
     def as_record(self) -> dict:
         from migration_pipeline.lib.plain import as_plain

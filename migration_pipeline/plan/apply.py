@@ -1,17 +1,41 @@
-"""Apply a MigrationPlan to the project directory: every changed file written atomically, the
-replaced version kept under `.migration_backup/<time>/`. Applying twice changes nothing."""
+"""Apply a MigrationPlan to the project directory, all or nothing.
+
+1. Check every target first: inside the project (symbolic links resolved), a directory where a
+   directory is needed, not changed since the plan was made. Anything wrong: `InvalidInput`,
+   nothing written.
+2. Write every new file to a temporary file beside its target, and each replaced file's
+   content to `.migration_backup/<time>/`.
+3. Rename the temporary files over their targets.
+
+If anything fails in 2 or 3, an error or SIGINT/SIGTERM, the files already renamed get their
+old content back, the temporary files and this run's backups are removed, and `ApplyFailed`
+says what was restored. One apply runs at a time per project (a lock file). Applying twice
+changes nothing.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from migration_pipeline.lib.files import read_exact, write_atomically
+from migration_pipeline.lib.files import NotReadable, read_text
 from migration_pipeline.lib.problems import InvalidInput, Problem
-from migration_pipeline.plan.core import MigrationPlan
+from migration_pipeline.plan.model import MigrationPlan, PlannedFile
+from migration_pipeline.plan.project import project_root
 
 BACKUP_DIR = ".migration_backup"
+LOCK_FILE = ".migration_pipeline.lock"
+# This tool's temporary files: `.<name>.migration-pipeline-tmp-<pid>-<random>`. Only such a
+# file whose process is gone is ever cleaned up; a user's `.x.tmp-1` is never touched.
+TEMP_MARK = ".migration-pipeline-tmp-"
 
 
 @dataclass
@@ -21,46 +45,312 @@ class ApplyResult:
     backups: dict[str, str] = field(default_factory=dict)  # file -> its backup, project-relative
 
 
-def _current(path: Path) -> str | None:
-    return read_exact(path) if path.exists() else None
+class ApplyFailed(Exception):
+    """The apply stopped partway (an error, or a signal); every file is as it was before."""
+
+    def __init__(self, reason: str, restored: list[str], removed: list[str], signal_name=None):
+        self.reason, self.restored, self.removed = reason, restored, removed
+        self.signal_name = signal_name
+        super().__init__(reason)
+
+    def report(self) -> str:
+        lines = [f"apply stopped: {self.reason}"]
+        if self.restored:
+            lines.append("restored to their old content: " + ", ".join(self.restored))
+        if self.removed:
+            lines.append("removed again (they were new): " + ", ".join(self.removed))
+        lines.append("Every file is as it was before this apply; nothing was written.")
+        return "\n".join(lines)
+
+
+class _Terminated(BaseException):
+    """SIGTERM during an apply, raised where the apply is, so that it rolls back."""
+
+
+@dataclass
+class _Pending:
+    planned: PlannedFile
+    path: Path
+    current: str | None
+    mode: int
+    temporary: Path | None = None
 
 
 def apply_plan(
     plan: MigrationPlan, project_dir: str | Path, stamp: str | None = None
 ) -> ApplyResult:
-    root = Path(project_dir)
+    root = project_root(project_dir)
+    with project_lock(root), _signals_roll_back():
+        try:
+            return _apply(plan, root, stamp)
+        except KeyboardInterrupt:  # before anything was written
+            raise ApplyFailed("interrupted (SIGINT)", [], [], "SIGINT") from None
+        except _Terminated:
+            raise ApplyFailed("interrupted (SIGTERM)", [], [], "SIGTERM") from None
+
+
+def _apply(plan: MigrationPlan, root: Path, stamp: str | None) -> ApplyResult:
+    real_root = root.resolve()
     result = ApplyResult()
-    pending = []
-    stale = []
+    pending: list[_Pending] = []
+    problems: list[Problem] = []
     for planned in plan.files:
         path = root / planned.path
-        current = _current(path)
+        problem = _target_problem(real_root, root, planned.path)
+        if problem:
+            problems.append(Problem(planned.path, None, (), problem))
+            continue
+        try:
+            current = read_text(path) if path.exists() else None
+        except NotReadable as error:
+            problems.append(Problem(planned.path, None, (), str(error)))
+            continue
         if current == planned.new:
             result.unchanged.append(planned.path)
         elif current != planned.old:
-            stale.append(
+            problems.append(
                 Problem(
                     planned.path, None, (), "changed since the plan was made; make the plan again"
                 )
             )
         else:
-            pending.append((planned, path, current))
-    if stale:
-        raise InvalidInput(stale)  # checked before anything is written
-    # A run killed while writing a backup leaves the backup's temporary file: clear it.
-    for leftover in (root / BACKUP_DIR).glob("*/**/.*.tmp-*"):
-        leftover.unlink(missing_ok=True)
+            mode = path.stat().st_mode & 0o777 if current is not None else 0o644
+            pending.append(_Pending(planned, path, current, mode))
+    backup_dir = _new_backup_dir(root, stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    if pending and any(p.current is not None for p in pending):
+        problem = _target_problem(real_root, root, backup_dir.as_posix(), directory=True)
+        if problem:
+            problems.append(Problem(BACKUP_DIR, None, (), problem))
+    if problems:
+        raise InvalidInput(problems)  # checked before anything is written
+    _clean_stale_temporaries(root, [p.path.parent for p in pending])
     if not pending:
         return result
-    backup_root = Path(BACKUP_DIR) / (stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
-    for planned, path, current in pending:
-        # A run killed mid-write leaves its temporary file beside the target: clear it.
-        for leftover in path.parent.glob(f".{path.name}.tmp-*"):
-            leftover.unlink(missing_ok=True)
-        if current is not None:
-            backup = backup_root / planned.path
-            write_atomically(root / backup, current)
-            result.backups[planned.path] = backup.as_posix()
-        write_atomically(path, planned.new)
-        result.written.append(planned.path)
+
+    created: list[Path] = []  # directories this apply made, outermost first
+    renamed: list[_Pending] = []
+    try:
+        for item in pending:
+            created += _make_parents(root, item.path.parent)
+            item.temporary = _write_temporary(item.path, item.planned.new, item.mode)
+        for item in pending:
+            if item.current is not None:
+                backup = root / backup_dir / item.planned.path
+                created += _make_parents(root, backup.parent)
+                _write_temporary(backup, item.current, item.mode, rename=True)
+                result.backups[item.planned.path] = (backup_dir / item.planned.path).as_posix()
+        for item in pending:
+            assert item.temporary is not None
+            os.replace(item.temporary, item.path)
+            renamed.append(item)
+            result.written.append(item.planned.path)
+        for directory in {item.path.parent for item in pending}:
+            _fsync_directory(directory)
+    except (Exception, KeyboardInterrupt, _Terminated) as error:
+        restored, removed = _roll_back(root, pending, renamed, created, backup_dir)
+        signal_name = (
+            "SIGINT"
+            if isinstance(error, KeyboardInterrupt)
+            else "SIGTERM"
+            if isinstance(error, _Terminated)
+            else None
+        )
+        reason = (
+            f"interrupted ({signal_name})"
+            if signal_name
+            else f"{_described(error)} (after {len(renamed)} of {len(pending)} files)"
+        )
+        raise ApplyFailed(reason, restored, removed, signal_name) from None
     return result
+
+
+def _new_backup_dir(root: Path, stamp: str) -> Path:
+    """`.migration_backup/<stamp>`, or `<stamp>-2`... when an earlier apply used that name."""
+    candidate, number = Path(BACKUP_DIR) / stamp, 1
+    while (root / candidate).exists():
+        number += 1
+        candidate = Path(BACKUP_DIR) / f"{stamp}-{number}"
+    return candidate
+
+
+def _target_problem(
+    real_root: Path, root: Path, relative: str, directory: bool = False
+) -> str | None:
+    """Why `relative` cannot be written, or None: it must stay inside the project once every
+    symbolic link is resolved, every existing ancestor must be a directory, and the target
+    itself a file (or a directory, for `directory`) or nothing yet."""
+    path = root / relative
+    resolved = path.resolve()
+    if not resolved.is_relative_to(real_root):
+        return f"leads out of the project (to {resolved}): nothing is written outside it"
+    ancestor = root
+    for part in Path(relative).parts[:-1]:
+        ancestor = ancestor / part
+        if ancestor.exists() and not ancestor.is_dir():
+            return (
+                f"needs {ancestor.relative_to(root).as_posix()} to be a directory, but it is a file"
+            )
+    if path.exists():
+        if directory and not path.is_dir():
+            return "is a file where a directory is needed"
+        if not directory and path.is_dir():
+            return "is a directory where a file is needed"
+    return None
+
+
+def _make_parents(root: Path, directory: Path) -> list[Path]:
+    """Create `directory` and its missing ancestors; the ones created, outermost first."""
+    missing = []
+    while not directory.exists() and directory != root:
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        path.mkdir()
+    return list(reversed(missing))
+
+
+def _write_temporary(path: Path, text: str, mode: int, rename: bool = False) -> Path:
+    """`text` in a new temporary file beside `path` (fsync'd); renamed over `path` when
+    `rename`. The temporary file's path."""
+    temporary = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if rename:
+            os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return temporary
+
+
+def _roll_back(
+    root: Path,
+    pending: list[_Pending],
+    renamed: list[_Pending],
+    created: list[Path],
+    backup_dir: Path,
+) -> tuple[list[str], list[str]]:
+    restored, removed = [], []
+    for item in reversed(renamed):
+        if item.current is None:
+            item.path.unlink(missing_ok=True)
+            removed.append(item.planned.path)
+        else:
+            _write_temporary(item.path, item.current, item.mode, rename=True)
+            restored.append(item.planned.path)
+    for item in pending:
+        if item.temporary is not None:
+            item.temporary.unlink(missing_ok=True)
+    shutil.rmtree(root / backup_dir, ignore_errors=True)
+    for directory in reversed(created):
+        with contextlib.suppress(OSError):
+            directory.rmdir()  # only when empty again
+    backups = root / BACKUP_DIR
+    with contextlib.suppress(OSError):
+        if backups.is_dir() and not any(backups.iterdir()):
+            backups.rmdir()
+    return restored, removed
+
+
+def _clean_stale_temporaries(root: Path, directories: list[Path]) -> None:
+    """This tool's temporary files whose process is gone: beside the targets and among the
+    backups. A file of the same look whose process still runs (another apply) is left alone."""
+    candidates: list[Path] = []
+    for directory in set(directories):
+        if directory.is_dir():
+            candidates += directory.glob(f".*{TEMP_MARK}*")
+    if (root / BACKUP_DIR).is_dir():
+        candidates += (root / BACKUP_DIR).glob(f"**/.*{TEMP_MARK}*")
+    for path in candidates:
+        pid = path.name.rsplit(TEMP_MARK, 1)[-1].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)) and path.is_file():
+            path.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _described(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        where = f" ({Path(error.filename).name})" if error.filename else ""
+        return f"could not write{where}: {error.strerror}"
+    return f"{type(error).__name__}: {error}"
+
+
+@contextlib.contextmanager
+def project_lock(root: Path) -> Iterator[None]:
+    """One apply at a time per project: an exclusive lock on `.migration_pipeline.lock` (the
+    kernel drops it if the process dies); the file is removed when the apply ends."""
+    import fcntl
+
+    path = root / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise InvalidInput(
+                [
+                    Problem(
+                        LOCK_FILE,
+                        None,
+                        (),
+                        f"another apply is running on this project (pid {holder}): wait for "
+                        "it to finish, then plan again",
+                    )
+                ]
+            ) from None
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break  # still the lock file (not one its last holder removed meanwhile)
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _signals_roll_back() -> Iterator[None]:
+    """SIGTERM raises inside the apply (as SIGINT does), so that it rolls back before the
+    process ends. Only in the main thread, where Python delivers signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum, frame):
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -11,10 +11,11 @@ import copy
 from collections import defaultdict
 from typing import Any
 
-from migration_pipeline.cloud_yaml.model import CLOUD_YAML_NAMES, CloudYaml, load_cloud_yaml
+from migration_pipeline.cloud_yaml import CLOUD_YAML_NAMES
+from migration_pipeline.cloud_yaml.model import MIGRATED_NAME, CloudYaml, load_cloud_yaml
 from migration_pipeline.cloud_yaml.rewrite import rewrite_cloud_yaml
 from migration_pipeline.cloud_yaml.validate import validate_cloud_yaml
-from migration_pipeline.inventory.core import Inventory, settings_after_cutover
+from migration_pipeline.inventory.core import Inventory, settings_after_cutover, value_problems
 from migration_pipeline.lib.problems import InvalidInput, Problem
 from migration_pipeline.plan.dockerfile import (
     DEFAULT_PYTHON_VERSION,
@@ -30,7 +31,7 @@ from migration_pipeline.plan.model import (
     PlanWarning,
     SettingsChange,
 )
-from migration_pipeline.plan.project import ProjectFiles, normalize
+from migration_pipeline.plan.project import ProjectFiles, escapes_project, normalize
 from migration_pipeline.plan.scan import (
     Finding,
     ci_makes_branch_deployments,
@@ -110,6 +111,12 @@ def make_plan(
                 )
             ]
         )
+    if inventory is not None:
+        found = value_problems(inventory)
+        if found:
+            raise InvalidInput(
+                [Problem("the inventory", None, (key,), text) for key, text in found.items()]
+            )
     name = find_cloud_yaml(project)
     original = project.text(name) or ""
     cloud = load_cloud_yaml(original, name)
@@ -126,7 +133,27 @@ def make_plan(
 
     warnings: list[PlanWarning] = [PlanWarning(str(c), name, c.line) for c in rewrite.conflicts]
     warnings += [PlanWarning(p.message, p.file) for p in project.unreadable]
-    files = [PlannedFile(name, original, rewrite.text, f"rewritten for the {target.label} agent")]
+    written_name = MIGRATED_NAME if name == "locations.yaml" else name
+    files = [
+        PlannedFile(
+            written_name,
+            original if written_name == name else project.text(written_name),
+            rewrite.text,
+            f"rewritten for the {target.label} agent"
+            + ("" if written_name == name else f" (from {name}, in the list form)"),
+        )
+    ]
+    if written_name != name:
+        warnings.append(
+            PlanWarning(
+                f"the old dagster-cloud-cicd-action's file: dagster-cloud ci reads "
+                f"{written_name}, which the plan writes from it; delete {name} once the new "
+                "CI runs",
+                name,
+            )
+        )
+    image_options, option_warnings = _image_options(project, cloud, directories)
+    warnings += option_warnings
 
     version = settings.python_version
     version_source = "the target settings"
@@ -139,7 +166,14 @@ def make_plan(
             version, version_source = DEFAULT_PYTHON_VERSION, "default (no PYTHON_VERSION found)"
 
     if needs_images(target):
-        for planned, warning in _dockerfiles(project, directories, version, settings.base_image):
+        own_dockerfile = {
+            directory
+            for directory, locations in directories.items()
+            if all("dockerfile" in image_options.get(n, {}) for n, _ in locations)
+        }
+        for planned, warning in _dockerfiles(
+            project, directories, version, settings.base_image, own_dockerfile
+        ):
             if planned:
                 files.append(planned)
             if warning:
@@ -156,8 +190,9 @@ def make_plan(
             project,
             [f.file for f in serverless_ci],
             directories,
-            name,
+            written_name,
             rewrite.images,
+            image_options,
             version,
             inventory,
             settings,
@@ -195,9 +230,22 @@ def make_plan(
         and not (f.file.startswith(".github/") and any(r.startswith(".github/") for r in replaced))
     ]
 
+    escaping = [
+        Problem(
+            f.path,
+            None,
+            (),
+            f"would be written through {hit[0]}, a symbolic link out of the project "
+            f"(to {hit[1]}): the plan writes only inside the project",
+        )
+        for f in files
+        if (hit := project.leads_outside(f.path))
+    ]
+    if escaping:
+        raise InvalidInput(escaping)
     return MigrationPlan(
         target=target_name,
-        cloud_yaml=name,
+        cloud_yaml=written_name,
         files=tuple(files),
         images=dict(rewrite.images),
         settings_change=_settings_change(inventory, settings),
@@ -208,7 +256,82 @@ def make_plan(
         locations=tuple(ref.name for ref in cloud.locations),
         ci_secrets=tuple(ci_secrets),
         branch_deployments=uses_branch_deployments,
+        image_options=image_options,
     )
+
+
+STAGE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
+
+
+def _image_options(
+    project: ProjectFiles, cloud: CloudYaml, directories: BuildDirectories
+) -> tuple[dict[str, dict[str, str]], list[PlanWarning]]:
+    """The old action's `dockerfile` and `target` per location, checked: the Dockerfile must
+    be a file in the project (relative to the build directory), the target a stage name."""
+    import re
+
+    from migration_pipeline.lib import names
+
+    directory_of = {n: d for d, locations in directories.items() for n, _ in locations}
+    options: dict[str, dict[str, str]] = {}
+    warnings: list[PlanWarning] = []
+    problems: list[Problem] = []
+    for ref in cloud.locations:
+        requested = cloud.image_options(ref)
+        if not requested:
+            continue
+        chosen: dict[str, str] = {}
+        directory = directory_of.get(ref.name, ".")
+        dockerfile = requested.get("dockerfile")
+        if dockerfile is not None:
+            path = normalize(f"{directory}/{dockerfile}")
+            if (
+                names.plain_text_problem(dockerfile)
+                or escapes_project(dockerfile)
+                or escapes_project(path)
+                or "\\" in dockerfile
+            ):
+                problems.append(
+                    cloud.source.problem(
+                        ref.path + ("dockerfile",),
+                        f"{dockerfile!r} is not a Dockerfile inside the project",
+                    )
+                )
+            elif not project.exists(path):
+                warnings.append(
+                    PlanWarning(
+                        f"{ref.name}: names the Dockerfile {path}, which is not in the project: "
+                        "its image is built from the generated Dockerfile instead",
+                        cloud.name,
+                    )
+                )
+            else:
+                chosen["dockerfile"] = path
+        target = requested.get("target")
+        if target is not None:
+            if re.fullmatch(STAGE_NAME, target) is None:
+                problems.append(
+                    cloud.source.problem(
+                        ref.path + ("target",), f"{target!r} is not a Dockerfile stage name"
+                    )
+                )
+            elif "dockerfile" in chosen or project.has(f"{directory}/Dockerfile"):
+                chosen["target"] = target
+        if chosen:
+            options[ref.name] = chosen
+            warnings.append(
+                PlanWarning(
+                    f"{ref.name}: its image is built from "
+                    f"{chosen.get('dockerfile', directory + '/Dockerfile')}"
+                    + (f", stage {chosen['target']}" if "target" in chosen else "")
+                    + " as the old dagster-cloud-cicd-action built it (the images step and the "
+                    "new CI do the same)",
+                    cloud.name,
+                )
+            )
+    if problems:
+        raise InvalidInput(problems)
+    return options, warnings
 
 
 def _hybrid_ci(
@@ -217,6 +340,7 @@ def _hybrid_ci(
     directories: BuildDirectories,
     cloud_yaml: str,
     images: dict[str, str],
+    image_options: dict[str, dict[str, str]],
     python_version: str,
     inventory: Inventory | None,
     settings: TargetSettings,
@@ -228,7 +352,13 @@ def _hybrid_ci(
     from migration_pipeline.ci import common, github, gitlab
 
     builds = tuple(
-        common.ImageBuild(name, directory, images[name])
+        common.ImageBuild(
+            name,
+            directory,
+            images[name],
+            image_options.get(name, {}).get("dockerfile"),
+            image_options.get(name, {}).get("target"),
+        )
         for directory, locations in sorted(directories.items())
         for name, _ in locations
         if name in images
@@ -328,9 +458,12 @@ def _dockerfiles(
     directories: BuildDirectories,
     python_version: str,
     base_image: str | None,
+    own_dockerfile: set[str] | None = None,
 ):
     for directory, locations in sorted(directories.items()):
         prefix = "" if directory == "." else directory + "/"
+        if directory in (own_dockerfile or set()):  # built from the Dockerfile the action named
+            continue
         names = tuple(name for name, _ in locations)
         dockerfile = prefix + "Dockerfile"
         dependency_text = "".join(

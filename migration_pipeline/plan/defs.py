@@ -102,13 +102,15 @@ def hybrid_project_files(
     context: dg.AssetExecutionContext, migration_plan: PlannedMigration
 ) -> dg.Output[AppliedProject]:
     from migration_pipeline.lib.problems import InvalidInput
-    from migration_pipeline.plan.apply import apply_plan
+    from migration_pipeline.plan.apply import ApplyFailed, apply_plan
 
     plan = migration_plan.plan
     try:
         result = apply_plan(plan, migration_plan.project_dir)
     except InvalidInput as error:
         raise invalid_input_failure(error) from None
+    except ApplyFailed as failure:
+        raise dg.Failure(failure.report(), allow_retries=False) from None
     for path in result.written:
         context.log.info(
             f"wrote {path}"
@@ -123,6 +125,7 @@ def hybrid_project_files(
         settings=migration_plan.settings.model_dump(mode="json"),
         settings_removed_at_cutover=plan.settings_change.removed if plan.settings_change else (),
         branch_deployments=plan.branch_deployments,
+        image_options=dict(plan.image_options),
     )
     return dg.Output(
         applied,

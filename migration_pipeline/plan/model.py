@@ -74,6 +74,9 @@ class MigrationPlan:
     ci_secrets: tuple[str, ...] = field(default=())  # repository secrets the new CI needs
     # The organization uses branch deployments: the agent serves them and the CI makes them.
     branch_deployments: bool = False
+    # location -> how its image is built, when not from its build directory's Dockerfile:
+    # `dockerfile` (project-relative) and `target` (a build stage), from the old action's file.
+    image_options: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def changed_files(self) -> tuple[PlannedFile, ...]:

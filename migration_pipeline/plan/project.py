@@ -10,7 +10,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from migration_pipeline.lib.files import read_exact
+from migration_pipeline.cloud_yaml import CLOUD_YAML_NAMES
+from migration_pipeline.lib.files import NotReadable, read_text
 from migration_pipeline.lib.problems import InvalidInput, Problem
 
 SKIP_DIRS = {
@@ -31,8 +32,7 @@ SKIP_DIRS = {
     ".eggs",
 }
 INTERESTING_NAMES = {
-    "dagster_cloud.yaml",
-    "build.yaml",
+    *CLOUD_YAML_NAMES,
     "Dockerfile",
     ".dockerignore",
     "pyproject.toml",
@@ -42,7 +42,6 @@ INTERESTING_NAMES = {
     "dagster_cloud_post_install.sh",
     ".gitlab-ci.yml",
 }
-MAX_FILE_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -52,30 +51,56 @@ class ProjectFiles:
     root: str
     texts: dict[str, str] = field(default_factory=dict)
     unreadable: tuple[Problem, ...] = ()  # files skipped, reported as warnings
+    # Symbolic links in the project that lead out of it: relative path -> where they lead.
+    # Nothing is read through them, and the plan writes nothing through them.
+    outside: dict[str, str] = field(default_factory=dict)
+    # Every file of the project (read or not), as the walk saw it.
+    files: frozenset[str] = frozenset()
 
     def has(self, path: str) -> bool:
+        """Whether the plan read this file."""
         return normalize(path) in self.texts
+
+    def exists(self, path: str) -> bool:
+        """Whether the project has this file, read or not."""
+        return normalize(path) in self.texts or normalize(path) in self.files
 
     def text(self, path: str) -> str | None:
         return self.texts.get(normalize(path))
 
+    def leads_outside(self, path: str) -> tuple[str, str] | None:
+        """(the link, where it leads) when `path` is, or is under, a link out of the project."""
+        for link, target in self.outside.items():
+            if path == link or path.startswith(link + "/"):
+                return link, target
+        return None
+
 
 def normalize(path: str) -> str:
-    """A project-relative path in one spelling: `./a/../b/` -> `b`, `.` for the root."""
+    """A project-relative path in one spelling: `./a/../b/` -> `b`, `.` for the root. A path
+    that climbs above the root keeps its leading `..` (see `escapes_project`)."""
     parts: list[str] = []
     for part in PurePosixPath(path).parts:
         if part == "..":
-            if parts:
+            if parts and parts[-1] != "..":
                 parts.pop()
+            else:
+                parts.append(part)
         elif part != ".":
             parts.append(part)
     return "/".join(parts) or "."
+
+
+def escapes_project(path: str) -> bool:
+    """Whether a project-relative path is absolute or climbs out of the project."""
+    return path.startswith("/") or normalize(path).split("/")[0] == ".."
 
 
 def _interesting(relative: str) -> bool:
     name = relative.rsplit("/", 1)[-1]
     return (
         name in INTERESTING_NAMES
+        or "dockerfile" in name.lower()  # a Dockerfile of another name (the old action's)
         or name.endswith(".py")
         or (name.startswith("requirements") and name.endswith(".txt"))
         or (
@@ -85,45 +110,73 @@ def _interesting(relative: str) -> bool:
     )
 
 
-def read_project(project_dir: str | Path) -> ProjectFiles:
-    """Read the project's interesting files. A missing or unreadable directory is an error."""
+def project_root(project_dir: str | Path) -> Path:
+    """The project directory, which must exist; an empty name is an error, not `.`."""
+    if not str(project_dir).strip():
+        raise InvalidInput(
+            [Problem("--project-dir", None, (), "is empty: name the repository's directory")]
+        )
     root = Path(project_dir)
     if not root.exists():
         raise InvalidInput([Problem(str(project_dir), None, (), "no such project directory")])
     if not root.is_dir():
         raise InvalidInput([Problem(str(project_dir), None, (), "is not a directory")])
+    return root
+
+
+def read_project(project_dir: str | Path) -> ProjectFiles:
+    """Read the project's interesting files (bounded, regular files only). Symbolic links are
+    never followed out of the project: what they lead to is recorded, not read. A missing or
+    unreadable directory, or an unreadable dagster_cloud.yaml, is an error."""
+    root = project_root(project_dir)
+    real_root = root.resolve()
     texts: dict[str, str] = {}
     problems: list[Problem] = []
-    for directory, subdirs, files in os.walk(root):
+    outside: dict[str, str] = {}
+    seen: set[str] = set()
+
+    def leaves(path: Path) -> bool:
+        if not path.is_symlink():
+            return False
+        target = path.resolve()
+        if target.is_relative_to(real_root):
+            return False
+        outside[path.relative_to(root).as_posix()] = str(target)
+        return True
+
+    for directory, subdirs, files in os.walk(root):  # never descends into a linked directory
+        base = Path(directory)
         subdirs[:] = sorted(
-            d for d in subdirs if d not in SKIP_DIRS and not d.endswith(".egg-info")
+            d
+            for d in subdirs
+            if d not in SKIP_DIRS and not d.endswith(".egg-info") and not leaves(base / d)
         )
         for name in sorted(files):
-            path = Path(directory, name)
+            path = base / name
             relative = path.relative_to(root).as_posix()
+            if leaves(path):
+                if _interesting(relative):
+                    problems.append(
+                        Problem(
+                            relative,
+                            None,
+                            (),
+                            f"is a symbolic link out of the project (to {outside[relative]}): "
+                            "not read",
+                        )
+                    )
+                continue
+            seen.add(relative)
             if not _interesting(relative):
                 continue
             try:
-                if path.stat().st_size > MAX_FILE_BYTES:
-                    continue
-                texts[relative] = read_exact(path)
-            except UnicodeDecodeError as error:
-                problems.append(
-                    Problem(
-                        relative,
-                        None,
-                        (),
-                        f"is not UTF-8 text ({error.reason} at byte {error.start})",
-                    )
-                )
-            except OSError as error:
-                problems.append(Problem(relative, None, (), f"cannot be read: {error.strerror}"))
-    # A cloud yaml that is a directory or unreadable must not be silently skipped.
-    for name in ("dagster_cloud.yaml", "build.yaml"):
-        candidate = root / name
-        if candidate.exists() and not candidate.is_file():
-            problems.append(Problem(name, None, (), "is not a regular file"))
-    fatal = [p for p in problems if p.file in ("dagster_cloud.yaml", "build.yaml")]
+                texts[relative] = read_text(path)
+            except NotReadable as error:
+                problems.append(Problem(relative, None, (), str(error)))
+    for name in CLOUD_YAML_NAMES:
+        if (root / name).is_dir():
+            problems.append(Problem(name, None, (), "is a directory, not a file"))
+    fatal = [p for p in problems if p.file in CLOUD_YAML_NAMES]
     if fatal:
         raise InvalidInput(fatal)
-    return ProjectFiles(str(root), texts, tuple(problems))
+    return ProjectFiles(str(root), texts, tuple(problems), outside, frozenset(seen))

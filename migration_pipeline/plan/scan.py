@@ -86,7 +86,7 @@ def scan_python(project: ProjectFiles) -> tuple[list[Finding], list[str]]:
             continue
         try:
             tree = ast.parse(text, filename=path)
-        except SyntaxError:
+        except (SyntaxError, RecursionError, MemoryError):  # not Python, or nested past the parser
             broken.append(path)
             continue
         lines = text.splitlines()

@@ -14,15 +14,47 @@ every target has sensible defaults (namespace `dagster-cloud` on Kubernetes, and
 
 from __future__ import annotations
 
-import re
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from migration_pipeline.lib import names
 from migration_pipeline.lib.problems import InvalidInput, Problem, did_you_mean
 
-# What a registry may look like: host[:port]/path, lower case (Docker's reference grammar).
-REGISTRY = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$")
+
+def _checked(problem: Callable[[Any], str | None]) -> AfterValidator:
+    """A pydantic validator from a `lib.names` check."""
+
+    def validate(value: Any) -> Any:
+        found = problem(value)
+        if found is not None:
+            raise ValueError(found)
+        return value
+
+    return AfterValidator(validate)
+
+
+Registry = Annotated[str, _checked(names.image_repository_problem)]
+ImageReference = Annotated[str, _checked(names.image_reference_problem)]
+K8sLabel = Annotated[str, _checked(names.k8s_label_problem)]
+K8sSubdomain = Annotated[str, _checked(names.k8s_subdomain_problem)]
+EnvVar = Annotated[str, _checked(names.env_var_problem)]
+EnvVarName = Annotated[str, _checked(names.env_var_name_problem)]
+AwsRegion = Annotated[str, _checked(names.aws_region_problem)]
+DockerName = Annotated[str, _checked(names.docker_name_problem)]
+PlainText = Annotated[str, _checked(names.plain_text_problem)]
+# Kubernetes quantities (100m, 1Gi, 0.5).
+Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|E|Ei)?$")]
+IamRoleArn = Annotated[
+    str, Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}$")
+]
+SecretArn = Annotated[
+    str,
+    Field(
+        pattern=r"^arn:aws[a-z-]*:(secretsmanager|ssm):[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_+=,.@/:-]{1,1024}$"
+    ),
+]
 
 
 class TargetSettings(BaseModel):
@@ -30,10 +62,12 @@ class TargetSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    registry: str | None = Field(None, description="Image registry and repository prefix.")
+    registry: Registry | None = Field(None, description="Image registry and repository prefix.")
     image_layout: Literal["per_location", "shared"] = "per_location"
-    python_version: str | None = Field(None, pattern=r"^3\.\d+$")
-    base_image: str | None = Field(None, description="A custom base image for the Dockerfiles.")
+    python_version: str | None = Field(None, pattern=r"^3\.[0-9]{1,2}$")
+    base_image: ImageReference | None = Field(
+        None, description="A custom base image for the Dockerfiles."
+    )
     builder: Literal["docker", "buildah", "podman"] | None = Field(
         None, description="The image builder (default: the first of docker, buildah, podman)."
     )
@@ -52,16 +86,6 @@ class TargetSettings(BaseModel):
         "Hybrid agents run non-isolated runs too, so it is kept unless this asks.",
     )
 
-    @field_validator("registry")
-    @classmethod
-    def _registry_shape(cls, value: str | None) -> str | None:
-        if value is not None and not REGISTRY.match(value):
-            raise ValueError(
-                f"{value!r} is not a registry reference (lower-case host[:port]/path, "
-                "no scheme, no tag)"
-            )
-        return value
-
     def set_fields(self, *names: str, by_alias: bool = False) -> dict[str, Any]:
         """The named settings that are set (not None, not empty), as plain data, in order."""
         data = self.model_dump(include=set(names), exclude_none=True, by_alias=by_alias)
@@ -70,60 +94,61 @@ class TargetSettings(BaseModel):
 
 class _Resources(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    requests: dict[Literal["cpu", "memory"], str] | None = None
-    limits: dict[Literal["cpu", "memory"], str] | None = None
+    requests: dict[Literal["cpu", "memory"], Quantity] | None = None
+    limits: dict[Literal["cpu", "memory"], Quantity] | None = None
 
 
 class KubernetesSettings(TargetSettings):
-    namespace: str = "dagster-cloud"
-    env_secrets: list[str] = []
-    env_vars: list[str] = []
-    image_pull_secrets: list[str] = []
-    service_account_name: str | None = None
+    namespace: K8sLabel = "dagster-cloud"
+    env_secrets: list[K8sSubdomain] = []
+    env_vars: list[EnvVar] = []
+    image_pull_secrets: list[K8sSubdomain] = []
+    service_account_name: K8sSubdomain | None = None
     resources: _Resources | None = None
 
 
 class AzureSettings(KubernetesSettings):
     """AKS with Azure Container Registry: the registry is `<name>.azurecr.io[/path]`."""
 
-    @field_validator("registry")
-    @classmethod
-    def _acr(cls, value: str | None) -> str | None:
-        if value is not None and ".azurecr.io" not in value:
-            raise ValueError(
-                f"{value!r} is not an Azure Container Registry (<name>.azurecr.io[/path])"
-            )
-        return value
+    registry: Annotated[str, _checked(names.azure_registry_problem)] | None = Field(
+        None, description="<name>.azurecr.io[/path]"
+    )
 
 
 class _EcsSecret(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    name: str
-    value_from: str = Field(alias="valueFrom")
+    name: EnvVarName
+    value_from: SecretArn = Field(alias="valueFrom")
 
 
 class EcsSettings(TargetSettings):
-    aws_region: str | None = Field(None, description="Where the agent token secret is kept.")
-    task_role_arn: str | None = Field(None, pattern=r"^arn:aws")
-    execution_role_arn: str | None = Field(None, pattern=r"^arn:aws")
-    cpu: str | None = Field(None, pattern=r"^\d+$", description="CPU units, e.g. 256")
-    memory: str | None = Field(None, pattern=r"^\d+$", description="MiB, e.g. 512")
-    env_vars: list[str] = []
+    aws_region: AwsRegion | None = Field(None, description="Where the agent token secret is kept.")
+    task_role_arn: IamRoleArn | None = None
+    execution_role_arn: IamRoleArn | None = None
+    cpu: str | None = Field(None, pattern=r"^[0-9]{1,6}$", description="CPU units, e.g. 256")
+    memory: str | None = Field(None, pattern=r"^[0-9]{1,7}$", description="MiB, e.g. 512")
+    env_vars: list[EnvVar] = []
     secrets: list[_EcsSecret] = []
-    runtime_platform: dict[Literal["cpuArchitecture", "operatingSystemFamily"], str] | None = None
+    runtime_platform: (
+        dict[
+            Literal["cpuArchitecture", "operatingSystemFamily"],
+            Annotated[str, Field(pattern=r"^[A-Z0-9_]{1,32}$")],
+        ]
+        | None
+    ) = None
 
 
 class DockerSettings(TargetSettings):
     # The network the compose file creates: the agent and every code server join it, and the
     # agent reaches each code server by container name on it (DockerUserCodeLauncher).
-    agent_network: str = Field("dagster-cloud-agent", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
-    networks: list[str] = []  # further networks that exist already, joined as well
-    env_vars: list[str] = []
+    agent_network: DockerName = "dagster-cloud-agent"
+    networks: list[DockerName] = []  # further networks that exist already, joined as well
+    env_vars: list[EnvVar] = []
     container_kwargs: dict[str, Any] | None = None
 
 
 class LocalSettings(TargetSettings):
-    executable_path: str | None = Field(None, description="The Python the Local agent runs.")
+    executable_path: PlainText | None = Field(None, description="The Python the Local agent runs.")
 
 
 SETTINGS_MODELS: dict[str, type[TargetSettings]] = {

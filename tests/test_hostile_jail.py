@@ -1,0 +1,137 @@
+"""Hostile input, the project is a jail: nothing is read through, or written through, a path
+that leaves the project directory once symbolic links are resolved; such a plan is refused
+with exit 2 before anything is written, inside the project or outside it."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from support.hostile import OK_CLOUD, assert_clean_success, assert_refused, plan, tree, write
+
+from migration_pipeline.plan.apply import apply_plan
+from migration_pipeline.plan.core import make_plan
+from migration_pipeline.plan.project import read_project
+from migration_pipeline.targets import load_target_settings
+
+BUILD_IN = (
+    "locations:\n  - location_name: etl\n    code_source:\n      package_name: etl\n"
+    "    build:\n      directory: {directory}\n"
+)
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """A directory next to the project, with a file the test watches."""
+    return write(tmp_path / "outside", {"keep.txt": "outside the project\n"})
+
+
+@pytest.fixture
+def project(tmp_path):
+    return write(tmp_path / "project", {"dagster_cloud.yaml": OK_CLOUD, "requirements.txt": ""})
+
+
+def refused_everything_untouched(project, outside, *fragments, **kwargs):
+    before, before_outside = tree(project), tree(outside)
+    outcome = plan(project, **kwargs)
+    assert_refused(outcome, *fragments)
+    assert tree(project) == before
+    assert tree(outside) == before_outside
+    return outcome
+
+
+def test_a_build_directory_linked_out_of_the_project(project, outside):
+    (project / "dagster_cloud.yaml").write_text(BUILD_IN.format(directory="etl"))
+    os.symlink(outside, project / "etl")
+    refused_everything_untouched(
+        project, outside, "etl/Dockerfile:", "symbolic link out of the project"
+    )
+
+
+@pytest.mark.parametrize("directory", ["../../etc", "../outside", "etl/../../x", "/etc", "/"])
+def test_a_build_directory_that_climbs_out(project, outside, directory):
+    (project / "dagster_cloud.yaml").write_text(BUILD_IN.format(directory=directory))
+    refused_everything_untouched(
+        project,
+        outside,
+        "dagster_cloud.yaml:6: locations[0].build.directory:",
+        "leads out of the project",
+    )
+
+
+def test_a_backup_directory_linked_out_of_the_project(project, outside):
+    os.symlink(outside, project / ".migration_backup")
+    refused_everything_untouched(project, outside, ".migration_backup:", "leads out of the project")
+
+
+def test_an_empty_project_dir_is_not_the_current_directory(tmp_path, monkeypatch):
+    write(tmp_path, {"dagster_cloud.yaml": OK_CLOUD})
+    monkeypatch.chdir(tmp_path)
+    before = tree(tmp_path)
+    assert_refused(plan(""), "--project-dir:", "is empty")
+    assert_refused(plan("   "), "--project-dir:", "is empty")
+    assert tree(tmp_path) == before
+
+
+def test_dagster_cloud_yaml_linked_out_of_the_project_is_not_read(project, outside):
+    (outside / "dagster_cloud.yaml").write_text(OK_CLOUD)
+    (project / "dagster_cloud.yaml").unlink()
+    os.symlink(outside / "dagster_cloud.yaml", project / "dagster_cloud.yaml")
+    refused_everything_untouched(
+        project, outside, "dagster_cloud.yaml:", "symbolic link out of the project"
+    )
+
+
+def test_a_dockerfile_linked_out_of_the_project_is_not_overwritten(project, outside):
+    os.symlink(outside / "keep.txt", project / "Dockerfile")
+    refused_everything_untouched(project, outside, "Dockerfile:", "symbolic link out")
+
+
+def test_a_dockerignore_linked_out_of_the_project(project, outside):
+    os.symlink(outside / "keep.txt", project / ".dockerignore")
+    refused_everything_untouched(project, outside, ".dockerignore:", "symbolic link out")
+
+
+def test_a_workflow_directory_linked_out_of_the_project(project, outside):
+    (project / ".github").mkdir()
+    os.symlink(outside, project / ".github" / "workflows")
+    (outside / "deploy.yml").write_text(
+        "jobs:\n  d:\n    steps:\n      - uses: dagster-io/dagster-cloud-action/actions/"
+        "serverless_prod_deploy@v0.1\n"
+    )
+    before_outside = tree(outside)
+    outcome = plan(project)  # the linked workflows are not read, so not replaced either
+    assert_clean_success(outcome)
+    assert tree(outside) == before_outside
+
+
+def test_links_that_stay_inside_the_project_are_fine(project, outside):
+    (project / "dagster_cloud.yaml").write_text(BUILD_IN.format(directory="etl"))
+    write(project, {"real_etl/requirements.txt": "dagster\n"})
+    os.symlink("real_etl", project / "etl")
+    outcome = plan(project)
+    assert_clean_success(outcome)
+    assert (project / "real_etl" / "Dockerfile").is_file()  # written through the inside link
+
+
+def test_a_path_that_wanders_but_stays_inside_is_fine(project, outside):
+    (project / "dagster_cloud.yaml").write_text(BUILD_IN.format(directory="a/../etl"))
+    write(project, {"etl/requirements.txt": "dagster\n"})
+    assert_clean_success(plan(project))
+    assert (project / "etl" / "Dockerfile").is_file()
+
+
+def test_a_link_made_after_the_plan_is_refused_at_apply(project, outside):
+    """Between the plan and the apply, a target becomes a link out: apply checks again."""
+    made = make_plan(
+        read_project(project),
+        "kubernetes",
+        load_target_settings("kubernetes", registry="ghcr.io/acme"),
+    )
+    os.symlink(outside / "keep.txt", project / "Dockerfile")
+    before, before_outside = tree(project), tree(outside)
+    from migration_pipeline.lib.problems import InvalidInput
+
+    with pytest.raises(InvalidInput, match="Dockerfile: leads out of the project"):
+        apply_plan(made, project)
+    assert tree(project) == before and tree(outside) == before_outside
