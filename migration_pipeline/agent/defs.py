@@ -5,7 +5,7 @@ and start the agent now, it waits for the cutover."""
 from pathlib import Path
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from migration_pipeline.agent.install import AgentInstall
 from migration_pipeline.plan.applied import AppliedProject
@@ -85,12 +85,24 @@ def create_agent_token_job():
 
 
 class AgentInstallConfig(dg.Config):
+    """Where the agent reaches Dagster+ (empty: Dagster+ itself)."""
+
     agent_api_url: str = Field(
         default="",
         description="The agent API's URL, written into the agent's config. Leave "
         "empty for Dagster+: the agent derives https://<org>.agent[.<region>].dagster.cloud from "
         "its token. Set it for a stand-in such as the embedded sandbox (its agent_url).",
     )
+
+    @field_validator("agent_api_url")
+    @classmethod
+    def _a_url(cls, value: str) -> str:
+        from migration_pipeline.lib.names import url_problem
+
+        problem = url_problem(value, "the agent API's URL") if value else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 @dg.asset(

@@ -244,6 +244,9 @@ def _value_problems(cloud: CloudYaml, ref: LocationRef, location: dict) -> list[
     for key in ("working_directory", "executable_path"):
         if location.get(key) is not None:
             checks.append(((key,), names.plain_text_problem(location[key], key)))
+    working = location.get("working_directory")
+    if isinstance(working, str) and working.startswith("/"):  # the Dockerfile's WORKDIR
+        checks.append((("working_directory",), names.image_path_problem(working)))
     for key, value in (location.get("code_source") or {}).items():
         if value is not None:
             checks.append((("code_source", key), names.plain_text_problem(value, key)))

@@ -169,24 +169,13 @@ def render_markdown(inventory: Inventory) -> str:
 def value_problems(inventory: Inventory) -> dict[str, str]:
     """The inventory's values that go into generated files (the deployment into the CI, the
     URL into its environment), checked as any input is."""
-    from urllib.parse import urlparse
-
     from migration_pipeline.lib import names
 
     problems = {}
     deployment = names.deployment_name_problem(inventory.deployment)
     if deployment:
         problems["deployment"] = deployment
-    url = inventory.organization_url
-    parsed = urlparse(url) if isinstance(url, str) else None
-    if (
-        parsed is None
-        or parsed.scheme not in ("http", "https")
-        or not parsed.hostname
-        or names.plain_text_problem(url)
-        or any(c in url for c in " \"'`$<>{}|\\^")
-    ):
-        problems["organization_url"] = (
-            f"{url!r} is not a Dagster+ URL (https://<org>.dagster.cloud)"
-        )
+    url = names.url_problem(inventory.organization_url, "a Dagster+ URL")
+    if url:
+        problems["organization_url"] = url
     return problems

@@ -38,12 +38,20 @@ _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 _NAME = rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
 IMAGE_REFERENCE = re.compile(rf"{_NAME}(?::{_TAG})?(?:@{_DIGEST})?")
-# A registry setting: where images go, `host[:port]/path`, without a tag.
+# A registry setting: where images go, `host[:port]/path`, without a tag, lower case (what
+# Docker's and buildah's reference parsers take everywhere).
+_LOWER_DOMAIN_COMPONENT = r"(?:[a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])"
 IMAGE_REPOSITORY = re.compile(
-    rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?)(?:/{_PATH_COMPONENT})*"
+    rf"(?:{_LOWER_DOMAIN_COMPONENT}(?:\.{_LOWER_DOMAIN_COMPONENT})*(?::[0-9]+)?)"
+    rf"(?:/{_PATH_COMPONENT})*"
 )
 AZURE_REGISTRY_HOST = re.compile(r"[a-z0-9]{5,50}\.azurecr\.io")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# An absolute path a Dockerfile instruction can hold as it is (WORKDIR): no space, quote,
+# `$` (Docker would expand it) or backslash.
+IMAGE_PATH = re.compile(r"/[A-Za-z0-9_./@+-]*")
+# A URL as it goes into a config file: a scheme, a host, no space, quote or shell character.
+URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/%-]*)?")
 
 
 def _named(value: object, grammar: re.Pattern[str], what: str) -> str | None:
@@ -149,6 +157,16 @@ def env_var_problem(value: object) -> str | None:
     if CONTROL.search(rest):
         return f"the value of {name} holds a control character (a newline, a tab...)"
     return None
+
+
+def image_path_problem(value: object) -> str | None:
+    return _named(
+        value, IMAGE_PATH, "an absolute path for the image (letters, digits and `_./@+-`)"
+    )
+
+
+def url_problem(value: object, what: str = "a URL") -> str | None:
+    return _named(value, URL, f"{what} (http(s)://host[:port][/path])")
 
 
 def plain_text_problem(value: object, what: str = "text") -> str | None:

@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import signal
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -66,8 +67,17 @@ def main(argv: list[str] | None = None) -> int:
         sandbox = Sandbox.create(
             state_path, args.scenario, args.host, args.port, args.verbose, args.agent_port
         )
-    except (OSError, ValueError) as error:
-        print(f"dagster_plus_sandbox: {error}", file=sys.stderr)
+    except (OSError, ValueError, sqlite3.Error) as error:
+        where = args.state if isinstance(error, sqlite3.Error) else None
+        message = f"{where}: cannot use it as the state file ({error})" if where else str(error)
+        print(f"dagster_plus_sandbox: {message}", file=sys.stderr)
+        return 2
+    except (TypeError, KeyError, AttributeError) as error:  # a scenario of the wrong shape
+        print(
+            f"dagster_plus_sandbox: {args.scenario}: not a scenario ({type(error).__name__}: "
+            f"{error}); see dagster_plus_sandbox/scenario.py for its keys",
+            file=sys.stderr,
+        )
         return 2
     info = {
         "url": sandbox.url,

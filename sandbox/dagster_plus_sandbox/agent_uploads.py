@@ -12,18 +12,31 @@ not. Repository snapshots are acknowledged as stored without keeping their bytes
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import threading
 import zlib
 from typing import Any
 
+MAX_SNAPSHOT_BYTES = 4_000_000  # an error snapshot (a serialized load error)
+
 
 class SnapshotStore:
-    """Error snapshots the agent uploaded, by sha1 (bounded: the oldest go first)."""
+    """Error snapshots the agent uploaded, by sha1 (bounded: the oldest go first). Uploads go
+    to presigned URLs: `signature` is an HMAC of the sha1 under a secret of this store."""
 
     def __init__(self, limit: int = 1000):
         self._lock = threading.Lock()
         self._data: dict[str, bytes] = {}
         self._limit = limit
+        self._secret = secrets.token_bytes(32)
+
+    def sign(self, sha1: str) -> str:
+        return hmac.new(self._secret, sha1.encode(), hashlib.sha256).hexdigest()
+
+    def signed(self, sha1: str, signature: str) -> bool:
+        return hmac.compare_digest(self.sign(sha1), signature)
 
     def put(self, sha1: str, data: bytes) -> None:
         with self._lock:
@@ -56,7 +69,7 @@ def check_snapshot(params: dict[str, str], base_url: str, store: SnapshotStore) 
             sha1=sha1,
             format=file_format,
             uri=uri,
-            presigned_put_url=f"{base_url}/_snapshots/{sha1}",
+            presigned_put_url=f"{base_url}/_snapshots/{sha1}?signature={store.sign(sha1)}",
             id=sha1,
             type=kind,
         )

@@ -56,6 +56,9 @@ def _parse_literal(node, variables=None):
     return value_from_ast_untyped(node, variables)
 
 
+MAX_DOCUMENT_TOKENS = 20_000
+
+
 @lru_cache(maxsize=512)
 def parse_document(
     query: str, api: ApiName = "user"
@@ -63,10 +66,16 @@ def parse_document(
     """The parsed document, validated against one API's schema, or None and the errors (cached:
     clients repeat their queries)."""
     try:
-        document = parse(query)
+        # Bounded: a real client's document has a few hundred tokens.
+        document = parse(query, max_tokens=MAX_DOCUMENT_TOKENS)
     except GraphQLError as error:
         return None, (error.message,)
-    errors = validate(schema(api), document)
+    except RecursionError:
+        return None, ("The document is nested too deeply.",)
+    try:
+        errors = validate(schema(api), document)
+    except RecursionError:
+        return None, ("The document is nested too deeply.",)
     if errors:
         return None, tuple(e.message for e in errors)
     return document, ()

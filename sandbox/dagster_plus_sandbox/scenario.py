@@ -138,12 +138,27 @@ class Scenario:
         )
 
 
+MAX_SCENARIO_BYTES = 10_000_000
+
+
 def load_scenario(path: str | Path | None) -> Scenario:
     """The scenario in `path` (YAML or JSON), or the built-in default."""
     if path is None:
         return Scenario.from_mapping(DEFAULT_SCENARIO)
-    text = Path(path).read_text()
-    raw = yaml.safe_load(text)
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_SCENARIO_BYTES + 1)
+    if len(data) > MAX_SCENARIO_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_SCENARIO_BYTES:,} bytes: not a scenario")
+    try:
+        raw = yaml.safe_load(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        line = f":{mark.line + 1}" if mark else ""
+        raise ValueError(f"{path}{line}: invalid YAML: {error.problem}") from None
+    except (yaml.YAMLError, RecursionError) as error:
+        raise ValueError(f"{path}: invalid YAML: {type(error).__name__}") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a scenario is a mapping, got {type(raw).__name__}")
     return Scenario.from_mapping(raw)

@@ -54,6 +54,18 @@ DEPLOYMENT_HEADER = "Dagster-Cloud-Deployment"
 ROOTS = {"user": UserRoot, "agent": AgentRoot}
 
 
+# A GraphQL request or an agent's upload; far more than any real one.
+MAX_BODY_BYTES = 16_000_000
+
+
+class _Refused(Exception):
+    """A request answered with an error before its body was read."""
+
+    def __init__(self, status: int, message: str):
+        self.status, self.message = status, message
+        super().__init__(message)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     protocol_version = "HTTP/1.1"
@@ -80,8 +92,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
+    def _body(self, limit: int = MAX_BODY_BYTES) -> bytes:
+        """The request body, read only once its declared size is known to be within `limit`
+        (nothing is read otherwise, and the connection is closed)."""
+        if self.headers.get("Transfer-Encoding"):
+            raise _Refused(411, "send a Content-Length: chunked bodies are not taken")
+        declared = self.headers.get("Content-Length")
+        if declared is None:
+            return b""
+        if not declared.strip().isdigit():
+            raise _Refused(400, "Content-Length must be a whole number of bytes")
+        length = int(declared)
+        if length > limit:
+            raise _Refused(413, f"the body is larger than {limit:,} bytes")
         return self.rfile.read(length) if length else b""
 
     def _read_json(self) -> Any:
@@ -128,6 +151,26 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routes --------------------------------------------------------------------------------
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        self._refusing(self._get)
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._refusing(self._put)
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._refusing(self._delete)
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._refusing(self._post)
+
+    def _refusing(self, handler) -> None:
+        """Run a route; a request refused before its body was read closes the connection."""
+        try:
+            handler()
+        except _Refused as refused:
+            self.close_connection = True
+            self._send_json(refused.status, {"error": refused.message})
+
+    def _get(self) -> None:
         path, _, query = self.path.partition("?")
         path = path.rstrip("/")
         sandbox = self.server.sandbox
@@ -148,7 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._no_route()
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def _put(self) -> None:
         """What an agent uploads: see agent_uploads.py."""
         path = self.path.split("?", 1)[0].rstrip("/")
         sandbox = self.server.sandbox
@@ -161,12 +204,17 @@ class _Handler(BaseHTTPRequestHandler):
         if self.api != "agent" or not (path in routes or path.startswith("/_snapshots/")):
             self._no_route()
             return
-        body = self._body()
         if path.startswith("/_snapshots/"):
-            # A "presigned" URL: like S3's, it carries no token.
-            sandbox.snapshots.put(path.rsplit("/", 1)[1], body)
+            # A presigned URL: like S3's, it carries no API token but a signature the sandbox
+            # gave the agent that asked (check_snapshot), for this one snapshot.
+            sha1 = path.rsplit("/", 1)[1]
+            signature = parse_qs(self.path.partition("?")[2]).get("signature", [""])[-1]
+            if not sandbox.snapshots.signed(sha1, signature):
+                raise _Refused(401, "not a presigned URL the sandbox gave out")
+            sandbox.snapshots.put(sha1, self._body(agent_uploads.MAX_SNAPSHOT_BYTES))
             self._send_json(200, {})
             return
+        body = self._body()
         deployment = self._agent_deployment()
         if deployment is None:
             return
@@ -194,22 +242,22 @@ class _Handler(BaseHTTPRequestHandler):
         sandbox.state.record_upload(deployment.name, location, error)
         self._send_json(200, answer)
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def _delete(self) -> None:
         if self.api != "user" or self.path.rstrip("/") != "/_sandbox/faults":
             self._no_route()
         elif self._admin():
             self.server.sandbox.faults.clear()
             self._send_json(200, {"faults": []})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def _post(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
         if self.api == "user" and path == "/_sandbox/faults":
             if self._admin():
                 try:
                     body = self._read_json() or {}
                     added = [self.server.sandbox.faults.add(**f) for f in body.get("faults", [])]
-                except (ValueError, TypeError, AttributeError) as error:
-                    self._send_json(400, {"error": str(error)})
+                except (ValueError, TypeError, AttributeError, RecursionError) as error:
+                    self._send_json(400, {"error": f"not a list of faults: {error}"})
                     return
                 self._send_json(200, {"added": [f.as_dict() for f in added]})
             return
@@ -224,7 +272,7 @@ class _Handler(BaseHTTPRequestHandler):
         sandbox = self.server.sandbox
         try:
             body = self._read_json()
-        except ValueError:
+        except (ValueError, RecursionError):
             self._send_json(400, {"error": "the request body is not JSON"})
             return
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
