@@ -233,3 +233,30 @@ def test_a_layout_the_tool_cannot_edit_says_so_and_shows_the_lines():
     assert "migration-pipeline cannot edit this layout" in message
     assert "your file is valid" in message
     assert "3 |     code_source: {package_name: a," in message
+
+
+def test_what_held_before_still_holds_a_bom_and_crlf_are_kept(tmp_path):
+    text = (
+        "\ufefflocations:\r\n  - location_name: a\r\n    code_source:\r\n      package_name: a\r\n"
+    )
+    project = write(tmp_path / "p", {"dagster_cloud.yaml": ""})
+    (project / "dagster_cloud.yaml").write_bytes(text.encode())
+    assert_clean_success(plan(project, target="local"))
+    written = (project / "dagster_cloud.yaml").read_bytes()
+    assert written.startswith(b"\xef\xbb\xbflocations:\r\n") and b"\n" not in written.replace(
+        b"\r\n", b""
+    )
+
+
+@pytest.mark.parametrize(
+    "tagged",
+    ['!!python/object/apply:os.system ["touch /tmp/pwned-by-yaml"]', "!!python/name:os.system"],
+)
+def test_what_held_before_still_holds_python_tags_are_refused(tmp_path, tagged):
+    import os
+
+    text = f"locations:\n  - location_name: {tagged}\n    code_source:\n      package_name: a\n"
+    project = write(tmp_path / "p", {"dagster_cloud.yaml": text})
+    before = tree(project)
+    assert_refused(plan(project), "dagster_cloud.yaml:2:")
+    assert tree(project) == before and not os.path.exists("/tmp/pwned-by-yaml")

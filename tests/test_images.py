@@ -197,3 +197,48 @@ def test_the_images_asset_publishes_checks_and_reuses(sandbox, tmp_path, monkeyp
     metadata = again.asset_materializations_for_node("code_location_images")[0].metadata
     assert metadata["built"].value == [] and metadata["reused"].value == ["analytics", "ml_models"]
     assert metadata["images"].value == recorded
+
+
+def test_a_build_stage_and_another_dockerfile_as_the_old_action_named_them(
+    tmp_path, registry, builder
+):
+    """`dockerfile` and `target` from an old locations.yaml: the image is the named stage of
+    the named Dockerfile, and another stage is another image (its tag differs)."""
+    import dataclasses
+    import gzip
+    import io
+    import tarfile
+
+    import requests
+
+    job = location(
+        tmp_path,
+        f"staged{tmp_path.name[-6:]}",
+        f"{registry}/acme",
+        files={"first.txt": "first\n", "second.txt": "second\n"},
+    )
+    (job.context / "Build.dockerfile").write_text(
+        "FROM scratch AS first-stage\nCOPY first.txt /first.txt\n"
+        "FROM scratch\nCOPY second.txt /second.txt\n"
+    )
+    staged = dataclasses.replace(
+        job, dockerfile=job.context / "Build.dockerfile", target="first-stage"
+    )
+    images, errors = publish_all([staged], builder, log=lambda m: None)
+    assert errors == {}
+    image = images[staged.location]
+    host, _, name = staged.repository.partition("/")
+    manifest = requests.get(
+        f"http://{host}/v2/{name}/manifests/{image.digest}",
+        timeout=10,
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    files = set()
+    for layer in manifest.json()["layers"]:
+        blob = requests.get(f"http://{host}/v2/{name}/blobs/{layer['digest']}", timeout=30)
+        data = blob.content
+        data = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+        files |= set(tarfile.open(fileobj=io.BytesIO(data)).getnames())
+    assert "first.txt" in files and "second.txt" not in files
+    whole, _ = publish_all([dataclasses.replace(staged, target=None)], builder, log=lambda m: None)
+    assert whole[staged.location].tag != image.tag

@@ -219,7 +219,7 @@ def _value_problems(cloud: CloudYaml, ref: LocationRef, location: dict) -> list[
     """The values that end up in a file this migration writes (a Dockerfile, the CI, the image
     tags) or in a name Docker or Kubernetes checks: each must be what it claims to be."""
     from migration_pipeline.lib import names
-    from migration_pipeline.plan.project import escapes_project
+    from migration_pipeline.lib.paths import escapes_project
 
     checks: list[tuple[KeyPath, str | None]] = [
         (("location_name",), names.location_name_problem(location.get("location_name"))),

@@ -16,6 +16,7 @@ from migration_pipeline.cloud_yaml.model import MIGRATED_NAME, CloudYaml, load_c
 from migration_pipeline.cloud_yaml.rewrite import rewrite_cloud_yaml
 from migration_pipeline.cloud_yaml.validate import validate_cloud_yaml
 from migration_pipeline.inventory.core import Inventory, settings_after_cutover, value_problems
+from migration_pipeline.lib.paths import escapes_project, normalize
 from migration_pipeline.lib.problems import InvalidInput, Problem
 from migration_pipeline.plan.dockerfile import (
     DEFAULT_PYTHON_VERSION,
@@ -31,7 +32,7 @@ from migration_pipeline.plan.model import (
     PlanWarning,
     SettingsChange,
 )
-from migration_pipeline.plan.project import ProjectFiles, escapes_project, normalize
+from migration_pipeline.plan.project import ProjectFiles
 from migration_pipeline.plan.scan import (
     Finding,
     ci_makes_branch_deployments,

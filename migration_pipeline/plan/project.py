@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from migration_pipeline.cloud_yaml import CLOUD_YAML_NAMES
 from migration_pipeline.lib.files import NotReadable, read_text
+from migration_pipeline.lib.paths import normalize
 from migration_pipeline.lib.problems import InvalidInput, Problem
 
 SKIP_DIRS = {
@@ -74,26 +75,6 @@ class ProjectFiles:
             if path == link or path.startswith(link + "/"):
                 return link, target
         return None
-
-
-def normalize(path: str) -> str:
-    """A project-relative path in one spelling: `./a/../b/` -> `b`, `.` for the root. A path
-    that climbs above the root keeps its leading `..` (see `escapes_project`)."""
-    parts: list[str] = []
-    for part in PurePosixPath(path).parts:
-        if part == "..":
-            if parts and parts[-1] != "..":
-                parts.pop()
-            else:
-                parts.append(part)
-        elif part != ".":
-            parts.append(part)
-    return "/".join(parts) or "."
-
-
-def escapes_project(path: str) -> bool:
-    """Whether a project-relative path is absolute or climbs out of the project."""
-    return path.startswith("/") or normalize(path).split("/")[0] == ".."
 
 
 def _interesting(relative: str) -> bool:
