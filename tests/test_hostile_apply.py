@@ -19,7 +19,8 @@ from support.hostile import (
     write,
 )
 
-from migration_pipeline.plan.apply import LOCK_FILE, TEMP_MARK, project_lock
+from migration_pipeline.lib.files import TEMP_MARK
+from migration_pipeline.plan.apply import LOCK_FILE, project_lock
 
 PLANNED = {"dagster_cloud.yaml", "Dockerfile", ".dockerignore"}
 

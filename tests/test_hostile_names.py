@@ -7,7 +7,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.hostile import OK_CLOUD, assert_clean_success, assert_refused, plan, tree, write
+from support.hostile import (
+    OK_CLOUD,
+    assert_clean_success,
+    assert_refused,
+    plan,
+    plan_with_settings,
+    tree,
+    write,
+)
 
 
 @pytest.fixture
@@ -74,15 +82,8 @@ def test_names_that_every_tool_takes(project, name):
     ],
 )
 def test_a_setting_the_platform_would_refuse(project, tmp_path, target, settings, fragment):
-    (tmp_path / "settings.yaml").write_text(settings)
     before = tree(project)
-    outcome = plan(
-        project,
-        "--settings",
-        str(tmp_path / "settings.yaml"),
-        target=target,
-        registry="localhost:5000/acme",
-    )
+    outcome = plan_with_settings(project, tmp_path, settings, target, "localhost:5000/acme")
     assert_refused(outcome, "settings.yaml:", fragment)
     assert tree(project) == before
 

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 import yaml
-from support.hostile import OK_CLOUD, assert_refused, plan, tree, write
+from support.hostile import OK_CLOUD, assert_refused, plan, plan_with_settings, tree, write
 
 from migration_pipeline.plan.dockerfile import BuildContext, render_dockerfile
 from migration_pipeline.targets import get_target, load_target_settings
@@ -84,14 +84,9 @@ def test_a_location_value_that_would_add_a_line(project, key, value):
     ],
 )
 def test_a_setting_that_would_be_code(project, tmp_path, target, settings, fragment):
-    (tmp_path / "settings.yaml").write_text(settings)
     before = tree(project)
-    outcome = plan(
-        project,
-        "--settings",
-        str(tmp_path / "settings.yaml"),
-        target=target,
-        registry="123456789012.dkr.ecr.us-east-1.amazonaws.com/acme",
+    outcome = plan_with_settings(
+        project, tmp_path, settings, target, "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme"
     )
     assert_refused(outcome, "settings.yaml:", fragment)
     assert tree(project) == before

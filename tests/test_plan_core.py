@@ -14,7 +14,8 @@ from test_plan_corpus import write_project
 from migration_pipeline.cloud_yaml.edit import Edits, apply_edits
 from migration_pipeline.cloud_yaml.model import load_cloud_yaml
 from migration_pipeline.cloud_yaml.rewrite import rewrite_cloud_yaml
-from migration_pipeline.plan.apply import TEMP_MARK, apply_plan
+from migration_pipeline.lib.files import TEMP_MARK
+from migration_pipeline.plan.apply import apply_plan
 from migration_pipeline.plan.core import make_plan
 from migration_pipeline.plan.dockerfile import BuildContext, render_dockerfile
 from migration_pipeline.plan.project import ProjectFiles, read_project

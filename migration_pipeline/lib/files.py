@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -75,6 +76,36 @@ def read_user_file(path: str | Path, what: str, limit: int = MAX_TEXT_BYTES) -> 
         raise InvalidInput([Problem(str(path), None, (), reason)]) from None
 
 
+# This tool's temporary files: `.<name>.migration-pipeline-tmp-<pid>-<random>`, beside their
+# target. Only such a file whose process is gone is ever cleaned up (plan/apply.py); a user's
+# `.x.tmp-1` is never touched.
+TEMP_MARK = ".migration-pipeline-tmp-"
+
+
+def write_temporary(path: Path, text: str, mode: int) -> Path:
+    """`text` in a new temporary file beside `path`, fsync'd, mode `mode`: its path."""
+    temporary = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return temporary
+
+
+def fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_atomically(path: str | Path, text: str, mode: int | None = None) -> None:
     """Write `text` to `path` so that a crash at any point leaves the old file or the new one:
     a temporary file in the same directory, fsync, rename over, fsync the directory. The new
@@ -83,23 +114,13 @@ def write_atomically(path: str | Path, text: str, mode: int | None = None) -> No
     path.parent.mkdir(parents=True, exist_ok=True)
     if mode is None:
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    temporary = write_temporary(path, text, mode)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    fsync_directory(path.parent)
 
 
 def write_if_changed(path: str | Path, text: str, mode: int | None = None) -> bool:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import signal
 import threading
@@ -26,16 +25,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from migration_pipeline.lib.files import NotReadable, read_text
+from migration_pipeline.lib.files import (
+    TEMP_MARK,
+    NotReadable,
+    fsync_directory,
+    read_text,
+    write_atomically,
+    write_temporary,
+)
 from migration_pipeline.lib.problems import InvalidInput, Problem
 from migration_pipeline.plan.model import MigrationPlan, PlannedFile
 from migration_pipeline.plan.project import project_root
 
 BACKUP_DIR = ".migration_backup"
 LOCK_FILE = ".migration_pipeline.lock"
-# This tool's temporary files: `.<name>.migration-pipeline-tmp-<pid>-<random>`. Only such a
-# file whose process is gone is ever cleaned up; a user's `.x.tmp-1` is never touched.
-TEMP_MARK = ".migration-pipeline-tmp-"
 
 
 @dataclass
@@ -132,12 +135,12 @@ def _apply(plan: MigrationPlan, root: Path, stamp: str | None) -> ApplyResult:
     try:
         for item in pending:
             created += _make_parents(root, item.path.parent)
-            item.temporary = _write_temporary(item.path, item.planned.new, item.mode)
+            item.temporary = write_temporary(item.path, item.planned.new, item.mode)
         for item in pending:
             if item.current is not None:
                 backup = root / backup_dir / item.planned.path
                 created += _make_parents(root, backup.parent)
-                _write_temporary(backup, item.current, item.mode, rename=True)
+                write_atomically(backup, item.current, item.mode)
                 result.backups[item.planned.path] = (backup_dir / item.planned.path).as_posix()
         for item in pending:
             assert item.temporary is not None
@@ -145,7 +148,7 @@ def _apply(plan: MigrationPlan, root: Path, stamp: str | None) -> ApplyResult:
             renamed.append(item)
             result.written.append(item.planned.path)
         for directory in {item.path.parent for item in pending}:
-            _fsync_directory(directory)
+            fsync_directory(directory)
     except (Exception, KeyboardInterrupt, _Terminated) as error:
         restored, removed = _roll_back(root, pending, renamed, created, backup_dir)
         signal_name = (
@@ -209,25 +212,6 @@ def _make_parents(root: Path, directory: Path) -> list[Path]:
     return list(reversed(missing))
 
 
-def _write_temporary(path: Path, text: str, mode: int, rename: bool = False) -> Path:
-    """`text` in a new temporary file beside `path` (fsync'd); renamed over `path` when
-    `rename`. The temporary file's path."""
-    temporary = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if rename:
-            os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return temporary
-
-
 def _roll_back(
     root: Path,
     pending: list[_Pending],
@@ -241,7 +225,7 @@ def _roll_back(
             item.path.unlink(missing_ok=True)
             removed.append(item.planned.path)
         else:
-            _write_temporary(item.path, item.current, item.mode, rename=True)
+            write_atomically(item.path, item.current, item.mode)
             restored.append(item.planned.path)
     for item in pending:
         if item.temporary is not None:
@@ -280,14 +264,6 @@ def _running(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _described(error: BaseException) -> str:

@@ -49,6 +49,15 @@ def plan(
     return Outcome(code, out.getvalue(), err.getvalue())
 
 
+def plan_with_settings(
+    project: Path, settings_dir: Path, settings: str, target: str, registry: str
+) -> Outcome:
+    """`plan` with a settings file of this text (written into `settings_dir`)."""
+    path = settings_dir / "settings.yaml"
+    path.write_text(settings)
+    return plan(project, "--settings", str(path), target=target, registry=registry)
+
+
 def plan_in_subprocess(
     project: Path | str,
     *extra: str,
