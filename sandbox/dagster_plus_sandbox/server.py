@@ -361,6 +361,7 @@ class Sandbox:
         port: int,
         verbose: bool = False,
         agent_port: int = 0,
+        agent_host: str | None = None,
     ):
         self.state = state
         self.faults = faults
@@ -371,9 +372,12 @@ class Sandbox:
         self.operations_seen: deque[set[str]] = deque(maxlen=10_000)
         self.agent_operations_seen: deque[set[str]] = deque(maxlen=10_000)
         self._servers: dict[ApiName, _HTTPServer] = {}
-        ports: dict[ApiName, int] = {"user": port, "agent": agent_port}
-        for api, api_port in ports.items():
-            server = _HTTPServer((host, api_port), _Handler)
+        addresses: dict[ApiName, tuple[str, int]] = {
+            "user": (host, port),
+            "agent": (agent_host or host, agent_port),
+        }
+        for api, address in addresses.items():
+            server = _HTTPServer(address, _Handler)
             server.sandbox, server.api = self, api
             self._servers[api] = server
         self._threads: list[threading.Thread] = []
@@ -388,11 +392,14 @@ class Sandbox:
         verbose: bool = False,
         agent_port: int = 0,
         clock: Clock = time.time,
+        agent_host: str | None = None,
     ) -> Sandbox:
         if not isinstance(scenario, Scenario):
             scenario = load_scenario(scenario)
         state = SandboxState(state_path, scenario, clock)
-        return cls(state, FaultInjector(scenario.faults), host, port, verbose, agent_port)
+        return cls(
+            state, FaultInjector(scenario.faults), host, port, verbose, agent_port, agent_host
+        )
 
     @classmethod
     def start(
@@ -403,10 +410,21 @@ class Sandbox:
         port: int = 0,
         agent_port: int = 0,
         clock: Clock = time.time,
+        agent_host: str | None = None,
     ) -> Sandbox:
         """Start serving in background threads (port 0 picks a free port). `clock`: the time
-        the sandbox's timed behaviour reads (a `ManualClock` in tests)."""
-        sandbox = cls.create(state_path, scenario, host, port, agent_port=agent_port, clock=clock)
+        the sandbox's timed behaviour reads (a `ManualClock` in tests). `agent_host`: where the
+        agent API listens, when agents in containers must reach it (a Docker network's
+        gateway, on a network the caller made)."""
+        sandbox = cls.create(
+            state_path,
+            scenario,
+            host,
+            port,
+            agent_port=agent_port,
+            clock=clock,
+            agent_host=agent_host,
+        )
         sandbox._threads = [
             threading.Thread(
                 target=server.serve_forever,
