@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -192,3 +193,81 @@ def remove_all_containers(docker_host: str) -> None:
     ids = docker(docker_host, "ps", "-aq").stdout.split()
     if ids:
         docker(docker_host, "rm", "-f", *ids, check=False)
+
+
+@contextmanager
+def agent_network(docker_host: str) -> Iterator[tuple[str, str]]:
+    """A Docker network made for one run, for the agent, its code servers and the sandbox's
+    agent API (which listens on the network's gateway, an address of this machine): yields
+    (name, gateway). Removed on exit."""
+    name = f"migration-pipeline-{uuid.uuid4().hex[:8]}"
+    used = set(docker(docker_host, "network", "ls", "-q").stdout.split())
+    subnets = {
+        docker(
+            docker_host,
+            "network",
+            "inspect",
+            "--format",
+            "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+            network,
+        ).stdout.strip()
+        for network in used
+    }
+    for third in range(20, 240):
+        subnet = f"172.31.{third}.0/24"
+        if subnet in " ".join(subnets):
+            continue
+        if (
+            docker(
+                docker_host, "network", "create", "--subnet", subnet, name, check=False
+            ).returncode
+            == 0
+        ):
+            break
+    else:
+        raise RuntimeError("no free 172.31.x.0/24 subnet for the agent's network")
+    try:
+        yield name, f"172.31.{third}.1"
+    finally:
+        docker(docker_host, "network", "rm", name, check=False)
+
+
+@contextmanager
+def compose_agent(agent_dir: Path, docker_host: str, work: Path) -> Iterator[None]:
+    """The generated compose file, run as a user runs it (`up -d` from the agent's directory),
+    with one override file for this machine: the engine's private socket mounted where the
+    agent looks for Docker's default one, and an empty Docker config instead of the user's
+    `${HOME}/.docker`. Debian's docker-compose 1.29 runs it (there is no `docker compose` v2
+    here). On exit the agent's log goes to `work/agent.log` and the agent is taken down (it
+    removes its code servers on SIGTERM)."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "docker-config").mkdir(exist_ok=True)
+    override = work / "docker-compose.engine.yaml"
+    override.write_text(
+        "services:\n  dagster-cloud-agent:\n    volumes:\n"
+        f"      - {docker_host.removeprefix('unix://')}:/var/run/docker.sock\n"
+        f"      - {work / 'docker-config'}:/root/.docker:ro\n"
+    )
+    compose = [
+        "docker-compose",
+        "--project-directory",
+        str(agent_dir),
+        "-f",
+        str(agent_dir / "docker-compose.yaml"),
+        "-f",
+        str(override),
+    ]
+    env = {**os.environ, "DOCKER_HOST": docker_host}
+    up = subprocess.run(
+        [*compose, "up", "-d"], capture_output=True, text=True, env=env, timeout=300
+    )
+    if up.returncode != 0:
+        raise RuntimeError(f"docker-compose up failed: {up.stderr[-2000:]}")
+    try:
+        yield
+    finally:
+        logs = subprocess.run(
+            [*compose, "logs", "--no-color"], capture_output=True, text=True, env=env, timeout=120
+        )
+        (work / "agent.log").write_text(logs.stdout + logs.stderr)
+        subprocess.run([*compose, "down"], capture_output=True, env=env, timeout=120)

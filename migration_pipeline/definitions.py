@@ -17,7 +17,11 @@ from migration_pipeline.agent.defs import (
 )
 from migration_pipeline.cutover.defs import cutover_job, pre_cutover_snapshot, snapshot_is_complete
 from migration_pipeline.finish.defs import finish_job, hybrid_deployment, verify_nothing_lost
-from migration_pipeline.images.defs import code_location_images, images_exist_in_registry
+from migration_pipeline.images.defs import (
+    code_location_images,
+    images_exist_in_registry,
+    images_load_their_definitions,
+)
 from migration_pipeline.inventory.defs import (
     every_location_readable,
     inventory_job,
@@ -52,6 +56,7 @@ def build_definitions(sensor_interval_seconds: int = 10) -> dg.Definitions:
             every_location_readable,
             hybrid_dagster_cloud_yaml_is_valid,
             images_exist_in_registry,
+            images_load_their_definitions,
             agent_install_files_parse,
             snapshot_is_complete,
             verify_nothing_lost,

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need, when they are missing: a real OCI registry
-# (docker-registry), an image builder that needs no daemon (buildah) and a browser for the UI
-# test (chromium, driven by Playwright; no browser download). Used by `make test` and .ci/run.
-# Without root it only says what to install.
+# (docker-registry), an image builder that needs no daemon (buildah), a browser for the UI
+# test (chromium, driven by Playwright; no browser download), and for the Docker end-to-end
+# test a Docker engine with compose (docker.io, docker-compose) and debootstrap for its local
+# base image. Used by `make test` and .ci/run; with package names as arguments, installs only
+# those (scripts/docker-engine.sh does). Without root it only says what to install.
 set -euo pipefail
-PACKAGES=(buildah docker-registry chromium)
+PACKAGES=(buildah docker-registry chromium docker.io docker-compose debootstrap)
+[ $# -gt 0 ] && PACKAGES=("$@")
 missing=()
 for package in "${PACKAGES[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -5,32 +5,17 @@
 #   scripts/docker-engine.sh start DIR   # prints DOCKER_HOST=unix://DIR/docker.sock when ready
 #   scripts/docker-engine.sh stop DIR    # stops it by the PID in DIR/dockerd.pid
 #
-# As root it installs docker.io, docker-compose and debootstrap when missing (as
-# scripts/debian-packages.sh does for the other packages); otherwise it says what to install.
+# It first installs what the Docker path needs, with scripts/debian-packages.sh (as root; without
+# root it says what to install): docker.io, docker-compose, debootstrap and docker-registry.
 set -euo pipefail
 command="${1:?usage: docker-engine.sh start|stop DIR}"
 dir="${2:?usage: docker-engine.sh start|stop DIR}"
 socket="$dir/docker.sock"
 pidfile="$dir/dockerd.pid"
 
-install_packages() {
-  local missing=()
-  for package in docker.io docker-compose debootstrap; do
-    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "The Docker tests need these Debian packages: ${missing[*]}" >&2
-    echo "Install them with: sudo apt-get install -y ${missing[*]}" >&2
-    exit 1
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-}
-
 case "$command" in
   start)
-    install_packages
+    bash "$(dirname "$0")/debian-packages.sh" docker.io docker-compose debootstrap docker-registry
     mkdir -p "$dir"
     if [ -S "$socket" ] && /usr/bin/docker -H "unix://$socket" info >/dev/null 2>&1; then
       echo "DOCKER_HOST=unix://$socket"

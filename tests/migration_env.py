@@ -66,6 +66,9 @@ class MigrationEnv:
         self.target = target
         self.monkeypatch = monkeypatch
         self.settings_text: str | None = None  # a target settings file, when set
+        # The scenario's images are FROM scratch, with nothing in them to start: their proof is
+        # opted out of, as the settings allow. The Docker end-to-end test proves real images.
+        self.prove_images = False
         monkeypatch.setenv("DAGSTER_CLOUD_URL", sandbox.url)
         monkeypatch.setenv("DAGSTER_CLOUD_DEPLOYMENT", sandbox.deployment)
         self.use_token("admin")
@@ -107,19 +110,22 @@ class MigrationEnv:
         config = {"project_dir": str(self.project_dir), "target": self.target}
         if self.registry:
             config["registry"] = self.registry
-        if self.settings_text is not None:
+        text = (self.settings_text or "") + ("" if self.prove_images else "prove_images: false\n")
+        if text:
             settings = self.project_dir.parent / "target-settings.yaml"
-            settings.write_text(self.settings_text)
+            settings.write_text(text)
             config["settings_file"] = str(settings)
         return {"ops": {"migration_plan": {"config": config}}}
 
-    def prepare(self):
+    def prepare(self, raise_on_error: bool = True):
         """Plan, apply, agent token, images and install files: everything before the cutover.
         Returns the prepare_hybrid_agent run (images and install files)."""
         assert self.run("plan_migration", self.plan_config()).success
         assert self.run("apply_migration_files").success
         assert self.run("create_agent_token").success
-        return self.run("prepare_hybrid_agent", self.agent_url_config())
+        return self.run(
+            "prepare_hybrid_agent", self.agent_url_config(), raise_on_error=raise_on_error
+        )
 
     def agent_url_config(self) -> dict:
         return agent_url_config(self.sandbox)

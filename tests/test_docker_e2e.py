@@ -1,30 +1,37 @@
 """The containerized path end to end, with real parts: a Docker engine on a private socket, the
 example repository planned for the Docker agent (registry, `container_context.docker`), its
-generated Dockerfile built with docker and pushed to a real registry, the real `dagster-cloud
-agent` run from the generated compose file in a container, one code-server container per
-location from the pushed images, and each location LOADED only when the agent reports it."""
+generated Dockerfile built with docker and pushed to a real registry, each image started and its
+definitions loaded before the switch, the real `dagster-cloud agent` run from the generated
+compose file in a container, one code-server container per location from the pushed images,
+and each location LOADED only when the agent reports it. And the refusal: an image whose code
+does not import fails the proof, and the cutover changes nothing."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
-from conftest import make_scenario
+from conftest import client_for, make_scenario
 from migration_env import MigrationEnv
 from support.processes import wait_for
 
 from dagster_plus_sandbox import Sandbox
 from dagster_plus_sandbox.scenario import load_scenario
-from demo.docker import docker, docker_engine, python_base_image, remove_all_containers
+from demo.docker import (
+    agent_network,
+    compose_agent,
+    docker,
+    docker_engine,
+    python_base_image,
+    remove_all_containers,
+)
 
 pytestmark = pytest.mark.slow
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "serverless_repo"
 ENGINE_DIR = Path("/tmp/migration-pipeline-docker")  # kept between runs: its images are a cache
+LOCATIONS = ["analytics", "ml_models", "reporting"]
 
 
 @pytest.fixture(scope="module")
@@ -40,82 +47,85 @@ def base_image(engine):
 
 
 @pytest.fixture
-def agent_network(engine):
-    """A Docker network this test makes, for the agent, its code servers and the sandbox's
-    agent API (on the network's gateway): every address stays on this machine."""
-    name = f"mp-e2e-{uuid.uuid4().hex[:8]}"
-    third = int(uuid.uuid4().hex[:2], 16) % 200 + 20
-    docker(engine, "network", "create", "--subnet", f"172.31.{third}.0/24", name)
-    yield name, f"172.31.{third}.1"
-    docker(engine, "network", "rm", name, check=False)
-
-
-def test_the_example_migrates_to_a_real_docker_agent(
-    engine, base_image, agent_network, registry, tmp_path, monkeypatch
-):
-    network, gateway = agent_network
-    scenario = load_scenario(EXAMPLE / "sandbox_scenario.yaml")
-    scenario.timing.update(make_scenario().timing)
-    scenario.timing["heartbeat_window_seconds"] = 60.0
-    sandbox = Sandbox.start(tmp_path / "state.db", scenario, agent_host=gateway)
-    project = tmp_path / "repo"
-    shutil.copytree(EXAMPLE, project)
-    monkeypatch.setenv("DOCKER_HOST", engine)
-    env = MigrationEnv(sandbox, project, tmp_path / "home", "docker", monkeypatch, registry)
-    env.settings_text = (
-        f"builder: docker\nbase_image: {base_image}\nagent_network: {network}\n"
-        "insecure_registry: true\n"
-    )
-    try:
-        prepared = env.prepare()
-        assert prepared.success
-        install = prepared.output_for_node("hybrid_agent_install_files")
-        override = tmp_path / "engine-override.yaml"
-        override.write_text(
-            "services:\n  dagster-cloud-agent:\n    volumes:\n"
-            f"      - {engine.removeprefix('unix://')}:/var/run/docker.sock\n"
-            f"      - {tmp_path}/docker-config:/root/.docker:ro\n"
-        )
-        (tmp_path / "docker-config").mkdir()
-        compose = [
-            "docker-compose",
-            "--project-directory",
-            install.agent_dir,
-            "-f",
-            f"{install.agent_dir}/docker-compose.yaml",
-            "-f",
-            str(override),
-        ]
-        compose_env = {**os.environ, "DOCKER_HOST": engine}
-        up = subprocess.run(
-            [*compose, "up", "-d"], capture_output=True, text=True, env=compose_env, timeout=120
-        )
-        assert up.returncode == 0, up.stderr
+def docker_migration(engine, base_image, registry, tmp_path, monkeypatch):
+    """The example's sandbox (its agent API on a test network's gateway), a copy of the example
+    repository, and a MigrationEnv for the docker target that proves its images."""
+    with agent_network(engine) as (network, gateway):
+        scenario = load_scenario(EXAMPLE / "sandbox_scenario.yaml")
+        scenario.timing.update(make_scenario().timing)
+        scenario.timing["heartbeat_window_seconds"] = 60.0
+        sandbox = Sandbox.start(tmp_path / "state.db", scenario, agent_host=gateway)
+        project = tmp_path / "repo"
+        shutil.copytree(EXAMPLE, project)
+        monkeypatch.setenv("DOCKER_HOST", engine)
+        env = MigrationEnv(sandbox, project, tmp_path / "home", "docker", monkeypatch, registry)
+        env.prove_images = True
+        env.settings_text = f"builder: docker\nbase_image: {base_image}\nagent_network: {network}\n"
         try:
-            from conftest import client_for
-
-            admin = client_for(sandbox)
-            wait_for(
-                lambda: [
-                    a for a in admin.agents() if a.label == install.agent_label and a.is_running
-                ],
-                60,
-                "the Docker agent to heartbeat",
-            )
-            assert env.run("cutover").success
-            finish = env.run("finish_hybrid_migration", run_config=env.finish_config(120, 1.0))
-            assert finish.success
-            loaded = {e.name: e.load_status for e in admin.workspace()}
-            assert loaded == {"analytics": "LOADED", "ml_models": "LOADED", "reporting": "LOADED"}
-            servers = docker(
-                engine, "ps", "--filter", "label=dagster_grpc_server", "--format", "{{.Image}}"
-            ).stdout.split()
-            assert len(servers) == 3 and all(s.startswith(registry) for s in servers)
+            yield env
         finally:
-            logs = subprocess.run(
-                [*compose, "logs", "--no-color"], capture_output=True, text=True, env=compose_env
-            )
-            (tmp_path / "agent.log").write_text(logs.stdout + logs.stderr)
-            subprocess.run([*compose, "down"], capture_output=True, env=compose_env, timeout=120)
-    finally:
-        sandbox.stop()
+            sandbox.stop()
+
+
+def test_the_example_migrates_to_a_real_docker_agent(docker_migration, engine, registry, tmp_path):
+    env = docker_migration
+    prepared = env.prepare()
+    assert prepared.success
+    checks = {c.check_name: c for c in prepared.get_asset_check_evaluations()}
+    proof = checks["images_load_their_definitions"]
+    assert proof.passed and sorted(proof.metadata["proven"].value) == LOCATIONS
+    images = prepared.output_for_node("code_location_images")
+    assert sorted(images) == LOCATIONS
+    assert all(i.image.startswith(f"{registry}/acme/") for i in images.values())
+    install = prepared.output_for_node("hybrid_agent_install_files")
+
+    with (
+        client_for(env.sandbox) as admin,
+        compose_agent(Path(install.agent_dir), engine, tmp_path / "agent"),
+    ):
+        wait_for(
+            lambda: [a for a in admin.agents() if a.label == install.agent_label and a.is_running],
+            90,
+            "the Docker agent to heartbeat",
+        )
+        assert env.run("cutover").success
+        finish = env.run("finish_hybrid_migration", run_config=env.finish_config(120, 0.5))
+        assert finish.success
+        assert {e.name: e.load_status for e in admin.workspace()} == dict.fromkeys(
+            LOCATIONS, "LOADED"
+        )
+        servers = docker(
+            engine, "ps", "--filter", "label=dagster_grpc_server", "--format", "{{.Image}}"
+        ).stdout.split()
+        # One code-server container per location, each from the image the cutover deployed.
+        assert sorted(servers) == sorted(i.image for i in images.values())
+    assert docker(engine, "ps", "-q").stdout.split() == []  # the agent removed its servers
+
+
+def test_an_image_whose_code_does_not_import_is_refused(docker_migration):
+    env = docker_migration
+    reports = env.project_dir / "reporting" / "reports.py"
+    reports.write_text("import weasyprint  # not installed in the image\n" + reports.read_text())
+    prepared = env.prepare(raise_on_error=False)
+    assert not prepared.success
+    (proof,) = [
+        c
+        for c in prepared.get_asset_check_evaluations()
+        if c.check_name == "images_load_their_definitions"
+    ]
+    assert not proof.passed
+    assert proof.metadata["failed"].value.keys() == {"reporting"}
+    assert "reporting: " in proof.description
+    assert "No module named 'weasyprint'" in proof.metadata["failed"].value["reporting"]
+    assert sorted(proof.metadata["proven"].value) == ["analytics", "ml_models"]
+
+    with client_for(env.sandbox) as admin:
+        before = (admin.locations_as_document(), admin.deployment_settings())
+        cutover = env.run("cutover", raise_on_error=False)
+        assert not cutover.success
+        failure = next(e for e in cutover.all_events if e.event_type_value == "STEP_FAILURE")
+        message = failure.event_specific_data.error.message
+        assert "the image of reporting is not proven to load its definitions" in message
+        assert "Nothing was changed." in message
+        assert admin.deployment_by_name(env.sandbox.deployment).agent_type == "SERVERLESS"
+        assert (admin.locations_as_document(), admin.deployment_settings()) == before

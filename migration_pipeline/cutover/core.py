@@ -92,9 +92,14 @@ def take_snapshot(
 
 
 def preflight_problems(
-    client: DagsterPlusClient, applied: AppliedProject, images: dict[str, PublishedImage]
+    client: DagsterPlusClient,
+    applied: AppliedProject,
+    images: dict[str, PublishedImage],
+    proven: dict[str, str] | None,
 ) -> list[str]:
-    """What stops the cutover before anything changes, one line each (none: go). Reads only."""
+    """What stops the cutover before anything changes, one line each (none: go). Reads only.
+    `proven`: location -> image the last passed images_load_their_definitions check started."""
+    from migration_pipeline.images.prove import unproven_images
     from migration_pipeline.images.publish import missing_images
     from migration_pipeline.plus.errors import NotAuthorizedError
 
@@ -105,6 +110,11 @@ def preflight_problems(
         f"the image of {name} is not in its registry: {why}"
         for name, why in missing_images(images, applied.target_settings().insecure_registry).items()
     ]
+    if applied.target_settings().prove_images:
+        problems += [
+            f"the image of {name} is not proven to load its definitions: {why}"
+            for name, why in unproven_images(images, proven).items()
+        ]
     try:
         client.agent_tokens()  # readable by Organization Admins only: changes nothing
     except NotAuthorizedError as error:

@@ -94,18 +94,23 @@ def latest_cutover(instance: dg.DagsterInstance) -> CutoverRecord | None:
 
 @dg.op(
     description="What must hold before anything changes: the token is an Organization "
-    "Admin's, the applied dagster_cloud.yaml validates, every image is in its registry, every "
-    "location is loaded. Reads only; a failure changes nothing."
+    "Admin's, the applied dagster_cloud.yaml validates, every image is in its registry and "
+    "was proven to load its definitions, every location is loaded. Reads only; a failure changes nothing."
 )
 def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource) -> list:
     from migration_pipeline.cutover.core import preflight_problems
-    from migration_pipeline.images.defs import recorded_images
+    from migration_pipeline.images.defs import proven_images, recorded_images
     from migration_pipeline.plan.defs import recorded_project
 
     applied = recorded_project(context.instance, "the cutover")
     images = recorded_images(context.instance, "the cutover")
     with dagster_plus.session(context) as client:
-        problems = preflight_problems(client, applied, images)
+        problems = preflight_problems(client, applied, images, proven_images(context.instance))
+    if images and not applied.target_settings().prove_images:
+        context.log.warning(
+            "the images were not proven to load their definitions: the target settings say "
+            "`prove_images: false`"
+        )
     if problems:
         raise dg.Failure(
             "Preflight:\n" + "\n".join(f"  - {p}" for p in problems) + "\nNothing was changed.",

@@ -95,6 +95,42 @@ class Builder:
             self._run("push", *self._tls(image), "--digestfile", str(digest_file), image)
             return digest_file.read_text().strip()
 
+    def run_image(
+        self, reference: str, command: list[str], env: dict[str, str], timeout: float = 600
+    ) -> tuple[int, str]:
+        """Start `reference`, run `command` in it and remove it: (exit code, output). docker
+        and podman run it with no network; buildah makes a working container and runs in it
+        with chroot isolation, which has no network namespace of its own (buildah refuses
+        `--network none` there), as its builds do."""
+        env_args = [
+            arg for key, value in sorted(env.items()) for arg in ("--env", f"{key}={value}")
+        ]
+        if self.tool == "buildah":
+            container = self._run("from", "--quiet", *self._tls(reference), reference).strip()
+            try:
+                return self._attempt(
+                    ["run", "--isolation", "chroot", *env_args, container, "--", *command],
+                    timeout,
+                )
+            finally:
+                self._attempt(["rm", container], timeout)
+        return self._attempt(
+            ["run", "--rm", "--network", "none", *env_args, reference, *command], timeout
+        )
+
+    def _attempt(self, args: list[str], timeout: float) -> tuple[int, str]:
+        try:
+            result = subprocess.run(
+                self._command(*args),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env={**os.environ, **self.extra_env},
+            )
+        except subprocess.TimeoutExpired:
+            return 124, f"`{self.tool} {args[0]}` did not finish within {timeout:g} s"
+        return result.returncode, (result.stdout or "") + (result.stderr or "")
+
 
 def _usable(tool: str) -> bool:
     if not shutil.which(tool):

@@ -114,6 +114,81 @@ def images_exist_in_registry(
     )
 
 
+@dg.asset_check(
+    asset=code_location_images,
+    blocking=True,
+    additional_ins={"hybrid_project_files": dg.AssetIn()},
+    description="Every pushed image starts and loads its code location's definitions "
+    "(`dagster definitions validate` with the location's own code source and working "
+    "directory, as its code server will), by digest and with no network. The cutover's "
+    "preflight requires this check to have passed for the images it deploys.",
+)
+def images_load_their_definitions(
+    context: dg.AssetCheckExecutionContext,
+    code_location_images: dict[str, PublishedImage],
+    hybrid_project_files: AppliedProject,
+) -> dg.AssetCheckResult:
+    from migration_pipeline.images.builders import BuildError, choose_builder
+    from migration_pipeline.images.prove import prove_images
+
+    if not code_location_images:
+        return dg.AssetCheckResult(
+            passed=True, metadata={"checked": 0, "proven": dg.MetadataValue.json({})}
+        )
+    settings = hybrid_project_files.target_settings()
+    if not settings.prove_images:
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="not proven: the target settings say `prove_images: false`, so no "
+            "image was started (the cutover's preflight skips this requirement and says so)",
+            metadata={"checked": 0, "proven": dg.MetadataValue.json({})},
+        )
+    try:
+        builder = choose_builder(
+            settings.builder, storage=image_store(), insecure_registries=settings.insecure_registry
+        )
+    except BuildError as error:
+        return dg.AssetCheckResult(passed=False, description=f"no image was started: {error}")
+    cloud = hybrid_project_files.load_cloud_yaml()
+    locations = {ref.name: cloud.merged_location(ref) for ref in cloud.locations}
+    context.log.info(f"starting {len(code_location_images)} images with {builder.tool}")
+    proofs = prove_images(
+        code_location_images, locations, builder.run_image, settings.max_parallel_builds
+    )
+    failed = {name: proof.error for name, proof in proofs.items() if not proof.passed}
+    for name, output in failed.items():
+        context.log.error(f"{name}: its image does not load its definitions:\n{output}")
+    return dg.AssetCheckResult(
+        passed=not failed,
+        description="; ".join(
+            f"{name}: {output.splitlines()[-1] if output else 'failed'}"
+            for name, output in failed.items()
+        )
+        or None,
+        metadata={
+            "checked": len(proofs),
+            "proven": dg.MetadataValue.json(
+                {name: proof.reference for name, proof in proofs.items() if proof.passed}
+            ),
+            "failed": dg.MetadataValue.json(failed),
+        },
+    )
+
+
+def proven_images(instance: dg.DagsterInstance) -> dict[str, str] | None:
+    """location -> image reference that the newest images_load_their_definitions check
+    proved, when it passed; None when it failed or never ran."""
+    key = dg.AssetCheckKey(dg.AssetKey("code_location_images"), "images_load_their_definitions")
+    record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key]).get(key)
+    event = record.event if record is not None else None
+    evaluation = event.dagster_event.event_specific_data if event and event.dagster_event else None
+    if not isinstance(evaluation, dg.AssetCheckEvaluation) or not evaluation.passed:
+        return None
+    proven = evaluation.metadata.get("proven")
+    return dict(proven.value) if proven is not None and isinstance(proven.value, dict) else None
+
+
 def recorded_images(instance: dg.DagsterInstance, needed_by: str) -> dict[str, PublishedImage]:
     """The images the last code_location_images materialization published."""
     record = latest_record(instance, "code_location_images", needed_by)

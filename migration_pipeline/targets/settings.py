@@ -75,6 +75,14 @@ class TargetSettings(BaseModel):
     insecure_registry: bool = Field(
         False, description="Plain HTTP to the registry (loopback registries always are)."
     )
+    prove_images: bool = Field(
+        True,
+        description="Start each pushed image and load its definitions before the cutover "
+        "(the images_load_their_definitions check, which the preflight requires). false: an "
+        "explicit opt-out, for images this machine cannot start (another CPU architecture, "
+        "definitions that need secrets to load); the check then warns and the preflight "
+        "skips the requirement, saying so.",
+    )
     organization: str | None = Field(
         None,
         pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",

@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         "--agent-port", type=int, default=0, help="the agent API's port (default: a free port)"
     )
     serve.add_argument(
+        "--agent-host",
+        help="where the agent API listens (default: --host); for agents in containers, the "
+        "gateway address of a Docker network the caller made",
+    )
+    serve.add_argument(
         "--scenario", type=Path, help="a scenario YAML/JSON file (default: the built-in scenario)"
     )
     serve.add_argument(
@@ -65,7 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     state_path = args.state or Path(tempfile.mkdtemp(prefix="dagster-plus-sandbox-")) / "state.db"
     try:
         sandbox = Sandbox.create(
-            state_path, args.scenario, args.host, args.port, args.verbose, args.agent_port
+            state_path,
+            args.scenario,
+            args.host,
+            args.port,
+            args.verbose,
+            args.agent_port,
+            agent_host=args.agent_host,
         )
     except (OSError, ValueError, sqlite3.Error) as error:
         where = args.state if isinstance(error, sqlite3.Error) else None
