@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-slow check sandbox dev clean
+.PHONY: demo demo-docker test test-fast test-slow check sandbox dev clean
 
 # The product with its test tools, and the sandbox (its own distribution, never the product's
 # dependency), resolved together.
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml sandbox/pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m demo
+
+# The same migration to a real Docker agent: a private Docker engine (installed with apt as root),
+# a local base image (debootstrap, cached in ~/.cache/migration-pipeline), a registry on loopback.
+demo-docker: $(STAMP)
+	$(BIN)/python -m demo --agent docker
 
 # Lint, format and types first: they take seconds and fail for the simplest reasons.
 check: $(STAMP)

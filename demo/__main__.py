@@ -1,5 +1,7 @@
 """`make demo`: the whole migration of `examples/serverless_repo` against the embedded Dagster+
-sandbox, to a real Local agent, with no other set-up.
+sandbox, to a real Local agent, with no other set-up. `make demo-docker` (`--agent docker`): the
+same to a real Docker agent, run from the generated compose file, with images built from the
+generated Dockerfile, pushed to a real registry and proven before the switch.
 
 Inventory and plan (shown), apply, agent token and install files, the real Local agent started
 (it waits while Serverless still serves), the cutover, a real dagster-daemon whose sensor sees
@@ -35,8 +37,9 @@ def say(message: str) -> None:
 
 
 @contextmanager
-def sandbox_process(state_dir: Path):
-    """Start `python -m dagster_plus_sandbox serve` on free ports; yield its JSON banner."""
+def sandbox_process(state_dir: Path, agent_host: str | None = None):
+    """Start `python -m dagster_plus_sandbox serve` on free ports; yield its JSON banner.
+    `agent_host`: where its agent API listens (a Docker network's gateway, for a Docker agent)."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -50,6 +53,7 @@ def sandbox_process(state_dir: Path):
             str(state_dir / "sandbox.db"),
             "--scenario",
             str(EXAMPLE / "sandbox_scenario.yaml"),
+            *(["--agent-host", agent_host] if agent_host else []),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -101,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         help="where the example repository is copied and migrated",
     )
     parser.add_argument(
+        "--agent",
+        choices=["local", "docker"],
+        default="local",
+        help="the Hybrid agent to migrate to (docker: a Docker engine on a private socket, "
+        "a local base image, a registry; see the README)",
+    )
+    parser.add_argument(
         "--verbose",
         action="store_true",
         help="print Dagster's event lines too (they are always in the run logs)",
@@ -118,8 +129,11 @@ def main(argv: list[str] | None = None) -> int:
 
     with ExitStack() as stack:
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="migration-demo-")))
+        containers = docker_setup(stack, work) if args.agent == "docker" else None
         say("Starting the embedded Dagster+ sandbox: the example's Serverless 'prod' deployment")
-        sandbox = stack.enter_context(sandbox_process(state_dir))
+        sandbox = stack.enter_context(
+            sandbox_process(state_dir, containers.gateway if containers else None)
+        )
         say(
             f"Dagster+ sandbox: user API {sandbox['url']}, agent API {sandbox['agent_url']}; "
             f"migrating {repo}"
@@ -138,10 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         run = Runner(instance, args.verbose)
 
         say("1/6 Inventory and plan (a dry run: reads only)")
-        planned = run(
-            "plan_migration",
-            {"ops": {"migration_plan": {"config": {"project_dir": str(repo), "target": "local"}}}},
-        )
+        plan_config: dict[str, Any] = {"project_dir": str(repo), "target": args.agent}
+        if containers:
+            plan_config.update(containers.plan_config(work))
+        planned = run("plan_migration", {"ops": {"migration_plan": {"config": plan_config}}})
         inventory = planned.output_for_node("serverless_inventory")
         plan = planned.output_for_node("migration_plan").plan
         print(plan.diff() or "(no file changes)", flush=True)
@@ -151,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         applied = run("apply_migration_files").output_for_node("hybrid_project_files")
         say(f"    wrote {', '.join(applied.written) or 'nothing'}")
 
-        say("3/6 Agent token and install files; start the real Local agent")
+        agent_name = "Docker" if containers else "Local"
+        say(
+            "3/6 Agent token, images (built, pushed, proven) and install files; start the real "
+            f"{agent_name} agent"
+        )
         run("create_agent_token")
         # The sandbox serves its agent API on a host of its own, as Dagster+ does; the agent's
         # config names it (for Dagster+ the agent derives it from its token).
@@ -166,9 +184,16 @@ def main(argv: list[str] | None = None) -> int:
             },
         ).output_for_node("hybrid_agent_install_files")
         say(f"    agent: {install.command}")
-        stack.enter_context(
-            background(["bash", "-c", install.command], work / "agent.log", process_env)
-        )
+        if containers:
+            from demo.docker import compose_agent
+
+            stack.enter_context(
+                compose_agent(Path(install.agent_dir), containers.docker_host, work / "agent")
+            )
+        else:
+            stack.enter_context(
+                background(["bash", "-c", install.command], work / "agent.log", process_env)
+            )
         workspace = work / "workspace.yaml"
         workspace.write_text(
             "load_from:\n  - python_module:\n      module_name: demo.location\n"
@@ -190,12 +215,13 @@ def main(argv: list[str] | None = None) -> int:
         label = install.agent_label
         wait_for(
             lambda: [a for a in client.agents() if a.label == label and a.is_running],
-            60,
-            "the Local agent to heartbeat (see .demo/agent.log)",
+            90,
+            f"the {agent_name} agent to heartbeat (its log: .demo/agent.log, or "
+            ".demo/agent/agent.log for docker)",
         )
         say(
-            f"    the Local agent ({label!r}) is RUNNING; it waits: the deployment is still "
-            "Serverless"
+            f"    the {agent_name} agent ({label!r}) is RUNNING; it waits: the deployment is "
+            "still Serverless"
         )
 
         say("4/6 Cutover: switch to Hybrid (the no-agent window starts)")
@@ -221,7 +247,17 @@ def main(argv: list[str] | None = None) -> int:
         say("6/6 Report")
         agent_files = sorted(p.name for p in Path(install.agent_dir).iterdir())
         report(
-            instance, finish.run_id, inventory, record, applied, agent_files, plan, client, install
+            instance,
+            finish.run_id,
+            inventory,
+            record,
+            applied,
+            agent_files,
+            plan,
+            client,
+            install,
+            args.agent,
+            containers,
         )
     print(
         f"\nThe runs and their metadata are in {home}. To browse them: `make sandbox` in one "
@@ -232,7 +268,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(
-    instance, finish_run_id, inventory, record, applied, agent_files, plan, client, install
+    instance,
+    finish_run_id,
+    inventory,
+    record,
+    applied,
+    agent_files,
+    plan,
+    client,
+    install,
+    agent: str,
+    containers,
 ) -> None:
     from dagster import AssetKey, DagsterEventType
 
@@ -245,14 +291,29 @@ def report(
     checks = {evaluation.check_name: evaluation.passed for evaluation in evaluations}
     runs_after = sum(client.run_counts_by_status().values())
     loaded = [e.name for e in client.workspace() if e.is_loaded]
+    seconds = {k: v.value for k, v in metadata.items() if k.endswith("_seconds")}
+    loading = f"loading {seconds['loading_seconds']:.1f}s"
+    if containers:
+        started = containers.code_servers_started_at()
+        deployed_at = metadata["deployed_at"].value
+        reported = deployed_at + seconds["agent_loading_seconds"]
+        loading += (
+            f" (the agent's containers started {max(started) - deployed_at:.1f}s after the "
+            f"deploy, their code loaded {reported - max(started):.1f}s later, and the finish "
+            f"run saw it {seconds['seen_loaded_seconds']:.1f}s after that)"
+        )
+    elif "agent_loading_seconds" in seconds:
+        loading += (
+            f" (the agent's own load {seconds['agent_loading_seconds']:.1f}s, the finish run "
+            f"saw it {seconds['seen_loaded_seconds']:.1f}s later)"
+        )
+    images = install_images(instance)
     lines = [
-        f"Downtime (no agent): {metadata['downtime_seconds'].value:.1f}s",
-        f"  until the sensor saw the agent {metadata['waiting_for_agent_seconds'].value:.1f}s, "
-        f"launching the finish run {metadata['until_finish_started_seconds'].value:.1f}s, "
-        f"deploying {metadata['deploying_seconds'].value:.1f}s, "
-        f"loading {metadata['loading_seconds'].value:.1f}s",
-        "  (measured up to when the finish run saw every location LOADED; the agent may have "
-        "loaded them earlier)",
+        f"Agent: {agent}",
+        f"Downtime (no agent): {seconds['downtime_seconds']:.1f}s",
+        f"  until the sensor saw the agent {seconds['waiting_for_agent_seconds']:.1f}s, "
+        f"launching the finish run {seconds['until_finish_started_seconds']:.1f}s, "
+        f"deploying {seconds['deploying_seconds']:.1f}s, {loading}",
         f"Runs: {inventory.run_total} before, {runs_after} after",
         f"Locations LOADED on the Hybrid agent: {', '.join(loaded)}",
         f"Settings removed at cutover: {', '.join(record['settings_removed']) or 'none'}",
@@ -269,11 +330,44 @@ def report(
         "Project files written: " + (", ".join(applied.written) or "none"),
         f"Agent files (dagster_cloud_agent/): {', '.join(agent_files)} (the token file is 0600 "
         "and git-ignored)",
-        "Images pushed: none (a Local agent runs code from its own Python environment)",
+        *(
+            [
+                f"Images pushed: {len(images['pushed'])} ({', '.join(images['pushed'])})",
+                f"Images proven: {len(images['proven'])} (each started by digest, its "
+                "definitions loaded with `dagster definitions validate`)",
+            ]
+            if images["pushed"]
+            else ["Images pushed: none (a Local agent runs code from its own Python environment)"]
+        ),
         f"Warnings ({len(plan.warnings)}):",
         *[f"  - {w.where() + ': ' if w.where() else ''}{w.message}" for w in plan.warnings],
     ]
     print("\n".join(lines), flush=True)
+
+
+def install_images(instance) -> dict[str, list[str]]:
+    """The images the last code_location_images published, and those its proof started."""
+    from migration_pipeline.images.defs import proven_images, recorded_images
+
+    pushed = recorded_images(instance, "the report")
+    return {
+        "pushed": [image.image for _, image in sorted(pushed.items())],
+        "proven": sorted((proven_images(instance) or {}).values()),
+    }
+
+
+def docker_setup(stack: ExitStack, work: Path):
+    """The Docker engine, base image, registry and network of `--agent docker`."""
+    from demo.docker import DockerDemo
+
+    say("0/6 Docker: a private engine, the local Python base image, a registry, a network")
+    containers = stack.enter_context(DockerDemo.start(work))
+    say(
+        f"    engine {containers.docker_host}, base image {containers.base_image}, registry "
+        f"{containers.registry}, network {containers.network} (gateway {containers.gateway})"
+    )
+    os.environ["DOCKER_HOST"] = containers.docker_host
+    return containers
 
 
 if __name__ == "__main__":

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -271,3 +274,55 @@ def compose_agent(agent_dir: Path, docker_host: str, work: Path) -> Iterator[Non
         )
         (work / "agent.log").write_text(logs.stdout + logs.stderr)
         subprocess.run([*compose, "down"], capture_output=True, env=env, timeout=120)
+
+
+@dataclass(frozen=True)
+class DockerDemo:
+    """What `make demo-docker` runs on: a private engine, the local base image, a registry on
+    loopback and a network for the agent, each made for the run and stopped after it."""
+
+    docker_host: str
+    base_image: str
+    registry: str  # 127.0.0.1:PORT
+    network: str
+    gateway: str
+
+    @classmethod
+    @contextmanager
+    def start(cls, work: Path) -> Iterator[DockerDemo]:
+        from demo.servers import docker_registry
+
+        with ExitStack() as stack:
+            docker_host = stack.enter_context(docker_engine(work / "docker-engine"))
+            remove_all_containers(docker_host)
+            base_image = python_base_image(docker_host)
+            registry = stack.enter_context(docker_registry(work / "registry"))
+            network, gateway = stack.enter_context(agent_network(docker_host))
+            yield cls(docker_host, base_image, registry, network, gateway)
+
+    def plan_config(self, work: Path) -> dict[str, str]:
+        """The plan's registry and target settings: the docker builder, this base image, and
+        this network as the agent's (its gateway is where the sandbox's agent API listens)."""
+        settings = work / "target-settings.yaml"
+        settings.write_text(
+            f"builder: docker\nbase_image: {self.base_image}\nagent_network: {self.network}\n"
+        )
+        return {"registry": f"{self.registry}/acme", "settings_file": str(settings)}
+
+    def code_servers_started_at(self) -> list[float]:
+        """When each of the agent's code-server containers started (epoch seconds)."""
+        ids = docker(
+            self.docker_host, "ps", "-q", "--filter", "label=dagster_grpc_server"
+        ).stdout.split()
+        if not ids:
+            return []
+        started = docker(
+            self.docker_host, "inspect", "--format", "{{.State.StartedAt}}", *ids
+        ).stdout.split()
+        return [_epoch(value) for value in started]
+
+
+def _epoch(rfc3339: str) -> float:
+    """Docker's nanosecond RFC 3339 time as epoch seconds (Python reads microseconds)."""
+    trimmed = re.sub(r"(\.\d{6})\d*", r"\1", rfc3339).replace("Z", "+00:00")
+    return datetime.fromisoformat(trimmed).timestamp()

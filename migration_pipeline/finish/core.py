@@ -236,12 +236,22 @@ def downtime_parts(
     deploy_started_at: float,
     deployed_at: float,
     loaded_at: float,
+    reported_at: float | None = None,
 ) -> dict[str, float]:
-    """The no-agent window (cutover to every location LOADED) and its parts."""
-    return {
+    """The no-agent window (cutover to every location LOADED, as the finish run saw it) and its
+    parts. With `reported_at` (when Dagster+ got the agent's last load report, its workspace
+    entries' updatedTimestamp), loading splits into the agent's own part and the finish run's
+    polling after it."""
+    parts = {
         "downtime_seconds": round(loaded_at - cutover_at, 3),
         "waiting_for_agent_seconds": round(agent_ready_at - cutover_at, 3),
         "until_finish_started_seconds": round(deploy_started_at - agent_ready_at, 3),
         "deploying_seconds": round(deployed_at - deploy_started_at, 3),
         "loading_seconds": round(loaded_at - deployed_at, 3),
     }
+    if reported_at is not None:
+        # Another machine's clock: kept within the window it belongs to.
+        reported_at = min(max(reported_at, deployed_at), loaded_at)
+        parts["agent_loading_seconds"] = round(reported_at - deployed_at, 3)
+        parts["seen_loaded_seconds"] = round(loaded_at - reported_at, 3)
+    return parts

@@ -201,8 +201,14 @@ def verify_hybrid_deployment(
             raise dg.Failure(str(error), allow_retries=False) from None
         loaded_at = time.time()
         verification = verify(client, snapshot)
+    reports = [e.updated_at for e in entries if e.updated_at is not None]
     parts = downtime_parts(
-        cutover.cutover_at, agent_ready_at, deployed.started_at, deployed.deployed_at, loaded_at
+        cutover.cutover_at,
+        agent_ready_at,
+        deployed.started_at,
+        deployed.deployed_at,
+        loaded_at,
+        max(reports) if reports else None,
     )
     context.log.info(
         f"downtime {parts['downtime_seconds']:.1f}s: "
@@ -217,6 +223,8 @@ def verify_hybrid_deployment(
             asset_key=DEPLOYMENT_KEY,
             metadata={
                 **{k: dg.MetadataValue.float(v) for k, v in parts.items()},
+                "cutover_at": dg.MetadataValue.timestamp(cutover.cutover_at),
+                "deployed_at": dg.MetadataValue.timestamp(deployed.deployed_at),
                 "deployed": list(deployed.deployed),
                 "load_status": dg.MetadataValue.json({e.name: e.load_status for e in entries}),
             },

@@ -134,7 +134,7 @@ query MigrationWorkspace {
     __typename
     ... on Workspace {
       locationEntries {
-        name loadStatus
+        name loadStatus updatedTimestamp
         locationOrLoadError {
           __typename
           ... on PythonError { message }

@@ -71,6 +71,7 @@ class LocationEntry:
     load_status: str  # LOADING | LOADED
     error: str | None
     instigators: tuple[Instigator, ...] = ()
+    updated_at: float | None = None  # the entry's last change (a deploy, an agent's report)
 
     @property
     def is_loaded(self) -> bool:
@@ -124,4 +125,6 @@ def location_entry_from(raw: dict[str, Any]) -> LocationEntry:
             instigators.append(
                 Instigator(raw["name"], sensor["name"], "sensor", sensor["sensorState"]["status"])
             )
-    return LocationEntry(raw["name"], raw["loadStatus"], error, tuple(instigators))
+    return LocationEntry(
+        raw["name"], raw["loadStatus"], error, tuple(instigators), raw.get("updatedTimestamp")
+    )

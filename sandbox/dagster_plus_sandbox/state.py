@@ -546,14 +546,14 @@ class SandboxState:
             self._workspace_checks[deployment] = revision
             return True
 
-    def _uploads(self, deployment: Deployment) -> dict[str, tuple[int, str | None]]:
-        """Each location's latest report: (its revision, the load error or None)."""
+    def _uploads(self, deployment: Deployment) -> dict[str, tuple[int, str | None, float]]:
+        """Each location's latest report: (its revision, the load error or None, its time)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT location, revision, error FROM uploads WHERE deployment = ?",
+                "SELECT location, revision, error, at FROM uploads WHERE deployment = ?",
                 (deployment.name,),
             ).fetchall()
-        return {row["location"]: (row["revision"], row["error"]) for row in rows}
+        return {row["location"]: (row["revision"], row["error"], row["at"]) for row in rows}
 
     def _hybrid_agent_running(self, deployment: Deployment) -> bool:
         """Whether an agent heartbeats for this deployment within the window."""
@@ -604,9 +604,14 @@ class SandboxState:
             # The agent's report of this deploy: written after it (revisions order every write,
             # even two within one tick of the clock).
             reported = row["name"] in uploads and uploads[row["name"]][0] > row["revision"]
-            status, error = "LOADING", None
+            status, error, updated_at = "LOADING", None, row["updated_at"]
             if served and reported:
-                status, error = "LOADED", uploads[row["name"]][1]
+                # The entry changes when the agent's report arrives, as Dagster+'s does.
+                status, error, updated_at = (
+                    "LOADED",
+                    uploads[row["name"]][1],
+                    uploads[row["name"]][2],
+                )
             elif (
                 serverless_since is not None
                 and now >= max(row["updated_at"], serverless_since) + load_seconds
@@ -616,7 +621,7 @@ class SandboxState:
                 LocationView(
                     row["name"],
                     document,
-                    row["updated_at"],
+                    updated_at,
                     row["revision"],
                     status,
                     error,
