@@ -79,13 +79,13 @@ def main() -> None:
 
     floors = {
         "waiting_for_agent_seconds": 0.0,
-        "until_finish_started_seconds": launch_floor,
+        "until_deploy_seconds": launch_floor,
         "deploying_seconds": request_floor,
         "loading_seconds": 0.0,
     }
     labels = {
         "waiting_for_agent_seconds": "sensor lag (cutover to the tick that saw the agent)",
-        "until_finish_started_seconds": "launching the finish run",
+        "until_deploy_seconds": "launching the finish run",
         "deploying_seconds": "deploying",
         "loading_seconds": "loading (after deploy)",
     }

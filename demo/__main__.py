@@ -292,28 +292,28 @@ def report(
     runs_after = sum(client.run_counts_by_status().values())
     loaded = [e.name for e in client.workspace() if e.is_loaded]
     seconds = {k: v.value for k, v in metadata.items() if k.endswith("_seconds")}
+    deployed = metadata["deployed_at"].value
     loading = f"loading {seconds['loading_seconds']:.1f}s"
-    if containers:
-        started = containers.code_servers_started_at()
-        deployed_at = metadata["deployed_at"].value
-        reported = deployed_at + seconds["agent_loading_seconds"]
+    started = containers.code_servers_started_at() if containers else []
+    if started:
         loading += (
-            f" (the agent's containers started {max(started) - deployed_at:.1f}s after the "
-            f"deploy, their code loaded {reported - max(started):.1f}s later, and the finish "
-            f"run saw it {seconds['seen_loaded_seconds']:.1f}s after that)"
+            f" (containers started {max(started) - deployed:.1f}s after the deploy, their "
+            f"code loaded {deployed + seconds['loading_seconds'] - max(started):.1f}s later)"
         )
-    elif "agent_loading_seconds" in seconds:
-        loading += (
-            f" (the agent's own load {seconds['agent_loading_seconds']:.1f}s, the finish run "
-            f"saw it {seconds['seen_loaded_seconds']:.1f}s later)"
-        )
+    deployer = (
+        "the cutover run deployed at once: the agent was running"
+        if seconds["until_deploy_seconds"] < 1 and seconds["waiting_for_agent_seconds"] == 0
+        else f"the sensor saw the agent {seconds['waiting_for_agent_seconds']:.1f}s after the "
+        f"switch and the finish run deployed {seconds['until_deploy_seconds']:.1f}s later"
+    )
     images = install_images(instance)
     lines = [
         f"Agent: {agent}",
-        f"Downtime (no agent): {seconds['downtime_seconds']:.1f}s",
-        f"  until the sensor saw the agent {seconds['waiting_for_agent_seconds']:.1f}s, "
-        f"launching the finish run {seconds['until_finish_started_seconds']:.1f}s, "
-        f"deploying {seconds['deploying_seconds']:.1f}s, {loading}",
+        f"Downtime (no agent): {seconds['downtime_seconds']:.1f}s, from the switch to the "
+        "agent's last load report",
+        f"  {deployer}; deploying {seconds['deploying_seconds']:.1f}s, {loading}",
+        f"  (the finish run, launched by the sensor, verified it "
+        f"{seconds['seen_loaded_seconds']:.1f}s after the window closed)",
         f"Runs: {inventory.run_total} before, {runs_after} after",
         f"Locations LOADED on the Hybrid agent: {', '.join(loaded)}",
         f"Settings removed at cutover: {', '.join(record['settings_removed']) or 'none'}",

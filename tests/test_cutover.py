@@ -99,7 +99,7 @@ def test_whole_cutover_finish_and_rollback(env, sandbox):
         < outcome["downtime_seconds"]
         == pytest.approx(
             outcome["waiting_for_agent_seconds"]
-            + outcome["until_finish_started_seconds"]
+            + outcome["until_deploy_seconds"]
             + outcome["deploying_seconds"]
             + outcome["loading_seconds"],
             abs=0.01,

@@ -184,3 +184,22 @@ prepare_agent_job = dg.define_asset_job(
     description="Publish the images; write the agent's install files (after create_agent_token). "
     "Serverless still serves: install the agent now, it waits for the cutover.",
 )
+
+
+INSTALL_FILES_KEY = dg.AssetKey("hybrid_agent_install_files")
+
+
+def recorded_agent_identity(
+    instance: dg.DagsterInstance,
+) -> tuple[str | None, tuple[str, ...]] | None:
+    """How to recognise the migration's own agent, from the install files' record: (its label,
+    or None where the install cannot set one; the agents listed before the install). None when
+    no install files were written."""
+    event = instance.get_latest_materialization_event(INSTALL_FILES_KEY)
+    if event is None or event.asset_materialization is None:
+        return None
+    metadata = event.asset_materialization.metadata
+    label = str(metadata["agent_label"].value) or None
+    before = metadata.get("agents_before")
+    agents_before = tuple(before.value) if before is not None else ()  # type: ignore[arg-type]
+    return label, agents_before

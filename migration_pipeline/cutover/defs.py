@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from migration_pipeline.cutover.core import Snapshot
+from migration_pipeline.plus.client import DagsterPlusClient
 from migration_pipeline.records import log_check_evaluation
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 
@@ -16,6 +17,10 @@ GROUP = "cutover"
 SNAPSHOT_KEY = dg.AssetKey("pre_cutover_snapshot")
 CUTOVER_JOB = "cutover"
 CUTOVER_AT_TAG = "migration_pipeline/cutover_at"  # on the cutover run that switched
+# On a cutover run that deployed the Hybrid locations itself (its agent was running already).
+DEPLOY_STARTED_TAG = "migration_pipeline/deploy_started_at"
+DEPLOYED_AT_TAG = "migration_pipeline/deployed_at"
+DEPLOYED_LOCATIONS_TAG = "migration_pipeline/deployed_locations"
 
 pre_cutover_snapshot = dg.AssetSpec(
     SNAPSHOT_KEY,
@@ -66,6 +71,10 @@ class CutoverRecord:
     run_id: str
     cutover_at: float  # when the deployment was switched
     ended_at: float | None
+    # When the cutover run deployed the Hybrid locations itself (None: the finish run does).
+    deploy_started_at: float | None = None
+    deployed_at: float | None = None
+    deployed_locations: tuple[str, ...] = ()
 
 
 def latest_snapshot(instance: dg.DagsterInstance) -> Snapshot | None:
@@ -84,9 +93,32 @@ def latest_cutover(instance: dg.DagsterInstance) -> CutoverRecord | None:
     if not records or CUTOVER_AT_TAG not in records[0].dagster_run.tags:
         return None
     record = records[0]
+    tags = record.dagster_run.tags
     return CutoverRecord(
-        record.dagster_run.run_id, float(record.dagster_run.tags[CUTOVER_AT_TAG]), record.end_time
+        record.dagster_run.run_id,
+        float(tags[CUTOVER_AT_TAG]),
+        record.end_time,
+        float(tags[DEPLOY_STARTED_TAG]) if DEPLOY_STARTED_TAG in tags else None,
+        float(tags[DEPLOYED_AT_TAG]) if DEPLOYED_AT_TAG in tags else None,
+        tuple(filter(None, tags.get(DEPLOYED_LOCATIONS_TAG, "").split(","))),
     )
+
+
+def deploy_planned_locations(instance: dg.DagsterInstance, client: DagsterPlusClient) -> list[str]:
+    """Deploy every location as the rewritten dagster_cloud.yaml says, with its published
+    image: only those Dagster+ does not have so, so a second call deploys nothing. The one
+    deploy of the migration, whether the cutover run or the finish run makes it."""
+    from migration_pipeline.finish.core import deploy_document, deploy_what_differs
+    from migration_pipeline.images.defs import recorded_images
+    from migration_pipeline.plan.defs import recorded_project
+
+    cloud = recorded_project(instance, "the deploy").load_cloud_yaml()
+    images = recorded_images(instance, "the deploy")
+    desired = deploy_document(
+        [cloud.merged_location(ref) for ref in cloud.locations],
+        {name: image.image for name, image in images.items()},
+    )
+    return deploy_what_differs(client, desired)
 
 
 # -- the ops -----------------------------------------------------------------------------------
@@ -224,12 +256,63 @@ def deactivate_serverless_agent(
     )
 
 
+@dg.op(
+    description="When the migration's own agent is already RUNNING (installed before the "
+    "cutover, as the README says), deploys the Hybrid locations at once, so the no-agent "
+    "window is the agent's load time, not the sensor's tick and a run launch as well. "
+    "Otherwise, or if the deploy fails, it leaves the deploy to the finish run that "
+    "hybrid_agent_ready_sensor launches; it never fails the cutover run after the switch."
+)
+def deploy_if_the_agent_runs(
+    context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource, switched: dict
+) -> None:
+    from migration_pipeline.agent.defs import recorded_agent_identity
+    from migration_pipeline.plus.errors import DagsterPlusError
+    from migration_pipeline.readiness.core import migration_agents
+
+    identity = recorded_agent_identity(context.instance)
+    if identity is None:
+        context.log.info("no agent install files were recorded: the finish run deploys")
+        return
+    label, agents_before = identity
+    try:
+        with dagster_plus.client() as client:
+            if not migration_agents(client.agents(), label, agents_before, time.time()):
+                context.log.info(
+                    "the migration's agent is not running yet: hybrid_agent_ready_sensor "
+                    "launches the finish run, which deploys, as soon as it runs"
+                )
+                return
+            started = time.time()
+            deployed = deploy_planned_locations(context.instance, client)
+            deployed_at = time.time()
+    except (DagsterPlusError, dg.Failure) as error:
+        context.log.warning(f"not deployed now ({error}): the finish run deploys")
+        return
+    context.instance.add_run_tags(
+        context.run_id,
+        {
+            DEPLOY_STARTED_TAG: repr(started),
+            DEPLOYED_AT_TAG: repr(deployed_at),
+            DEPLOYED_LOCATIONS_TAG: ",".join(deployed),
+        },
+    )
+    context.log.info(
+        f"the migration's agent runs: deployed {', '.join(deployed) or 'nothing (already so)'} "
+        f"{deployed_at - switched['cutover_time']:.1f}s after the switch"
+    )
+
+
 @dg.job(
     name=CUTOVER_JOB,
     executor_def=dg.in_process_executor,
     op_retry_policy=DAGSTER_PLUS_RETRY,
-    description="Preflight, snapshot, switch to HYBRID. The no-agent window starts here; "
-    "hybrid_agent_ready_sensor finishes as soon as the migration's agent runs.",
+    description="Preflight, snapshot, switch to HYBRID, and the deploy at once when the "
+    "migration's agent already runs. The no-agent window starts here; "
+    "hybrid_agent_ready_sensor launches the finish (deploy if not yet, verify) as soon as the "
+    "migration's agent runs.",
 )
 def cutover_job():
-    deactivate_serverless_agent(record_pre_cutover_snapshot(cutover_preflight()))
+    deploy_if_the_agent_runs(
+        deactivate_serverless_agent(record_pre_cutover_snapshot(cutover_preflight()))
+    )

@@ -238,20 +238,19 @@ def downtime_parts(
     loaded_at: float,
     reported_at: float | None = None,
 ) -> dict[str, float]:
-    """The no-agent window (cutover to every location LOADED, as the finish run saw it) and its
-    parts. With `reported_at` (when Dagster+ got the agent's last load report, its workspace
-    entries' updatedTimestamp), loading splits into the agent's own part and the finish run's
-    polling after it."""
-    parts = {
-        "downtime_seconds": round(loaded_at - cutover_at, 3),
+    """The no-agent window and its parts: from the switch to every location LOADED. The window
+    ends when Dagster+ got the agent's last load report (`reported_at`, its workspace entries'
+    updatedTimestamp) when that is known, else when the finish run saw every location LOADED
+    (`loaded_at`). `until_deploy_seconds`: from the agent seen running to the deploy (the
+    finish run's launch; about nothing when the cutover run deployed, its agent running
+    already). `seen_loaded_seconds`: how much later the finish run saw the end."""
+    # Another machine's clock: kept within the part of the window it belongs to.
+    ended_at = loaded_at if reported_at is None else min(max(reported_at, deployed_at), loaded_at)
+    return {
+        "downtime_seconds": round(ended_at - cutover_at, 3),
         "waiting_for_agent_seconds": round(agent_ready_at - cutover_at, 3),
-        "until_finish_started_seconds": round(deploy_started_at - agent_ready_at, 3),
+        "until_deploy_seconds": round(deploy_started_at - agent_ready_at, 3),
         "deploying_seconds": round(deployed_at - deploy_started_at, 3),
-        "loading_seconds": round(loaded_at - deployed_at, 3),
+        "loading_seconds": round(ended_at - deployed_at, 3),
+        "seen_loaded_seconds": round(loaded_at - ended_at, 3),
     }
-    if reported_at is not None:
-        # Another machine's clock: kept within the window it belongs to.
-        reported_at = min(max(reported_at, deployed_at), loaded_at)
-        parts["agent_loading_seconds"] = round(reported_at - deployed_at, 3)
-        parts["seen_loaded_seconds"] = round(loaded_at - reported_at, 3)
-    return parts

@@ -12,6 +12,7 @@ from pydantic import Field
 from migration_pipeline.cutover.core import Snapshot
 from migration_pipeline.cutover.defs import latest_cutover, latest_snapshot
 from migration_pipeline.finish.core import Verification
+from migration_pipeline.plan.defs import recorded_project
 from migration_pipeline.readiness.sensor import AGENT_READY_TAG, FINISH_JOB
 from migration_pipeline.records import log_check_evaluation
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
@@ -120,6 +121,7 @@ class Deployed:
     deployed: tuple[str, ...]  # the locations that differed, so were deployed
     started_at: float
     deployed_at: float
+    at_cutover: bool = False  # the cutover run deployed, its agent running already
 
 
 @dg.op(
@@ -129,30 +131,31 @@ class Deployed:
 def deploy_hybrid_locations(
     context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource
 ) -> Deployed:
-    from migration_pipeline.finish.core import deploy_document, deploy_what_differs
-    from migration_pipeline.images.defs import recorded_images
-    from migration_pipeline.plan.defs import recorded_project
+    from migration_pipeline.cutover.defs import deploy_planned_locations
 
     started = time.time()
-    cloud = recorded_project(context.instance, "the finish").load_cloud_yaml()
-    images = recorded_images(context.instance, "the finish")
-    desired = deploy_document(
-        [cloud.merged_location(ref) for ref in cloud.locations],
-        {name: image.image for name, image in images.items()},
-    )
+    cutover = latest_cutover(context.instance)
     with dagster_plus.session(context) as client:
-        to_deploy = deploy_what_differs(client, desired)
+        to_deploy = deploy_planned_locations(context.instance, client)
+    locations = tuple(
+        ref.name
+        for ref in recorded_project(context.instance, "the finish").load_cloud_yaml().locations
+    )
+    if not to_deploy and cutover is not None and cutover.deployed_at is not None:
+        context.log.info("the cutover run deployed every location already: not redeploying")
+        return Deployed(
+            locations,
+            cutover.deployed_locations,
+            cutover.deploy_started_at or cutover.deployed_at,
+            cutover.deployed_at,
+            at_cutover=True,
+        )
     context.log.info(
         f"deployed {', '.join(to_deploy)}"
         if to_deploy
         else "every location is already deployed as planned: not redeploying"
     )
-    return Deployed(
-        tuple(loc["location_name"] for loc in desired["locations"]),
-        tuple(to_deploy),
-        started,
-        time.time(),
-    )
+    return Deployed(locations, tuple(to_deploy), started, time.time())
 
 
 @dg.op(
@@ -180,7 +183,11 @@ def verify_hybrid_deployment(
         raise dg.Failure(
             "No cutover was recorded (run the cutover job first).", allow_retries=False
         )
-    agent_ready_at = float(context.run.tags.get(AGENT_READY_TAG, deployed.started_at))
+    agent_ready_at = (
+        cutover.cutover_at  # the agent ran before the switch
+        if deployed.at_cutover
+        else float(context.run.tags.get(AGENT_READY_TAG, deployed.started_at))
+    )
 
     def progress(waiting: list[str]) -> None:
         context.log.info(

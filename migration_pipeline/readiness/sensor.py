@@ -6,12 +6,12 @@ import time
 
 import dagster as dg
 
+from migration_pipeline.agent.defs import recorded_agent_identity
 from migration_pipeline.cutover.defs import latest_cutover
 from migration_pipeline.resources import DagsterPlusResource
 
 AGENT_READY_TAG = "migration_pipeline/agent_ready_at"
 CUTOVER_RUN_TAG = "migration_pipeline/cutover_run_id"
-INSTALL_FILES_KEY = dg.AssetKey("hybrid_agent_install_files")
 FINISH_JOB = "finish_hybrid_migration"
 ROLLBACK_JOB = "rollback_to_serverless"
 
@@ -50,16 +50,13 @@ def build_hybrid_agent_ready_sensor(minimum_interval_seconds: int = 10) -> dg.Se
             )
         if rolled_back_since(context.instance, cutover.run_id):
             return dg.SkipReason("Rolled back to Serverless after the last cutover.")
-        install = context.instance.get_latest_materialization_event(INSTALL_FILES_KEY)
-        if install is None or install.asset_materialization is None:
+        identity = recorded_agent_identity(context.instance)
+        if identity is None:
             return dg.SkipReason(
                 "No agent install files were written (run prepare_hybrid_agent): "
                 "no agent label to wait for."
             )
-        metadata = install.asset_materialization.metadata
-        label = str(metadata["agent_label"].value) or None
-        before = metadata.get("agents_before")
-        agents_before = tuple(before.value) if before is not None else ()  # type: ignore[arg-type]
+        label, agents_before = identity
         try:
             with dagster_plus.client() as client:
                 agents = client.agents()

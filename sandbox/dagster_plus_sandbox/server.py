@@ -350,6 +350,18 @@ class _HTTPServer(ThreadingHTTPServer):
     api: ApiName
 
 
+def _import_request_handlers() -> None:
+    """Import what the request handlers import lazily, once, before any request thread runs:
+    two threads importing dagster's modules at once (an agent's heartbeat and a deploy, say)
+    can see one of them half initialized and fail the request with an ImportError (seen with
+    a real Docker agent)."""
+    import dagster._serdes  # noqa: F401
+    import dagster._utils.error  # noqa: F401
+    import dagster_cloud.api.dagster_cloud_api  # noqa: F401
+    import dagster_cloud.workspace.config_schema  # noqa: F401
+    import dagster_cloud_cli.core.workspace  # noqa: F401
+
+
 class Sandbox:
     """A running sandbox: `with Sandbox.start() as sandbox: ...sandbox.url...`."""
 
@@ -363,6 +375,7 @@ class Sandbox:
         agent_port: int = 0,
         agent_host: str | None = None,
     ):
+        _import_request_handlers()
         self.state = state
         self.faults = faults
         self.verbose = verbose

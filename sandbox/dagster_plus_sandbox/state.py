@@ -124,6 +124,17 @@ class LocationView:
     error: str | None  # a load error, once LOADED
     # Hybrid only: deployed since an agent last reported it, so an agent must load and upload it.
     outdated: bool = False
+    # When the agent's report of this deploy arrived (Hybrid, once reported).
+    reported_at: float | None = None
+
+    @property
+    def entry_updated_at(self) -> float:
+        """The user API's updatedTimestamp: the entry changes when the agent's report of the
+        deploy arrives (its load data or error), else at the deploy. The agent API keeps the
+        deploy's time (`updated_at`): the agent reconciles on it, and a later time there would
+        make it restart every code server. Dagster+'s own rule for updatedTimestamp is not
+        public; this is the sandbox's."""
+        return self.reported_at if self.reported_at is not None else self.updated_at
 
 
 class SandboxState:
@@ -604,14 +615,10 @@ class SandboxState:
             # The agent's report of this deploy: written after it (revisions order every write,
             # even two within one tick of the clock).
             reported = row["name"] in uploads and uploads[row["name"]][0] > row["revision"]
-            status, error, updated_at = "LOADING", None, row["updated_at"]
+            status, error, reported_at = "LOADING", None, None
             if served and reported:
-                # The entry changes when the agent's report arrives, as Dagster+'s does.
-                status, error, updated_at = (
-                    "LOADED",
-                    uploads[row["name"]][1],
-                    uploads[row["name"]][2],
-                )
+                _, error, reported_at = uploads[row["name"]]
+                status = "LOADED"
             elif (
                 serverless_since is not None
                 and now >= max(row["updated_at"], serverless_since) + load_seconds
@@ -621,11 +628,12 @@ class SandboxState:
                 LocationView(
                     row["name"],
                     document,
-                    updated_at,
+                    row["updated_at"],
                     row["revision"],
                     status,
                     error,
                     outdated=hybrid and not reported,
+                    reported_at=reported_at,
                 )
             )
         return views

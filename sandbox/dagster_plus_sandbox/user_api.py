@@ -151,7 +151,7 @@ def _location_entry(state: SandboxState, deployment: Deployment, view: LocationV
         "id": view.name,
         "name": view.name,
         "loadStatus": view.load_status,
-        "updatedTimestamp": view.updated_at,
+        "updatedTimestamp": view.entry_updated_at,
         "locationOrLoadError": location,
     }
 
