@@ -112,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         "a local base image, a registry; see the README)",
     )
     parser.add_argument(
+        "--docker-dir",
+        type=Path,
+        help="with --agent docker: where the private Docker engine keeps its data, kept between "
+        "runs as the images' cache (default: WORK_DIR/docker-engine)",
+    )
+    parser.add_argument(
         "--verbose",
         action="store_true",
         help="print Dagster's event lines too (they are always in the run logs)",
@@ -129,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with ExitStack() as stack:
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="migration-demo-")))
-        containers = docker_setup(stack, work) if args.agent == "docker" else None
+        containers = docker_setup(stack, work, args.docker_dir) if args.agent == "docker" else None
         say("Starting the embedded Dagster+ sandbox: the example's Serverless 'prod' deployment")
         sandbox = stack.enter_context(
             sandbox_process(state_dir, containers.gateway if containers else None)
@@ -258,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             install,
             args.agent,
             containers,
+            work / "downtime.json",
         )
     print(
         f"\nThe runs and their metadata are in {home}. To browse them: `make sandbox` in one "
@@ -279,6 +286,7 @@ def report(
     install,
     agent: str,
     containers,
+    downtime_file: Path,
 ) -> None:
     from dagster import AssetKey, DagsterEventType
 
@@ -296,13 +304,23 @@ def report(
     loading = f"loading {seconds['loading_seconds']:.1f}s"
     started = containers.code_servers_started_at() if containers else []
     if started:
-        loading += (
-            f" (containers started {max(started) - deployed:.1f}s after the deploy, their "
-            f"code loaded {deployed + seconds['loading_seconds'] - max(started):.1f}s later)"
+        seconds["container_start_seconds"] = round(max(started) - deployed, 3)
+        seconds["code_load_seconds"] = round(
+            seconds["loading_seconds"] - seconds["container_start_seconds"], 3
         )
+        loading += (
+            f" (containers started {seconds['container_start_seconds']:.1f}s after the deploy, "
+            f"their code loaded {seconds['code_load_seconds']:.1f}s later)"
+        )
+    downtime_file.write_text(
+        json.dumps(
+            {"agent": agent, "deployed_by": metadata["deployed_by"].value, **seconds}, indent=2
+        )
+        + "\n"
+    )
     deployer = (
         "the cutover run deployed at once: the agent was running"
-        if seconds["until_deploy_seconds"] < 1 and seconds["waiting_for_agent_seconds"] == 0
+        if metadata["deployed_by"].value == "cutover"
         else f"the sensor saw the agent {seconds['waiting_for_agent_seconds']:.1f}s after the "
         f"switch and the finish run deployed {seconds['until_deploy_seconds']:.1f}s later"
     )
@@ -356,12 +374,12 @@ def install_images(instance) -> dict[str, list[str]]:
     }
 
 
-def docker_setup(stack: ExitStack, work: Path):
+def docker_setup(stack: ExitStack, work: Path, engine_dir: Path | None):
     """The Docker engine, base image, registry and network of `--agent docker`."""
     from demo.docker import DockerDemo
 
     say("0/6 Docker: a private engine, the local Python base image, a registry, a network")
-    containers = stack.enter_context(DockerDemo.start(work))
+    containers = stack.enter_context(DockerDemo.start(work, engine_dir))
     say(
         f"    engine {containers.docker_host}, base image {containers.base_image}, registry "
         f"{containers.registry}, network {containers.network} (gateway {containers.gateway})"

@@ -47,12 +47,24 @@ def cache_dir() -> Path:
 @contextmanager
 def docker_engine(directory: Path) -> Iterator[str]:
     """dockerd on a private socket in `directory` (kept between runs: its images are the
-    cache); yields DOCKER_HOST. Stopped by its PID on exit."""
+    cache); yields DOCKER_HOST. Stopped by its PID on exit, unless it was running already
+    (then whoever started it stops it)."""
+    socket = directory / "docker.sock"
+    running = (
+        socket.is_socket()
+        and subprocess.run(
+            [DOCKER, "-H", f"unix://{socket}", "info"], capture_output=True, timeout=30
+        ).returncode
+        == 0
+    )
+    if running:
+        yield f"unix://{socket}"
+        return
     started = subprocess.run(
         ["bash", str(ENGINE_SCRIPT), "start", str(directory)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     if started.returncode != 0:
         raise RuntimeError(f"the Docker engine did not start: {started.stderr[-2000:]}")
@@ -204,28 +216,20 @@ def agent_network(docker_host: str) -> Iterator[tuple[str, str]]:
     agent API (which listens on the network's gateway, an address of this machine): yields
     (name, gateway). Removed on exit."""
     name = f"migration-pipeline-{uuid.uuid4().hex[:8]}"
-    used = set(docker(docker_host, "network", "ls", "-q").stdout.split())
-    subnets = {
-        docker(
-            docker_host,
-            "network",
-            "inspect",
-            "--format",
-            "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
-            network,
-        ).stdout.strip()
-        for network in used
-    }
+    # Subnets in use on this machine (every engine's bridges show here), not only this engine's.
+    ip = shutil.which("ip")
+    addresses = (
+        subprocess.run([ip, "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
+        if ip
+        else ""
+    )
     for third in range(20, 240):
-        subnet = f"172.31.{third}.0/24"
-        if subnet in " ".join(subnets):
+        if f" 172.31.{third}." in addresses:
             continue
-        if (
-            docker(
-                docker_host, "network", "create", "--subnet", subnet, name, check=False
-            ).returncode
-            == 0
-        ):
+        created = docker(
+            docker_host, "network", "create", "--subnet", f"172.31.{third}.0/24", name, check=False
+        )
+        if created.returncode == 0:
             break
     else:
         raise RuntimeError("no free 172.31.x.0/24 subnet for the agent's network")
@@ -289,11 +293,11 @@ class DockerDemo:
 
     @classmethod
     @contextmanager
-    def start(cls, work: Path) -> Iterator[DockerDemo]:
+    def start(cls, work: Path, engine_dir: Path | None = None) -> Iterator[DockerDemo]:
         from demo.servers import docker_registry
 
         with ExitStack() as stack:
-            docker_host = stack.enter_context(docker_engine(work / "docker-engine"))
+            docker_host = stack.enter_context(docker_engine(engine_dir or work / "docker-engine"))
             remove_all_containers(docker_host)
             base_image = python_base_image(docker_host)
             registry = stack.enter_context(docker_registry(work / "registry"))

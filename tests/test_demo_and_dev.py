@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import stat
 import subprocess
 import sys
 import time
@@ -12,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 from migration_env import location_env
+from support.leaks import assert_tokens_only_in_the_token_file
 from support.processes import background
 from support.servers import free_port
 
@@ -62,17 +61,7 @@ def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandb
     # Progress and the report only: Dagster's event lines stay in the runs' logs.
     assert " - dagster - " not in out + demo.stderr, (out + demo.stderr)[:2000]
     # No token anywhere the demo wrote, but in the agent's 0600 token file.
-    token = re.compile(rb"(user|agent):acme:[0-9a-f]{32}")
-    assert not token.search((out + demo.stderr).encode())
-    token_files = []
-    for root in (home, tmp_path / "work"):
-        for path in (p for p in root.rglob("*") if p.is_file()):
-            if path.name == "agent-token.env":
-                token_files.append(path)
-                assert stat.S_IMODE(path.stat().st_mode) == 0o600
-            else:
-                assert not token.search(path.read_bytes()), f"a token is in {path}"
-    assert len(token_files) == 1
+    assert_tokens_only_in_the_token_file(out + demo.stderr, home, tmp_path / "work")
 
     port = free_port()
     env = location_env(sandbox, home)

@@ -8,12 +8,16 @@ does not import fails the proof, and the cutover changes nothing."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import client_for, make_scenario
 from migration_env import MigrationEnv
+from support.leaks import assert_tokens_only_in_the_token_file
 from support.processes import wait_for
 
 from dagster_plus_sandbox import Sandbox
@@ -29,7 +33,8 @@ from demo.docker import (
 
 pytestmark = pytest.mark.slow
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "serverless_repo"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+EXAMPLE = PROJECT_DIR / "examples" / "serverless_repo"
 ENGINE_DIR = Path("/tmp/migration-pipeline-docker")  # kept between runs: its images are a cache
 LOCATIONS = ["analytics", "ml_models", "reporting"]
 
@@ -129,3 +134,59 @@ def test_an_image_whose_code_does_not_import_is_refused(docker_migration):
         assert "Nothing was changed." in message
         assert admin.deployment_by_name(env.sandbox.deployment).agent_type == "SERVERLESS"
         assert (admin.locations_as_document(), admin.deployment_settings()) == before
+
+
+def test_make_demo_docker_reports_the_containerized_migration(engine, base_image, tmp_path):
+    """`make demo-docker` as a user runs it (here in the test's engine, whose base image is
+    made already): its report, and no token outside the agent's token file."""
+    demo = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "demo",
+            "--agent",
+            "docker",
+            "--docker-dir",
+            str(ENGINE_DIR),
+            "--dagster-home",
+            str(tmp_path / "home"),
+            "--work-dir",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_DIR,
+        timeout=600,
+    )
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    out = demo.stdout
+    for expected in (
+        "## Migration plan: Serverless to Hybrid (docker)",
+        "Agent: docker",
+        "Downtime (no agent): ",
+        "the cutover run deployed at once: the agent was running",
+        "containers started ",
+        "Runs: 4000 before, 4000 after",
+        "Locations LOADED on the Hybrid agent: analytics, ml_models, reporting",
+        "Checks: deployment_settings_kept passed, every_location_loaded passed, "
+        "no_run_lost passed, schedules_and_sensors_kept passed",
+        "Project files written: dagster_cloud.yaml, Dockerfile, .dockerignore",
+        "Agent files (dagster_cloud_agent/): .gitignore, agent-token.env, dagster.yaml, "
+        "docker-compose.yaml",
+        "Images pushed: 3 (",
+        "Images proven: 3 (",
+    ):
+        assert expected in out, expected
+    downtime = json.loads((tmp_path / "work" / "downtime.json").read_text())
+    assert downtime["agent"] == "docker" and downtime["deployed_by"] == "cutover"
+    assert downtime["container_start_seconds"] > 0 and downtime["code_load_seconds"] > 0
+    assert downtime["downtime_seconds"] == pytest.approx(
+        downtime["waiting_for_agent_seconds"]
+        + downtime["until_deploy_seconds"]
+        + downtime["deploying_seconds"]
+        + downtime["loading_seconds"],
+        abs=0.01,
+    )
+    assert "Started container" in (tmp_path / "work" / "agent" / "agent.log").read_text()
+    assert_tokens_only_in_the_token_file(out + demo.stderr, tmp_path / "home", tmp_path / "work")
+    assert docker(engine, "ps", "-aq").stdout.split() == []  # the demo left no container

@@ -232,6 +232,8 @@ def verify_hybrid_deployment(
                 **{k: dg.MetadataValue.float(v) for k, v in parts.items()},
                 "cutover_at": dg.MetadataValue.timestamp(cutover.cutover_at),
                 "deployed_at": dg.MetadataValue.timestamp(deployed.deployed_at),
+                # The cutover run deploys at once when the agent already runs; else this run.
+                "deployed_by": "cutover" if deployed.at_cutover else "finish",
                 "deployed": list(deployed.deployed),
                 "load_status": dg.MetadataValue.json({e.name: e.load_status for e in entries}),
             },
