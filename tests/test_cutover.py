@@ -226,3 +226,64 @@ def test_a_passing_outage_only_skips_the_tick(env, sandbox):
     sandbox.faults.add(operation="agents", kind="http_503", count=1000)
     tick = env.sensor_tick()
     assert not tick.run_requests and "Could not ask Dagster+ for its agents" in tick.skip_message
+
+
+def step_log(env, run_id: str, step_key: str) -> list[str]:
+    return [e.user_message for e in env.instance.all_logs(run_id) if e.step_key == step_key]
+
+
+def test_an_agent_running_before_the_cutover_gets_the_deploy_at_once(env, sandbox):
+    """The agent was installed first, as the README says: the cutover run deploys right after
+    the switch, the finish run deploys nothing and verifies, and the window has no sensor lag
+    and no run launch in it."""
+    env.prepare()
+    with fake_agent(sandbox, env.stored_agent_token()):
+        cutover = env.run("cutover")
+        logs = step_log(env, cutover.run_id, "deploy_if_the_agent_runs")
+        assert any("the migration's agent runs: deployed analytics, ml_models" in m for m in logs)
+        deploys = [e for e in sandbox.state.events() if e["kind"] == "location_deployed"]
+        assert sorted(e["detail"]["location"] for e in deploys) == ["analytics", "ml_models"]
+        (request,) = env.sensor_tick().run_requests
+        finish = env.run("finish_hybrid_migration", tags=request.tags)
+    assert finish.success
+    assert len([e for e in sandbox.state.events() if e["kind"] == "location_deployed"]) == 2
+    (materialization,) = finish.asset_materializations_for_node("verify_hybrid_deployment")
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    assert metadata["deployed_by"] == "cutover" and metadata["deployed"] == [
+        "analytics",
+        "ml_models",
+    ]
+    assert metadata["waiting_for_agent_seconds"] == 0
+    outcome = finish.output_for_node("verify_hybrid_deployment")
+    assert outcome["failed_checks"] == []
+
+
+def test_without_a_running_agent_the_cutover_leaves_the_deploy_to_the_finish_run(env, sandbox):
+    env.prepare()
+    cutover = env.run("cutover")
+    logs = step_log(env, cutover.run_id, "deploy_if_the_agent_runs")
+    assert any("the migration's agent is not running yet" in m for m in logs)
+    assert [e for e in sandbox.state.events() if e["kind"] == "location_deployed"] == []
+    with fake_agent(sandbox, env.stored_agent_token()):
+        (request,) = env.sensor_tick().run_requests
+        finish = env.run("finish_hybrid_migration", tags=request.tags)
+    (materialization,) = finish.asset_materializations_for_node("verify_hybrid_deployment")
+    assert materialization.metadata["deployed_by"].value == "finish"
+
+
+def test_the_window_ends_at_the_agents_report_kept_within_its_part():
+    from migration_pipeline.finish.core import downtime_parts
+
+    parts = downtime_parts(100.0, 100.0, 100.2, 100.3, 112.0, reported_at=104.3)
+    assert parts == {
+        "downtime_seconds": 4.3,
+        "waiting_for_agent_seconds": 0.0,
+        "until_deploy_seconds": 0.2,
+        "deploying_seconds": 0.1,
+        "loading_seconds": 4.0,
+        "seen_loaded_seconds": 7.7,
+    }
+    # Another clock's report before the deploy or after the finish run saw it: clamped.
+    assert downtime_parts(100, 100, 100, 101, 110, reported_at=90)["loading_seconds"] == 0
+    assert downtime_parts(100, 100, 100, 101, 110, reported_at=200)["downtime_seconds"] == 10
+    assert downtime_parts(100, 103, 109, 110, 115)["downtime_seconds"] == 15  # no report
