@@ -132,6 +132,73 @@ def preflight_problems(
     return problems
 
 
+# -- the deploy of the Hybrid locations (right after the switch, or by the finish run) ---------
+
+DEPLOY_KEYS = (
+    "location_name",
+    "code_source",
+    "working_directory",
+    "executable_path",
+    "attribute",
+    "container_context",
+    "agent_queue",
+    "image",
+)
+
+
+def deploy_document(
+    merged_locations: list[dict[str, Any]], images: dict[str, str]
+) -> dict[str, Any]:
+    """The locations document to deploy: each location as the rewritten dagster_cloud.yaml says
+    (defaults merged, `build` set aside) with its image, as `dagster-cloud ci deploy` sends it."""
+    locations = []
+    for merged in merged_locations:
+        location = {k: merged[k] for k in DEPLOY_KEYS if merged.get(k) not in (None, {}, [])}
+        if merged["location_name"] in images:
+            location["image"] = images[merged["location_name"]]
+        locations.append(location)
+    return {"locations": locations}
+
+
+def locations_to_deploy(current: dict[str, Any], desired: dict[str, Any]) -> list[str]:
+    """Names of the desired locations that Dagster+ does not have exactly as desired."""
+    have = {loc.get("location_name"): loc for loc in current.get("locations") or []}
+    return [
+        loc["location_name"]
+        for loc in desired["locations"]
+        if have.get(loc["location_name"]) != loc
+    ]
+
+
+def deploy_what_differs(client: DagsterPlusClient, desired: dict[str, Any]) -> list[str]:
+    """Deploy the desired locations Dagster+ does not have as desired; returns their names.
+    A deploy whose answer was lost is checked against the document, not sent again."""
+    from migration_pipeline.plus.errors import OutcomeUnknownError
+
+    to_deploy = locations_to_deploy(client.locations_as_document(), desired)
+    if not to_deploy:
+        return []
+    try:
+        client.deploy_locations(
+            {
+                "locations": [
+                    loc for loc in desired["locations"] if loc["location_name"] in to_deploy
+                ]
+            }
+        )
+    except OutcomeUnknownError:
+        still = locations_to_deploy(client.locations_as_document(), desired)
+        if still:  # the lost request never took effect: send what is missing once more
+            client.deploy_locations(
+                {
+                    "locations": [
+                        loc for loc in desired["locations"] if loc["location_name"] in still
+                    ]
+                }
+            )
+    return to_deploy
+
+
 # -- the switch --------------------------------------------------------------------------------
 
 

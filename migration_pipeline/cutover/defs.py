@@ -108,7 +108,7 @@ def deploy_planned_locations(instance: dg.DagsterInstance, client: DagsterPlusCl
     """Deploy every location as the rewritten dagster_cloud.yaml says, with its published
     image: only those Dagster+ does not have so, so a second call deploys nothing. The one
     deploy of the migration, whether the cutover run or the finish run makes it."""
-    from migration_pipeline.finish.core import deploy_document, deploy_what_differs
+    from migration_pipeline.cutover.core import deploy_document, deploy_what_differs
     from migration_pipeline.images.defs import recorded_images
     from migration_pipeline.plan.defs import recorded_project
 
@@ -267,8 +267,8 @@ def deploy_if_the_agent_runs(
     context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource, switched: dict
 ) -> None:
     from migration_pipeline.agent.defs import recorded_agent_identity
+    from migration_pipeline.agent.serving import migration_agents
     from migration_pipeline.plus.errors import DagsterPlusError
-    from migration_pipeline.readiness.core import migration_agents
 
     identity = recorded_agent_identity(context.instance)
     if identity is None:

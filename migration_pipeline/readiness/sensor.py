@@ -38,8 +38,8 @@ def build_hybrid_agent_ready_sensor(minimum_interval_seconds: int = 10) -> dg.Se
     def hybrid_agent_ready_sensor(
         context: dg.SensorEvaluationContext, dagster_plus: DagsterPlusResource
     ):
+        from migration_pipeline.agent.serving import migration_agents, waiting_message
         from migration_pipeline.plus.errors import DagsterPlusError, NotAuthorizedError
-        from migration_pipeline.readiness.core import migration_agents, waiting_message
 
         cutover = latest_cutover(context.instance)
         if cutover is None:
