@@ -305,12 +305,11 @@ class DockerDemo:
             yield cls(docker_host, base_image, registry, network, gateway)
 
     def plan_config(self, work: Path) -> dict[str, str]:
-        """The plan's registry and target settings: the docker builder, this base image, and
-        this network as the agent's (its gateway is where the sandbox's agent API listens)."""
+        """The plan's registry and target settings: the docker builder, this base image, this
+        network as the agent's (its gateway is where the sandbox's agent API listens), and one
+        environment variable for the code servers (`container_context.docker.env_vars`)."""
         settings = work / "target-settings.yaml"
-        settings.write_text(
-            f"builder: docker\nbase_image: {self.base_image}\nagent_network: {self.network}\n"
-        )
+        settings.write_text(docker_settings(self.base_image, self.network))
         return {"registry": f"{self.registry}/acme", "settings_file": str(settings)}
 
     def code_servers_started_at(self) -> list[float]:
@@ -324,6 +323,14 @@ class DockerDemo:
             self.docker_host, "inspect", "--format", "{{.State.StartedAt}}", *ids
         ).stdout.split()
         return [_epoch(value) for value in started]
+
+
+def docker_settings(base_image: str, network: str) -> str:
+    """The docker target settings of the demo and the end-to-end test."""
+    return (
+        f"builder: docker\nbase_image: {base_image}\nagent_network: {network}\n"
+        "env_vars:\n  - ACME_ENVIRONMENT=hybrid\n"
+    )
 
 
 def _epoch(rfc3339: str) -> float:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import client_for, make_scenario
 from migration_env import MigrationEnv
 from support.leaks import assert_tokens_only_in_the_token_file
@@ -27,6 +28,7 @@ from demo.docker import (
     compose_agent,
     docker,
     docker_engine,
+    docker_settings,
     python_base_image,
     remove_all_containers,
 )
@@ -65,7 +67,7 @@ def docker_migration(engine, base_image, registry, tmp_path, monkeypatch):
         monkeypatch.setenv("DOCKER_HOST", engine)
         env = MigrationEnv(sandbox, project, tmp_path / "home", "docker", monkeypatch, registry)
         env.prove_images = True
-        env.settings_text = f"builder: docker\nbase_image: {base_image}\nagent_network: {network}\n"
+        env.settings_text = docker_settings(base_image, network)
         try:
             yield env
         finally:
@@ -83,6 +85,12 @@ def test_the_example_migrates_to_a_real_docker_agent(docker_migration, engine, r
     assert sorted(images) == LOCATIONS
     assert all(i.image.startswith(f"{registry}/acme/") for i in images.values())
     install = prepared.output_for_node("hybrid_agent_install_files")
+    rewritten = yaml.safe_load((env.project_dir / "dagster_cloud.yaml").read_text())
+    for location in rewritten["locations"]:
+        assert location["build"]["registry"] == f"{registry}/acme/{location['location_name']}"
+        assert location["container_context"] == {
+            "docker": {"env_vars": ["ACME_ENVIRONMENT=hybrid"]}
+        }
 
     with (
         client_for(env.sandbox) as admin,
@@ -102,8 +110,15 @@ def test_the_example_migrates_to_a_real_docker_agent(docker_migration, engine, r
         servers = docker(
             engine, "ps", "--filter", "label=dagster_grpc_server", "--format", "{{.Image}}"
         ).stdout.split()
-        # One code-server container per location, each from the image the cutover deployed.
+        # One code-server container per location, each from the image the cutover deployed,
+        # with the location's container_context applied by the agent.
         assert sorted(servers) == sorted(i.image for i in images.values())
+        ids = docker(engine, "ps", "-q", "--filter", "label=dagster_grpc_server").stdout.split()
+        for container in ids:
+            environment = docker(
+                engine, "inspect", "--format", "{{json .Config.Env}}", container
+            ).stdout
+            assert "ACME_ENVIRONMENT=hybrid" in json.loads(environment)
     assert docker(engine, "ps", "-q").stdout.split() == []  # the agent removed its servers
 
 
