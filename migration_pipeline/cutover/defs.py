@@ -5,13 +5,16 @@ The no-agent window starts at the switch."""
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from migration_pipeline.cutover.core import Snapshot
-from migration_pipeline.plus.client import DagsterPlusClient
 from migration_pipeline.records import log_check_evaluation
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
+
+if TYPE_CHECKING:
+    from migration_pipeline.plus.client import DagsterPlusClient
 
 GROUP = "cutover"
 SNAPSHOT_KEY = dg.AssetKey("pre_cutover_snapshot")
@@ -104,7 +107,9 @@ def latest_cutover(instance: dg.DagsterInstance) -> CutoverRecord | None:
     )
 
 
-def deploy_planned_locations(instance: dg.DagsterInstance, client: DagsterPlusClient) -> list[str]:
+def deploy_planned_locations(
+    instance: dg.DagsterInstance, client: "DagsterPlusClient"
+) -> list[str]:
     """Deploy every location as the rewritten dagster_cloud.yaml says, with its published
     image: only those Dagster+ does not have so, so a second call deploys nothing. The one
     deploy of the migration, whether the cutover run or the finish run makes it."""
