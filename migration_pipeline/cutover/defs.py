@@ -132,7 +132,8 @@ def deploy_planned_locations(
 @dg.op(
     description="What must hold before anything changes: the token is an Organization "
     "Admin's, the applied dagster_cloud.yaml validates, every image is in its registry and "
-    "was proven to load its definitions, every location is loaded. Reads only; a failure changes nothing."
+    "was proven to load its definitions, every location is loaded. Reads only; a failure "
+    "changes nothing."
 )
 def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource) -> list:
     from migration_pipeline.cutover.core import preflight_problems

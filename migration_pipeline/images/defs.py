@@ -120,7 +120,8 @@ def images_exist_in_registry(
     additional_ins={"hybrid_project_files": dg.AssetIn()},
     description="Every pushed image starts and loads its code location's definitions "
     "(`dagster definitions validate` with the location's own code source and working "
-    "directory, as its code server will), by digest and with no network. The cutover's "
+    "directory, as its code server will), by digest, with no network under docker or podman. "
+    "The cutover's "
     "preflight requires this check to have passed for the images it deploys.",
 )
 def images_load_their_definitions(
