@@ -3,10 +3,11 @@
 # (docker-registry), an image builder that needs no daemon (buildah), a browser for the UI
 # test (chromium, driven by Playwright; no browser download), and for the Docker end-to-end
 # test a Docker engine with compose (docker.io, docker-compose) and debootstrap for its local
-# base image. Used by `make test` and .ci/run; with package names as arguments, installs only
-# those (scripts/docker-engine.sh does). Without root it only says what to install.
+# base image, and PostgreSQL for the shared-instance test. Used by `make test` and .ci/run;
+# with package names as arguments, installs only those (scripts/docker-engine.sh does).
+# Without root it only says what to install.
 set -euo pipefail
-PACKAGES=(buildah docker-registry chromium docker.io docker-compose debootstrap)
+PACKAGES=(buildah docker-registry chromium docker.io docker-compose debootstrap postgresql)
 [ $# -gt 0 ] && PACKAGES=("$@")
 missing=()
 for package in "${PACKAGES[@]}"; do

@@ -1,10 +1,14 @@
-"""End to end with real parts: the sandbox, a real Local agent (`dagster-cloud agent run` from
-the generated install files) and a real `dagster-daemon` running the readiness sensor, which
-launches the finish run on its own after the cutover."""
+"""End to end with real parts, on the shared instance a platform team would run
+(instance/dagster.yaml: PostgreSQL storage, Dagster's run queue with the cutover limit): the
+sandbox, a real Local agent (`dagster-cloud agent run` from the generated install files), a real
+`dagster-daemon` running the readiness sensor, which launches the finish run on its own after the
+cutover, and a second process, a webserver on the same instance, that sees the same history and
+through which three cutovers are launched at once and run one after the other."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -13,22 +17,39 @@ import dagster as dg
 import pytest
 from conftest import client_for
 from migration_env import MigrationEnv, write_project
+from support.postgres import postgres_server
 from support.processes import background, wait_for
+from support.servers import free_port
+
+from migration_pipeline.lib.history import migration_runs
 
 pytestmark = pytest.mark.slow
 
 TESTS = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
+SHARED_INSTANCE = TESTS.parent / "instance" / "dagster.yaml"
+
+
+@pytest.fixture
+def shared_home(tmp_path, monkeypatch):
+    """DAGSTER_HOME with the shipped instance/dagster.yaml, on a throwaway PostgreSQL."""
+    with postgres_server() as connection:
+        for name, value in connection.items():
+            monkeypatch.setenv(name, value)
+        home = tmp_path / "home"
+        home.mkdir()
+        shutil.copy(SHARED_INSTANCE, home / "dagster.yaml")
+        yield home
 
 
 def test_daemon_finishes_the_migration_on_its_own_then_rollback(
-    start_sandbox, tmp_path, monkeypatch
+    start_sandbox, tmp_path, monkeypatch, shared_home
 ):
     # The real agent heartbeats every 30 s: the window must be longer for it to stay RUNNING.
     sandbox = start_sandbox(timing={"heartbeat_window_seconds": 60})
-    home = tmp_path / "home"
+    home = shared_home
     env = MigrationEnv(sandbox, write_project(tmp_path / "repo"), home, "local", monkeypatch)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    assert type(env.instance.run_storage).__name__ == "PostgresRunStorage"
     admin = client_for(sandbox)
     document_before = admin.locations_as_document()
 
@@ -96,4 +117,52 @@ def test_daemon_finishes_the_migration_on_its_own_then_rollback(
         assert env.run("rollback_to_serverless").success
         assert admin.current_deployment().agent_type == "SERVERLESS"
         assert admin.locations_as_document() == document_before
+
+        # A second process on the same instance: a webserver, read through its GraphQL API.
+        port = free_port()
+        processes.enter_context(
+            background(
+                [str(BIN / "dagster-webserver"), "-w", str(workspace), "-p", str(port)],
+                tmp_path / "webserver.log",
+                process_env,
+            )
+        )
+        history = wait_for(lambda: _runs(port), 120, "the webserver to answer", interval=1)
+        assert {"cutover", "finish_hybrid_migration", "rollback_to_serverless"} <= {
+            r.job_name for r in history if r.status == "SUCCESS"
+        }
+
+        # Three cutovers launched at once go through the run queue one at a time.
+        from dagster_graphql import DagsterGraphQLClient
+
+        client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+        # Each cutover takes a few seconds (its preflight's first call is slow), so that two of
+        # them would overlap if the queue let them.
+        sandbox.faults.add(operation="agentTokensOrError", kind="latency", seconds=3, count=3)
+        launched = {
+            client.submit_job_execution("cutover", repository_location_name="migration_pipeline")
+            for _ in range(3)
+        }
+
+        def cutovers_ended():
+            runs = {r.run_id: r for r in _runs(port) or [] if r.run_id in launched}
+            done = [r for r in runs.values() if r.status in ("SUCCESS", "FAILURE")]
+            return sorted(done, key=lambda r: r.start_time or 0) if len(done) == 3 else None
+
+        ended = wait_for(cutovers_ended, 240, "the three queued cutovers to end", interval=2)
+        assert [r.status for r in ended] == ["SUCCESS"] * 3, (tmp_path / "daemon.log").read_text()[
+            -3000:
+        ]
+        for earlier, later in zip(ended, ended[1:], strict=False):
+            assert earlier.end_time is not None and later.start_time is not None
+            assert later.start_time >= earlier.end_time, "two cutovers ran at once"
+        switches = [e for e in sandbox.state.events() if e["kind"] == "agent_type_switched"]
+        assert [e["detail"]["to"] for e in switches] == ["HYBRID", "SERVERLESS", "HYBRID"]
     assert agent.poll() is not None and daemon.poll() is not None
+
+
+def _runs(port: int):
+    try:
+        return migration_runs("127.0.0.1", port, 50)
+    except RuntimeError:
+        return None

@@ -20,6 +20,8 @@ GROUP = "cutover"
 SNAPSHOT_KEY = dg.AssetKey("pre_cutover_snapshot")
 CUTOVER_JOB = "cutover"
 CUTOVER_AT_TAG = "migration_pipeline/cutover_at"  # on the cutover run that switched
+# On every cutover run: the run queue's tag limit (instance/dagster.yaml) keeps cutovers apart.
+CUTOVER_TAG = "migration_pipeline/cutover"
 # On a cutover run that deployed the Hybrid locations itself (its agent was running already).
 DEPLOY_STARTED_TAG = "migration_pipeline/deploy_started_at"
 DEPLOYED_AT_TAG = "migration_pipeline/deployed_at"
@@ -311,6 +313,7 @@ def deploy_if_the_agent_runs(
 
 @dg.job(
     name=CUTOVER_JOB,
+    tags={CUTOVER_TAG: "switch"},
     executor_def=dg.in_process_executor,
     op_retry_policy=DAGSTER_PLUS_RETRY,
     description="Preflight, snapshot, switch to HYBRID, and the deploy at once when the "
