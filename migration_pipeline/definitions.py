@@ -23,8 +23,10 @@ from migration_pipeline.images.defs import (
     images_load_their_definitions,
 )
 from migration_pipeline.inventory.defs import (
+    configured_deployment_is_serverless,
     every_location_readable,
     inventory_job,
+    organization_inventory,
     serverless_inventory,
 )
 from migration_pipeline.plan.defs import (
@@ -44,6 +46,7 @@ def build_definitions(sensor_interval_seconds: int = 10) -> dg.Definitions:
     return dg.Definitions(
         assets=[
             serverless_inventory,
+            organization_inventory,
             migration_plan,
             hybrid_project_files,
             code_location_images,
@@ -54,6 +57,7 @@ def build_definitions(sensor_interval_seconds: int = 10) -> dg.Definitions:
         ],
         asset_checks=[
             every_location_readable,
+            configured_deployment_is_serverless,
             hybrid_dagster_cloud_yaml_is_valid,
             images_exist_in_registry,
             images_load_their_definitions,

@@ -94,6 +94,7 @@ def test_materializing_everything_changes_nothing_on_dagster_plus(
         assert failed == nothing_recorded_yet
         assert materialized == {
             "serverless_inventory",
+            "organization_inventory",
             "migration_plan",
             "hybrid_project_files",
             "code_location_images",
@@ -103,6 +104,7 @@ def test_materializing_everything_changes_nothing_on_dagster_plus(
         assert failed == nothing_recorded_yet | {"hybrid_agent_install_files"}
         assert materialized == {
             "serverless_inventory",
+            "organization_inventory",
             "migration_plan",
             "hybrid_project_files",
             "code_location_images",

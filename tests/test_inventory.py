@@ -123,3 +123,55 @@ def test_inventory_records_that_the_organization_uses_branch_deployments(plus_en
     inventory = result.output_for_node("serverless_inventory")
     assert inventory.uses_branch_deployments is True
     assert "| in use |" in render_markdown(inventory)
+
+
+def test_the_organization_inventory_lists_every_full_deployment(plus_env):
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("inventory").execute_in_process(instance=instance)
+    organization = result.output_for_node("organization_inventory")
+    assert [(d.name, d.agent_type, d.locations, d.runs) for d in organization.deployments] == [
+        ("prod", "SERVERLESS", 2, 250),
+        ("staging", "SERVERLESS", 0, 0),
+    ]
+    assert organization.to_migrate == ["prod", "staging"]
+    (materialization,) = result.asset_materializations_for_node("organization_inventory")
+    assert materialization.metadata["to_migrate"].value == ["prod", "staging"]
+    assert "| prod | " in materialization.metadata["table"].value
+    (check,) = [
+        c
+        for c in result.get_asset_check_evaluations()
+        if c.check_name == "configured_deployment_is_serverless"
+    ]
+    assert check.passed and check.metadata["state"].value == "to migrate"
+
+
+def test_a_deployment_already_on_hybrid_is_reported_and_skipped(start_sandbox, monkeypatch):
+    from conftest import client_for, make_scenario
+
+    from dagster_plus_sandbox.scenario import DEFAULT_SCENARIO
+    from migration_pipeline.inventory.organization import (
+        render_deployments,
+        take_organization_inventory,
+    )
+
+    deployments = [dict(d) for d in DEFAULT_SCENARIO["deployments"]]
+    deployments[1]["agent_type"] = "HYBRID"
+    deployments.append(
+        {
+            "name": "a" * 40,
+            "type": "BRANCH",
+            "parent": "prod",
+            "branch": {"repoName": "acme/data", "branchName": "x", "pullRequestStatus": "OPEN"},
+        }
+    )
+    sandbox = start_sandbox(make_scenario(deployments=deployments))
+    with client_for(sandbox) as client:
+        organization = take_organization_inventory(client)
+    assert organization.to_migrate == ["prod"]
+    assert organization.branch_deployments == 1
+    assert [d.state for d in organization.deployments] == [
+        "to migrate",
+        "already Hybrid: skipped",
+    ]
+    assert "| staging | " in render_deployments(organization)
+    assert "already Hybrid: skipped" in render_deployments(organization)

@@ -11,6 +11,7 @@ it is never logged, never part of an exception, and hidden from `repr`.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable
@@ -90,6 +91,13 @@ class DagsterPlusClient:
 
     def close(self) -> None:
         self._session.close()
+
+    def for_deployment(self, deployment: str) -> DagsterPlusClient:
+        """The same organization, token, retries and connection pool, scoped to another
+        deployment (closing either closes the pool)."""
+        scoped = copy.copy(self)
+        scoped.deployment = deployment
+        return scoped
 
     def __enter__(self) -> DagsterPlusClient:
         return self
