@@ -41,14 +41,20 @@ class Builder:
             ]
         return command + list(args)
 
-    def _run(self, *args: str, stdin: str | None = None) -> str:
-        result = subprocess.run(
+    def _execute(
+        self, args: list[str], stdin: str | None = None, timeout: float | None = None
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
             self._command(*args),
             input=stdin,
             capture_output=True,
             text=True,
+            timeout=timeout,
             env={**os.environ, **self.extra_env},
         )
+
+    def _run(self, *args: str, stdin: str | None = None) -> str:
+        result = self._execute(list(args), stdin)
         if result.returncode != 0:
             tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
             raise BuildError(f"`{self.tool} {args[0]}` failed:\n{tail}")
@@ -120,13 +126,7 @@ class Builder:
 
     def _attempt(self, args: list[str], timeout: float) -> tuple[int, str]:
         try:
-            result = subprocess.run(
-                self._command(*args),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                env={**os.environ, **self.extra_env},
-            )
+            result = self._execute(args, timeout=timeout)
         except subprocess.TimeoutExpired:
             return 124, f"`{self.tool} {args[0]}` did not finish within {timeout:g} s"
         return result.returncode, (result.stdout or "") + (result.stderr or "")
