@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from migration_pipeline.targets.docker import AGENT_IMAGE  # the name the compose file uses
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ENGINE_SCRIPT = PROJECT_DIR / "scripts" / "docker-engine.sh"
 DOCKER = "/usr/bin/docker"  # Debian's CLI, which matches its engine
@@ -35,9 +37,6 @@ DEBOOTSTRAP = (
     "--include=python3,python3-venv,ca-certificates",
     "bookworm",
 )
-# The name the generated compose file gives the agent's image: the base image is tagged with
-# it in this engine only (Dagster's own image cannot be pulled here).
-AGENT_IMAGE = "docker.io/dagster/dagster-cloud-agent:1.13.27"
 
 
 def cache_dir() -> Path:
@@ -50,14 +49,10 @@ def docker_engine(directory: Path) -> Iterator[str]:
     cache); yields DOCKER_HOST. Stopped by its PID on exit, unless it was running already
     (then whoever started it stops it)."""
     socket = directory / "docker.sock"
-    running = (
+    if (
         socket.is_socket()
-        and subprocess.run(
-            [DOCKER, "-H", f"unix://{socket}", "info"], capture_output=True, timeout=30
-        ).returncode
-        == 0
-    )
-    if running:
+        and docker(f"unix://{socket}", "info", check=False, timeout=30).returncode == 0
+    ):
         yield f"unix://{socket}"
         return
     started = subprocess.run(
@@ -138,12 +133,7 @@ def _import_debian(docker_host: str, rootfs_tar: Path, name: str, log) -> None:
             subprocess.run(["tar", "-C", str(rootfs), "-cf", str(partial), "."], check=True)
             partial.rename(rootfs_tar)
     with open(rootfs_tar, "rb") as handle:
-        subprocess.run(
-            [DOCKER, "-H", docker_host, "import", "-", name],
-            stdin=handle,
-            check=True,
-            capture_output=True,
-        )
+        docker(docker_host, "import", "-", name, stdin=handle)
 
 
 def _wheels(wheels: Path, log) -> Path:

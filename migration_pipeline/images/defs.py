@@ -2,6 +2,7 @@
 the no-agent window holds no build."""
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -9,12 +10,25 @@ from migration_pipeline.images.publish import PublishedImage
 from migration_pipeline.plan.applied import AppliedProject
 from migration_pipeline.records import latest_record, record_metadata
 
+if TYPE_CHECKING:
+    from migration_pipeline.images.builders import Builder
+    from migration_pipeline.targets.settings import TargetSettings
+
 GROUP = "images"
 
 
 def image_store() -> Path:
     """Where a daemonless builder keeps its layers (read when a build runs, not at import)."""
     return Path.home() / ".cache" / "migration_pipeline" / "containers"
+
+
+def builder_for(settings: "TargetSettings") -> "Builder":
+    """The builder the target settings ask for, as both the publish and the proof use it."""
+    from migration_pipeline.images.builders import choose_builder
+
+    return choose_builder(
+        settings.builder, storage=image_store(), insecure_registries=settings.insecure_registry
+    )
 
 
 @dg.asset(
@@ -27,7 +41,7 @@ def image_store() -> Path:
 def code_location_images(
     context: dg.AssetExecutionContext, hybrid_project_files: AppliedProject
 ) -> dg.Output[dict[str, PublishedImage]]:
-    from migration_pipeline.images.builders import BuildError, choose_builder
+    from migration_pipeline.images.builders import BuildError
     from migration_pipeline.images.publish import ImageJob, publish_all
     from migration_pipeline.plan.core import build_directories
     from migration_pipeline.targets import needs_images
@@ -58,9 +72,7 @@ def code_location_images(
                 )
             )
     try:
-        builder = choose_builder(
-            settings.builder, storage=image_store(), insecure_registries=settings.insecure_registry
-        )
+        builder = builder_for(settings)
     except BuildError as error:
         raise dg.Failure(str(error), allow_retries=False) from None
     context.log.info(f"building with {builder.tool}, {settings.max_parallel_builds} at a time")
@@ -129,7 +141,7 @@ def images_load_their_definitions(
     code_location_images: dict[str, PublishedImage],
     hybrid_project_files: AppliedProject,
 ) -> dg.AssetCheckResult:
-    from migration_pipeline.images.builders import BuildError, choose_builder
+    from migration_pipeline.images.builders import BuildError
     from migration_pipeline.images.prove import prove_images
 
     if not code_location_images:
@@ -146,9 +158,7 @@ def images_load_their_definitions(
             metadata={"checked": 0, "proven": dg.MetadataValue.json({})},
         )
     try:
-        builder = choose_builder(
-            settings.builder, storage=image_store(), insecure_registries=settings.insecure_registry
-        )
+        builder = builder_for(settings)
     except BuildError as error:
         return dg.AssetCheckResult(passed=False, description=f"no image was started: {error}")
     cloud = hybrid_project_files.load_cloud_yaml()
