@@ -111,10 +111,11 @@ def latest_cutover(instance: dg.DagsterInstance) -> CutoverRecord | None:
 
 def deploy_planned_locations(
     instance: dg.DagsterInstance, client: "DagsterPlusClient"
-) -> list[str]:
+) -> tuple[tuple[str, ...], list[str]]:
     """Deploy every location as the rewritten dagster_cloud.yaml says, with its published
     image: only those Dagster+ does not have so, so a second call deploys nothing. The one
-    deploy of the migration, whether the cutover run or the finish run makes it."""
+    deploy of the migration, whether the cutover run or the finish run makes it. Returns
+    (every planned location, those deployed now)."""
     from migration_pipeline.cutover.core import deploy_document, deploy_what_differs
     from migration_pipeline.images.defs import recorded_images
     from migration_pipeline.plan.defs import recorded_project
@@ -125,7 +126,10 @@ def deploy_planned_locations(
         [cloud.merged_location(ref) for ref in cloud.locations],
         {name: image.image for name, image in images.items()},
     )
-    return deploy_what_differs(client, desired)
+    return (
+        tuple(loc["location_name"] for loc in desired["locations"]),
+        deploy_what_differs(client, desired),
+    )
 
 
 # -- the ops -----------------------------------------------------------------------------------
@@ -292,7 +296,7 @@ def deploy_if_the_agent_runs(
                 )
                 return
             started = time.time()
-            deployed = deploy_planned_locations(context.instance, client)
+            _, deployed = deploy_planned_locations(context.instance, client)
             deployed_at = time.time()
     except (DagsterPlusError, dg.Failure) as error:
         context.log.warning(f"not deployed now ({error}): the finish run deploys")

@@ -12,7 +12,6 @@ from pydantic import Field
 from migration_pipeline.cutover.core import Snapshot
 from migration_pipeline.cutover.defs import latest_cutover, latest_snapshot
 from migration_pipeline.finish.core import Verification
-from migration_pipeline.plan.defs import recorded_project
 from migration_pipeline.readiness.sensor import AGENT_READY_TAG, FINISH_JOB
 from migration_pipeline.records import log_check_evaluation
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
@@ -136,11 +135,7 @@ def deploy_hybrid_locations(
     started = time.time()
     cutover = latest_cutover(context.instance)
     with dagster_plus.session(context) as client:
-        to_deploy = deploy_planned_locations(context.instance, client)
-    locations = tuple(
-        ref.name
-        for ref in recorded_project(context.instance, "the finish").load_cloud_yaml().locations
-    )
+        locations, to_deploy = deploy_planned_locations(context.instance, client)
     if not to_deploy and cutover is not None and cutover.deployed_at is not None:
         context.log.info("the cutover run deployed every location already: not redeploying")
         return Deployed(
