@@ -251,18 +251,15 @@ def main(argv: list[str] | None = None) -> int:
         say(f"    finish run {finish.run_id} succeeded")
 
         say("6/6 Report")
-        agent_files = sorted(p.name for p in Path(install.agent_dir).iterdir())
         report(
             instance,
             finish.run_id,
             inventory,
             record,
             applied,
-            agent_files,
             plan,
             client,
             install,
-            args.agent,
             containers,
             work / "downtime.json",
         )
@@ -280,15 +277,16 @@ def report(
     inventory,
     record,
     applied,
-    agent_files,
     plan,
     client,
     install,
-    agent: str,
     containers,
     downtime_file: Path,
 ) -> None:
     from dagster import AssetKey, DagsterEventType
+
+    agent = applied.target_name
+    agent_files = sorted(p.name for p in Path(install.agent_dir).iterdir())
 
     materialization = instance.get_latest_materialization_event(AssetKey("hybrid_deployment"))
     metadata = materialization.asset_materialization.metadata
