@@ -9,7 +9,6 @@ readiness sensor's cost per tick in that organization.
 
 from __future__ import annotations
 
-import copy
 import sys
 import tempfile
 import time
@@ -25,24 +24,12 @@ BRANCHES = 20
 
 def organization(deployments: int):
     from conftest import make_scenario
+    from test_scale import deployment_spec
 
-    from dagster_plus_sandbox.scenario import DEFAULT_SCENARIO
-
-    template = DEFAULT_SCENARIO["deployments"][0]
-    specs = []
-    for d in range(deployments):
-        spec = copy.deepcopy(template)
-        spec["name"] = "prod" if d == 0 else f"team-{d:02d}"
-        spec["locations"] = [
-            {"location_name": f"loc_{i}", "code_source": {"package_name": f"loc_{i}"}}
-            for i in range(LOCATIONS)
-        ]
-        spec["instigators"] = {
-            f"loc_{i}": {"schedules": [{"name": f"s_{i}", "status": "RUNNING"}], "sensors": []}
-            for i in range(LOCATIONS)
-        }
-        spec["runs"] = {"count": RUNS, "seed": d, "statuses": {"SUCCESS": 0.9, "FAILURE": 0.1}}
-        specs.append(spec)
+    specs = [
+        deployment_spec("prod" if d == 0 else f"team-{d:02d}", LOCATIONS, RUNS, seed=d)
+        for d in range(deployments)
+    ]
     for b in range(BRANCHES):
         specs.append(
             {

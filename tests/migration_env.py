@@ -206,3 +206,32 @@ def record_cutover(instance: dg.DagsterInstance, label: str, cutover_at: float =
         )
     )
     return run.run_id
+
+
+def step_failure_message(result) -> str:
+    """The message of the one step that failed in an in-process run."""
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    return failure.event_specific_data.error.message
+
+
+def run_demo(tmp_path: Path, *options: str, timeout: float = 300):
+    """`python -m demo` as `make demo` runs it, its instance and work under `tmp_path`."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "demo",
+            *options,
+            "--dagster-home",
+            str(tmp_path / "home"),
+            "--work-dir",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=timeout,
+    )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
-from migration_env import location_env
+from migration_env import location_env, run_demo
 from support.leaks import assert_tokens_only_in_the_token_file
 from support.processes import background
 from support.servers import free_port
@@ -27,22 +26,8 @@ RUNS_QUERY = "{ runsOrError { ... on Runs { results { runId jobName status } } }
 
 
 def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandbox):
-    home = tmp_path / "dagster_home"
-    demo = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "demo",
-            "--dagster-home",
-            str(home),
-            "--work-dir",
-            str(tmp_path / "work"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_DIR,
-        timeout=300,
-    )
+    home = tmp_path / "home"
+    demo = run_demo(tmp_path)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     out = demo.stdout
     for expected in (

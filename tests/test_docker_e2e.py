@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import client_for, make_scenario
-from migration_env import MigrationEnv
+from migration_env import MigrationEnv, run_demo, step_failure_message
 from support.leaks import assert_tokens_only_in_the_token_file
 from support.processes import wait_for
 
@@ -143,8 +141,7 @@ def test_an_image_whose_code_does_not_import_is_refused(docker_migration):
         before = (admin.locations_as_document(), admin.deployment_settings())
         cutover = env.run("cutover", raise_on_error=False)
         assert not cutover.success
-        failure = next(e for e in cutover.all_events if e.event_type_value == "STEP_FAILURE")
-        message = failure.event_specific_data.error.message
+        message = step_failure_message(cutover)
         assert "the image of reporting is not proven to load its definitions" in message
         assert "Nothing was changed." in message
         assert admin.deployment_by_name(env.sandbox.deployment).agent_type == "SERVERLESS"
@@ -154,25 +151,7 @@ def test_an_image_whose_code_does_not_import_is_refused(docker_migration):
 def test_make_demo_docker_reports_the_containerized_migration(engine, base_image, tmp_path):
     """`make demo-docker` as a user runs it (here in the test's engine, whose base image is
     made already): its report, and no token outside the agent's token file."""
-    demo = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "demo",
-            "--agent",
-            "docker",
-            "--docker-dir",
-            str(ENGINE_DIR),
-            "--dagster-home",
-            str(tmp_path / "home"),
-            "--work-dir",
-            str(tmp_path / "work"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_DIR,
-        timeout=600,
-    )
+    demo = run_demo(tmp_path, "--agent", "docker", "--docker-dir", str(ENGINE_DIR), timeout=600)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     out = demo.stdout
     for expected in (

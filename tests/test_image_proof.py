@@ -5,7 +5,7 @@ last test starts a real (unrunnable) image with buildah."""
 
 from __future__ import annotations
 
-from migration_env import MigrationEnv
+from migration_env import MigrationEnv, step_failure_message
 
 from migration_pipeline.images.prove import (
     pinned_reference,
@@ -128,8 +128,7 @@ def test_an_image_that_cannot_start_fails_the_check_and_the_cutover_refuses(
 
     cutover = env.run("cutover", raise_on_error=False)
     assert not cutover.success
-    failure = next(e for e in cutover.all_events if e.event_type_value == "STEP_FAILURE")
-    message = failure.event_specific_data.error.message
+    message = step_failure_message(cutover)
     assert "the image of analytics is not proven to load its definitions" in message
     assert "Nothing was changed." in message
     from conftest import client_for

@@ -28,18 +28,24 @@ pytestmark = pytest.mark.slow
 BOUND_SECONDS = 10.0  # the README's bound for each phase at 200 locations and 100,000 runs
 
 
-def scenario(locations: int, runs: int):
-    prod = copy.deepcopy(DEFAULT_SCENARIO["deployments"][0])
-    prod["locations"] = [
+def deployment_spec(name: str, locations: int, runs: int, seed: int = 3) -> dict:
+    """A full deployment of `locations` locations (a running schedule each) and `runs` runs."""
+    spec = copy.deepcopy(DEFAULT_SCENARIO["deployments"][0])
+    spec["name"] = name
+    spec["locations"] = [
         {"location_name": f"loc_{i}", "code_source": {"package_name": f"loc_{i}"}}
         for i in range(locations)
     ]
-    prod["instigators"] = {
+    spec["instigators"] = {
         f"loc_{i}": {"schedules": [{"name": f"s_{i}", "status": "RUNNING"}], "sensors": []}
         for i in range(locations)
     }
-    prod["runs"] = {"count": runs, "seed": 3, "statuses": {"SUCCESS": 0.9, "FAILURE": 0.1}}
-    return make_scenario(deployments=[prod])
+    spec["runs"] = {"count": runs, "seed": seed, "statuses": {"SUCCESS": 0.9, "FAILURE": 0.1}}
+    return spec
+
+
+def scenario(locations: int, runs: int):
+    return make_scenario(deployments=[deployment_spec("prod", locations, runs)])
 
 
 def project(locations: int) -> ProjectFiles:
