@@ -71,17 +71,22 @@ def sandbox_process(state_dir: Path, agent_host: str | None = None):
 class Runner:
     """Runs the location's jobs in process, recorded in the instance; quiet unless verbose."""
 
-    def __init__(self, instance, verbose: bool):
+    def __init__(self, instance, verbose: bool, deployment: str):
         from demo.location import defs
 
         self.defs, self.instance, self.verbose = defs, instance, verbose
+        self.deployment = deployment  # the partition of every partitioned job
 
     def __call__(self, job: str, run_config: dict[str, Any] | None = None):
         config = dict(run_config or {})
         if not self.verbose:  # the event lines stay in the run's logs (make dev shows them)
             config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
-        result = self.defs.resolve_job_def(job).execute_in_process(
-            instance=self.instance, run_config=config, raise_on_error=False
+        job_def = self.defs.resolve_job_def(job)
+        result = job_def.execute_in_process(
+            instance=self.instance,
+            run_config=config,
+            raise_on_error=False,
+            partition_key=self.deployment if job_def.partitions_def else None,
         )
         if not result.success:
             errors = [e.step_failure_data.error for e in result.all_events if e.is_step_failure]
@@ -155,9 +160,15 @@ def main(argv: list[str] | None = None) -> int:
         from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
         instance = stack.enter_context(DagsterInstance.get())
-        run = Runner(instance, args.verbose)
+        deployment = sandbox["deployment"]
+        run = Runner(instance, args.verbose, deployment)
 
-        say("1/6 Inventory and plan (a dry run: reads only)")
+        say("1/6 The organization, then the inventory and plan of prod (a dry run: reads only)")
+        organization = run("list_deployments").output_for_node("organization_inventory")
+        say(
+            f"    full deployments: {', '.join(d.name for d in organization.deployments)}; "
+            f"each one to migrate is a partition; this demo migrates {deployment}"
+        )
         plan_config: dict[str, Any] = {"project_dir": str(repo), "target": args.agent}
         if containers:
             plan_config.update(containers.plan_config(work))
@@ -253,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         say("6/6 Report")
         report(
             instance,
+            deployment,
             finish.run_id,
             inventory,
             record,
@@ -273,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(
     instance,
+    deployment,
     finish_run_id,
     inventory,
     record,
@@ -283,13 +296,20 @@ def report(
     containers,
     downtime_file: Path,
 ) -> None:
-    from dagster import AssetKey, DagsterEventType
+    from dagster import DagsterEventType
+
+    from migration_pipeline.deployments import (
+        deployment_partitions,
+        latest_materialization,
+        progress,
+    )
 
     agent = applied.target_name
     agent_files = sorted(p.name for p in Path(install.agent_dir).iterdir())
 
-    materialization = instance.get_latest_materialization_event(AssetKey("hybrid_deployment"))
-    metadata = materialization.asset_materialization.metadata
+    record = latest_materialization(instance, "hybrid_deployment", deployment)
+    assert record is not None and record.asset_materialization is not None
+    metadata: dict[str, Any] = dict(record.asset_materialization.metadata)
     evaluations = [
         e.get_dagster_event().event_specific_data
         for e in instance.all_logs(finish_run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
@@ -322,8 +342,11 @@ def report(
         else f"the sensor saw the agent {seconds['waiting_for_agent_seconds']:.1f}s after the "
         f"switch and the finish run deployed {seconds['until_deploy_seconds']:.1f}s later"
     )
-    images = install_images(instance)
+    images = install_images(instance, deployment)
+    partitions = deployment_partitions(instance)
     lines = [
+        "Deployments: "
+        + ", ".join(f"{name} {progress(instance, name).summary()}" for name in partitions),
         f"Agent: {agent}",
         f"Downtime (no agent): {seconds['downtime_seconds']:.1f}s, from the switch to the "
         "agent's last load report",
@@ -344,7 +367,8 @@ def report(
             f"{name} {'passed' if ok else 'FAILED'}" for name, ok in sorted(checks.items())
         ),
         "Project files written: " + (", ".join(applied.written) or "none"),
-        f"Agent files (dagster_cloud_agent/): {', '.join(agent_files)} (the token file is 0600 "
+        f"Agent files (dagster_cloud_agent/{deployment}/): {', '.join(agent_files)} (the token "
+        "file is 0600 "
         "and git-ignored)",
         *(
             [
@@ -361,14 +385,15 @@ def report(
     print("\n".join(lines), flush=True)
 
 
-def install_images(instance) -> dict[str, list[str]]:
-    """The images the last code_location_images published, and those its proof started."""
+def install_images(instance, deployment: str) -> dict[str, list[str]]:
+    """The images the deployment's last code_location_images published, and those its proof
+    started."""
     from migration_pipeline.images.defs import proven_images, recorded_images
 
-    pushed = recorded_images(instance, "the report")
+    pushed = recorded_images(instance, "the report", deployment)
     return {
         "pushed": [image.image for _, image in sorted(pushed.items())],
-        "proven": sorted((proven_images(instance) or {}).values()),
+        "proven": sorted((proven_images(instance, deployment) or {}).values()),
     }
 
 

@@ -1,6 +1,8 @@
 """The one Definitions object of the migration_pipeline code location: the phases, in order.
 
-inventory -> plan -> images, agent -> cutover -> readiness (sensor) -> finish   (rollback on demand)
+organization -> inventory -> plan -> images, agent -> cutover -> readiness (sensor) -> finish
+(rollback on demand). The organization inventory adds each full deployment still on Serverless as
+a partition; every other asset and job is partitioned by deployment.
 
 Data are assets, grouped by phase; what changes Dagster+ (the agent token, the switch, the
 deploy, the rollback) are ops in jobs, so nothing in the asset graph can change Dagster+.
@@ -23,10 +25,11 @@ from migration_pipeline.images.defs import (
     images_load_their_definitions,
 )
 from migration_pipeline.inventory.defs import (
-    configured_deployment_is_serverless,
     every_location_readable,
+    every_partition_is_a_full_deployment,
     inventory_job,
     organization_inventory,
+    organization_job,
     serverless_inventory,
 )
 from migration_pipeline.plan.defs import (
@@ -57,7 +60,7 @@ def build_definitions(sensor_interval_seconds: int = 10) -> dg.Definitions:
         ],
         asset_checks=[
             every_location_readable,
-            configured_deployment_is_serverless,
+            every_partition_is_a_full_deployment,
             hybrid_dagster_cloud_yaml_is_valid,
             images_exist_in_registry,
             images_load_their_definitions,
@@ -66,6 +69,7 @@ def build_definitions(sensor_interval_seconds: int = 10) -> dg.Definitions:
             verify_nothing_lost,
         ],
         jobs=[
+            organization_job,
             inventory_job,
             plan_job,
             apply_files_job,

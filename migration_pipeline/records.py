@@ -16,19 +16,22 @@ def record_metadata(value: dict[str, Any]) -> dict[str, dg.MetadataValue]:
 
 
 def latest_record(
-    instance: dg.DagsterInstance, key: str | dg.AssetKey, needed_by: str
+    instance: dg.DagsterInstance, key: str | dg.AssetKey, needed_by: str, deployment: str
 ) -> dict[str, Any]:
-    """The record of the asset's newest materialization; a clear Failure when there is none."""
+    """The record of the newest materialization of the deployment's partition of the asset; a
+    clear Failure when there is none."""
+    from migration_pipeline.deployments import latest_materialization
+
     asset_key = key if isinstance(key, dg.AssetKey) else dg.AssetKey(key)
-    event = instance.get_latest_materialization_event(asset_key)
+    event = latest_materialization(instance, asset_key, deployment)
     value = None
     if event is not None and event.asset_materialization is not None:
         entry = event.asset_materialization.metadata.get(RECORD)
         value = entry.value if entry is not None else None
     if not isinstance(value, dict):
         raise dg.Failure(
-            f"{needed_by} needs {asset_key.to_user_string()}, which has not been "
-            "materialized yet (run the job that makes it first).",
+            f"{needed_by} of {deployment} needs {asset_key.to_user_string()}, which has not "
+            f"been materialized for {deployment} yet (run the job that makes it first).",
             allow_retries=False,
         )
     return value

@@ -26,18 +26,23 @@ class DagsterPlusResource(dg.ConfigurableResource):
     """
 
     url: str = Field(description="Dagster+ organization URL, e.g. https://acme.dagster.cloud")
-    deployment: str = Field(default="prod", description="The deployment to migrate.")
+    deployment: str = Field(
+        default="prod",
+        description="The deployment the token addresses for organization-wide queries; a "
+        "migration run works on its partition's deployment.",
+    )
     api_token: str = Field(description="A user API token (Organization Admin for the cutover).")
     timeout_seconds: float = Field(default=30.0, description="Per-request timeout.")
     max_attempts: int = Field(default=5, description="Attempts per call on transient failures.")
     backoff_seconds: float = Field(default=0.5, description="First retry delay; doubles, capped.")
 
-    def client(self, log: Any | None = None) -> "DagsterPlusClient":
+    def client(self, log: Any | None = None, deployment: str | None = None) -> "DagsterPlusClient":
+        """A client for `deployment` (default: the configured one)."""
         from migration_pipeline.plus.client import DagsterPlusClient
 
         return DagsterPlusClient(
             self.url,
-            self.deployment,
+            deployment or self.deployment,
             self.api_token,
             timeout=self.timeout_seconds,
             max_attempts=self.max_attempts,
@@ -45,11 +50,18 @@ class DagsterPlusResource(dg.ConfigurableResource):
             log=log,
         )
 
+    def deployment_for(self, context: Any) -> str:
+        """The deployment a step works on: its run's partition (every migration job is
+        partitioned by deployment), else the configured deployment."""
+        from migration_pipeline.deployments import partition_of
+
+        return partition_of(context) or self.deployment
+
     @contextmanager
     def session(self, context: Any) -> Iterator["DagsterPlusClient"]:
-        """A client that logs to the run, for one step. A Dagster+ error that retrying cannot
-        fix fails the step without using up its RetryPolicy."""
-        with self.client(log=context.log) as client:
+        """A client for the step's deployment that logs to the run. A Dagster+ error that
+        retrying cannot fix fails the step without using up its RetryPolicy."""
+        with self.client(log=context.log, deployment=self.deployment_for(context)) as client:
             try:
                 yield client
             except DagsterPlusUnavailableError:

@@ -74,6 +74,9 @@ class MigrationEnv:
         self.use_token("admin")
         dagster_home.mkdir(parents=True, exist_ok=True)
         self.instance = dg.DagsterInstance.local_temp(str(dagster_home))
+        # The partition every partitioned job runs for, as list_deployments would add it.
+        self.deployment = sandbox.deployment
+        add_deployment(self.instance, self.deployment)
 
     @classmethod
     def in_tmp(
@@ -98,9 +101,13 @@ class MigrationEnv:
         run_config: dict | None = None,
         tags: dict | None = None,
         raise_on_error: bool = True,
+        deployment: str | None = None,
     ):
-        return defs.resolve_job_def(job_name).execute_in_process(
-            instance=self.instance,
+        """Run a job in process; a partitioned one for `deployment` (default: the env's)."""
+        return run_job(
+            job_name,
+            self.instance,
+            deployment or self.deployment,
             run_config=run_config or {},
             tags=tags,
             raise_on_error=raise_on_error,
@@ -117,14 +124,17 @@ class MigrationEnv:
             config["settings_file"] = str(settings)
         return {"ops": {"migration_plan": {"config": config}}}
 
-    def prepare(self, raise_on_error: bool = True):
+    def prepare(self, raise_on_error: bool = True, deployment: str | None = None):
         """Plan, apply, agent token, images and install files: everything before the cutover.
         Returns the prepare_hybrid_agent run (images and install files)."""
-        assert self.run("plan_migration", self.plan_config()).success
-        assert self.run("apply_migration_files").success
-        assert self.run("create_agent_token").success
+        assert self.run("plan_migration", self.plan_config(), deployment=deployment).success
+        assert self.run("apply_migration_files", deployment=deployment).success
+        assert self.run("create_agent_token", deployment=deployment).success
         return self.run(
-            "prepare_hybrid_agent", self.agent_url_config(), raise_on_error=raise_on_error
+            "prepare_hybrid_agent",
+            self.agent_url_config(),
+            raise_on_error=raise_on_error,
+            deployment=deployment,
         )
 
     def agent_url_config(self) -> dict:
@@ -146,17 +156,39 @@ class MigrationEnv:
 
     @property
     def agent_dir(self) -> Path:
-        return self.project_dir / "dagster_cloud_agent"
+        return self.agent_dir_of(self.deployment)
 
-    def stored_agent_token(self) -> str:
+    def agent_dir_of(self, deployment: str) -> Path:
+        return self.project_dir / "dagster_cloud_agent" / deployment
+
+    def stored_agent_token(self, deployment: str | None = None) -> str:
         """The agent token as the target stored it (the secret file)."""
-        secret = self.agent_dir / "agent-token-secret.yaml"
+        agent_dir = self.agent_dir_of(deployment or self.deployment)
+        secret = agent_dir / "agent-token-secret.yaml"
         if secret.exists():
             return yaml.safe_load(secret.read_text())["stringData"]["DAGSTER_CLOUD_AGENT_TOKEN"]
-        return (self.agent_dir / "agent-token.env").read_text().strip().split("=", 1)[1]
+        return (agent_dir / "agent-token.env").read_text().strip().split("=", 1)[1]
 
     def sensor_tick(self, cursor: str | None = None):
         return sensor_tick(self.instance, cursor)
+
+
+def run_job(job_name: str, instance: dg.DagsterInstance, deployment: str = "prod", **options):
+    """Run one of the location's jobs in process; a partitioned one for `deployment` (added
+    as a partition first, as list_deployments would)."""
+    job = defs.resolve_job_def(job_name)
+    if job.partitions_def is not None:
+        add_deployment(instance, deployment)
+        options["partition_key"] = deployment
+    return job.execute_in_process(instance=instance, **options)
+
+
+def add_deployment(instance: dg.DagsterInstance, *deployments: str) -> None:
+    """Add deployments as partitions, as the list_deployments job does."""
+    from migration_pipeline.deployments import DEPLOYMENTS_NAME
+
+    known = set(instance.get_dynamic_partitions(DEPLOYMENTS_NAME))
+    instance.add_dynamic_partitions(DEPLOYMENTS_NAME, [d for d in deployments if d not in known])
 
 
 def location_env(sandbox, dagster_home: Path) -> dict[str, str]:
@@ -179,22 +211,33 @@ def agent_url_config(sandbox) -> dict:
 
 
 def sensor_tick(instance: dg.DagsterInstance, cursor: str | None = None):
-    """One tick of hybrid_agent_ready_sensor, as the daemon evaluates it."""
+    """One tick of hybrid_agent_ready_sensor, as the daemon evaluates it (with the instance
+    that holds the deployments partitions, which the daemon provides)."""
+    from dagster._core.definitions.partitions.context import partition_loading_context
+
     sensor = defs.resolve_sensor_def("hybrid_agent_ready_sensor")
     context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources=dict(defs.resources or {})
+        instance=instance,
+        cursor=cursor,
+        resources=dict(defs.resources or {}),
+        repository_def=defs.get_repository_def(),
     )
-    return sensor.evaluate_tick(context)
+    with partition_loading_context(dynamic_partitions_store=instance):
+        return sensor.evaluate_tick(context)
 
 
-def record_cutover(instance: dg.DagsterInstance, label: str, cutover_at: float = 0.0) -> str:
+def record_cutover(
+    instance: dg.DagsterInstance, label: str, cutover_at: float = 0.0, deployment: str = "prod"
+) -> str:
     """What prepare and cutover leave in the instance for the sensor (install files with the
     agent's label, a successful cutover run), without running them: for sensor-only tests."""
     from dagster._core.storage.dagster_run import DagsterRun
 
+    add_deployment(instance, deployment)
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
             asset_key="hybrid_agent_install_files",
+            partition=deployment,
             metadata={"agent_label": label, "agents_before": []},
         )
     )
@@ -202,7 +245,10 @@ def record_cutover(instance: dg.DagsterInstance, label: str, cutover_at: float =
         DagsterRun(
             job_name="cutover",
             status=dg.DagsterRunStatus.SUCCESS,
-            tags={"migration_pipeline/cutover_at": repr(cutover_at)},
+            tags={
+                "migration_pipeline/cutover_at": repr(cutover_at),
+                "dagster/partition": deployment,
+            },
         )
     )
     return run.run_id

@@ -32,15 +32,27 @@ def user_api_mutations() -> set[str]:
     return set(mutation.fields)
 
 
-def everything_job() -> dg.JobDefinition:
-    """One run of every asset and every asset check, as "Materialize all" and "Execute all
-    checks" would launch them."""
-    job = dg.define_asset_job(
-        "everything",
-        selection=dg.AssetSelection.all() | dg.AssetSelection.all_asset_checks(),
-        executor_def=dg.in_process_executor,
-    )
-    return dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("everything")
+def everything_jobs() -> list[dg.JobDefinition]:
+    """Every asset and every asset check, as "Materialize all" and "Execute all checks" launch
+    them: one run for the organization, one for a deployment's partition of the rest."""
+    organization = dg.AssetSelection.assets("organization_inventory")
+    everything = dg.AssetSelection.all() | dg.AssetSelection.all_asset_checks()
+    jobs = [
+        dg.define_asset_job(
+            "organization",
+            selection=organization | dg.AssetSelection.checks_for_assets("organization_inventory"),
+            executor_def=dg.in_process_executor,
+        ),
+        dg.define_asset_job(
+            "deployment",
+            selection=everything
+            - organization
+            - dg.AssetSelection.checks_for_assets("organization_inventory"),
+            executor_def=dg.in_process_executor,
+        ),
+    ]
+    merged = dg.Definitions.merge(defs, dg.Definitions(jobs=jobs))
+    return [merged.resolve_job_def(job.name) for job in jobs]
 
 
 def test_no_asset_is_named_after_an_action_and_actions_are_ops_of_jobs():
@@ -78,15 +90,27 @@ def test_materializing_everything_changes_nothing_on_dagster_plus(
     seen_before = len(sandbox.operations_seen)
 
     config = {"ops": {**env.plan_config()["ops"], **env.agent_url_config()["ops"]}}
-    result = everything_job().execute_in_process(
-        instance=env.instance, run_config=config, raise_on_error=False
-    )
+    organization, deployment = everything_jobs()
+    results = [
+        organization.execute_in_process(instance=env.instance, raise_on_error=False),
+        deployment.execute_in_process(
+            instance=env.instance,
+            run_config=config,
+            raise_on_error=False,
+            partition_key=env.deployment,
+        ),
+    ]
 
     materialized = {
-        event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
+        event.asset_key.to_user_string()
+        for result in results
+        for event in result.get_asset_materialization_events()
     }
     failed = {
-        event.step_key for event in result.all_events if event.event_type_value == "STEP_FAILURE"
+        event.step_key
+        for result in results
+        for event in result.all_events
+        if event.event_type_value == "STEP_FAILURE"
     }
     # The checks of what only the action jobs record have nothing to check yet, and say so.
     nothing_recorded_yet = {"pre_cutover_snapshot_snapshot_is_complete", "verify_nothing_lost"}

@@ -138,7 +138,7 @@ def test_run_agent_sh_works_from_any_directory(tmp_path):
     """`bash run-agent.sh` from inside the agent directory, or from elsewhere by path: both run
     the agent from the repository with the token from the env file and DAGSTER_HOME set."""
     repo = tmp_path / "my repo"
-    agent_dir = repo / "dagster_cloud_agent"
+    agent_dir = repo / "dagster_cloud_agent" / "prod"
     write(get_target("local").agent_files(setup_for("local")), agent_dir)
     (agent_dir / "agent-token.env").write_text(f"DAGSTER_CLOUD_AGENT_TOKEN={TOKEN}\n")
     fake_bin = tmp_path / "bin"
@@ -153,7 +153,7 @@ def test_run_agent_sh_works_from_any_directory(tmp_path):
     for cwd, script in (
         (agent_dir, "run-agent.sh"),
         (tmp_path, str(agent_dir / "run-agent.sh")),
-        (repo, "dagster_cloud_agent/run-agent.sh"),
+        (repo, "dagster_cloud_agent/prod/run-agent.sh"),
     ):
         result = subprocess.run(["bash", script], cwd=cwd, env=env, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 import pytest
 from conftest import client_for
@@ -39,7 +41,9 @@ def test_sensor_waits_for_a_cutover_then_a_running_hybrid_agent_and_fires_once(e
     cutover = env.run("cutover")
     result, seen = requests_during(sandbox, env.sensor_tick)
     assert not result.run_requests
-    assert result.skip_message.startswith(f"Waiting for the migration's agent (label {label!r})")
+    assert result.skip_message.startswith(
+        f"prod: Waiting for the migration's agent (label {label!r})"
+    )
     assert seen == [{"agents"}]  # one light query a tick
 
     # Another agent running (someone else's, or whatever Dagster+ lists for Serverless) is not
@@ -51,12 +55,13 @@ def test_sensor_waits_for_a_cutover_then_a_running_hybrid_agent_and_fires_once(e
     with fake_agent(sandbox, env.stored_agent_token()):
         result, seen = requests_during(sandbox, env.sensor_tick)
     (request,) = result.run_requests
-    assert request.run_key == f"finish:{cutover.run_id}"
-    assert result.cursor == cutover.run_id
+    assert request.run_key == f"finish:{cutover.run_id}" and request.partition_key == "prod"
+    assert json.loads(result.cursor) == {"prod": cutover.run_id}
     assert seen == [{"agents"}]
 
     again, seen = requests_during(sandbox, lambda: env.sensor_tick(cursor=result.cursor))
-    assert not again.run_requests and "already requested" in again.skip_message
+    assert not again.run_requests
+    assert again.skip_message == "prod: the finish run of its cutover was requested"
     assert seen == []
 
 
@@ -134,7 +139,7 @@ def test_whole_cutover_finish_and_rollback(env, sandbox):
     assert admin.locations_as_document() == document_before
     assert admin.deployment_settings() == settings_before
     assert env.run("rollback_to_serverless").output_for_node("restore_serverless") == []
-    assert "Rolled back" in env.sensor_tick().skip_message
+    assert "prod: rolled back to Serverless" in env.sensor_tick().skip_message
 
 
 def test_a_non_admin_token_fails_the_preflight_before_anything_changes(env, sandbox):
@@ -225,7 +230,9 @@ def test_a_passing_outage_only_skips_the_tick(env, sandbox):
     record_cutover(env.instance, "migration_pipeline prod agent (token 1)")
     sandbox.faults.add(operation="agents", kind="http_503", count=1000)
     tick = env.sensor_tick()
-    assert not tick.run_requests and "Could not ask Dagster+ for its agents" in tick.skip_message
+    assert (
+        not tick.run_requests and "prod: could not ask Dagster+ for its agents" in tick.skip_message
+    )
 
 
 def step_log(env, run_id: str, step_key: str) -> list[str]:

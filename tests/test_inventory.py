@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dagster as dg
+from migration_env import run_job
 
-from migration_pipeline.definitions import defs
 from migration_pipeline.inventory.core import render_markdown
 from migration_pipeline.inventory.defs import serverless_inventory
 from migration_pipeline.resources import DagsterPlusResource
@@ -12,7 +12,7 @@ from migration_pipeline.resources import DagsterPlusResource
 
 def test_inventory_job_records_the_deployment(plus_env):
     with dg.DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def("inventory").execute_in_process(instance=instance)
+        result = run_job("inventory", instance)
         assert result.success
         inventory = result.output_for_node("serverless_inventory")
         assert inventory.deployment == "prod" and inventory.agent_type == "SERVERLESS"
@@ -127,8 +127,10 @@ def test_inventory_records_that_the_organization_uses_branch_deployments(plus_en
 
 def test_the_organization_inventory_lists_every_full_deployment(plus_env):
     with dg.DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def("inventory").execute_in_process(instance=instance)
+        result = run_job("list_deployments", instance)
+        partitions = instance.get_dynamic_partitions("deployments")
     organization = result.output_for_node("organization_inventory")
+    assert partitions == ["prod", "staging"]
     assert [(d.name, d.agent_type, d.locations, d.runs) for d in organization.deployments] == [
         ("prod", "SERVERLESS", 2, 250),
         ("staging", "SERVERLESS", 0, 0),
@@ -137,12 +139,13 @@ def test_the_organization_inventory_lists_every_full_deployment(plus_env):
     (materialization,) = result.asset_materializations_for_node("organization_inventory")
     assert materialization.metadata["to_migrate"].value == ["prod", "staging"]
     assert "| prod | " in materialization.metadata["table"].value
-    (check,) = [
-        c
-        for c in result.get_asset_check_evaluations()
-        if c.check_name == "configured_deployment_is_serverless"
-    ]
-    assert check.passed and check.metadata["state"].value == "to migrate"
+    assert materialization.metadata["partitions_added"].value == ["prod", "staging"]
+    assert materialization.metadata["progress"].value == {
+        "prod": "not planned",
+        "staging": "not planned",
+    }
+    (check,) = result.get_asset_check_evaluations()
+    assert check.check_name == "every_partition_is_a_full_deployment" and check.passed
 
 
 def test_a_deployment_already_on_hybrid_is_reported_and_skipped(start_sandbox, monkeypatch):
@@ -167,11 +170,19 @@ def test_a_deployment_already_on_hybrid_is_reported_and_skipped(start_sandbox, m
     sandbox = start_sandbox(make_scenario(deployments=deployments))
     with client_for(sandbox) as client:
         organization = take_organization_inventory(client)
+    monkeypatch.setenv("DAGSTER_CLOUD_URL", sandbox.url)
+    monkeypatch.setenv("DAGSTER_CLOUD_DEPLOYMENT", sandbox.deployment)
+    monkeypatch.setenv("DAGSTER_CLOUD_API_TOKEN", sandbox.token("admin"))
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert run_job("list_deployments", instance).success
+        # Only the deployment to migrate is a partition: staging can never be switched twice.
+        assert instance.get_dynamic_partitions("deployments") == ["prod"]
     assert organization.to_migrate == ["prod"]
     assert organization.branch_deployments == 1
     assert [d.state for d in organization.deployments] == [
         "to migrate",
         "already Hybrid: skipped",
     ]
-    assert "| staging | " in render_deployments(organization)
-    assert "already Hybrid: skipped" in render_deployments(organization)
+    rendered = render_deployments(organization, {"prod": "planned"})
+    assert "| staging | " in rendered and "already Hybrid: skipped" in rendered
+    assert "| to migrate | planned |" in rendered

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dagster as dg
+from migration_env import run_job
 from plan_corpus import CORPUS
 from test_plan_corpus import snapshot, write_project
-
-from migration_pipeline.definitions import defs
 
 
 def plan_config(project, **overrides) -> dict:
@@ -20,9 +19,7 @@ def test_dry_run_then_apply_then_check(plus_env, tmp_path):
     write_project(project, CORPUS["serverless_features_in_code"])
     before = snapshot(project)
     with dg.DagsterInstance.ephemeral() as instance:
-        dry = defs.resolve_job_def("plan_migration").execute_in_process(
-            instance=instance, run_config=plan_config(project)
-        )
+        dry = run_job("plan_migration", instance, run_config=plan_config(project))
         assert dry.success
         assert snapshot(project) == before  # the dry run only reads
         (materialization,) = dry.asset_materializations_for_node("migration_plan")
@@ -33,9 +30,7 @@ def test_dry_run_then_apply_then_check(plus_env, tmp_path):
         assert "Deployment settings are kept as they are." in metadata["summary"].value
         assert metadata["settings_removed_at_cutover"].value == []
 
-        applied = defs.resolve_job_def("apply_migration_files").execute_in_process(
-            instance=instance
-        )
+        applied = run_job("apply_migration_files", instance)
         assert applied.success
         (check,) = applied.get_asset_check_evaluations()
         assert check.passed and check.asset_check_key.name == "hybrid_dagster_cloud_yaml_is_valid"
@@ -43,7 +38,7 @@ def test_dry_run_then_apply_then_check(plus_env, tmp_path):
         assert written["written"].value == ["dagster_cloud.yaml", "Dockerfile", ".dockerignore"]
         assert "container_context" in (project / "dagster_cloud.yaml").read_text()
 
-        again = defs.resolve_job_def("apply_migration_files").execute_in_process(instance=instance)
+        again = run_job("apply_migration_files", instance)
         assert (
             again.asset_materializations_for_node("hybrid_project_files")[0]
             .metadata["written"]
@@ -63,8 +58,8 @@ def test_bad_input_fails_the_plan_at_once_with_the_problem(plus_env, tmp_path):
         },
     )
     with dg.DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def("plan_migration").execute_in_process(
-            instance=instance, run_config=plan_config(project), raise_on_error=False
+        result = run_job(
+            "plan_migration", instance, run_config=plan_config(project), raise_on_error=False
         )
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]

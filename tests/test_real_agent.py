@@ -28,7 +28,7 @@ def test_real_local_agent_heartbeats_and_goes_not_running_when_it_stops(start_sa
     local_target = get_target("local")
     admin = client_for(sandbox)
     token = admin.create_agent_token("test local agent").token
-    agent_dir = tmp_path / "repo" / "dagster_cloud_agent"
+    agent_dir = tmp_path / "repo" / "dagster_cloud_agent" / "prod"
     store_agent_token(local_target.token_store, token, agent_dir, "prod")
     # The agent reaches the sandbox's agent API, a host of its own as Dagster+'s is.
     setup = AgentSetup(

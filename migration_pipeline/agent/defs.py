@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import Field, field_validator
 
 from migration_pipeline.agent.install import AgentInstall
+from migration_pipeline.deployments import DEPLOYMENTS, latest_materialization
 from migration_pipeline.plan.applied import AppliedProject
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 
@@ -19,6 +20,7 @@ TOKEN_KEY = dg.AssetKey("hybrid_agent_token")
 hybrid_agent_token = dg.AssetSpec(
     TOKEN_KEY,
     group_name=GROUP,
+    partitions_def=DEPLOYMENTS,
     kinds={"dagster"},
     description="Where the Hybrid agent's token is kept (a 0600 Secret manifest or env file, or "
     "AWS Secrets Manager) and its id; never its value. Recorded by the create_agent_token job.",
@@ -42,16 +44,17 @@ def ensure_hybrid_agent_token(
     from migration_pipeline.lib.plain import as_plain
     from migration_pipeline.plan.defs import recorded_project
 
-    applied = recorded_project(context.instance, "create_agent_token")
+    deployment = dagster_plus.deployment_for(context)
+    applied = recorded_project(context.instance, "create_agent_token", deployment)
     settings = applied.target_settings()
-    description = agent_token_description(dagster_plus.deployment)
+    description = agent_token_description(deployment)
     with dagster_plus.session(context) as client:
         token, created = ensure_agent_token(client, description)
     stored = store_agent_token(
         applied.target.token_store,
         token.token,
-        applied.agent_dir,
-        dagster_plus.deployment,
+        applied.agent_dir(deployment),
+        deployment,
         namespace=getattr(settings, "namespace", None),
         aws_region=getattr(settings, "aws_region", None),
     )
@@ -68,13 +71,16 @@ def ensure_hybrid_agent_token(
     )
     record = as_plain(recorded)
     context.log_event(
-        dg.AssetMaterialization(asset_key=TOKEN_KEY, metadata={**record, "created": created})
+        dg.AssetMaterialization(
+            asset_key=TOKEN_KEY, partition=deployment, metadata={**record, "created": created}
+        )
     )
     return record
 
 
 @dg.job(
     name="create_agent_token",
+    partitions_def=DEPLOYMENTS,
     executor_def=dg.in_process_executor,
     op_retry_policy=DAGSTER_PLUS_RETRY,
     description="Create (or find again) the Hybrid agent's token and store it where the "
@@ -108,6 +114,7 @@ class AgentInstallConfig(dg.Config):
 @dg.asset(
     group_name=GROUP,
     kinds={"dagster"},
+    partitions_def=DEPLOYMENTS,
     deps=[hybrid_agent_token],
     description="The files that install the Hybrid agent, as one would write them by hand: "
     "Helm values and manifests (kubernetes, azure), CloudFormation parameters (ecs), the "
@@ -124,10 +131,13 @@ def hybrid_agent_install_files(
     from migration_pipeline.agent.install import write_install_files
     from migration_pipeline.agent.token import RecordedToken
 
-    token = context.instance.get_latest_materialization_event(TOKEN_KEY)
+    deployment = context.partition_key
+    token = latest_materialization(context.instance, TOKEN_KEY, deployment)
     if token is None or token.asset_materialization is None:
         raise dg.Failure(
-            "No agent token yet: run the create_agent_token job first.", allow_retries=False
+            f"No agent token for {deployment} yet: run the create_agent_token job for "
+            f"{deployment} first.",
+            allow_retries=False,
         )
     record = {key: value.value for key, value in token.asset_materialization.metadata.items()}
     recorded = RecordedToken.from_record(record)
@@ -138,7 +148,7 @@ def hybrid_agent_install_files(
 
     install, written = write_install_files(
         hybrid_project_files,
-        dagster_plus.deployment,
+        deployment,
         recorded,
         config.agent_api_url,
         list_agent_ids,
@@ -162,6 +172,7 @@ def hybrid_agent_install_files(
 @dg.asset_check(
     asset=hybrid_agent_install_files,
     blocking=True,
+    partitions_def=DEPLOYMENTS,
     description="Every install file reads as its tool reads it: YAML and JSON parse, "
     "shell scripts pass `bash -n`.",
 )
@@ -190,12 +201,12 @@ INSTALL_FILES_KEY = dg.AssetKey("hybrid_agent_install_files")
 
 
 def recorded_agent_identity(
-    instance: dg.DagsterInstance,
+    instance: dg.DagsterInstance, deployment: str
 ) -> tuple[str | None, tuple[str, ...]] | None:
-    """How to recognise the migration's own agent, from the install files' record: (its label,
-    or None where the install cannot set one; the agents listed before the install). None when
-    no install files were written."""
-    event = instance.get_latest_materialization_event(INSTALL_FILES_KEY)
+    """How to recognise the deployment's migration agent, from its install files' record: (its
+    label, or None where the install cannot set one; the agents listed before the install).
+    None when no install files were written for it."""
+    event = latest_materialization(instance, INSTALL_FILES_KEY, deployment)
     if event is None or event.asset_materialization is None:
         return None
     metadata = event.asset_materialization.metadata

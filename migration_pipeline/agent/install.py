@@ -55,16 +55,16 @@ def write_install_files(
         name
         for name, text in files.items()
         if write_if_changed(
-            applied.agent_dir / name, text, 0o755 if name.endswith(".sh") else 0o644
+            applied.agent_dir(deployment) / name, text, 0o755 if name.endswith(".sh") else 0o644
         )
     ]
     # Targets whose install files cannot carry a label (Dagster's ECS template has no such
     # parameter): the sensor then waits for an agent that was not there before the install.
     agents_before = () if target.sets_agent_label else tuple(sorted(list_agent_ids()))
     install = AgentInstall(
-        agent_dir=str(applied.agent_dir),
+        agent_dir=str(applied.agent_dir(deployment)),
         target=target.name,
-        command=target.agent_command(str(applied.agent_dir)),
+        command=target.agent_command(str(applied.agent_dir(deployment))),
         agent_label=label if target.sets_agent_label else None,
         agents_before=agents_before,
         branch_deployments=setup.branch_deployments,

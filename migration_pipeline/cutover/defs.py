@@ -4,12 +4,21 @@ asset by the op that takes it (the asset graph cannot take it, let alone switch 
 The no-agent window starts at the switch."""
 
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from migration_pipeline.cutover.core import Snapshot
+from migration_pipeline.deployments import (
+    CUTOVER_AT_TAG,
+    CUTOVER_JOB,
+    DEPLOY_STARTED_TAG,
+    DEPLOYED_AT_TAG,
+    DEPLOYED_LOCATIONS_TAG,
+    DEPLOYMENTS,
+    latest_cutover,
+    latest_materialization,
+)
 from migration_pipeline.records import log_check_evaluation
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 
@@ -18,18 +27,14 @@ if TYPE_CHECKING:
 
 GROUP = "cutover"
 SNAPSHOT_KEY = dg.AssetKey("pre_cutover_snapshot")
-CUTOVER_JOB = "cutover"
-CUTOVER_AT_TAG = "migration_pipeline/cutover_at"  # on the cutover run that switched
-# On every cutover run: the run queue's tag limit (instance/dagster.yaml) keeps cutovers apart.
+# On every cutover run: the run queue's tag limit (instance/dagster.yaml) keeps cutovers apart,
+# across deployments.
 CUTOVER_TAG = "migration_pipeline/cutover"
-# On a cutover run that deployed the Hybrid locations itself (its agent was running already).
-DEPLOY_STARTED_TAG = "migration_pipeline/deploy_started_at"
-DEPLOYED_AT_TAG = "migration_pipeline/deployed_at"
-DEPLOYED_LOCATIONS_TAG = "migration_pipeline/deployed_locations"
 
 pre_cutover_snapshot = dg.AssetSpec(
     SNAPSHOT_KEY,
     group_name=GROUP,
+    partitions_def=DEPLOYMENTS,
     kinds={"dagster"},
     description="What must survive the cutover, read just before it: runs by status, the "
     "newest run ids, schedules and sensors, deployment settings, the locations document. "
@@ -40,11 +45,12 @@ pre_cutover_snapshot = dg.AssetSpec(
 @dg.asset_check(
     asset=SNAPSHOT_KEY,
     blocking=True,
+    partitions_def=DEPLOYMENTS,
     description="The snapshot holds what the checks compare with: a locations "
     "document with every location, run counts that match the run ids kept.",
 )
 def snapshot_is_complete(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    snapshot = latest_snapshot(context.instance)
+    snapshot = latest_snapshot(context.instance, context.partition_key)
     if snapshot is None:
         return dg.AssetCheckResult(passed=False, metadata={"why": "no snapshot yet"})
     return dg.AssetCheckResult(**_completeness(snapshot))
@@ -71,42 +77,12 @@ def _completeness(snapshot: Snapshot) -> dict:
 # -- reading the records back (the sensor, finish and rollback use these) -----------------------
 
 
-@dataclass(frozen=True)
-class CutoverRecord:
-    run_id: str
-    cutover_at: float  # when the deployment was switched
-    ended_at: float | None
-    # When the cutover run deployed the Hybrid locations itself (None: the finish run does).
-    deploy_started_at: float | None = None
-    deployed_at: float | None = None
-    deployed_locations: tuple[str, ...] = ()
-
-
-def latest_snapshot(instance: dg.DagsterInstance) -> Snapshot | None:
-    event = instance.get_latest_materialization_event(SNAPSHOT_KEY)
-    if event is None or event.asset_materialization is None:
+def latest_snapshot(instance: dg.DagsterInstance, deployment: str) -> Snapshot | None:
+    record = latest_materialization(instance, SNAPSHOT_KEY, deployment)
+    if record is None or record.asset_materialization is None:
         return None
-    value = event.asset_materialization.metadata["snapshot"].value
+    value = record.asset_materialization.metadata["snapshot"].value
     return Snapshot.from_dict(value) if isinstance(value, dict) else None
-
-
-def latest_cutover(instance: dg.DagsterInstance) -> CutoverRecord | None:
-    """The newest successful cutover run, with when it switched the deployment."""
-    records = instance.get_run_records(
-        dg.RunsFilter(job_name=CUTOVER_JOB, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1
-    )
-    if not records or CUTOVER_AT_TAG not in records[0].dagster_run.tags:
-        return None
-    record = records[0]
-    tags = record.dagster_run.tags
-    return CutoverRecord(
-        record.dagster_run.run_id,
-        float(tags[CUTOVER_AT_TAG]),
-        record.end_time,
-        float(tags[DEPLOY_STARTED_TAG]) if DEPLOY_STARTED_TAG in tags else None,
-        float(tags[DEPLOYED_AT_TAG]) if DEPLOYED_AT_TAG in tags else None,
-        tuple(filter(None, tags.get(DEPLOYED_LOCATIONS_TAG, "").split(","))),
-    )
 
 
 def deploy_planned_locations(
@@ -120,8 +96,8 @@ def deploy_planned_locations(
     from migration_pipeline.images.defs import recorded_images
     from migration_pipeline.plan.defs import recorded_project
 
-    cloud = recorded_project(instance, "the deploy").load_cloud_yaml()
-    images = recorded_images(instance, "the deploy")
+    cloud = recorded_project(instance, "the deploy", client.deployment).load_cloud_yaml()
+    images = recorded_images(instance, "the deploy", client.deployment)
     desired = deploy_document(
         [cloud.merged_location(ref) for ref in cloud.locations],
         {name: image.image for name, image in images.items()},
@@ -136,20 +112,36 @@ def deploy_planned_locations(
 
 
 @dg.op(
-    description="What must hold before anything changes: the token is an Organization "
+    description="What must hold before anything changes: the deployments before this one in "
+    "deployment_order have finished with every check green, the token is an Organization "
     "Admin's, the applied dagster_cloud.yaml validates, every image is in its registry and "
     "was proven to load its definitions, every location is loaded. Reads only; a failure "
     "changes nothing."
 )
 def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource) -> list:
     from migration_pipeline.cutover.core import preflight_problems
+    from migration_pipeline.deployments import order_problems, progress
     from migration_pipeline.images.defs import proven_images, recorded_images
     from migration_pipeline.plan.defs import recorded_project
 
-    applied = recorded_project(context.instance, "the cutover")
-    images = recorded_images(context.instance, "the cutover")
-    with dagster_plus.session(context) as client:
-        problems = preflight_problems(client, applied, images, proven_images(context.instance))
+    deployment = dagster_plus.deployment_for(context)
+    applied = recorded_project(context.instance, "the cutover", deployment)
+    images = recorded_images(context.instance, "the cutover", deployment)
+    order = applied.target_settings().deployment_order
+    earlier = order[: order.index(deployment)] if deployment in order else []
+    before = {name: progress(context.instance, name) for name in earlier}
+    for done in before.values():
+        if done.state == "finished":
+            context.log.info(
+                f"{done.deployment} (before {deployment} in deployment_order) finished with "
+                f"every check green; its downtime was {done.downtime_seconds or 0:.1f}s"
+            )
+    problems = order_problems(deployment, order, before)
+    if not problems:
+        with dagster_plus.session(context) as client:
+            problems = preflight_problems(
+                client, applied, images, proven_images(context.instance, deployment)
+            )
     if images and not applied.target_settings().prove_images:
         context.log.warning(
             "the images were not proven to load their definitions: the target settings say "
@@ -157,7 +149,14 @@ def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusR
         )
     if problems:
         raise dg.Failure(
-            "Preflight:\n" + "\n".join(f"  - {p}" for p in problems) + "\nNothing was changed.",
+            f"Preflight of {deployment}:\n"
+            + "\n".join(f"  - {p}" for p in problems)
+            + "\nNothing was changed.",
+            metadata={
+                "earlier_deployments": dg.MetadataValue.json(
+                    {name: done.state for name, done in before.items()}
+                )
+            },
             allow_retries=False,
         )
     return list(applied.settings_removed_at_cutover)
@@ -176,9 +175,9 @@ def record_pre_cutover_snapshot(
     from migration_pipeline.cutover.core import take_snapshot
 
     with dagster_plus.session(context) as client:
-        deployment = client.deployment_by_name(dagster_plus.deployment)
+        deployment = client.deployment_by_name(client.deployment)
         if deployment.agent_type == "HYBRID":
-            previous = latest_snapshot(context.instance)
+            previous = latest_snapshot(context.instance, deployment.name)
             if previous is None:
                 raise dg.Failure(
                     f"{deployment.name} is already HYBRID and no snapshot was taken "
@@ -194,6 +193,7 @@ def record_pre_cutover_snapshot(
     context.log_event(
         dg.AssetMaterialization(
             asset_key=SNAPSHOT_KEY,
+            partition=deployment.name,
             metadata={
                 "runs": sum(snapshot.run_counts.values()),
                 "runs_by_status": dg.MetadataValue.json(snapshot.run_counts),
@@ -210,6 +210,7 @@ def record_pre_cutover_snapshot(
             check_name="snapshot_is_complete",
             passed=completeness["passed"],
             metadata=completeness["metadata"],
+            partition=deployment.name,
         ),
     )
     # This op records and succeeds (a failing op would drop what it logged); the switch refuses
@@ -245,7 +246,7 @@ def deactivate_serverless_agent(
             "the Hybrid agent runs"
         )
     else:
-        previous = latest_cutover(context.instance)
+        previous = latest_cutover(context.instance, switch.deployment)
         cutover_at = previous.cutover_at if previous else now
         context.log.info(f"{switch.deployment} is already HYBRID: not switching again")
     if switch.settings_removed:
@@ -282,13 +283,14 @@ def deploy_if_the_agent_runs(
     from migration_pipeline.agent.serving import migration_agents
     from migration_pipeline.plus.errors import DagsterPlusError
 
-    identity = recorded_agent_identity(context.instance)
+    deployment = dagster_plus.deployment_for(context)
+    identity = recorded_agent_identity(context.instance, deployment)
     if identity is None:
         context.log.info("no agent install files were recorded: the finish run deploys")
         return
     label, agents_before = identity
     try:
-        with dagster_plus.client() as client:
+        with dagster_plus.client(deployment=deployment) as client:
             if not migration_agents(client.agents(), label, agents_before, time.time()):
                 context.log.info(
                     "the migration's agent is not running yet: hybrid_agent_ready_sensor "
@@ -317,6 +319,7 @@ def deploy_if_the_agent_runs(
 
 @dg.job(
     name=CUTOVER_JOB,
+    partitions_def=DEPLOYMENTS,
     tags={CUTOVER_TAG: "switch"},
     executor_def=dg.in_process_executor,
     op_retry_policy=DAGSTER_PLUS_RETRY,

@@ -10,9 +10,10 @@ import dagster as dg
 from pydantic import Field
 
 from migration_pipeline.cutover.core import Snapshot
-from migration_pipeline.cutover.defs import latest_cutover, latest_snapshot
+from migration_pipeline.cutover.defs import latest_snapshot
+from migration_pipeline.deployments import DEPLOYMENTS, FINISH_JOB, latest_cutover
 from migration_pipeline.finish.core import Verification
-from migration_pipeline.readiness.sensor import AGENT_READY_TAG, FINISH_JOB
+from migration_pipeline.readiness.sensor import AGENT_READY_TAG
 from migration_pipeline.records import log_check_evaluation
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 
@@ -31,6 +32,7 @@ CHECKS = {
 hybrid_deployment = dg.AssetSpec(
     DEPLOYMENT_KEY,
     group_name=GROUP,
+    partitions_def=DEPLOYMENTS,
     kinds={"dagster"},
     deps=["pre_cutover_snapshot"],
     description="The deployment as its Hybrid agent serves it after the migration: locations, "
@@ -86,7 +88,13 @@ def check_outcomes(verification: Verification, snapshot: Snapshot) -> list[tuple
 
 @dg.multi_asset_check(
     specs=[
-        dg.AssetCheckSpec(name, asset=DEPLOYMENT_KEY, blocking=True, description=text)
+        dg.AssetCheckSpec(
+            name,
+            asset=DEPLOYMENT_KEY,
+            blocking=True,
+            description=text,
+            partitions_def=DEPLOYMENTS,
+        )
         for name, text in CHECKS.items()
     ],
     description="Compares Dagster+ now with the pre-cutover snapshot. Reads only.",
@@ -94,7 +102,8 @@ def check_outcomes(verification: Verification, snapshot: Snapshot) -> list[tuple
 def verify_nothing_lost(context: dg.AssetCheckExecutionContext, dagster_plus: DagsterPlusResource):
     from migration_pipeline.finish.core import verify
 
-    snapshot = latest_snapshot(context.instance)
+    deployment = dagster_plus.deployment_for(context)
+    snapshot = latest_snapshot(context.instance, deployment)
     if snapshot is None:
         for name in CHECKS:
             yield dg.AssetCheckResult(
@@ -103,7 +112,7 @@ def verify_nothing_lost(context: dg.AssetCheckExecutionContext, dagster_plus: Da
                 metadata={"why": "no pre-cutover snapshot to compare with"},
             )
         return
-    with dagster_plus.client() as client:
+    with dagster_plus.client(deployment=deployment) as client:
         verification = verify(client, snapshot)
     for name, passed, metadata in check_outcomes(verification, snapshot):
         yield dg.AssetCheckResult(check_name=name, passed=passed, metadata=metadata)
@@ -133,7 +142,7 @@ def deploy_hybrid_locations(
     from migration_pipeline.cutover.defs import deploy_planned_locations
 
     started = time.time()
-    cutover = latest_cutover(context.instance)
+    cutover = latest_cutover(context.instance, dagster_plus.deployment_for(context))
     with dagster_plus.session(context) as client:
         locations, to_deploy = deploy_planned_locations(context.instance, client)
     if not to_deploy and cutover is not None and cutover.deployed_at is not None:
@@ -172,8 +181,9 @@ def verify_hybrid_deployment(
         wait_until_loaded,
     )
 
-    snapshot = latest_snapshot(context.instance)
-    cutover = latest_cutover(context.instance)
+    deployment = dagster_plus.deployment_for(context)
+    snapshot = latest_snapshot(context.instance, deployment)
+    cutover = latest_cutover(context.instance, deployment)
     if snapshot is None or cutover is None:
         raise dg.Failure(
             "No cutover was recorded (run the cutover job first).", allow_retries=False
@@ -223,6 +233,7 @@ def verify_hybrid_deployment(
     context.log_event(
         dg.AssetMaterialization(
             asset_key=DEPLOYMENT_KEY,
+            partition=deployment,
             metadata={
                 **{k: dg.MetadataValue.float(v) for k, v in parts.items()},
                 "cutover_at": dg.MetadataValue.timestamp(cutover.cutover_at),
@@ -239,7 +250,11 @@ def verify_hybrid_deployment(
         log_check_evaluation(
             context,
             dg.AssetCheckEvaluation(
-                asset_key=DEPLOYMENT_KEY, check_name=name, passed=passed, metadata=metadata
+                asset_key=DEPLOYMENT_KEY,
+                check_name=name,
+                passed=passed,
+                metadata=metadata,
+                partition=deployment,
             ),
         )
         if not passed:
@@ -269,6 +284,7 @@ def require_nothing_lost(outcome: dict) -> None:
 
 @dg.job(
     name=FINISH_JOB,
+    partitions_def=DEPLOYMENTS,
     executor_def=dg.in_process_executor,
     op_retry_policy=DAGSTER_PLUS_RETRY,
     description="Deploy the Hybrid locations, wait until LOADED, verify nothing was lost. "

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from migration_pipeline.deployments import DEPLOYMENTS
 from migration_pipeline.images.publish import PublishedImage
 from migration_pipeline.plan.applied import AppliedProject
 from migration_pipeline.records import latest_record, record_metadata
@@ -34,6 +35,7 @@ def builder_for(settings: "TargetSettings") -> "Builder":
 @dg.asset(
     group_name=GROUP,
     kinds={"docker"},
+    partitions_def=DEPLOYMENTS,
     description="One image per code location, built from its Dockerfile and pushed to its "
     "build.registry, tagged `<content hash>-<location>`: an unchanged location reuses the "
     "image already in the registry and builds nothing.",
@@ -108,6 +110,7 @@ def code_location_images(
 @dg.asset_check(
     asset=code_location_images,
     blocking=True,
+    partitions_def=DEPLOYMENTS,
     additional_ins={"hybrid_project_files": dg.AssetIn()},
     description="Every pushed image's manifest is in its registry (a HEAD request, "
     "with the same credentials the publish used).",
@@ -129,6 +132,7 @@ def images_exist_in_registry(
 @dg.asset_check(
     asset=code_location_images,
     blocking=True,
+    partitions_def=DEPLOYMENTS,
     additional_ins={"hybrid_project_files": dg.AssetIn()},
     description="Every pushed image starts and loads its code location's definitions "
     "(`dagster definitions validate` with the location's own code source and working "
@@ -187,11 +191,15 @@ def images_load_their_definitions(
     )
 
 
-def proven_images(instance: dg.DagsterInstance) -> dict[str, str] | None:
-    """location -> image reference that the newest images_load_their_definitions check
-    proved, when it passed; None when it failed or never ran."""
+def proven_images(instance: dg.DagsterInstance, deployment: str) -> dict[str, str] | None:
+    """location -> image reference that the deployment's newest images_load_their_definitions
+    check proved, when it passed; None when it failed or never ran."""
+    from dagster._core.event_api import PartitionKeyFilter
+
     key = dg.AssetCheckKey(dg.AssetKey("code_location_images"), "images_load_their_definitions")
-    record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key]).get(key)
+    record = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [key], partition_filter=PartitionKeyFilter(key=deployment)
+    ).get(key)
     event = record.event if record is not None else None
     evaluation = event.dagster_event.event_specific_data if event and event.dagster_event else None
     if not isinstance(evaluation, dg.AssetCheckEvaluation) or not evaluation.passed:
@@ -200,7 +208,9 @@ def proven_images(instance: dg.DagsterInstance) -> dict[str, str] | None:
     return dict(proven.value) if proven is not None and isinstance(proven.value, dict) else None
 
 
-def recorded_images(instance: dg.DagsterInstance, needed_by: str) -> dict[str, PublishedImage]:
-    """The images the last code_location_images materialization published."""
-    record = latest_record(instance, "code_location_images", needed_by)
+def recorded_images(
+    instance: dg.DagsterInstance, needed_by: str, deployment: str
+) -> dict[str, PublishedImage]:
+    """The images the deployment's last code_location_images materialization published."""
+    record = latest_record(instance, "code_location_images", needed_by, deployment)
     return {name: PublishedImage(**image) for name, image in record.items()}

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from migration_pipeline.deployments import DEPLOYMENTS, DEPLOYMENTS_NAME, deployment_partitions
 from migration_pipeline.inventory.core import Inventory
 from migration_pipeline.inventory.organization import OrganizationInventory
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
@@ -12,6 +13,7 @@ GROUP = "inventory"
 @dg.asset(
     group_name=GROUP,
     retry_policy=DAGSTER_PLUS_RETRY,
+    partitions_def=DEPLOYMENTS,
     description="The Serverless deployment as it is: agent type, agents, code locations and "
     "their load status, deployment settings, runs by status, schedules and sensors, whether the "
     "organization uses branch deployments.",
@@ -49,6 +51,7 @@ def serverless_inventory(
 @dg.asset_check(
     asset=serverless_inventory,
     blocking=True,
+    partitions_def=DEPLOYMENTS,
     description="Every code location is loaded, so its schedules and sensors could "
     "be read: what the nothing-lost checks will compare with.",
 )
@@ -72,13 +75,16 @@ def every_location_readable(serverless_inventory: Inventory) -> dg.AssetCheckRes
     group_name=GROUP,
     retry_policy=DAGSTER_PLUS_RETRY,
     description="Every full deployment of the organization: its agent type, its code locations "
-    "and its runs, and whether it is to migrate (SERVERLESS) or already Hybrid (reported, "
-    "skipped, never switched twice); the number of branch deployments, which follow their base.",
+    "and its runs, whether it is to migrate (SERVERLESS) or already Hybrid (reported, "
+    "skipped, never switched twice), and how far its migration got; the number of branch "
+    "deployments, which follow their base. Adds each deployment to migrate as a partition of "
+    "every migration asset and job.",
     kinds={"dagster"},
 )
 def organization_inventory(
     context: dg.AssetExecutionContext, dagster_plus: DagsterPlusResource
 ) -> dg.Output[OrganizationInventory]:
+    from migration_pipeline.deployments import progress
     from migration_pipeline.inventory.organization import (
         render_deployments,
         take_organization_inventory,
@@ -86,9 +92,15 @@ def organization_inventory(
 
     with dagster_plus.session(context) as client:
         inventory = take_organization_inventory(client)
+    known = set(deployment_partitions(context.instance))
+    added = [name for name in inventory.to_migrate if name not in known]
+    if added:
+        context.instance.add_dynamic_partitions(DEPLOYMENTS_NAME, added)
+    states = {name: progress(context.instance, name) for name in sorted(known | set(added))}
     context.log.info(
         f"{len(inventory.deployments)} full deployments, to migrate: "
         f"{', '.join(inventory.to_migrate) or 'none'}"
+        + (f"; added as partitions: {', '.join(added)}" if added else "")
     )
     return dg.Output(
         inventory,
@@ -96,38 +108,49 @@ def organization_inventory(
             "deployments": len(inventory.deployments),
             "to_migrate": inventory.to_migrate,
             "already_hybrid": [d.name for d in inventory.deployments if d.agent_type == "HYBRID"],
+            "partitions_added": added,
+            "progress": dg.MetadataValue.json({name: p.state for name, p in states.items()}),
             "branch_deployments": inventory.branch_deployments,
             "locations": sum(d.locations for d in inventory.deployments),
             "runs": sum(d.runs for d in inventory.deployments),
-            "table": dg.MetadataValue.md(render_deployments(inventory)),
+            "table": dg.MetadataValue.md(
+                render_deployments(inventory, {name: p.summary() for name, p in states.items()})
+            ),
         },
     )
 
 
 @dg.asset_check(
     asset=organization_inventory,
-    description="The deployment this code location migrates (DAGSTER_CLOUD_DEPLOYMENT) is one "
-    "of the organization's full deployments and is still SERVERLESS.",
+    description="Every deployments partition is one of the organization's full deployments "
+    "(a deployment deleted since it was added cannot be migrated).",
 )
-def configured_deployment_is_serverless(
-    organization_inventory: OrganizationInventory, dagster_plus: DagsterPlusResource
+def every_partition_is_a_full_deployment(
+    context: dg.AssetCheckExecutionContext, organization_inventory: OrganizationInventory
 ) -> dg.AssetCheckResult:
-    found = {d.name: d for d in organization_inventory.deployments}
-    deployment = found.get(dagster_plus.deployment)
+    found = {d.name for d in organization_inventory.deployments}
+    partitions = deployment_partitions(context.instance)
+    unknown = [name for name in partitions if name not in found]
     return dg.AssetCheckResult(
-        passed=deployment is not None and deployment.to_migrate,
+        passed=not unknown,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "deployment": dagster_plus.deployment,
-            "state": deployment.state if deployment else "not a full deployment",
-        },
+        metadata={"partitions": list(partitions), "not_full_deployments": unknown},
     )
 
 
+organization_job = dg.define_asset_job(
+    "list_deployments",
+    selection=[organization_inventory],
+    executor_def=dg.in_process_executor,
+    description="Read the organization's full deployments and add those still on Serverless "
+    "as partitions of every migration asset and job. Changes nothing in Dagster+.",
+)
+
 inventory_job = dg.define_asset_job(
     "inventory",
-    selection=[serverless_inventory, organization_inventory],
+    selection=[serverless_inventory],
     executor_def=dg.in_process_executor,
-    description="Read the Serverless deployment and the organization's full deployments, and "
-    "record what they have. Changes nothing.",
+    partitions_def=DEPLOYMENTS,
+    description="Read one Serverless deployment (a partition) and record what it has. "
+    "Changes nothing.",
 )

@@ -69,9 +69,13 @@ def take_organization_inventory(client: DagsterPlusClient) -> OrganizationInvent
     return OrganizationInventory(client.url, tuple(summaries), branches)
 
 
-def render_deployments(inventory: OrganizationInventory) -> str:
+def render_deployments(inventory: OrganizationInventory, progress: dict[str, str]) -> str:
+    """The deployments, with how far each one's migration got (`progress`: name -> text)."""
     return table(
-        ["deployment", "id", "agent type", "locations", "runs", "migration"],
-        [[d.name, d.id, d.agent_type, d.locations, d.runs, d.state] for d in inventory.deployments],
+        ["deployment", "id", "agent type", "locations", "runs", "migration", "progress"],
+        [
+            [d.name, d.id, d.agent_type, d.locations, d.runs, d.state, progress.get(d.name, "")]
+            for d in inventory.deployments
+        ],
         "no full deployment",
     )

@@ -55,10 +55,15 @@ class AppliedProject:
     def target_settings(self) -> TargetSettings:
         return self.target.settings_model.model_validate(self.settings)
 
-    @property
-    def agent_dir(self) -> Path:
-        """Where the agent's install files (and its token, for env-file targets) are written."""
-        return Path(self.project_dir) / AGENT_DIR
+    def agent_dir(self, deployment: str) -> Path:
+        """Where the deployment's agent install files (and its token, for env-file targets)
+        are written: one directory per deployment, each agent serving its own."""
+        from migration_pipeline.lib.names import deployment_name_problem
+
+        problem = deployment_name_problem(deployment)
+        if problem is not None:
+            raise ValueError(problem)
+        return Path(self.project_dir) / AGENT_DIR / deployment
 
     def load_cloud_yaml(self) -> CloudYaml:
         from migration_pipeline.cloud_yaml.model import load_cloud_yaml

@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from migration_pipeline.deployments import DEPLOYMENTS
 from migration_pipeline.inventory.core import Inventory
 from migration_pipeline.plan.applied import AppliedProject
 from migration_pipeline.plan.model import PlannedMigration
@@ -47,6 +48,7 @@ def invalid_input_failure(error) -> dg.Failure:
 
 @dg.asset(
     group_name=GROUP,
+    partitions_def=DEPLOYMENTS,
     description="The dry run: every file the migration would write, as a diff, every Dagster+ "
     "change and every warning. Reads only.",
     kinds={"python"},
@@ -93,9 +95,10 @@ def migration_plan(
 
 @dg.asset(
     group_name=GROUP,
+    partitions_def=DEPLOYMENTS,
     description="The Hybrid project files written: the rewritten dagster_cloud.yaml, a Dockerfile "
     "per build directory, .dockerignore, the Hybrid CI. Atomic, with a backup; a second run "
-    "writes nothing.",
+    "writes nothing (so the second deployment of one repository writes nothing either).",
     kinds={"python"},
 )
 def hybrid_project_files(
@@ -142,6 +145,7 @@ def hybrid_project_files(
 @dg.asset_check(
     asset=hybrid_project_files,
     blocking=True,
+    partitions_def=DEPLOYMENTS,
     description="The written dagster_cloud.yaml validates with Dagster+'s schemas "
     "and the target agent's container context schema.",
 )
@@ -194,6 +198,10 @@ apply_files_job = dg.define_asset_job(
 )
 
 
-def recorded_project(instance: dg.DagsterInstance, needed_by: str) -> AppliedProject:
-    """The project as the last hybrid_project_files materialization applied it."""
-    return AppliedProject.from_record(latest_record(instance, "hybrid_project_files", needed_by))
+def recorded_project(
+    instance: dg.DagsterInstance, needed_by: str, deployment: str
+) -> AppliedProject:
+    """The project as the deployment's last hybrid_project_files materialization applied it."""
+    return AppliedProject.from_record(
+        latest_record(instance, "hybrid_project_files", needed_by, deployment)
+    )

@@ -4,7 +4,7 @@ An op in its own job: nothing in the asset graph can start it."""
 import dagster as dg
 
 from migration_pipeline.cutover.defs import latest_snapshot
-from migration_pipeline.readiness.sensor import ROLLBACK_JOB
+from migration_pipeline.deployments import DEPLOYMENTS, ROLLBACK_JOB
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 
 
@@ -18,7 +18,7 @@ def restore_serverless(
 ) -> dg.Output[list]:
     from migration_pipeline.rollback.core import restore
 
-    snapshot = latest_snapshot(context.instance)
+    snapshot = latest_snapshot(context.instance, dagster_plus.deployment_for(context))
     if snapshot is None:
         raise dg.Failure(
             "No pre-cutover snapshot: there is nothing to roll back to.", allow_retries=False
@@ -31,6 +31,7 @@ def restore_serverless(
 
 @dg.job(
     name=ROLLBACK_JOB,
+    partitions_def=DEPLOYMENTS,
     executor_def=dg.in_process_executor,
     op_retry_policy=DAGSTER_PLUS_RETRY,
     description="Switch back to SERVERLESS and restore the locations document and settings "

@@ -6,6 +6,7 @@ every target has sensible defaults (namespace `dagster-cloud` on Kubernetes, and
     image_layout: per_location      # or `shared`: one repository, the location in the tag
     python_version: "3.11"          # else taken from the Serverless CI workflow, else 3.11
     remove_non_isolated_runs: false # true: drop the deployment's non_isolated_runs at cutover
+    deployment_order: [staging, prod]  # prod's cutover waits until staging finished green
     namespace: data
     env_secrets: [snowflake-credentials]
     service_account_name: dagster-user-code
@@ -44,6 +45,7 @@ EnvVarName = Annotated[str, _checked(names.env_var_name_problem)]
 AwsRegion = Annotated[str, _checked(names.aws_region_problem)]
 DockerName = Annotated[str, _checked(names.docker_name_problem)]
 PlainText = Annotated[str, _checked(names.plain_text_problem)]
+DeploymentName = Annotated[str, _checked(names.deployment_name_problem)]
 # Kubernetes quantities (100m, 1Gi, 0.5).
 Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|E|Ei)?$")]
 IamRoleArn = Annotated[
@@ -92,6 +94,12 @@ class TargetSettings(BaseModel):
         False,
         description="Remove the deployment's `non_isolated_runs` setting at cutover. "
         "Hybrid agents run non-isolated runs too, so it is kept unless this asks.",
+    )
+    deployment_order: list[DeploymentName] = Field(
+        default_factory=list,
+        description="Full deployments to move one after another, e.g. [staging, prod]: a "
+        "deployment's cutover refuses to start until each one before it has finished with "
+        "every check green; a failed or rolled-back one stops the order.",
     )
 
     def set_fields(self, *names: str, by_alias: bool = False) -> dict[str, Any]:

@@ -1,0 +1,219 @@
+"""The organization's full deployments as partitions: every migration asset and job is
+partitioned by deployment (one cutover, one finish run, one rollback each), and how far each
+deployment's migration got is read back from the instance. The order rule (staging before prod)
+is a plain function over that progress."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import dagster as dg
+
+# Checks of a partitioned asset are partitioned too, so each deployment's checks are its own
+# (the cutover's preflight and the order read them per deployment). Dagster 1.13 calls a
+# partitioned check "preview"; it is what this needs, so its warning is not repeated on every
+# load of the code location.
+warnings.filterwarnings(
+    "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=Warning
+)
+
+# Refreshed by the organization_inventory asset: the full deployments still on SERVERLESS.
+DEPLOYMENTS_NAME = "deployments"
+DEPLOYMENTS = dg.DynamicPartitionsDefinition(name=DEPLOYMENTS_NAME)
+PARTITION_TAG = "dagster/partition"
+
+CUTOVER_JOB = "cutover"
+FINISH_JOB = "finish_hybrid_migration"
+ROLLBACK_JOB = "rollback_to_serverless"
+
+
+def deployment_partitions(instance: dg.DagsterInstance) -> list[str]:
+    """The deployments added as partitions, in the order they were added."""
+    return list(instance.get_dynamic_partitions(DEPLOYMENTS_NAME))
+
+
+def partition_of(context: object) -> str | None:
+    """The deployment a run, step or check is for (None outside a partitioned run)."""
+    has_key = getattr(context, "has_partition_key", False)
+    return context.partition_key if has_key else None  # type: ignore[attr-defined]
+
+
+def latest_run(
+    instance: dg.DagsterInstance,
+    job_name: str,
+    deployment: str,
+    statuses: list[dg.DagsterRunStatus] | None = None,
+) -> dg.RunRecord | None:
+    """The newest run of a job for one deployment (of those statuses)."""
+    records = instance.get_run_records(
+        dg.RunsFilter(job_name=job_name, statuses=statuses, tags={PARTITION_TAG: deployment}),
+        limit=1,
+    )
+    return records[0] if records else None
+
+
+def latest_materialization(
+    instance: dg.DagsterInstance, key: str | dg.AssetKey, deployment: str
+) -> dg.EventLogRecord | None:
+    """The newest materialization of one deployment's partition of an asset."""
+    asset_key = key if isinstance(key, dg.AssetKey) else dg.AssetKey(key)
+    result = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[deployment]), limit=1
+    )
+    return result.records[0] if result.records else None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far one deployment's migration got, from what the instance recorded."""
+
+    deployment: str
+    planned: bool = False
+    images_ready: bool = False
+    switched_at: float | None = None  # the newest cutover that switched or found it switched
+    cutover_failed: bool = False  # the newest cutover run failed
+    finished_at: float | None = None  # a finish run succeeded after that cutover (checks green)
+    finish_failed: bool = False  # the newest finish run after that cutover failed
+    rolled_back_at: float | None = None  # a rollback succeeded after that cutover
+    downtime_seconds: float | None = None  # of the finish, when finished
+
+    @property
+    def state(self) -> str:
+        if self.rolled_back_at is not None:
+            return "rolled back"
+        if self.cutover_failed:
+            return "cutover failed"
+        if self.finished_at is not None:
+            return "finished"
+        if self.finish_failed:
+            return "finish failed"
+        if self.switched_at is not None:
+            return "switched"
+        if self.images_ready:
+            return "images ready"
+        return "planned" if self.planned else "not planned"
+
+    def summary(self) -> str:
+        """The state, with the downtime once finished."""
+        if self.state == "finished" and self.downtime_seconds is not None:
+            return f"finished (downtime {self.downtime_seconds:.1f}s)"
+        return self.state
+
+
+def order_problems(deployment: str, order: list[str], progress: dict[str, Progress]) -> list[str]:
+    """Why `deployment`'s cutover must wait for the deployments before it in `order` (none: it
+    may go). Each one before it must have finished with every check green, and not have been
+    rolled back since: a failed or rolled-back deployment stops the order."""
+    if deployment not in order:
+        return []
+    problems = []
+    for earlier in order[: order.index(deployment)]:
+        done = progress.get(earlier, Progress(earlier))
+        if done.state == "finished":
+            continue
+        problems.append(
+            f"{earlier} comes before {deployment} in deployment_order and is "
+            f"{done.state}: {deployment}'s cutover waits until {earlier} has finished with "
+            "every check green"
+            + (" (roll it forward again: cutover, then finish)" if done.rolled_back_at else "")
+        )
+    return problems
+
+
+# -- the cutover run, as its tags recorded it (the sensor, finish, rollback and order read it) -----
+
+CUTOVER_AT_TAG = "migration_pipeline/cutover_at"  # on the cutover run that switched
+# On a cutover run that deployed the Hybrid locations itself (its agent was running already).
+DEPLOY_STARTED_TAG = "migration_pipeline/deploy_started_at"
+DEPLOYED_AT_TAG = "migration_pipeline/deployed_at"
+DEPLOYED_LOCATIONS_TAG = "migration_pipeline/deployed_locations"
+
+
+@dataclass(frozen=True)
+class CutoverRecord:
+    run_id: str
+    created_at: float  # when the cutover run was created
+    cutover_at: float  # when the deployment was switched
+    ended_at: float | None
+    # When the cutover run deployed the Hybrid locations itself (None: the finish run does).
+    deploy_started_at: float | None = None
+    deployed_at: float | None = None
+    deployed_locations: tuple[str, ...] = ()
+
+
+def latest_cutover(instance: dg.DagsterInstance, deployment: str) -> CutoverRecord | None:
+    """The deployment's newest successful cutover run, with when it switched the deployment."""
+    record = latest_run(instance, CUTOVER_JOB, deployment, [dg.DagsterRunStatus.SUCCESS])
+    if record is None or CUTOVER_AT_TAG not in record.dagster_run.tags:
+        return None
+    tags = record.dagster_run.tags
+    return CutoverRecord(
+        record.dagster_run.run_id,
+        record.create_timestamp.timestamp(),
+        float(tags[CUTOVER_AT_TAG]),
+        record.end_time,
+        float(tags[DEPLOY_STARTED_TAG]) if DEPLOY_STARTED_TAG in tags else None,
+        float(tags[DEPLOYED_AT_TAG]) if DEPLOYED_AT_TAG in tags else None,
+        tuple(filter(None, tags.get(DEPLOYED_LOCATIONS_TAG, "").split(","))),
+    )
+
+
+def _run_after(
+    instance: dg.DagsterInstance,
+    job_name: str,
+    deployment: str,
+    after: float,
+    statuses: list[dg.DagsterRunStatus] | None = None,
+) -> dg.RunRecord | None:
+    run = latest_run(instance, job_name, deployment, statuses)
+    return run if run is not None and run.create_timestamp.timestamp() > after else None
+
+
+def rolled_back_since(
+    instance: dg.DagsterInstance, cutover: CutoverRecord, deployment: str
+) -> bool:
+    """Whether a rollback of the deployment succeeded after that cutover run."""
+    success = [dg.DagsterRunStatus.SUCCESS]
+    return _run_after(instance, ROLLBACK_JOB, deployment, cutover.created_at, success) is not None
+
+
+def progress(instance: dg.DagsterInstance, deployment: str) -> Progress:
+    """One deployment's progress, read from its partition's runs and materializations."""
+    planned = latest_materialization(instance, "migration_plan", deployment) is not None
+    images_ready = latest_materialization(instance, "code_location_images", deployment) is not None
+    last_cutover = latest_run(instance, CUTOVER_JOB, deployment)
+    cutover = latest_cutover(instance, deployment)
+    cutover_failed = (
+        last_cutover is not None and last_cutover.dagster_run.status == dg.DagsterRunStatus.FAILURE
+    )
+    if cutover is None:
+        return Progress(deployment, planned, images_ready, cutover_failed=cutover_failed)
+    finish = _run_after(instance, FINISH_JOB, deployment, cutover.created_at)
+    rollback = _run_after(
+        instance, ROLLBACK_JOB, deployment, cutover.created_at, [dg.DagsterRunStatus.SUCCESS]
+    )
+    finished_at = downtime = None
+    finish_failed = False
+    if finish is not None and finish.dagster_run.status == dg.DagsterRunStatus.SUCCESS:
+        finished_at = finish.end_time
+        record = latest_materialization(instance, "hybrid_deployment", deployment)
+        entry = (
+            record.asset_materialization.metadata.get("downtime_seconds")
+            if record is not None and record.asset_materialization is not None
+            else None
+        )
+        downtime = float(entry.value) if entry is not None else None  # type: ignore[arg-type]
+    elif finish is not None:
+        finish_failed = finish.dagster_run.status == dg.DagsterRunStatus.FAILURE
+    return Progress(
+        deployment,
+        planned,
+        images_ready,
+        cutover.cutover_at,
+        cutover_failed,
+        finished_at,
+        finish_failed,
+        rollback.end_time if rollback is not None else None,
+        downtime,
+    )
