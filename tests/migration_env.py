@@ -77,6 +77,7 @@ class MigrationEnv:
         # The partition every partitioned job runs for, as list_deployments would add it.
         self.deployment = sandbox.deployment
         add_deployment(self.instance, self.deployment)
+        self.sensor_cursor: str | None = None  # the sensor's cursor, where a test keeps it
 
     @classmethod
     def in_tmp(

@@ -3,10 +3,12 @@
 sandbox, a real Local agent (`dagster-cloud agent run` from the generated install files), a real
 `dagster-daemon` running the readiness sensor, which launches the finish run on its own after the
 cutover, and a second process, a webserver on the same instance, that sees the same history and
-through which three cutovers are launched at once and run one after the other."""
+through which the cutovers of three deployments are launched at once and run one after the
+other."""
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import sys
@@ -21,6 +23,7 @@ from support.postgres import postgres_server
 from support.processes import background, wait_for
 from support.servers import free_port
 
+from dagster_plus_sandbox.scenario import DEFAULT_SCENARIO
 from migration_pipeline.lib.history import migration_runs
 
 pytestmark = pytest.mark.slow
@@ -46,7 +49,15 @@ def test_daemon_finishes_the_migration_on_its_own_then_rollback(
     start_sandbox, tmp_path, monkeypatch, shared_home
 ):
     # The real agent heartbeats every 30 s: the window must be longer for it to stay RUNNING.
-    sandbox = start_sandbox(timing={"heartbeat_window_seconds": 60})
+    # prod, and two more full deployments of the same repository (their own runs).
+    prod = DEFAULT_SCENARIO["deployments"][0]
+    others = [
+        {**copy.deepcopy(prod), "name": name, "runs": {**prod["runs"], "count": 30, "seed": seed}}
+        for name, seed in (("staging", 11), ("dev", 13))
+    ]
+    sandbox = start_sandbox(
+        timing={"heartbeat_window_seconds": 60}, deployments=[copy.deepcopy(prod), *others]
+    )
     home = shared_home
     env = MigrationEnv(sandbox, write_project(tmp_path / "repo"), home, "local", monkeypatch)
     assert type(env.instance.run_storage).__name__ == "PostgresRunStorage"
@@ -132,16 +143,23 @@ def test_daemon_finishes_the_migration_on_its_own_then_rollback(
             r.job_name for r in history if r.status == "SUCCESS"
         }
 
-        # Three cutovers launched at once go through the run queue one at a time.
+        # The cutovers of three deployments, launched at once, go through the run queue one at
+        # a time (prod, rolled back above, is Serverless again).
         from dagster_graphql import DagsterGraphQLClient
 
+        for other in ("staging", "dev"):
+            env.prepare(deployment=other)
         client = DagsterGraphQLClient("127.0.0.1", port_number=port)
         # Each cutover takes a few seconds (its preflight's first call is slow), so that two of
         # them would overlap if the queue let them.
         sandbox.faults.add(operation="agentTokensOrError", kind="latency", seconds=3, count=3)
         launched = {
-            client.submit_job_execution("cutover", repository_location_name="migration_pipeline")
-            for _ in range(3)
+            client.submit_job_execution(
+                "cutover",
+                repository_location_name="migration_pipeline",
+                tags={"dagster/partition": deployment},
+            ): deployment
+            for deployment in ("prod", "staging", "dev")
         }
 
         def cutovers_ended():
@@ -156,8 +174,17 @@ def test_daemon_finishes_the_migration_on_its_own_then_rollback(
         for earlier, later in zip(ended, ended[1:], strict=False):
             assert earlier.end_time is not None and later.start_time is not None
             assert later.start_time >= earlier.end_time, "two cutovers ran at once"
+        for deployment in ("prod", "staging", "dev"):
+            assert admin.for_deployment(deployment).current_deployment().agent_type == "HYBRID"
         switches = [e for e in sandbox.state.events() if e["kind"] == "agent_type_switched"]
-        assert [e["detail"]["to"] for e in switches] == ["HYBRID", "SERVERLESS", "HYBRID"]
+        assert [(e["deployment"], e["detail"]["to"]) for e in switches[:2]] == [
+            ("prod", "HYBRID"),
+            ("prod", "SERVERLESS"),
+        ]
+        # One switch each, in the order the queue ran them.
+        assert [(e["deployment"], e["detail"]["to"]) for e in switches[2:]] == [
+            (launched[r.run_id], "HYBRID") for r in ended
+        ]
     assert agent.poll() is not None and daemon.poll() is not None
 
 

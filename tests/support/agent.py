@@ -106,15 +106,16 @@ def fake_agent(
     label: str | None = None,
     broken: dict[str, str] | None = None,
     branch_deployments: bool = False,
+    deployment: str = "prod",
 ):
     """An agent in a thread that speaks the agent API as Dagster's agent does, without running
     code: it heartbeats (with `label`, by default the label the migration's install files set),
     asks for requests, and reports every outdated location of the deployments it serves as
     loaded, or failed with `broken[image]` when its image is listed there."""
     if label is None:
-        label = migration_label_for(sandbox, agent_token)
+        label = migration_label_for(sandbox, agent_token, deployment)
     stop = threading.Event()
-    served = {"prod"}
+    served = {deployment}
 
     def one_round():
         from dagster._serdes import deserialize_value
@@ -123,12 +124,12 @@ def fake_agent(
             WORKSPACE_ENTRIES_QUERY,
         )
 
-        with agent_graphql(sandbox, agent_token) as client:
+        with agent_graphql(sandbox, agent_token, deployment) as client:
             requests_ = client.execute(
                 GET_USER_CLOUD_REQUESTS_QUERY,
                 variable_values={
                     "forBranchDeployments": branch_deployments,
-                    "forFullDeployments": ["prod"],
+                    "forFullDeployments": [deployment],
                     "limit": 10,
                     "agentQueues": [None],
                 },
@@ -142,11 +143,11 @@ def fake_agent(
                     "agentQueues": [None],
                 },
             )["data"]["deployments"]
-        for deployment in deployments:
+        for entries in deployments:
             heartbeat(
-                sandbox, agent_token, agent_id, launcher, deployment["deploymentName"], label=label
+                sandbox, agent_token, agent_id, launcher, entries["deploymentName"], label=label
             )
-            for entry in deployment["workspaceEntries"]:
+            for entry in entries["workspaceEntries"]:
                 if not entry["hasOutdatedData"]:
                     continue
                 image = deserialize_value(entry["serializedDeploymentMetadata"]).image
@@ -155,7 +156,7 @@ def fake_agent(
                     agent_token,
                     entry["locationName"],
                     (broken or {}).get(image),
-                    deployment["deploymentName"],
+                    entries["deploymentName"],
                 )
 
     def loop():
@@ -163,9 +164,8 @@ def fake_agent(
             one_round()
             stop.wait(interval)
 
-    heartbeat(
-        sandbox, agent_token, agent_id, launcher, label=label
-    )  # running before the caller goes on
+    # running before the caller goes on
+    heartbeat(sandbox, agent_token, agent_id, launcher, deployment, label=label)
     one_round()
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
