@@ -307,9 +307,9 @@ def report(
     agent = applied.target_name
     agent_files = sorted(p.name for p in Path(install.agent_dir).iterdir())
 
-    record = latest_materialization(instance, "hybrid_deployment", deployment)
-    assert record is not None and record.asset_materialization is not None
-    metadata: dict[str, Any] = dict(record.asset_materialization.metadata)
+    finished = latest_materialization(instance, "hybrid_deployment", deployment)
+    assert finished is not None and finished.asset_materialization is not None
+    metadata: dict[str, Any] = dict(finished.asset_materialization.metadata)
     evaluations = [
         e.get_dagster_event().event_specific_data
         for e in instance.all_logs(finish_run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)

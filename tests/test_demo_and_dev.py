@@ -41,6 +41,9 @@ def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandb
         "Branch deployments: in use; the agent's config serves them",
         "- converted the legacy form (locations keyed by name) to the list form",
         "Project files written: dagster_cloud.yaml",
+        "full deployments: prod, staging; each one to migrate is a partition; this demo "
+        "migrates prod",
+        "Deployments: prod finished (downtime ",
     ):
         assert expected in out, expected
     # Progress and the report only: Dagster's event lines stay in the runs' logs.
@@ -76,6 +79,7 @@ def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandb
         results = runs["data"]["runsOrError"]["results"]
         expected = sorted(
             [
+                ("list_deployments", "SUCCESS"),
                 ("plan_migration", "SUCCESS"),
                 ("apply_migration_files", "SUCCESS"),
                 ("create_agent_token", "SUCCESS"),
@@ -92,6 +96,7 @@ def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandb
 
         runs = migration_runs("127.0.0.1", port)
         assert sorted((r.job_name, r.status) for r in runs) == expected
+        assert {r.deployment for r in runs if r.job_name != "list_deployments"} == {"prod"}
         assert all(r.seconds is not None and r.seconds >= 0 for r in runs)
         assert runs[0].job_name == "finish_hybrid_migration"  # newest first
         assert cli_main(["history", "--port", str(port)]) == 0

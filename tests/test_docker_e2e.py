@@ -165,7 +165,7 @@ def test_make_demo_docker_reports_the_containerized_migration(engine, base_image
         "Checks: deployment_settings_kept passed, every_location_loaded passed, "
         "no_run_lost passed, schedules_and_sensors_kept passed",
         "Project files written: dagster_cloud.yaml, Dockerfile, .dockerignore",
-        "Agent files (dagster_cloud_agent/): .gitignore, agent-token.env, dagster.yaml, "
+        "Agent files (dagster_cloud_agent/prod/): .gitignore, agent-token.env, dagster.yaml, "
         "docker-compose.yaml",
         "Images pushed: 3 (",
         "Images proven: 3 (",

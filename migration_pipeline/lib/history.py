@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 MIGRATION_JOBS = (
+    "list_deployments",
     "inventory",
     "plan_migration",
     "apply_migration_files",
@@ -21,7 +22,7 @@ RUNS_QUERY = """
 query MigrationRuns($limit: Int) {
   runsOrError(limit: $limit) {
     __typename
-    ... on Runs { results { runId jobName status startTime endTime } }
+    ... on Runs { results { runId jobName status startTime endTime tags { key value } } }
     ... on PythonError { message }
   }
 }
@@ -35,6 +36,7 @@ class MigrationRun:
     status: str
     start_time: float | None
     end_time: float | None
+    deployment: str = ""  # the run's partition: the deployment it migrated ("" for the org)
 
     @property
     def seconds(self) -> float | None:
@@ -60,7 +62,14 @@ def migration_runs(
     if result["__typename"] != "Runs":
         raise RuntimeError(f"the webserver could not list runs: {result.get('message')}")
     return [
-        MigrationRun(r["runId"], r["jobName"], r["status"], r["startTime"], r["endTime"])
+        MigrationRun(
+            r["runId"],
+            r["jobName"],
+            r["status"],
+            r["startTime"],
+            r["endTime"],
+            next((t["value"] for t in r.get("tags") or [] if t["key"] == "dagster/partition"), ""),
+        )
         for r in result["results"]
         if r["jobName"] in MIGRATION_JOBS
     ]
@@ -69,7 +78,10 @@ def migration_runs(
 def render(runs: list[MigrationRun]) -> str:
     if not runs:
         return "No migration runs yet."
-    lines = [f"{'started (UTC)':<20} {'job':<24} {'status':<10} {'seconds':>8}  run id"]
+    lines = [
+        f"{'started (UTC)':<20} {'deployment':<12} {'job':<24} {'status':<10} {'seconds':>8}  "
+        "run id"
+    ]
     for run in runs:
         started = (
             time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(run.start_time))
@@ -78,6 +90,7 @@ def render(runs: list[MigrationRun]) -> str:
         )
         seconds = f"{run.seconds:.1f}" if run.seconds is not None else "-"
         lines.append(
-            f"{started:<20} {run.job_name:<24} {run.status:<10} {seconds:>8}  {run.run_id}"
+            f"{started:<20} {run.deployment or '-':<12} {run.job_name:<24} {run.status:<10} "
+            f"{seconds:>8}  {run.run_id}"
         )
     return "\n".join(lines)
