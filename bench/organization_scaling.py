@@ -2,7 +2,8 @@
 branch deployments, against the sandbox. Prints the organization inventory's time at 2, 5 and
 10 deployments (it reads each deployment: it should grow about linearly), the per-deployment
 inventory, plan and verification at 10 deployments (they read one deployment: flat), and the
-readiness sensor's cost per tick in that organization.
+readiness sensor's cost per tick with 1 and with all 10 deployments mid-migration (switched,
+waiting for their agents: the sensor asks each one's agents once a tick).
 
     .venv/bin/python bench/organization_scaling.py
 """
@@ -94,11 +95,17 @@ def measure(scratch: Path, count: int) -> dict[str, float]:
             DAGSTER_CLOUD_DEPLOYMENT="prod",
             DAGSTER_CLOUD_API_TOKEN=sandbox.token("admin"),
         )
-        with dg.DagsterInstance.ephemeral() as instance:
-            record_cutover(instance, "migration_pipeline prod agent (token 1)")
-            before = len(sandbox.operations_seen)
-            figures["tick"], _ = best_of(lambda: sensor_tick(instance))
-            figures["tick_requests"] = (len(sandbox.operations_seen) - before) / 3
+        names = [d.name for d in inventory.deployments]
+        for waiting in (1, len(names)):
+            with dg.DagsterInstance.ephemeral() as instance:
+                for name in names[:waiting]:
+                    record_cutover(
+                        instance, f"migration_pipeline {name} agent (token 1)", 0.0, name
+                    )
+                before = len(sandbox.operations_seen)
+                figures[f"tick_{waiting}"], tick = best_of(lambda: sensor_tick(instance))
+                assert not tick.run_requests  # no agent runs: every deployment still waits
+                figures[f"tick_{waiting}_requests"] = (len(sandbox.operations_seen) - before) / 3
     return figures
 
 
@@ -119,11 +126,14 @@ def main() -> None:
     print(f"ratio 10 / 2 deployments: {ratio:.1f}x (linear: 5.0x)")
     for phase in ("inventory", "plan", "verify"):
         print(f"one deployment's {phase} at 10 deployments: {figures[10][phase]:.3f}s")
-    print(
-        f"sensor tick after a cutover, 10 deployments: {figures[10]['tick_requests']:.0f} "
-        f"request, {figures[10]['tick'] * 1000:.1f} ms (it watches the one deployment this "
-        "location migrates)"
-    )
+    one, ten = figures[10]["tick_1"], figures[10]["tick_10"]
+    for waiting in (1, 10):
+        print(
+            f"sensor tick, {waiting:>2} of 10 deployments waiting for their agent: "
+            f"{figures[10][f'tick_{waiting}_requests']:.0f} requests, "
+            f"{figures[10][f'tick_{waiting}'] * 1000:.1f} ms"
+        )
+    print(f"ratio 10 / 1 waiting: {ten / one:.1f}x (linear: 10.0x)")
 
 
 if __name__ == "__main__":
