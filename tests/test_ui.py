@@ -1,5 +1,7 @@
 """The Dagster UI in a real headless Chromium (Debian's, driven by Playwright; no browser
-download): the plan job's Launchpad, a launched run, and the plan's diff on the asset page."""
+download): the organization's deployments added as partitions, the plan job's Launchpad for
+one of them, a launched run, the plan's diff on the asset page, and each deployment's progress
+on the organization inventory's page."""
 
 from __future__ import annotations
 
@@ -81,24 +83,35 @@ def test_launch_the_plan_from_the_launchpad_and_read_its_diff(sandbox, tmp_path)
                 executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
             )
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{url}/locations/migration_pipeline/jobs/plan_migration/playground")
-            # A first visit shows a "Join the Dagster community" dialog: skip it.
-            skip = page.get_by_role("button", name="Skip")
-            try:
-                skip.click(timeout=10_000)
-            except Exception:  # noqa: BLE001 - no dialog this time
-                pass
-            launch = page.get_by_role("button", name="Launch run")
-            expect(launch).to_be_enabled(timeout=60_000)
-            # The Launchpad holds the job's default run config: the example repository.
-            expect(page.get_by_text("serverless_repo").first).to_be_visible()
-            launch.click()
-            wait_for(
-                lambda: ("plan_migration", "SUCCESS") in run_statuses(url),
-                120,
-                "the plan run to succeed",
-                interval=1,
-            )
+
+            def launch_from_the_launchpad(job: str, partition: str | None = None) -> None:
+                page.goto(f"{url}/locations/migration_pipeline/jobs/{job}/playground")
+                # A first visit shows a "Join the Dagster community" dialog: skip it.
+                skip = page.get_by_role("button", name="Skip")
+                try:
+                    skip.click(timeout=5_000)
+                except Exception:  # noqa: BLE001 - no dialog this time
+                    pass
+                if partition is not None:
+                    page.get_by_placeholder("Partition").click(timeout=60_000)
+                    page.get_by_text(partition, exact=True).first.click()
+                launch = page.get_by_role("button", name="Launch run")
+                expect(launch).to_be_enabled(timeout=60_000)
+                if job == "plan_migration":
+                    # The Launchpad holds the job's default run config: the example repository.
+                    expect(page.get_by_text("serverless_repo").first).to_be_visible()
+                    page.screenshot(path=str(tmp_path / "plan_launchpad.png"), full_page=True)
+                launch.click()
+                wait_for(
+                    lambda: run_statuses(url).count((job, "SUCCESS")) >= 1,
+                    120,
+                    f"the {job} run to succeed",
+                    interval=1,
+                )
+
+            # The organization first: its Serverless deployments become partitions.
+            launch_from_the_launchpad("list_deployments")
+            launch_from_the_launchpad("plan_migration", partition="prod")
             page.goto(f"{url}/assets/migration_plan")
             diff_row = page.get_by_role("row").filter(has=page.get_by_text("diff", exact=True))
             expect(diff_row).to_be_visible(timeout=60_000)
@@ -127,6 +140,24 @@ def test_launch_the_plan_from_the_launchpad_and_read_its_diff(sandbox, tmp_path)
                 expect(page.get_by_text(group, exact=True).first).to_be_visible()
             expect(page.get_by_text("deactivate_serverless_agent")).to_have_count(0)
             page.screenshot(path=str(tmp_path / "asset_catalog.png"), full_page=True)
+
+            # The organization's inventory, read again, shows where each deployment is.
+            before = run_statuses(url).count(("list_deployments", "SUCCESS"))
+            page.goto(f"{url}/locations/migration_pipeline/jobs/list_deployments/playground")
+            page.get_by_role("button", name="Launch run").click(timeout=60_000)
+            wait_for(
+                lambda: run_statuses(url).count(("list_deployments", "SUCCESS")) > before,
+                120,
+                "the second list_deployments run",
+                interval=1,
+            )
+            page.goto(f"{url}/assets/organization_inventory")
+            progress = (
+                page.get_by_role("row").filter(has=page.get_by_text("progress", exact=True)).first
+            )
+            expect(progress).to_contain_text('"prod": "planned"', timeout=60_000)
+            expect(progress).to_contain_text('"staging": "not planned"')
+            page.screenshot(path=str(tmp_path / "organization.png"), full_page=True)
             browser.close()
     assert screenshot.stat().st_size > 10_000
     print(f"screenshot: {screenshot}")
