@@ -16,12 +16,11 @@ from pathlib import Path
 import dagster as dg
 
 from dagster_plus_sandbox import Sandbox
-from migration_pipeline.definitions import defs
 from migration_pipeline.plus import DagsterPlusClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the demo's and the tests' helpers
-from migration_env import record_cutover  # noqa: E402  (the tests' helpers)
+from migration_env import record_cutover, sensor_tick  # noqa: E402  (the tests' helpers)
 from support.agent import heartbeat  # noqa: E402
 
 TICKS = 50
@@ -37,19 +36,14 @@ def main() -> None:
             DAGSTER_CLOUD_DEPLOYMENT="prod",
             DAGSTER_CLOUD_API_TOKEN=sandbox.token("admin"),
         )
-        sensor = defs.resolve_sensor_def("hybrid_agent_ready_sensor")
         with dg.DagsterInstance.ephemeral() as instance:
 
             def measure(label: str) -> None:
                 times, requests = [], []
                 for _ in range(TICKS):
-                    context = dg.build_sensor_context(
-                        instance=instance,
-                        resources=dict(defs.resources or {}),
-                    )
                     before = len(sandbox.operations_seen)
                     start = time.perf_counter()
-                    result = sensor.evaluate_tick(context)
+                    result = sensor_tick(instance)
                     times.append(time.perf_counter() - start)
                     requests.append(len(sandbox.operations_seen) - before)
                 outcome = "fires" if result.run_requests else "skips"
