@@ -33,6 +33,15 @@ def deployment_partitions(instance: dg.DagsterInstance) -> list[str]:
     return list(instance.get_dynamic_partitions(DEPLOYMENTS_NAME))
 
 
+def add_deployment_partitions(instance: dg.DagsterInstance, deployments: list[str]) -> list[str]:
+    """Add the deployments that are not partitions yet; returns those added."""
+    known = set(deployment_partitions(instance))
+    added = [name for name in deployments if name not in known]
+    if added:
+        instance.add_dynamic_partitions(DEPLOYMENTS_NAME, added)
+    return added
+
+
 def partition_of(context: object) -> str | None:
     """The deployment a run, step or check is for (None outside a partitioned run)."""
     has_key = getattr(context, "has_partition_key", False)

@@ -9,6 +9,7 @@ import dagster as dg
 import yaml
 
 from migration_pipeline.definitions import defs
+from migration_pipeline.deployments import add_deployment_partitions
 
 SCENARIO_PROJECT = {
     "dagster_cloud.yaml": (
@@ -76,7 +77,7 @@ class MigrationEnv:
         self.instance = dg.DagsterInstance.local_temp(str(dagster_home))
         # The partition every partitioned job runs for, as list_deployments would add it.
         self.deployment = sandbox.deployment
-        add_deployment(self.instance, self.deployment)
+        add_deployment_partitions(self.instance, [self.deployment])
         self.sensor_cursor: str | None = None  # the sensor's cursor, where a test keeps it
 
     @classmethod
@@ -179,17 +180,9 @@ def run_job(job_name: str, instance: dg.DagsterInstance, deployment: str = "prod
     as a partition first, as list_deployments would)."""
     job = defs.resolve_job_def(job_name)
     if job.partitions_def is not None:
-        add_deployment(instance, deployment)
+        add_deployment_partitions(instance, [deployment])
         options["partition_key"] = deployment
     return job.execute_in_process(instance=instance, **options)
-
-
-def add_deployment(instance: dg.DagsterInstance, *deployments: str) -> None:
-    """Add deployments as partitions, as the list_deployments job does."""
-    from migration_pipeline.deployments import DEPLOYMENTS_NAME
-
-    known = set(instance.get_dynamic_partitions(DEPLOYMENTS_NAME))
-    instance.add_dynamic_partitions(DEPLOYMENTS_NAME, [d for d in deployments if d not in known])
 
 
 def location_env(sandbox, dagster_home: Path) -> dict[str, str]:
@@ -234,7 +227,7 @@ def record_cutover(
     agent's label, a successful cutover run), without running them: for sensor-only tests."""
     from dagster._core.storage.dagster_run import DagsterRun
 
-    add_deployment(instance, deployment)
+    add_deployment_partitions(instance, [deployment])
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
             asset_key="hybrid_agent_install_files",

@@ -2,7 +2,11 @@
 
 import dagster as dg
 
-from migration_pipeline.deployments import DEPLOYMENTS, DEPLOYMENTS_NAME, deployment_partitions
+from migration_pipeline.deployments import (
+    DEPLOYMENTS,
+    add_deployment_partitions,
+    deployment_partitions,
+)
 from migration_pipeline.inventory.core import Inventory
 from migration_pipeline.inventory.organization import OrganizationInventory
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
@@ -92,11 +96,10 @@ def organization_inventory(
 
     with dagster_plus.session(context) as client:
         inventory = take_organization_inventory(client)
-    known = set(deployment_partitions(context.instance))
-    added = [name for name in inventory.to_migrate if name not in known]
-    if added:
-        context.instance.add_dynamic_partitions(DEPLOYMENTS_NAME, added)
-    states = {name: progress(context.instance, name) for name in sorted(known | set(added))}
+    added = add_deployment_partitions(context.instance, inventory.to_migrate)
+    states = {
+        name: progress(context.instance, name) for name in deployment_partitions(context.instance)
+    }
     context.log.info(
         f"{len(inventory.deployments)} full deployments, to migrate: "
         f"{', '.join(inventory.to_migrate) or 'none'}"
