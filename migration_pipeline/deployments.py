@@ -110,14 +110,17 @@ class Progress:
         return self.state
 
 
+def earlier_in_order(deployment: str, order: list[str]) -> list[str]:
+    """The deployments that come before `deployment` in `order` (none when it is not in it)."""
+    return order[: order.index(deployment)] if deployment in order else []
+
+
 def order_problems(deployment: str, order: list[str], progress: dict[str, Progress]) -> list[str]:
     """Why `deployment`'s cutover must wait for the deployments before it in `order` (none: it
     may go). Each one before it must have finished with every check green, and not have been
     rolled back since: a failed or rolled-back deployment stops the order."""
-    if deployment not in order:
-        return []
     problems = []
-    for earlier in order[: order.index(deployment)]:
+    for earlier in earlier_in_order(deployment, order):
         done = progress.get(earlier, Progress(earlier))
         if done.state == "finished":
             continue
@@ -179,12 +182,12 @@ def _run_after(
     return run if run is not None and run.create_timestamp.timestamp() > after else None
 
 
-def rolled_back_since(
+def rollback_since(
     instance: dg.DagsterInstance, cutover: CutoverRecord, deployment: str
-) -> bool:
-    """Whether a rollback of the deployment succeeded after that cutover run."""
+) -> dg.RunRecord | None:
+    """The deployment's newest successful rollback, when it came after that cutover run."""
     success = [dg.DagsterRunStatus.SUCCESS]
-    return _run_after(instance, ROLLBACK_JOB, deployment, cutover.created_at, success) is not None
+    return _run_after(instance, ROLLBACK_JOB, deployment, cutover.created_at, success)
 
 
 def progress(instance: dg.DagsterInstance, deployment: str) -> Progress:
@@ -199,9 +202,7 @@ def progress(instance: dg.DagsterInstance, deployment: str) -> Progress:
     if cutover is None:
         return Progress(deployment, planned, images_ready, cutover_failed=cutover_failed)
     finish = _run_after(instance, FINISH_JOB, deployment, cutover.created_at)
-    rollback = _run_after(
-        instance, ROLLBACK_JOB, deployment, cutover.created_at, [dg.DagsterRunStatus.SUCCESS]
-    )
+    rollback = rollback_since(instance, cutover, deployment)
     finished_at = downtime = None
     finish_failed = False
     if finish is not None and finish.dagster_run.status == dg.DagsterRunStatus.SUCCESS:

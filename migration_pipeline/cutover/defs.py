@@ -120,16 +120,18 @@ def deploy_planned_locations(
 )
 def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource) -> list:
     from migration_pipeline.cutover.core import preflight_problems
-    from migration_pipeline.deployments import order_problems, progress
+    from migration_pipeline.deployments import earlier_in_order, order_problems, progress
     from migration_pipeline.images.defs import proven_images, recorded_images
     from migration_pipeline.plan.defs import recorded_project
 
     deployment = dagster_plus.deployment_for(context)
     applied = recorded_project(context.instance, "the cutover", deployment)
     images = recorded_images(context.instance, "the cutover", deployment)
-    order = applied.target_settings().deployment_order
-    earlier = order[: order.index(deployment)] if deployment in order else []
-    before = {name: progress(context.instance, name) for name in earlier}
+    settings = applied.target_settings()
+    order = settings.deployment_order
+    before = {
+        name: progress(context.instance, name) for name in earlier_in_order(deployment, order)
+    }
     for done in before.values():
         if done.state == "finished":
             context.log.info(
@@ -142,7 +144,7 @@ def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusR
             problems = preflight_problems(
                 client, applied, images, proven_images(context.instance, deployment)
             )
-    if images and not applied.target_settings().prove_images:
+    if images and not settings.prove_images:
         context.log.warning(
             "the images were not proven to load their definitions: the target settings say "
             "`prove_images: false`"

@@ -12,7 +12,7 @@ from migration_pipeline.deployments import (
     FINISH_JOB,
     deployment_partitions,
     latest_cutover,
-    rolled_back_since,
+    rollback_since,
 )
 from migration_pipeline.resources import DagsterPlusResource
 
@@ -56,7 +56,7 @@ def build_hybrid_agent_ready_sensor(minimum_interval_seconds: int = 10) -> dg.Se
             if requested.get(deployment) == cutover.run_id:
                 reasons.append(f"{deployment}: the finish run of its cutover was requested")
                 continue
-            if rolled_back_since(context.instance, cutover, deployment):
+            if rollback_since(context.instance, cutover, deployment) is not None:
                 reasons.append(f"{deployment}: rolled back to Serverless after its cutover")
                 continue
             identity = recorded_agent_identity(context.instance, deployment)
