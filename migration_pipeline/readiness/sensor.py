@@ -48,42 +48,42 @@ def build_hybrid_agent_ready_sensor(minimum_interval_seconds: int = 10) -> dg.Se
         requested = _requested(context.cursor)
         requests: list[dg.RunRequest] = []
         reasons: list[str] = []
-        deployments = deployment_partitions(context.instance)
-        for deployment in deployments:
-            cutover = latest_cutover(context.instance, deployment)
-            if cutover is None:
-                continue
-            if requested.get(deployment) == cutover.run_id:
-                reasons.append(f"{deployment}: the finish run of its cutover was requested")
-                continue
-            if rollback_since(context.instance, cutover, deployment) is not None:
-                reasons.append(f"{deployment}: rolled back to Serverless after its cutover")
-                continue
-            identity = recorded_agent_identity(context.instance, deployment)
-            if identity is None:
-                reasons.append(f"{deployment}: no agent install files were written")
-                continue
-            label, agents_before = identity
-            try:
-                with dagster_plus.client(deployment=deployment) as client:
-                    agents = client.agents()
-            except NotAuthorizedError:
-                raise  # no retry fixes this: the tick fails and shows why
-            except DagsterPlusError as error:
-                reasons.append(f"{deployment}: could not ask Dagster+ for its agents: {error}")
-                continue
-            now = time.time()
-            if not migration_agents(agents, label, agents_before, now):
-                reasons.append(f"{deployment}: {waiting_message(agents, label)}")
-                continue
-            requested[deployment] = cutover.run_id
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"finish:{cutover.run_id}",
-                    partition_key=deployment,
-                    tags={AGENT_READY_TAG: str(now), CUTOVER_RUN_TAG: cutover.run_id},
+        # One connection pool for the tick, each query scoped to its deployment.
+        with dagster_plus.client() as organization:
+            for deployment in deployment_partitions(context.instance):
+                cutover = latest_cutover(context.instance, deployment)
+                if cutover is None:
+                    continue
+                if requested.get(deployment) == cutover.run_id:
+                    reasons.append(f"{deployment}: the finish run of its cutover was requested")
+                    continue
+                if rollback_since(context.instance, cutover, deployment) is not None:
+                    reasons.append(f"{deployment}: rolled back to Serverless after its cutover")
+                    continue
+                identity = recorded_agent_identity(context.instance, deployment)
+                if identity is None:
+                    reasons.append(f"{deployment}: no agent install files were written")
+                    continue
+                label, agents_before = identity
+                try:
+                    agents = organization.for_deployment(deployment).agents()
+                except NotAuthorizedError:
+                    raise  # no retry fixes this: the tick fails and shows why
+                except DagsterPlusError as error:
+                    reasons.append(f"{deployment}: could not ask Dagster+ for its agents: {error}")
+                    continue
+                now = time.time()
+                if not migration_agents(agents, label, agents_before, now):
+                    reasons.append(f"{deployment}: {waiting_message(agents, label)}")
+                    continue
+                requested[deployment] = cutover.run_id
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"finish:{cutover.run_id}",
+                        partition_key=deployment,
+                        tags={AGENT_READY_TAG: str(now), CUTOVER_RUN_TAG: cutover.run_id},
+                    )
                 )
-            )
         if requests:
             return dg.SensorResult(run_requests=requests, cursor=json.dumps(requested))
         return dg.SkipReason("; ".join(reasons) or "No cutover yet: nothing to wait for.")
