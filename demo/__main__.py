@@ -368,8 +368,7 @@ def report(
         ),
         "Project files written: " + (", ".join(applied.written) or "none"),
         f"Agent files (dagster_cloud_agent/{deployment}/): {', '.join(agent_files)} (the token "
-        "file is 0600 "
-        "and git-ignored)",
+        "file is 0600 and git-ignored)",
         *(
             [
                 f"Images pushed: {len(images['pushed'])} ({', '.join(images['pushed'])})",

@@ -175,27 +175,18 @@ def deploy_what_differs(client: DagsterPlusClient, desired: dict[str, Any]) -> l
     A deploy whose answer was lost is checked against the document, not sent again."""
     from migration_pipeline.plus.errors import OutcomeUnknownError
 
+    def only(names: list[str]) -> dict[str, Any]:
+        return {"locations": [loc for loc in desired["locations"] if loc["location_name"] in names]}
+
     to_deploy = locations_to_deploy(client.locations_as_document(), desired)
     if not to_deploy:
         return []
     try:
-        client.deploy_locations(
-            {
-                "locations": [
-                    loc for loc in desired["locations"] if loc["location_name"] in to_deploy
-                ]
-            }
-        )
+        client.deploy_locations(only(to_deploy))
     except OutcomeUnknownError:
         still = locations_to_deploy(client.locations_as_document(), desired)
         if still:  # the lost request never took effect: send what is missing once more
-            client.deploy_locations(
-                {
-                    "locations": [
-                        loc for loc in desired["locations"] if loc["location_name"] in still
-                    ]
-                }
-            )
+            client.deploy_locations(only(still))
     return to_deploy
 
 

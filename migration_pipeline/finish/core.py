@@ -1,7 +1,7 @@
 """The finish core: wait until every Hybrid location is LOADED (the deploy is in the cutover
-core, which either run makes), verify that nothing was lost, and split the no-agent window into its parts. Functions
-take a client (and a clock where time matters) and return plain data; nothing here knows
-Dagster."""
+core, which either run makes), verify that nothing was lost, and split the no-agent window into
+its parts. Functions take a client (and a clock where time matters) and return plain data;
+nothing here knows Dagster."""
 
 from __future__ import annotations
 
