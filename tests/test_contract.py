@@ -178,9 +178,11 @@ def test_an_agent_token_deploys_on_the_user_api_but_cannot_administer(sandbox, a
     assert sandbox.state.deployment("prod").agent_type == "SERVERLESS"
 
 
-def test_the_agents_own_documents_run_on_the_agent_api(sandbox, admin):
+def test_the_agents_own_documents_run_on_the_agent_api(start_sandbox, clock):
     """Every document a Dagster+ agent sends, through the agent's own GraphQL client, on the
-    agent host. The two different queries named `WorkspaceEntries` must both work."""
+    agent host. The two different queries named `WorkspaceEntries` must both work. Time moves
+    only when the test says: the Serverless agent shuts down once its window has passed."""
+    from conftest import FAST_TIMING, client_for
     from dagster._serdes import deserialize_value, serialize_value
     from dagster_cloud.agent import queries
     from dagster_cloud.agent.dagster_cloud_agent import DEPLOYMENT_INFO_QUERY
@@ -198,6 +200,8 @@ def test_the_agents_own_documents_run_on_the_agent_api(sandbox, admin):
         INIT_UPLOAD_LOCATIONS_QUERY,
     )
 
+    sandbox = start_sandbox(clock=clock)
+    admin = client_for(sandbox)
     admin.update_deployment_agent_type("HYBRID")
     agent_token = admin.create_agent_token("contract").token.get_secret_value()
     with agent_graphql(sandbox, agent_token) as agent:
@@ -290,8 +294,12 @@ def test_the_agents_own_documents_run_on_the_agent_api(sandbox, admin):
         )
         agents = agent.execute(queries.GET_AGENTS_QUERY, variable_values={"heartbeatedSince": None})
         assert {"id": "contract-agent", "status": "RUNNING"} in agents["data"]["agents"]
-    # ... and the user API shows it, with its label.
+    # ... and the user API shows it, with its label; the Serverless agent, still shutting down
+    # right after the switch, is gone once its shutdown window has passed.
+    assert ("serverless", None) in [(a.id, a.label) for a in admin.agents()]
+    clock.advance(FAST_TIMING["serverless_shutdown_seconds"] + 0.1)
     assert [(a.id, a.label) for a in admin.agents()] == [("contract-agent", "mine")]
+    admin.close()
 
 
 def test_each_api_refuses_the_other_ones_tokens_and_shapes(sandbox, admin):
