@@ -143,7 +143,9 @@ class MigrationEnv:
         return agent_url_config(self.sandbox)
 
     @staticmethod
-    def finish_config(load_timeout_seconds: float, poll_seconds: float) -> dict:
+    def finish_config(
+        load_timeout_seconds: float = 600, poll_seconds: float = 1.0, error_settle_seconds=20
+    ) -> dict:
         """Run config for finish_hybrid_migration's wait for LOADED."""
         return {
             "ops": {
@@ -151,6 +153,7 @@ class MigrationEnv:
                     "config": {
                         "load_timeout_seconds": load_timeout_seconds,
                         "poll_seconds": poll_seconds,
+                        "error_settle_seconds": error_settle_seconds,
                     }
                 }
             }

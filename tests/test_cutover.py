@@ -165,7 +165,12 @@ def test_a_location_that_fails_to_load_fails_finish_with_its_message(env, sandbo
     with fake_agent(
         sandbox, env.stored_agent_token(), broken={image.image: "ModuleNotFoundError: ml_models"}
     ):
-        result = env.run("finish_hybrid_migration", raise_on_error=False)
+        # The error stands (it is this deploy's): the finish fails once it has settled.
+        result = env.run(
+            "finish_hybrid_migration",
+            env.finish_config(poll_seconds=0.1, error_settle_seconds=0.5),
+            raise_on_error=False,
+        )
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "ml_models: ModuleNotFoundError: ml_models" in str(failure.event_specific_data.error)
@@ -294,3 +299,40 @@ def test_the_window_ends_at_the_agents_report_kept_within_its_part():
     assert downtime_parts(100, 100, 100, 101, 110, reported_at=90)["loading_seconds"] == 0
     assert downtime_parts(100, 100, 100, 101, 110, reported_at=200)["downtime_seconds"] == 10
     assert downtime_parts(100, 103, 109, 110, 115)["downtime_seconds"] == 15  # no report
+
+
+def test_a_load_error_the_agent_replaces_does_not_fail_the_wait_one_that_stands_does():
+    """Right after the switch an agent may load the previous document and report that attempt's
+    error, then load the deploy: the wait fails only on an error that stands for its settle
+    time (time and answers are the test's)."""
+    from migration_pipeline.finish.core import LoadError, wait_until_loaded
+    from migration_pipeline.plus.types import LocationEntry
+
+    stale = LocationEntry("a", "LOADED", "Exception: requires an image")
+    loaded = LocationEntry("a", "LOADED", None)
+
+    class Workspace:
+        def __init__(self, answers):
+            self.answers = list(answers)
+
+        def workspace(self):
+            return [self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]]
+
+    now = [0.0]
+
+    def wait(answers):
+        return wait_until_loaded(
+            Workspace(answers),
+            ["a"],
+            timeout_seconds=600,
+            poll_seconds=1.0,
+            clock=lambda: now[0],
+            sleep=lambda seconds: now.__setitem__(0, now[0] + seconds),
+            error_settle_seconds=5.0,
+        )
+
+    assert wait([stale, stale, stale, loaded]) == [loaded]  # replaced after 3 s
+    now[0] = 0.0
+    with pytest.raises(LoadError, match="requires an image"):
+        wait([stale])  # stands: fails once 5 s have passed
+    assert now[0] == 5.0

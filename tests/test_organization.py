@@ -55,6 +55,7 @@ def finish(env, sandbox, deployment: str, **agent):
         assert request.partition_key == deployment
         return env.run(
             "finish_hybrid_migration",
+            env.finish_config(poll_seconds=0.1, error_settle_seconds=0.5),
             tags=request.tags,
             deployment=deployment,
             raise_on_error=False,

@@ -50,21 +50,35 @@ def wait_until_loaded(
     sleep: Callable[[float], None] = time.sleep,
     progress: Callable[[list[str]], None] | None = None,
     progress_every_seconds: float = 5.0,
+    error_settle_seconds: float = 0.0,
 ) -> list[LocationEntry]:
-    """The workspace once every named location is LOADED. Raises `LoadError` at the first load
-    error and `LoadTimeout` when `timeout_seconds` pass; calls `progress(waiting)` now and then."""
+    """The workspace once every named location is LOADED. Raises `LoadError` once a load error
+    has stood for `error_settle_seconds` (an agent that loaded the deployment's previous
+    document between the switch and the deploy reports that attempt's error, then loads the
+    deploy), and `LoadTimeout` when `timeout_seconds` pass; calls `progress(waiting)` now and
+    then."""
     deadline = clock() + timeout_seconds
     last_report = float("-inf")
+    errors_since: dict[tuple[str, str], float] = {}  # (location, error) -> first seen
     while True:
         entries = [e for e in client.workspace() if e.name in names]
-        errors = {e.name: e.error for e in entries if e.error}
-        if errors:
-            raise LoadError(errors)
+        now = clock()
+        errors_since = {
+            (e.name, e.error): errors_since.get((e.name, e.error), now) for e in entries if e.error
+        }
+        settled = {
+            name: error
+            for (name, error), since in errors_since.items()
+            if now - since >= error_settle_seconds
+        }
+        if settled:
+            raise LoadError(settled)
         waiting = sorted(set(names) - {e.name for e in entries if e.is_loaded})
         if not waiting:
             return entries
-        now = clock()
         if now > deadline:
+            if errors_since:
+                raise LoadError({name: error for name, error in errors_since})
             raise LoadTimeout(timeout_seconds, waiting)
         if progress is not None and now - last_report >= progress_every_seconds:
             progress(waiting)

@@ -121,6 +121,12 @@ def verify_nothing_lost(context: dg.AssetCheckExecutionContext, dagster_plus: Da
 class FinishConfig(dg.Config):
     load_timeout_seconds: float = Field(default=600, description="How long to wait for LOADED.")
     poll_seconds: float = Field(default=1.0, description="How often to look.")
+    error_settle_seconds: float = Field(
+        default=20,
+        description="How long a location's load error must stand before the finish fails: "
+        "right after the switch an agent may load the previous (Serverless) document and "
+        "report that attempt's error before it loads the deploy.",
+    )
 
 
 @dataclass(frozen=True)
@@ -208,6 +214,7 @@ def verify_hybrid_deployment(
                 config.load_timeout_seconds,
                 config.poll_seconds,
                 progress=progress,
+                error_settle_seconds=config.error_settle_seconds,
             )
         except (LoadError, LoadTimeout) as error:
             raise dg.Failure(str(error), allow_retries=False) from None
