@@ -1,7 +1,8 @@
 """`make demo`: the whole migration of `examples/serverless_repo` against the embedded Dagster+
 sandbox, to a real Local agent, with no other set-up. `make demo-docker` (`--agent docker`): the
 same to a real Docker agent, run from the generated compose file, with images built from the
-generated Dockerfile, pushed to a real registry and proven before the switch.
+generated Dockerfile, pushed to a real registry and proven before the switch. `make demo-dg`
+(`--example dg --agent docker`): the dg workspace `examples/serverless_dg_workspace` the same way.
 
 Inventory and plan (shown), apply, agent token and install files, the real Local agent started
 (it waits while Serverless still serves), the cutover, a real dagster-daemon whose sensor sees
@@ -27,7 +28,10 @@ from typing import Any
 from demo.processes import background, wait_for
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-EXAMPLE = PROJECT_DIR / "examples" / "serverless_repo"
+EXAMPLES = {
+    "legacy": PROJECT_DIR / "examples" / "serverless_repo",
+    "dg": PROJECT_DIR / "examples" / "serverless_dg_workspace",
+}
 BIN = Path(sys.executable).parent
 _start = time.monotonic()
 
@@ -37,7 +41,7 @@ def say(message: str) -> None:
 
 
 @contextmanager
-def sandbox_process(state_dir: Path, agent_host: str | None = None):
+def sandbox_process(state_dir: Path, example: Path, agent_host: str | None = None):
     """Start `python -m dagster_plus_sandbox serve` on free ports; yield its JSON banner.
     `agent_host`: where its agent API listens (a Docker network's gateway, for a Docker agent)."""
     process = subprocess.Popen(
@@ -52,7 +56,7 @@ def sandbox_process(state_dir: Path, agent_host: str | None = None):
             "--state",
             str(state_dir / "sandbox.db"),
             "--scenario",
-            str(EXAMPLE / "sandbox_scenario.yaml"),
+            str(example / "sandbox_scenario.yaml"),
             *(["--agent-host", agent_host] if agent_host else []),
         ],
         stdout=subprocess.PIPE,
@@ -117,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         "a local base image, a registry; see the README)",
     )
     parser.add_argument(
+        "--example",
+        choices=sorted(EXAMPLES),
+        default="legacy",
+        help="the repository to migrate: legacy (examples/serverless_repo, a dagster_cloud.yaml) "
+        "or dg (examples/serverless_dg_workspace, a dg workspace of three projects)",
+    )
+    parser.add_argument(
         "--docker-dir",
         type=Path,
         help="with --agent docker: where the private Docker engine keeps its data, kept between "
@@ -135,15 +146,19 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work_dir.resolve()
     repo = work / "repo"
     shutil.rmtree(repo, ignore_errors=True)
-    shutil.copytree(EXAMPLE, repo)
+    example = EXAMPLES[args.example]
+    shutil.copytree(example, repo)
     os.environ["DAGSTER_HOME"] = str(home)
 
     with ExitStack() as stack:
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="migration-demo-")))
         containers = docker_setup(stack, work, args.docker_dir) if args.agent == "docker" else None
-        say("Starting the embedded Dagster+ sandbox: the example's Serverless 'prod' deployment")
+        say(
+            f"Starting the embedded Dagster+ sandbox: {example.name}'s Serverless 'prod' "
+            "deployment"
+        )
         sandbox = stack.enter_context(
-            sandbox_process(state_dir, containers.gateway if containers else None)
+            sandbox_process(state_dir, example, containers.gateway if containers else None)
         )
         say(
             f"Dagster+ sandbox: user API {sandbox['url']}, agent API {sandbox['agent_url']}; "
@@ -344,7 +359,17 @@ def report(
     )
     images = install_images(instance, deployment)
     partitions = deployment_partitions(instance)
+    layout = (
+        [
+            f"Layout: {plan.layout_description.rsplit(' (', 1)[0]}",
+            f"Location names kept: {len(plan.names_kept)}/{len(plan.locations)} "
+            f"({', '.join(plan.locations)})",
+        ]
+        if plan.layout != "legacy"
+        else []
+    )
     lines = [
+        *layout,
         "Deployments: "
         + ", ".join(f"{name} {progress(instance, name).summary()}" for name in partitions),
         f"Agent: {agent}",

@@ -24,9 +24,9 @@ MAX_INVENTORY_BYTES = 20_000_000
 
 
 def plan_command(args: argparse.Namespace) -> int:
+    from migration_pipeline.layouts.files import read_project
     from migration_pipeline.plan.apply import ApplyFailed, apply_plan
     from migration_pipeline.plan.core import make_plan
-    from migration_pipeline.plan.project import read_project
     from migration_pipeline.targets.settings import load_target_settings
 
     settings_text = read_user_file(args.settings, "settings file") if args.settings else None

@@ -33,7 +33,7 @@ from support.inventory import inventory_of
 from migration_pipeline.images.builders import choose_builder
 from migration_pipeline.plan.apply import apply_plan
 from migration_pipeline.plan.core import make_plan
-from migration_pipeline.plan.project import read_project
+from migration_pipeline.layouts.files import read_project
 from migration_pipeline.targets import load_target_settings
 
 pytestmark = pytest.mark.slow

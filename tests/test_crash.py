@@ -15,7 +15,7 @@ import pytest
 from migration_pipeline.lib.files import TEMP_MARK
 from migration_pipeline.plan.apply import LOCK_FILE, apply_plan
 from migration_pipeline.plan.core import make_plan
-from migration_pipeline.plan.project import read_project
+from migration_pipeline.layouts.files import read_project
 from migration_pipeline.targets import load_target_settings
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ APPLY = """
 import os, signal, sys
 from migration_pipeline.plan.apply import apply_plan
 from migration_pipeline.plan.core import make_plan
-from migration_pipeline.plan.project import read_project
+from migration_pipeline.layouts.files import read_project
 from migration_pipeline.targets import load_target_settings
 
 crash_at, when = int(os.environ["CRASH_AT"]), os.environ["CRASH_WHEN"]

@@ -339,7 +339,7 @@ def test_a_file_changed_after_planning_is_not_overwritten(tmp_path):
     from migration_pipeline.lib.problems import InvalidInput
     from migration_pipeline.plan.apply import apply_plan
     from migration_pipeline.plan.core import make_plan
-    from migration_pipeline.plan.project import read_project
+    from migration_pipeline.layouts.files import read_project
     from migration_pipeline.targets import load_target_settings
 
     project = tmp_path / "p"

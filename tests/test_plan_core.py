@@ -18,7 +18,7 @@ from migration_pipeline.lib.files import TEMP_MARK
 from migration_pipeline.plan.apply import apply_plan
 from migration_pipeline.plan.core import make_plan
 from migration_pipeline.plan.dockerfile import BuildContext, render_dockerfile
-from migration_pipeline.plan.project import ProjectFiles, read_project
+from migration_pipeline.layouts.files import ProjectFiles, read_project
 from migration_pipeline.targets import get_target, load_target_settings
 
 ONE = "locations:\n  - location_name: etl\n    code_source:\n      package_name: etl\n"

@@ -176,3 +176,20 @@ def plain_text_problem(value: object, what: str = "text") -> str | None:
     if CONTROL.search(value):
         return f"{what} may not hold a control character (a newline, a tab...)"
     return None
+
+
+PLACEHOLDER = re.compile(
+    r"<[^<>]*>|\$\{[^}]*\}|\$[A-Z_][A-Z0-9_]*|\{\{.*?\}\}|TEMPLATE_|CHANGE[_-]?ME"
+)
+
+
+def placeholder_reason(value: object) -> str | None:
+    """Why a value reads as a placeholder a template left (empty, `<account-id>`, `${VAR}`,
+    `{{ ... }}`, `TEMPLATE_...`), or None for a real value. A field the plan overwrites is
+    replaced when it holds one, not refused."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return "is empty"
+    if not isinstance(value, str):
+        return None
+    match = PLACEHOLDER.search(value)
+    return f"holds the placeholder {match.group(0)!r}" if match else None

@@ -177,3 +177,41 @@ def yaml11_reading(text: str) -> Any:
 
 def _indentation(text: str) -> str:
     return "".join(row[: len(row) - len(row.lstrip())] for row in text.splitlines())
+
+
+def with_values(text: str, name: str, values: dict[str, Any], under: str | None = None) -> str:
+    """`text` with top-level keys (or keys of the mapping `under`) set to `values`, through
+    ruamel's round trip: comments and key order kept. The result is checked to mean the old
+    document with just those keys set."""
+    import copy
+    import io
+
+    source = parse_yaml(text, name)
+    data = source.data if source.data is not None else CommentedMap()
+    expected = to_plain(data) or {}
+    target = data
+    if under is not None:
+        if under not in data or data[under] is None:
+            data[under] = CommentedMap()
+        target = data[under]
+        expected.setdefault(under, {})
+        expected[under] = dict(expected[under] or {})
+    for key, value in values.items():
+        target[key] = copy.deepcopy(value)
+        (expected[under] if under is not None else expected)[key] = copy.deepcopy(value)
+    out = io.StringIO()
+    _round_trip_yaml().dump(data, out)
+    result = out.getvalue()
+    if to_plain(parse_yaml(result, name).data) != expected:
+        raise InvalidInput(
+            [
+                Problem(
+                    name,
+                    None,
+                    (),
+                    "cannot be edited safely (the edit would not mean what was "
+                    "planned); set the keys by hand",
+                )
+            ]
+        )
+    return result

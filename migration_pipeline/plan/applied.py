@@ -21,13 +21,14 @@ if TYPE_CHECKING:
 class AppliedProject:
     project_dir: str
     target_name: str
-    cloud_yaml: str  # its file name: dagster_cloud.yaml or build.yaml
+    cloud_yaml: str  # its file: dagster_cloud.yaml or build.yaml; for dg, pyproject.toml or dg.toml
     images: dict[str, str]  # location -> image repository (containerized targets)
     written: tuple[str, ...]
     settings: dict  # the target settings, as JSON
     settings_removed_at_cutover: tuple[str, ...] = ()
     branch_deployments: bool = False
     image_options: dict[str, dict[str, str]] = field(default_factory=dict)  # see MigrationPlan
+    layout: str = "legacy"  # see MigrationPlan: a dg layout is read back from its dg files
 
     def as_record(self) -> dict:
         from migration_pipeline.lib.plain import as_plain
@@ -66,11 +67,32 @@ class AppliedProject:
         return Path(self.project_dir) / AGENT_DIR / deployment
 
     def load_cloud_yaml(self) -> CloudYaml:
+        """The locations as the deploy reads them: the applied dagster_cloud.yaml, or for a dg
+        layout the document `dg plus deploy start` makes from the dg files on disk."""
         from migration_pipeline.cloud_yaml.model import load_cloud_yaml
         from migration_pipeline.lib.files import read_exact
 
+        if self.layout != "legacy":
+            return self._dg_document()
         return load_cloud_yaml(
             read_exact(Path(self.project_dir) / self.cloud_yaml), self.cloud_yaml
+        )
+
+    def _dg_document(self) -> CloudYaml:
+        import yaml
+
+        from migration_pipeline.cloud_yaml.model import load_cloud_yaml
+        from migration_pipeline.layouts.detect import detect_layout
+        from migration_pipeline.layouts.dg import read_dg
+        from migration_pipeline.layouts.files import read_project
+        from migration_pipeline.plan.dg import dg_deploy_document
+
+        settings = self.target_settings()
+        project = read_project(self.project_dir)
+        dg = read_dg(project, detect_layout(project, settings.layout))
+        document = dg_deploy_document(dg, self.target, settings)
+        return load_cloud_yaml(
+            yaml.safe_dump(document, sort_keys=False), "the dagster_cloud.yaml dg plus deploy makes"
         )
 
     def cloud_yaml_problems(self) -> list[Problem]:

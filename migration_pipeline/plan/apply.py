@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from migration_pipeline.layouts.files import project_root
 from migration_pipeline.lib.files import (
     TEMP_MARK,
     NotReadable,
@@ -35,7 +36,6 @@ from migration_pipeline.lib.files import (
 )
 from migration_pipeline.lib.problems import InvalidInput, Problem
 from migration_pipeline.plan.model import MigrationPlan, PlannedFile
-from migration_pipeline.plan.project import project_root
 
 BACKUP_DIR = ".migration_backup"
 LOCK_FILE = ".migration_pipeline.lock"

@@ -11,11 +11,12 @@ import copy
 from collections import defaultdict
 from typing import Any
 
-from migration_pipeline.cloud_yaml import CLOUD_YAML_NAMES
 from migration_pipeline.cloud_yaml.model import MIGRATED_NAME, CloudYaml, load_cloud_yaml
 from migration_pipeline.cloud_yaml.rewrite import rewrite_cloud_yaml
 from migration_pipeline.cloud_yaml.validate import validate_cloud_yaml
 from migration_pipeline.inventory.core import Inventory, settings_after_cutover, value_problems
+from migration_pipeline.layouts.detect import detect_layout
+from migration_pipeline.layouts.files import ProjectFiles
 from migration_pipeline.lib.paths import escapes_project, normalize
 from migration_pipeline.lib.problems import InvalidInput, Problem
 from migration_pipeline.plan.dockerfile import (
@@ -32,9 +33,7 @@ from migration_pipeline.plan.model import (
     PlanWarning,
     SettingsChange,
 )
-from migration_pipeline.plan.project import ProjectFiles
 from migration_pipeline.plan.scan import (
-    Finding,
     ci_makes_branch_deployments,
     scan_python,
     serverless_python_version,
@@ -59,35 +58,6 @@ BuildDirectories = dict[str, list[tuple[str, dict[str, Any]]]]
 
 
 # -- making the plan ---------------------------------------------------------------------------
-
-
-def find_cloud_yaml(project: ProjectFiles) -> str:
-    present = [name for name in CLOUD_YAML_NAMES if project.has(name)]
-    if not present:
-        raise InvalidInput(
-            [
-                Problem(
-                    project.root,
-                    None,
-                    (),
-                    "has no dagster_cloud.yaml (or "
-                    "build.yaml) at its top: is this the project directory?",
-                )
-            ]
-        )
-    if len(present) > 1:
-        raise InvalidInput(
-            [
-                Problem(
-                    present[1],
-                    None,
-                    (),
-                    "both dagster_cloud.yaml and build.yaml "
-                    "exist; keep one (dagster-cloud ci reads dagster_cloud.yaml)",
-                )
-            ]
-        )
-    return present[0]
 
 
 def make_plan(
@@ -118,7 +88,12 @@ def make_plan(
             raise InvalidInput(
                 [Problem("the inventory", None, (key,), text) for key, text in found.items()]
             )
-    name = find_cloud_yaml(project)
+    layout = detect_layout(project, settings.layout)
+    if layout.is_dg:
+        from migration_pipeline.plan.dg import make_dg_plan
+
+        return make_dg_plan(project, layout, target_name, settings, inventory)
+    name = layout.file
     original = project.text(name) or ""
     cloud = load_cloud_yaml(original, name)
     problems = validate_cloud_yaml(cloud, target.container_context_key)
@@ -203,33 +178,16 @@ def make_plan(
         warnings += ci_warnings
         replaced = {f.path for f in ci_files}
 
-    findings, broken = scan_python(project)
-    warnings += [
-        PlanWarning(
-            "does not parse as Python, so it was not scanned for Serverless-only features", path
-        )
-        for path in broken
-    ]
-    warnings += _feature_warnings(
-        findings,
-        directories,
+    warnings += feature_warnings(
+        project,
+        _location_roots(directories),
         [ref.name for ref in cloud.locations],
         target_name,
         inventory,
-        settings.remove_non_isolated_runs,
+        settings,
     )
-    warnings += [
-        PlanWarning(
-            "this Serverless CI workflow (PEX fast deploys) stops working after the "
-            "cutover: replace it with a Hybrid workflow that builds and pushes the images",
-            f.file,
-            f.line,
-        )
-        for f in serverless_ci
-        if f.file not in replaced
-        and not (f.file == ".gitlab-ci.yml" and replaced)
-        and not (f.file.startswith(".github/") and any(r.startswith(".github/") for r in replaced))
-    ]
+    warnings += serverless_ci_warnings(project, replaced)
+    warnings += [PlanWarning(note, name) for note in layout.notes]
 
     escaping = [
         Problem(
@@ -249,7 +207,7 @@ def make_plan(
         cloud_yaml=written_name,
         files=tuple(files),
         images=dict(rewrite.images),
-        settings_change=_settings_change(inventory, settings),
+        settings_change=settings_change(inventory, settings),
         warnings=tuple(warnings),
         changes=tuple(rewrite.changes),
         python_version=version,
@@ -508,33 +466,9 @@ def _dockerfiles(
                         dockerfile,
                     ),
                 )
-        ignore = prefix + ".dockerignore"
-        existing_ignore = project.text(ignore)
-        if existing_ignore is None or existing_ignore == DOCKERIGNORE:
-            yield (
-                PlannedFile(
-                    ignore,
-                    existing_ignore,
-                    DOCKERIGNORE,
-                    "keeps the VCS, virtualenvs, caches and the agent's token out of the image",
-                ),
-                None,
-            )
-        elif directory == "." and AGENT_DIR not in existing_ignore.split():
-            # The agent's files (and its token) live in the repository: keep them out of images.
-            separator = "" if existing_ignore.endswith("\n") else "\n"
-            yield (
-                PlannedFile(
-                    ignore,
-                    existing_ignore,
-                    existing_ignore
-                    + separator
-                    + "# Added by migration_pipeline: the agent's token stays out of "
-                    f"images.\n{AGENT_DIR}\n",
-                    "keeps the agent's token out of the image",
-                ),
-                None,
-            )
+        ignore = dockerignore_file(project, directory, DOCKERIGNORE)
+        if ignore is not None:
+            yield ignore, None
 
 
 def _location_roots(directories: BuildDirectories) -> dict[str, list[str]]:
@@ -564,17 +498,26 @@ def _locations_of(path: str, roots: dict[str, list[str]]) -> tuple[str, ...]:
     return best
 
 
-def _feature_warnings(
-    findings: list[Finding],
-    directories: BuildDirectories,
+def feature_warnings(
+    project: ProjectFiles,
+    roots: dict[str, list[str]],
     location_names: list[str],
     target: str,
     inventory: Inventory | None,
-    removing_non_isolated_runs: bool,
+    settings: TargetSettings,
 ) -> list[PlanWarning]:
-    warnings = []
+    """What the code uses that only Serverless had (non-isolated runs, the Serverless I/O
+    manager), found in its Python files; `roots` maps a folder to the locations whose code is
+    there."""
+    findings, broken = scan_python(project)
+    warnings = [
+        PlanWarning(
+            "does not parse as Python, so it was not scanned for Serverless-only features", path
+        )
+        for path in broken
+    ]
     non_isolated = (inventory.settings.get("non_isolated_runs") if inventory else None) or {}
-    kept = not removing_non_isolated_runs
+    kept = not settings.remove_non_isolated_runs
     for f in findings:
         if f.kind == "isolation_tag" and (kept and non_isolated.get("enabled")):
             warnings.append(
@@ -628,7 +571,6 @@ def _feature_warnings(
         )
         return warnings
     definitions = [f for f in findings if f.kind == "definitions"]
-    roots = _location_roots(directories)
     covered: set[str] = set()
     for f in definitions:
         locations = _locations_of(f.file, roots)
@@ -657,12 +599,52 @@ def _feature_warnings(
     return warnings
 
 
-def _settings_change(
-    inventory: Inventory | None, settings: TargetSettings
-) -> SettingsChange | None:
+def settings_change(inventory: Inventory | None, settings: TargetSettings) -> SettingsChange | None:
     if not inventory:
         return None
     before = copy.deepcopy(inventory.settings)
     remove = ("non_isolated_runs",) if settings.remove_non_isolated_runs else ()
     after, removed = settings_after_cutover(before, remove)
     return SettingsChange(before, after, removed)
+
+
+def serverless_ci_warnings(project: ProjectFiles, replaced: set[str]) -> list[PlanWarning]:
+    """The Serverless deploy workflows the plan did not replace: they stop working at the
+    switch."""
+    return [
+        PlanWarning(
+            "this Serverless CI workflow (PEX fast deploys) stops working after the "
+            "cutover: replace it with a Hybrid workflow that builds and pushes the images",
+            f.file,
+            f.line,
+        )
+        for f in serverless_workflows(project)
+        if f.file not in replaced
+        and not (f.file == ".gitlab-ci.yml" and replaced)
+        and not (f.file.startswith(".github/") and any(r.startswith(".github/") for r in replaced))
+    ]
+
+
+def dockerignore_file(project: ProjectFiles, directory: str, wanted: str) -> PlannedFile | None:
+    """The build directory's .dockerignore: written when absent (or as generated); an existing
+    one at the top gets the agent's folder added, since it holds the agent's token."""
+    prefix = "" if directory == "." else directory + "/"
+    ignore = prefix + ".dockerignore"
+    existing = project.text(ignore)
+    if existing is None or existing == wanted:
+        return PlannedFile(
+            ignore,
+            existing,
+            wanted,
+            "keeps the VCS, virtualenvs, caches and the agent's token out of the image",
+        )
+    if directory == "." and AGENT_DIR not in existing.split():
+        separator = "" if existing.endswith("\n") else "\n"
+        return PlannedFile(
+            ignore,
+            existing,
+            existing + separator + "# Added by migration_pipeline: the agent's token stays out of "
+            f"images.\n{AGENT_DIR}\n",
+            "keeps the agent's token out of the image",
+        )
+    return None

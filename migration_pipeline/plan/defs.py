@@ -56,10 +56,10 @@ def invalid_input_failure(error) -> dg.Failure:
 def migration_plan(
     context: dg.AssetExecutionContext, config: MigrationConfig, serverless_inventory: Inventory
 ) -> dg.Output[PlannedMigration]:
+    from migration_pipeline.layouts.files import read_project
     from migration_pipeline.lib.files import read_user_file
     from migration_pipeline.lib.problems import InvalidInput
     from migration_pipeline.plan.core import make_plan
-    from migration_pipeline.plan.project import read_project
     from migration_pipeline.targets.settings import load_target_settings
 
     try:
@@ -89,6 +89,12 @@ def migration_plan(
             if plan.settings_change
             else [],
             "branch_deployments": plan.branch_deployments,
+            "layout": plan.layout_description or f"legacy {plan.cloud_yaml}",
+            "location_names_kept": f"{len(plan.names_kept)}/{len(plan.locations)}"
+            if plan.layout != "legacy" and plan.names_checked
+            else "names from dagster_cloud.yaml"
+            if plan.layout == "legacy"
+            else "not checked (no inventory)",
         },
     )
 
@@ -129,6 +135,7 @@ def hybrid_project_files(
         settings_removed_at_cutover=plan.settings_change.removed if plan.settings_change else (),
         branch_deployments=plan.branch_deployments,
         image_options=dict(plan.image_options),
+        layout=plan.layout,
     )
     return dg.Output(
         applied,

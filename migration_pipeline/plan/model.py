@@ -77,6 +77,12 @@ class MigrationPlan:
     # location -> how its image is built, when not from its build directory's Dockerfile:
     # `dockerfile` (project-relative) and `target` (a build stage), from the old action's file.
     image_options: dict[str, dict[str, str]] = field(default_factory=dict)
+    # legacy | dg_project | dg_workspace (layouts.detect), and how the report says it.
+    layout: str = "legacy"
+    layout_description: str = ""
+    # The locations that deploy under the name the deployment has them by (dg layouts).
+    names_kept: tuple[str, ...] = field(default=())
+    names_checked: bool = False  # the deployment's locations were read (an inventory)
 
     @property
     def changed_files(self) -> tuple[PlannedFile, ...]:
@@ -106,6 +112,14 @@ class PlannedMigration:
 
 def render_summary(plan: MigrationPlan) -> str:
     lines = [f"## Migration plan: Serverless to Hybrid ({plan.target})", ""]
+    if plan.layout_description:
+        lines += [f"- Layout: {plan.layout_description}"]
+    if plan.layout != "legacy":
+        lines += [
+            f"- Location names kept: {len(plan.names_kept)}/{len(plan.locations)}"
+            if plan.names_checked
+            else "- Location names kept: not checked (no inventory of the deployment)"
+        ]
     lines += [
         f"- Code locations: {len(plan.locations)} ({', '.join(plan.locations)})",
         f"- Files: {len([f for f in plan.files if f.action == 'create'])} to create, "
@@ -128,7 +142,8 @@ def render_summary(plan: MigrationPlan) -> str:
         table(["file", "action", "why"], [[f"`{f.path}`", f.action, f.reason] for f in plan.files]),
     ]
     if plan.changes:
-        lines += ["", f"### Changes to `{plan.cloud_yaml}`", ""]
+        heading = f"`{plan.cloud_yaml}`" if plan.layout == "legacy" else "the dg project files"
+        lines += ["", f"### Changes to {heading}", ""]
         lines += [f"- {cell(change)}" for change in plan.changes]
     if plan.images:
         lines += [

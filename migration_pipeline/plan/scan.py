@@ -8,7 +8,7 @@ import ast
 import re
 from dataclasses import dataclass
 
-from migration_pipeline.plan.project import ProjectFiles
+from migration_pipeline.layouts.files import ProjectFiles, ci_files
 
 PYTHON_VERSION_PATTERNS = (
     re.compile(r"""PYTHON_VERSION\s*[:=]\s*["']?(3\.\d+)"""),
@@ -33,10 +33,6 @@ class Finding:
     file: str
     line: int
     text: str  # the line as written
-
-
-def ci_files(project: ProjectFiles) -> list[str]:
-    return [p for p in project.texts if p.startswith(".github/workflows/") or p == ".gitlab-ci.yml"]
 
 
 def serverless_python_version(project: ProjectFiles) -> tuple[str, str, int] | None:

@@ -7,6 +7,8 @@ every target has sensible defaults (namespace `dagster-cloud` on Kubernetes, and
     python_version: "3.11"          # else taken from the Serverless CI workflow, else 3.11
     remove_non_isolated_runs: false # true: drop the deployment's non_isolated_runs at cutover
     deployment_order: [staging, prod]  # prod's cutover waits until staging finished green
+    layout: auto                    # or dg / legacy: which to migrate when a repo has both
+    agent_queue: hybrid             # route every location to the agents serving this queue
     namespace: data
     env_secrets: [snowflake-credentials]
     service_account_name: dagster-user-code
@@ -46,6 +48,7 @@ AwsRegion = Annotated[str, _checked(names.aws_region_problem)]
 DockerName = Annotated[str, _checked(names.docker_name_problem)]
 PlainText = Annotated[str, _checked(names.plain_text_problem)]
 DeploymentName = Annotated[str, _checked(names.deployment_name_problem)]
+AgentQueue = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 # Kubernetes quantities (100m, 1Gi, 0.5).
 Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|E|Ei)?$")]
 IamRoleArn = Annotated[
@@ -94,6 +97,16 @@ class TargetSettings(BaseModel):
         False,
         description="Remove the deployment's `non_isolated_runs` setting at cutover. "
         "Hybrid agents run non-isolated runs too, so it is kept unless this asks.",
+    )
+    layout: Literal["auto", "dg", "legacy"] = Field(
+        "auto",
+        description="Which layout to migrate when the repository has both a dg project or "
+        "workspace and a dagster_cloud.yaml (auto: the one its deploy workflow uses).",
+    )
+    agent_queue: AgentQueue | None = Field(
+        None,
+        description="Route every location to the agents that serve this queue (the agent's "
+        "agent_queues.additional_queues); unset: the default queue.",
     )
     deployment_order: list[DeploymentName] = Field(
         default_factory=list,

@@ -1,7 +1,7 @@
-"""Reading the user's project: the few kinds of files the plan looks at, as plain text.
+"""Reading the user's repository: the few kinds of files the plan looks at, as plain text.
 
-This is the only part of planning that touches the disk; `plan.make_plan` works on the
-`ProjectFiles` it returns.
+This is the only part of planning that touches the disk; the layout readers and
+`plan.make_plan` work on the `ProjectFiles` it returns.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ INTERESTING_NAMES = {
     "pyproject.toml",
     "setup.py",
     "setup.cfg",
+    "dg.toml",
+    "container_context.yaml",
+    ".python-version",
     "dagster_cloud_pre_install.sh",
     "dagster_cloud_post_install.sh",
     ".gitlab-ci.yml",
@@ -75,6 +78,11 @@ class ProjectFiles:
             if path == link or path.startswith(link + "/"):
                 return link, target
         return None
+
+
+def ci_files(project: ProjectFiles) -> list[str]:
+    """The project's CI files: GitHub workflows and `.gitlab-ci.yml`."""
+    return [p for p in project.texts if p.startswith(".github/workflows/") or p == ".gitlab-ci.yml"]
 
 
 def _interesting(relative: str) -> bool:
