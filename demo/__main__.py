@@ -154,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="migration-demo-")))
         containers = docker_setup(stack, work, args.docker_dir) if args.agent == "docker" else None
         say(
-            f"Starting the embedded Dagster+ sandbox: {example.name}'s Serverless 'prod' "
-            "deployment"
+            f"Starting the embedded Dagster+ sandbox: {example.name}'s Serverless 'prod' deployment"
         )
         sandbox = stack.enter_context(
             sandbox_process(state_dir, example, containers.gateway if containers else None)

@@ -30,10 +30,11 @@ from plan_corpus import WORKFLOW as SERVERLESS_WORKFLOW
 from support.agent import fake_agent
 from support.inventory import inventory_of
 
+from migration_pipeline.ci.common import CloudCiCommands, DgCommands
 from migration_pipeline.images.builders import choose_builder
+from migration_pipeline.layouts.files import read_project
 from migration_pipeline.plan.apply import apply_plan
 from migration_pipeline.plan.core import make_plan
-from migration_pipeline.layouts.files import read_project
 from migration_pipeline.targets import load_target_settings
 
 pytestmark = pytest.mark.slow
@@ -74,7 +75,8 @@ def planned_project(tmp_path: Path, sandbox, registry: str, ci_files: dict[str, 
 
 
 def run_dagster_cloud(command: str, env: dict[str, str], cwd: Path) -> str:
-    assert command.lstrip().startswith("dagster-cloud "), command
+    """A `dagster-cloud` (or `dg`) command of the CI, run as the CI's shell runs it."""
+    assert command.lstrip().startswith(("dagster-cloud ", "dg ")), command
     result = subprocess.run(
         ["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
@@ -186,7 +188,7 @@ def run_github_workflow(
                 project / step["with"]["context"],
                 interpolate(step["with"]["tags"], context),
             )
-        elif "run" in step and step["run"].startswith("dagster-cloud "):
+        elif "run" in step and step["run"].startswith(("dagster-cloud ", "dg ")):
             env = {
                 **base_env(tmp_path),
                 **runner_env,
@@ -195,8 +197,8 @@ def run_github_workflow(
             }
             run_dagster_cloud(interpolate(step["run"], context), env, project)
             ran.append(step["run"].split(" --")[0])
-        elif "run" in step:
-            assert step["run"] == "pip install dagster-cloud==1.13.27"  # installed: the venv's
+        elif "run" in step:  # installed: the venv's
+            assert step["run"] in (CloudCiCommands.install, DgCommands.install), step["run"]
         # checkout, setup-python, the logins, setup-buildx: the runner's own, stood in for.
     return ran
 
@@ -328,7 +330,7 @@ def run_gitlab_job(
         elif words[:2] == ["docker", "push"]:
             assert pending_build and pending_build[1] == words[2]
             push_image(builder, *pending_build)
-        elif words[0] == "dagster-cloud":
+        elif words[0] in ("dagster-cloud", "dg"):
             run_dagster_cloud(line, env, project)
             ran.append(" ".join(words[:3]))
         else:  # the registry login: the local registry needs none

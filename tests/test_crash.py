@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from migration_pipeline.layouts.files import read_project
 from migration_pipeline.lib.files import TEMP_MARK
 from migration_pipeline.plan.apply import LOCK_FILE, apply_plan
 from migration_pipeline.plan.core import make_plan
-from migration_pipeline.layouts.files import read_project
 from migration_pipeline.targets import load_target_settings
 
 pytestmark = pytest.mark.slow

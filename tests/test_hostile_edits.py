@@ -175,8 +175,8 @@ def test_the_old_actions_locations_yaml_is_converted(tmp_path, name, text, targe
 
 
 def test_the_old_actions_options_reach_the_ci_and_the_image_build(tmp_path):
-    from migration_pipeline.plan.core import make_plan
     from migration_pipeline.layouts.files import read_project
+    from migration_pipeline.plan.core import make_plan
     from migration_pipeline.targets import load_target_settings
 
     workflow = (

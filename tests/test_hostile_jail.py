@@ -9,9 +9,9 @@ import os
 import pytest
 from support.hostile import OK_CLOUD, assert_clean_success, assert_refused, plan, tree, write
 
+from migration_pipeline.layouts.files import read_project
 from migration_pipeline.plan.apply import apply_plan
 from migration_pipeline.plan.core import make_plan
-from migration_pipeline.layouts.files import read_project
 from migration_pipeline.targets import load_target_settings
 
 BUILD_IN = (

@@ -336,10 +336,10 @@ def test_bad_input_exits_2_and_changes_nothing(tmp_path, capsys, case_id, files,
 
 
 def test_a_file_changed_after_planning_is_not_overwritten(tmp_path):
+    from migration_pipeline.layouts.files import read_project
     from migration_pipeline.lib.problems import InvalidInput
     from migration_pipeline.plan.apply import apply_plan
     from migration_pipeline.plan.core import make_plan
-    from migration_pipeline.layouts.files import read_project
     from migration_pipeline.targets import load_target_settings
 
     project = tmp_path / "p"

@@ -14,11 +14,11 @@ from test_plan_corpus import write_project
 from migration_pipeline.cloud_yaml.edit import Edits, apply_edits
 from migration_pipeline.cloud_yaml.model import load_cloud_yaml
 from migration_pipeline.cloud_yaml.rewrite import rewrite_cloud_yaml
+from migration_pipeline.layouts.files import ProjectFiles, read_project
 from migration_pipeline.lib.files import TEMP_MARK
 from migration_pipeline.plan.apply import apply_plan
 from migration_pipeline.plan.core import make_plan
 from migration_pipeline.plan.dockerfile import BuildContext, render_dockerfile
-from migration_pipeline.layouts.files import ProjectFiles, read_project
 from migration_pipeline.targets import get_target, load_target_settings
 
 ONE = "locations:\n  - location_name: etl\n    code_source:\n      package_name: etl\n"

@@ -1,17 +1,20 @@
 """What the GitHub and GitLab Hybrid CI share: the image builds, the organization, the deploy
 triggers of the Serverless CI they replace. Pure functions over plain data.
 
-Both follow Dagster's Hybrid flow for a `dagster_cloud.yaml` project, with the `dagster-cloud`
-CLI of the pinned release: `ci init` (which also validates dagster_cloud.yaml with the CLI's own
+Both follow Dagster's Hybrid flow with the CLIs of the pinned release. For a `dagster_cloud.yaml`
+project: `dagster-cloud ci init` (which also validates dagster_cloud.yaml with the CLI's own
 model, and in a pull or merge request creates the branch deployment), a build and push per
-location, `ci set-build-output`, `ci deploy`, `ci status`. `ci check` is not used: 1.13.27
-deprecates it (its replacement, `dg plus deploy start`, needs a `dg` project, which a
-Serverless-era repository is not).
+location, `ci set-build-output`, `ci deploy`, `ci status`. For a dg project or workspace the
+same steps through dg (`DgCommands`): `dg plus deploy start` (which writes its own
+dagster_cloud.yaml from the dg files and runs `ci init` on it), a build and push per project,
+`dg plus deploy set-build-output`, `finish`, `status`, every one with `--target-path`. `ci check`
+is not used: 1.13.27 deprecates it.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -48,6 +51,83 @@ class CiSetup:
     python_version: str
     cloud_yaml: str = "dagster_cloud.yaml"
     branch_deployments: bool = False
+    # A dg project or workspace: the folder `dg plus deploy --target-path` names ("." at the
+    # top). None: a dagster_cloud.yaml project, deployed with `dagster-cloud ci`.
+    dg_target_path: str | None = None
+
+    @property
+    def commands(self) -> DeployCommands:
+        return DgCommands() if self.dg_target_path is not None else CloudCiCommands()
+
+    def variables(self) -> dict[str, str]:
+        """What the CI's environment holds for the commands (the same on GitHub and GitLab)."""
+        return {
+            "DAGSTER_CLOUD_ORGANIZATION": self.organization,
+            "DAGSTER_CLOUD_URL": self.dagster_cloud_url,
+            "DAGSTER_CLOUD_DEPLOYMENT": self.deployment,
+            **(
+                {"DAGSTER_PROJECT_DIR": self.dg_target_path}
+                if self.dg_target_path is not None
+                else {"DAGSTER_CLOUD_YAML": self.cloud_yaml}
+            ),
+        }
+
+
+class CloudCiCommands:
+    """`dagster-cloud ci` on the repository's dagster_cloud.yaml. Every value comes from the
+    environment (`$LOCATION_NAME`, ...), never from the command line's text."""
+
+    install = f"pip install dagster-cloud=={CLI_VERSION}"
+    start = (
+        'dagster-cloud ci init --project-dir . --dagster-cloud-yaml-path "$DAGSTER_CLOUD_YAML" '
+        '--deployment "$DAGSTER_CLOUD_DEPLOYMENT"'
+    )
+    set_build_output = (
+        'dagster-cloud ci set-build-output --location-name "$LOCATION_NAME" '
+        '--image-tag "$IMAGE_TAG-$LOCATION_TAG"'
+    )
+    finish = "dagster-cloud ci deploy"
+    status = "dagster-cloud ci status --output-format markdown"
+
+    @staticmethod
+    def set_build_output_quoted(location: str, tag: str) -> str:
+        """The same with the location and tag written in, shell-quoted (GitLab's script)."""
+        return (
+            f"dagster-cloud ci set-build-output --location-name {shlex.quote(location)} "
+            f'--image-tag "$IMAGE_TAG"-{shlex.quote(tag)}'
+        )
+
+    close = "dagster-cloud ci branch-deployment . --mark-closed"
+
+
+class DgCommands:
+    """`dg plus deploy` on the dg project or workspace at `$DAGSTER_PROJECT_DIR`; the branch or
+    full deployment is `$DEPLOYMENT_TYPE`, set by the CI from the event."""
+
+    install = f"pip install dagster-dg-cli=={CLI_VERSION} dagster-cloud=={CLI_VERSION}"
+    start = (
+        'dg plus deploy start --organization "$DAGSTER_CLOUD_ORGANIZATION" --deployment '
+        '"$DAGSTER_CLOUD_DEPLOYMENT" --deployment-type "$DEPLOYMENT_TYPE" --target-path '
+        '"$DAGSTER_PROJECT_DIR" --yes'
+    )
+    set_build_output = (
+        'dg plus deploy set-build-output --location-name "$LOCATION_NAME" --image-tag '
+        '"$IMAGE_TAG-$LOCATION_TAG" --target-path "$DAGSTER_PROJECT_DIR"'
+    )
+    finish = 'dg plus deploy finish --target-path "$DAGSTER_PROJECT_DIR"'
+
+    @staticmethod
+    def set_build_output_quoted(location: str, tag: str) -> str:
+        return (
+            f"dg plus deploy set-build-output --location-name {shlex.quote(location)} "
+            f'--image-tag "$IMAGE_TAG"-{shlex.quote(tag)} --target-path "$DAGSTER_PROJECT_DIR"'
+        )
+
+    status = "dg plus deploy status --output-format markdown"
+    close = 'dagster-cloud ci branch-deployment "$DAGSTER_PROJECT_DIR" --mark-closed'
+
+
+DeployCommands = CloudCiCommands | DgCommands
 
 
 def registry_kind(registry: str) -> str:

@@ -14,7 +14,6 @@ import shlex
 
 from migration_pipeline.ci.common import (
     CI_SECRET,
-    CLI_VERSION,
     CiSetup,
     dump,
     registry_hosts,
@@ -49,10 +48,8 @@ def _login(host: str) -> tuple[list[str], list[str]]:
 def hybrid_job(setup: CiSetup) -> tuple[str, list[str]]:
     """(the included file's text, the CI/CD variables the user must set)."""
     variables = [CI_SECRET]
-    script = [
-        "dagster-cloud ci init --project-dir . --dagster-cloud-yaml-path "
-        '"$DAGSTER_CLOUD_YAML" --deployment "$DAGSTER_CLOUD_DEPLOYMENT"'
-    ]
+    commands = setup.commands
+    script = [commands.start]
     for host in registry_hosts(setup.builds):
         lines, needed = _login(host)
         script += lines
@@ -65,24 +62,30 @@ def hybrid_job(setup: CiSetup) -> tuple[str, list[str]]:
         script += [
             f"docker build{options} -t {image} {shlex.quote(build.context)}",
             f"docker push {image}",
-            f"dagster-cloud ci set-build-output --location-name "
-            f"{shlex.quote(build.location)} --image-tag "
-            f'"$IMAGE_TAG"-{shlex.quote(build.tag_suffix)}',
+            commands.set_build_output_quoted(build.location, build.tag_suffix),
         ]
-    script += ["dagster-cloud ci deploy"]
-    rules = [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]
+    script += [commands.finish]
+    dg = setup.dg_target_path is not None
+    rules: list[dict] = [
+        {
+            "if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH",
+            **({"variables": {"DEPLOYMENT_TYPE": "full"}} if dg else {}),
+        }
+    ]
     if setup.branch_deployments:
-        rules.append({"if": "$CI_PIPELINE_SOURCE == 'merge_request_event'"})
+        rules.append(
+            {
+                "if": "$CI_PIPELINE_SOURCE == 'merge_request_event'",
+                **({"variables": {"DEPLOYMENT_TYPE": "branch"}} if dg else {}),
+            }
+        )
     job = {
         JOB: {
             "stage": "deploy",
             "image": f"python:{setup.python_version}",
             "services": ["docker:dind"],
             "variables": {
-                "DAGSTER_CLOUD_ORGANIZATION": setup.organization,
-                "DAGSTER_CLOUD_URL": setup.dagster_cloud_url,
-                "DAGSTER_CLOUD_DEPLOYMENT": setup.deployment,
-                "DAGSTER_CLOUD_YAML": setup.cloud_yaml,
+                **setup.variables(),
                 "DAGSTER_BUILD_STATEDIR": "/tmp/dagster-build-state-$CI_PIPELINE_ID",
                 "IMAGE_TAG": "$CI_COMMIT_SHORT_SHA-$CI_PIPELINE_ID-$CI_JOB_ID",
                 "DOCKER_HOST": "tcp://docker:2375",
@@ -91,10 +94,10 @@ def hybrid_job(setup: CiSetup) -> tuple[str, list[str]]:
             "rules": rules,
             "before_script": [
                 "apt-get update && apt-get install -y docker.io",
-                f"pip install dagster-cloud=={CLI_VERSION}",
+                commands.install,
             ],
             "script": script,
-            "after_script": ["dagster-cloud ci status --output-format markdown || true"],
+            "after_script": [f"{commands.status} || true"],
         }
     }
     header = (

@@ -109,14 +109,17 @@ def _dg_roots(project: ProjectFiles) -> list[tuple[str, str, TomlSource]]:
     return found
 
 
-def _legacy_file(project: ProjectFiles) -> str | None:
+def _legacy_file(project: ProjectFiles, dg_at_top: bool) -> str | None:
+    """The legacy locations file at the top. A `build.yaml` there is dg's build config when a
+    dg project or workspace is at the top too (dg reads it as such, in any shape), or when it
+    is not in the `locations:` shape."""
     present = []
     for name in CLOUD_YAML_NAMES:
         text = project.text(name)
         if text is None:
             continue
-        if name == "build.yaml" and not LEGACY_LOCATIONS_KEY.search(text):
-            continue  # dg's build config ({registry, directory}), not the old locations file
+        if name == "build.yaml" and (dg_at_top or not LEGACY_LOCATIONS_KEY.search(text)):
+            continue
         present.append(name)
     if len(present) > 1:
         raise InvalidInput(
@@ -155,8 +158,8 @@ def _workflow_says(project: ProjectFiles) -> tuple[str | None, str]:
 def detect_layout(project: ProjectFiles, choice: str = "auto") -> Layout:
     """The layout to migrate. `choice` (the target settings' `layout`) decides between a dg
     layout and a legacy file when the repository has both."""
-    legacy = _legacy_file(project)
     roots = _dg_roots(project)
+    legacy = _legacy_file(project, any(parent(path) == "." for _, path, _ in roots))
     workspaces = [r for r in roots if r[0] == "workspace"]
     dg: Layout | None = None
     if workspaces:

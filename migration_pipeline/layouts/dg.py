@@ -158,6 +158,7 @@ def read_dg(project: ProjectFiles, layout: Layout) -> DgLayout:
     """Read the dg project or workspace `layout` found. Raises `InvalidInput` naming the file
     and line for anything dg would refuse or misread; nothing is written."""
     problems: list[Problem] = []
+    paths: list[tuple[str, str, int | None]]
     if layout.kind == DG_PROJECT:
         paths = [(layout.root, layout.file, None)]
         workspace_build = workspace_context = None

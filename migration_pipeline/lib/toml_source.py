@@ -42,8 +42,11 @@ def parse_toml(text: str, name: str) -> TomlSource:
     except tomllib.TOMLDecodeError as error:
         message = str(error)
         match = re.search(r"\(at line (\d+), column \d+\)", message)
-        what = re.sub(r"\s*\(at line \d+, column \d+\)", "", message) or "invalid TOML"
+        what = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
         line = int(match.group(1)) if match else None
+        if line is None and "end of document" in message:
+            line = len(text.splitlines()) or 1
+            what += " (at the end of the file)"
         raise InvalidInput([Problem(name, line, (), f"invalid TOML: {what}")]) from None
     return TomlSource(name, text, data)
 

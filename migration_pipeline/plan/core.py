@@ -162,13 +162,25 @@ def make_plan(
         ci_makes_branch_deployments(project.text(f.file) or "") for f in serverless_ci
     )
     if needs_images(target) and serverless_ci:
-        ci_files, ci_secrets, ci_warnings = _hybrid_ci(
+        from migration_pipeline.ci.common import ImageBuild
+
+        builds = tuple(
+            ImageBuild(
+                name,
+                directory,
+                rewrite.images[name],
+                image_options.get(name, {}).get("dockerfile"),
+                image_options.get(name, {}).get("target"),
+            )
+            for directory, locations in sorted(directories.items())
+            for name, _ in locations
+            if name in rewrite.images
+        )
+        ci_files, ci_secrets, ci_warnings = hybrid_ci(
             project,
             [f.file for f in serverless_ci],
-            directories,
+            builds,
             written_name,
-            rewrite.images,
-            image_options,
             version,
             inventory,
             settings,
@@ -293,35 +305,23 @@ def _image_options(
     return options, warnings
 
 
-def _hybrid_ci(
+def hybrid_ci(
     project: ProjectFiles,
     serverless_files: list[str],
-    directories: BuildDirectories,
+    builds: tuple,
     cloud_yaml: str,
-    images: dict[str, str],
-    image_options: dict[str, dict[str, str]],
     python_version: str,
     inventory: Inventory | None,
     settings: TargetSettings,
     branch_deployments: bool,
+    dg_target_path: str | None = None,
 ):
     """The Hybrid CI in place of the Serverless one: the first Serverless GitHub workflow is
     replaced (on the triggers of all of them); for GitLab a job file to include is written next
-    to `.gitlab-ci.yml`."""
+    to `.gitlab-ci.yml`. `builds`: one `ci.common.ImageBuild` per location; `dg_target_path`:
+    deploy a dg project or workspace with `dg plus deploy` from that folder."""
     from migration_pipeline.ci import common, github, gitlab
 
-    builds = tuple(
-        common.ImageBuild(
-            name,
-            directory,
-            images[name],
-            image_options.get(name, {}).get("dockerfile"),
-            image_options.get(name, {}).get("target"),
-        )
-        for directory, locations in sorted(directories.items())
-        for name, _ in locations
-        if name in images
-    )
     deployment = inventory.deployment if inventory else "prod"
     old_texts = [project.text(f) or "" for f in serverless_files]
     url = (inventory.organization_url if inventory else None) or common.dagster_cloud_url_of(
@@ -348,7 +348,14 @@ def _hybrid_ci(
             )
         )
     setup = common.CiSetup(
-        builds, url, organization, deployment, python_version, cloud_yaml, branch_deployments
+        builds,
+        url,
+        organization,
+        deployment,
+        python_version,
+        cloud_yaml,
+        branch_deployments,
+        dg_target_path,
     )
     files: list[PlannedFile] = []
     secrets: list[str] = []

@@ -24,7 +24,7 @@ from migration_pipeline.layouts.detect import Layout
 from migration_pipeline.layouts.dg import DgLayout, DgProject, deploy_document, read_dg
 from migration_pipeline.layouts.files import ProjectFiles
 from migration_pipeline.lib.names import placeholder_reason
-from migration_pipeline.lib.problems import format_path, shown
+from migration_pipeline.lib.problems import InvalidInput, Problem, format_path, shown
 from migration_pipeline.plan.dockerfile import (
     DEFAULT_PYTHON_VERSION,
     DOCKERIGNORE,
@@ -62,12 +62,26 @@ def make_dg_plan(
 ) -> MigrationPlan:
     from migration_pipeline.plan.core import (
         feature_warnings,
+        hybrid_ci,
         serverless_ci_warnings,
         settings_change,
     )
+    from migration_pipeline.plan.scan import ci_makes_branch_deployments, serverless_workflows
 
     target = get_target(target_name)
     dg = read_dg(project, layout)
+    if inventory is not None and inventory.agent_type == "HYBRID":
+        raise InvalidInput(
+            [
+                Problem(
+                    layout.file,
+                    layout.line,
+                    (),
+                    f"is deployed to {inventory.deployment}, which is already HYBRID: there is "
+                    "nothing to migrate, and no file was rewritten",
+                )
+            ]
+        )
     kept, warnings = keep_location_names(dg, inventory)
     files = name_files(project, kept, settings.agent_queue)
     images: dict[str, str] = {}
@@ -89,7 +103,28 @@ def make_dg_plan(
     names = [k.name for k in kept]
     roots = {k.project.path: [k.name] for k in kept}
     warnings += feature_warnings(project, roots, names, target_name, inventory, settings)
-    warnings += serverless_ci_warnings(project, replaced=set())
+    ci_secrets: list[str] = []
+    replaced: set[str] = set()
+    serverless_ci = serverless_workflows(project)
+    branch_deployments = bool(inventory and inventory.uses_branch_deployments) or any(
+        ci_makes_branch_deployments(project.text(f.file) or "") for f in serverless_ci
+    )
+    if needs_images(target) and serverless_ci:
+        ci_files, ci_secrets, ci_warnings = hybrid_ci(
+            project,
+            [f.file for f in serverless_ci],
+            image_builds(dg, kept, images),
+            layout.file,
+            first_version(versions),
+            inventory,
+            settings,
+            branch_deployments,
+            dg_target_path=layout.root,
+        )
+        files += ci_files
+        warnings += ci_warnings
+        replaced = {f.path for f in ci_files}
+    warnings += serverless_ci_warnings(project, replaced)
     version_values = set(versions.values())
     first = next(iter(versions.values()), (DEFAULT_PYTHON_VERSION, "default"))
     return MigrationPlan(
@@ -111,6 +146,8 @@ def make_dg_plan(
         layout_description=f"{layout.describe(len(dg.projects))} ({layout.where()})",
         names_kept=tuple(k.name for k in kept if k.live),
         names_checked=inventory is not None,
+        ci_secrets=tuple(ci_secrets),
+        branch_deployments=branch_deployments,
     )
 
 
@@ -125,7 +162,11 @@ def keep_location_names(
     project's module; else the folder name. Written into pyproject.toml where it was not set,
     so no checkout folder can change it."""
     live_document = (inventory.locations_document.get("locations") if inventory else None) or []
-    live = {loc.get("location_name"): loc for loc in live_document if isinstance(loc, dict)}
+    live: dict[str, dict[str, Any]] = {
+        loc["location_name"]: loc
+        for loc in live_document
+        if isinstance(loc, dict) and isinstance(loc.get("location_name"), str)
+    }
     known = inventory is not None
     taken: set[str] = {p.code_location_name for p in dg.projects if p.code_location_name}
     kept: list[KeptName] = []
@@ -221,6 +262,23 @@ def name_changes(kept: list[KeptName]) -> list[str]:
 
 
 # -- images ------------------------------------------------------------------------------------
+
+
+def image_builds(dg: DgLayout, kept: list[KeptName], images: dict[str, str]) -> tuple:
+    """One CI image build per project: its build directory, its repository, the Dockerfile dg
+    plus deploy would use (`<build directory>/Dockerfile`)."""
+    from migration_pipeline.ci.common import ImageBuild
+
+    return tuple(ImageBuild(k.name, dg.build_directory(k.project), images[k.name]) for k in kept)
+
+
+def first_version(versions: dict[str, tuple[str, str]]) -> str:
+    """The CI's Python: the newest the projects' images use (dg itself runs on it)."""
+    return max(
+        (v for v, _ in versions.values()),
+        key=lambda v: int(v.split(".")[1]),
+        default=DEFAULT_PYTHON_VERSION,
+    )
 
 
 def image_repositories(
@@ -478,12 +536,12 @@ def local_warnings(dg: DgLayout, settings: TargetSettings) -> list[PlanWarning]:
         return []
     return [
         PlanWarning(
-            f"{p.name}: a Local agent runs the code with its own Python: install the project "
-            "into the agent's environment, or set executable_path in the target settings to a "
-            "Python that has it (e.g. the project's .venv/bin/python after uv sync)",
-            p.pyproject,
+            f"a Local agent runs {', '.join(p.name for p in dg.projects)} with its own Python "
+            "(working directory: each project's src/ or folder): install the projects into the "
+            "agent's environment, or set executable_path in the target settings to a Python "
+            "that has them (e.g. a project's .venv/bin/python after uv sync)",
+            dg.layout.file,
         )
-        for p in dg.projects
     ]
 
 

@@ -20,6 +20,13 @@ SERVERLESS_WORKFLOW_MARKERS = (
     "serverless_prod_deploy",
     "serverless_branch_deploy",
     "dagster-cloud serverless",
+    # The Serverless quickstart's PEX workflow.
+    "actions/build_deploy_pex",
+    # dg's Serverless workflows (GitHub and GitLab templates), and a bare `dg plus deploy`,
+    # which on a Serverless deployment builds for Serverless.
+    "--agent-type=serverless",
+    "--agent-type serverless",
+    "dg plus deploy",
 )
 SERVERLESS_IO_MANAGER_NAMES = {"serverless_io_manager", "PickledObjectServerlessIOManager"}
 ISOLATION_TAG = "dagster/isolation"
@@ -57,9 +64,16 @@ def ci_makes_branch_deployments(text: str) -> bool:
     )
 
 
+HYBRID_WORKFLOW = re.compile(r"--agent-type[= ]hybrid|hybrid_(prod|branch)_deploy")
+
+
 def serverless_workflows(project: ProjectFiles) -> list[Finding]:
+    """The CI files that deploy to Serverless: the first line that says so in each. A file
+    that deploys with `--agent-type=hybrid` (or the Hybrid actions) is not one."""
     found = []
     for path in sorted(ci_files(project)):
+        if HYBRID_WORKFLOW.search(project.texts[path]):
+            continue
         for number, line in enumerate(project.texts[path].splitlines(), 1):
             if any(marker in line for marker in SERVERLESS_WORKFLOW_MARKERS):
                 found.append(Finding("serverless_workflow", path, number, line.strip()))

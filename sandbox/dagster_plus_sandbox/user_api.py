@@ -270,6 +270,12 @@ class UserRoot:
     def deploymentSettings(self, info):
         return {"settings": self.c.deployment.settings}
 
+    def organizationSettings(self, info):
+        # The organization's settings document. The sandbox models none of its keys (SSO,
+        # default roles, ...), so it answers an empty document; `dagster-cloud` and `dg plus
+        # deploy` read it only to check the token and the URL (`check_connect_dagster_cloud`).
+        return {"settings": {}}
+
     def runsOrError(self, info, filter=None, cursor=None, limit=None):  # noqa: A002 - the API's name
         f = filter or {}
         query = dict(
