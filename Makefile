@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-docker test test-fast test-slow check sandbox dev clean
+.PHONY: demo demo-docker demo-dg test test-fast test-slow check sandbox dev clean
 
 # The product with its test tools, and the sandbox (its own distribution, never the product's
 # dependency), resolved together.
@@ -22,6 +22,11 @@ demo: $(STAMP)
 # a local base image (debootstrap, cached in ~/.cache/migration-pipeline), a registry on loopback.
 demo-docker: $(STAMP)
 	$(BIN)/python -m demo --agent docker
+
+# The dg workspace examples/serverless_dg_workspace (three projects, one with a uv.lock) to the
+# real Docker agent: its images built from the generated Dockerfiles, pushed, proven, LOADED.
+demo-dg: $(STAMP)
+	$(BIN)/python -m demo --example dg --agent docker
 
 # Lint, format and types first: they take seconds and fail for the simplest reasons.
 check: $(STAMP)

@@ -152,7 +152,16 @@ def main(argv: list[str] | None = None) -> int:
 
     with ExitStack() as stack:
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="migration-demo-")))
-        containers = docker_setup(stack, work, args.docker_dir) if args.agent == "docker" else None
+        containers = (
+            docker_setup(
+                stack,
+                work,
+                args.docker_dir,
+                tuple(lock.parent for lock in sorted(example.rglob("uv.lock"))),
+            )
+            if args.agent == "docker"
+            else None
+        )
         say(
             f"Starting the embedded Dagster+ sandbox: {example.name}'s Serverless 'prod' deployment"
         )
@@ -420,12 +429,15 @@ def install_images(instance, deployment: str) -> dict[str, list[str]]:
     }
 
 
-def docker_setup(stack: ExitStack, work: Path, engine_dir: Path | None):
-    """The Docker engine, base image, registry and network of `--agent docker`."""
+def docker_setup(
+    stack: ExitStack, work: Path, engine_dir: Path | None, uv_projects: tuple[Path, ...] = ()
+):
+    """The Docker engine, base image, registry and network of `--agent docker`; the base image
+    can build the example's uv projects offline."""
     from demo.docker import DockerDemo
 
     say("0/6 Docker: a private engine, the local Python base image, a registry, a network")
-    containers = stack.enter_context(DockerDemo.start(work, engine_dir))
+    containers = stack.enter_context(DockerDemo.start(work, engine_dir, uv_projects))
     say(
         f"    engine {containers.docker_host}, base image {containers.base_image}, registry "
         f"{containers.registry}, network {containers.network} (gateway {containers.gateway})"

@@ -6,6 +6,11 @@ virtual environment from wheels downloaded on the host (so no container ever nee
 network). It is made once and reused while its inputs are unchanged. It is the harness's image,
 given to the plan as the `base_image` setting: the Dockerfiles the plan generates stay the ones
 a user would get.
+
+For projects that build (dg projects: `pip install .` with their build backend, or `uv sync
+--frozen` from a uv.lock) the image also carries, still offline: a wheelhouse of the build
+tools (`PIP_FIND_LINKS`) and a uv cache filled on the host from the given lock files
+(`UV_CACHE_DIR`, `UV_OFFLINE=1`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ DOCKER = "/usr/bin/docker"  # Debian's CLI, which matches its engine
 DAGSTER_FAMILY = ("dagster==1.13.27", "dagster-cloud==1.13.27", "dagster-cloud-cli==1.13.27")
 # What Dagster's agent image adds for DockerUserCodeLauncher (dagster-cloud's `docker` extra).
 AGENT_EXTRAS = ("dagster-docker==0.29.27",)
+# What a project's own build needs offline: create-dagster's build backend, and uv.
+BUILD_TOOLS = ("hatchling==1.33.0", "uv==0.13.9")
 DEBOOTSTRAP = (
     "--variant=minbase",
     "--include=python3,python3-venv,ca-certificates",
@@ -86,34 +93,57 @@ def _has_image(docker_host: str, name: str) -> bool:
     return docker(docker_host, "image", "inspect", name, check=False).returncode == 0
 
 
-def python_base_image(docker_host: str, log=print) -> str:
+def python_base_image(docker_host: str, log=print, uv_projects: tuple[Path, ...] = ()) -> str:
     """The tag of the Debian + Python 3.11 + Dagster family image, made when missing. The
     agent's image (the same plus dagster-docker) is made beside it, under the name the
-    generated compose file uses."""
-    inputs = hashlib.sha256(repr((DEBOOTSTRAP, DAGSTER_FAMILY, AGENT_EXTRAS)).encode()).hexdigest()[
+    generated compose file uses. `uv_projects`: project folders with a uv.lock whose locked
+    packages the image's uv cache holds."""
+    locks = [(project / "uv.lock").read_bytes() for project in uv_projects]
+    family = hashlib.sha256(repr((DEBOOTSTRAP, DAGSTER_FAMILY, AGENT_EXTRAS)).encode()).hexdigest()[
         :12
     ]
+    inputs = hashlib.sha256(repr((family, BUILD_TOOLS, locks)).encode()).hexdigest()[:12]
     tag = f"migration-pipeline/python-dagster:{inputs}"
-    agent = f"migration-pipeline/dagster-cloud-agent:{inputs}"
+    agent = f"migration-pipeline/dagster-cloud-agent:{family}"
     if _has_image(docker_host, tag) and _has_image(docker_host, agent):
         docker(docker_host, "tag", agent, AGENT_IMAGE)
         return tag
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    debian = f"migration-pipeline/debian-python:{inputs}"
+    debian = f"migration-pipeline/debian-python:{family}"
     if not _has_image(docker_host, debian):
-        _import_debian(docker_host, cache / f"debian-python-{inputs}.tar", debian, log)
-    wheels = _wheels(cache / f"wheels-{inputs}", log)
-    log("  installing the Dagster family into the base image (no network in the container)")
+        _import_debian(docker_host, cache / f"debian-python-{family}.tar", debian, log)
+    wheels = _wheels(cache / f"wheels-{family}", (*DAGSTER_FAMILY, *AGENT_EXTRAS), log)
+    family_image = f"migration-pipeline/python-dagster-family:{family}"
+    if not _has_image(docker_host, family_image):
+        log("  installing the Dagster family into the base image (no network in the container)")
+        _install_and_commit(
+            docker_host,
+            debian,
+            wheels,
+            "python3 -m venv /opt/venv && " + _PIP_INSTALL + " ".join(DAGSTER_FAMILY),
+            family_image,
+        )
+    if not _has_image(docker_host, agent):
+        _install_and_commit(
+            docker_host, family_image, wheels, _PIP_INSTALL + " ".join(AGENT_EXTRAS), agent
+        )
+    docker(docker_host, "tag", agent, AGENT_IMAGE)
+    tools = _wheels(cache / f"build-tools-{inputs}", BUILD_TOOLS, log)
+    uv_cache = _uv_cache(cache / f"uv-cache-{inputs}", tools, uv_projects, log)
+    log("  adding the build tools' wheelhouse and the uv cache (offline builds)")
     _install_and_commit(
         docker_host,
-        debian,
-        wheels,
-        "python3 -m venv /opt/venv && " + _PIP_INSTALL + " ".join(DAGSTER_FAMILY),
+        family_image,
+        tools,
+        "cp -r /wheels /opt/wheelhouse" + (" && cp -r /uv-cache /opt/uv-cache" if uv_cache else ""),
         tag,
+        mounts=[f"{uv_cache}:/uv-cache:ro"] if uv_cache else [],
+        env=[
+            "PIP_FIND_LINKS=/opt/wheelhouse",
+            *(["UV_CACHE_DIR=/opt/uv-cache", "UV_OFFLINE=1"] if uv_cache else []),
+        ],
     )
-    _install_and_commit(docker_host, tag, wheels, _PIP_INSTALL + " ".join(AGENT_EXTRAS), agent)
-    docker(docker_host, "tag", agent, AGENT_IMAGE)
     return tag
 
 
@@ -136,11 +166,13 @@ def _import_debian(docker_host: str, rootfs_tar: Path, name: str, log) -> None:
         docker(docker_host, "import", "-", name, stdin=handle)
 
 
-def _wheels(wheels: Path, log) -> Path:
-    """The pinned family's wheels, downloaded on the host (this host is Debian bookworm with
+def _wheels(wheels: Path, requirements: tuple[str, ...], log) -> Path:
+    """These requirements' wheels, downloaded on the host (this host is Debian bookworm with
     Python 3.11 on x86_64, as the image is), so no container needs the network."""
     if not wheels.exists():
-        log("  downloading the pinned Dagster family's wheels (pip download, on the host)")
+        log(
+            f"  downloading {', '.join(requirements)} and what they need (pip download, on the host)"
+        )
         partial = wheels.with_suffix(".partial")
         shutil.rmtree(partial, ignore_errors=True)
         subprocess.run(
@@ -152,8 +184,7 @@ def _wheels(wheels: Path, log) -> Path:
                 "--quiet",
                 "--dest",
                 str(partial),
-                *DAGSTER_FAMILY,
-                *AGENT_EXTRAS,
+                *requirements,
             ],
             check=True,
             capture_output=True,
@@ -162,7 +193,55 @@ def _wheels(wheels: Path, log) -> Path:
     return wheels
 
 
-def _install_and_commit(docker_host: str, image: str, wheels: Path, script: str, tag: str) -> None:
+def _uv_cache(cache: Path, tools: Path, projects: tuple[Path, ...], log) -> Path | None:
+    """A uv cache holding every package the projects' uv.lock files pin, and their build
+    backends, filled on the host by `uv sync --frozen` in a copy of each project."""
+    if not projects:
+        return None
+    if not cache.exists():
+        log("  filling a uv cache from the projects' uv.lock (uv sync --frozen, on the host)")
+        partial = cache.with_suffix(".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        with tempfile.TemporaryDirectory() as scratch:
+            uv = Path(scratch) / "uv-tool"
+            (uv_wheel,) = tools.glob("uv-*.whl")
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--target",
+                    str(uv),
+                    str(uv_wheel),
+                ],
+                check=True,
+                capture_output=True,
+            )
+            for project in projects:
+                copy = Path(scratch) / project.name
+                shutil.copytree(project, copy, ignore=shutil.ignore_patterns(".venv"))
+                subprocess.run(
+                    [str(uv / "bin" / "uv"), "sync", "--frozen", "--no-dev", "--python", "3.11"],
+                    cwd=copy,
+                    env={**os.environ, "UV_CACHE_DIR": str(partial), "UV_LINK_MODE": "copy"},
+                    check=True,
+                    capture_output=True,
+                )
+        partial.rename(cache)
+    return cache
+
+
+def _install_and_commit(
+    docker_host: str,
+    image: str,
+    wheels: Path,
+    script: str,
+    tag: str,
+    mounts: list[str] | None = None,
+    env: list[str] | None = None,
+) -> None:
     name = f"migration-pipeline-build-{tag.rsplit(':', 1)[-1]}"
     docker(docker_host, "rm", "-f", name, check=False)
     docker(
@@ -174,6 +253,7 @@ def _install_and_commit(docker_host: str, image: str, wheels: Path, script: str,
         "none",
         "-v",
         f"{wheels}:/wheels:ro",
+        *[flag for mount in mounts or [] for flag in ("-v", mount)],
         image,
         "sh",
         "-c",
@@ -186,6 +266,7 @@ def _install_and_commit(docker_host: str, image: str, wheels: Path, script: str,
         f"ENV PATH={_PATH}",
         "--change",
         "ENV PIP_NO_INDEX=1",
+        *[flag for value in env or [] for flag in ("--change", f"ENV {value}")],
         name,
         tag,
     )
@@ -283,13 +364,15 @@ class DockerDemo:
 
     @classmethod
     @contextmanager
-    def start(cls, work: Path, engine_dir: Path | None = None) -> Iterator[DockerDemo]:
+    def start(
+        cls, work: Path, engine_dir: Path | None = None, uv_projects: tuple[Path, ...] = ()
+    ) -> Iterator[DockerDemo]:
         from demo.servers import docker_registry
 
         with ExitStack() as stack:
             docker_host = stack.enter_context(docker_engine(engine_dir or work / "docker-engine"))
             remove_all_containers(docker_host)
-            base_image = python_base_image(docker_host)
+            base_image = python_base_image(docker_host, uv_projects=uv_projects)
             registry = stack.enter_context(docker_registry(work / "registry"))
             network, gateway = stack.enter_context(agent_network(docker_host))
             yield cls(docker_host, base_image, registry, network, gateway)

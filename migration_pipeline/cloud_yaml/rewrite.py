@@ -102,6 +102,7 @@ def rewrite_cloud_yaml(cloud: CloudYaml, target: AgentTarget, settings: TargetSe
             del expected["defaults"][key]
             rewrite.changes.append(f"defaults: removed `{key}` (Serverless only)")
 
+    replaced = _replace_placeholder_registries(cloud, target, edits, expected, rewrite)
     for ref in cloud.locations:
         node = cloud.location_node(ref)
         for key in SERVERLESS_ONLY_KEYS:
@@ -113,6 +114,11 @@ def rewrite_cloud_yaml(cloud: CloudYaml, target: AgentTarget, settings: TargetSe
         if "build" in desired:
             rewrite.images[ref.name] = desired["build"]["registry"]
         effective = cloud.merged_location(ref)
+        if replaced and isinstance(effective.get("build"), dict):
+            effective = {
+                **effective,
+                "build": {k: v for k, v in effective["build"].items() if k != "registry"},
+            }
         _plan_additions(
             cloud, ref, ref.path, node, desired, effective, edits, expected, rewrite, ()
         )
@@ -133,6 +139,41 @@ def rewrite_cloud_yaml(cloud: CloudYaml, target: AgentTarget, settings: TargetSe
                 ]
             )
     return rewrite
+
+
+def _replace_placeholder_registries(
+    cloud: CloudYaml, target: AgentTarget, edits: Edits, expected: Any, rewrite: Rewrite
+) -> bool:
+    """Remove every `build.registry` (a location's or the defaults') that holds a template's
+    placeholder (`<account-id>...`, `${VAR}`, empty): the rewrite sets the planned registry in
+    its place (a Local agent takes none). Returns whether any was removed."""
+    from migration_pipeline.lib.names import placeholder_reason
+
+    paths: list[tuple[KeyPath, str]] = [(("defaults", "build", "registry"), "defaults")]
+    paths += [(ref.path + ("build", "registry"), ref.name) for ref in cloud.locations]
+    found = False
+    for path, where in paths:
+        if not cloud.source.has(path):
+            continue
+        value = cloud.source.node(path)
+        reason = placeholder_reason(value)
+        if reason is None:
+            continue
+        found = True
+        edits.remove.append(path)
+        parent = _node_at(expected, path[:-1])
+        del parent[path[-1]]
+        if not parent:  # the edit leaves `build:` with nothing under it: null, as YAML reads it
+            _node_at(expected, path[:-2])[path[-2]] = None
+        rewrite.changes.append(
+            f"{where}: build.registry {shown(value, 80)} {reason}: "
+            + (
+                "replaced by the planned registry"
+                if needs_images(target)
+                else "removed (a Local agent uses no image)"
+            )
+        )
+    return found
 
 
 def _node_at(data: Any, path: KeyPath) -> Any:

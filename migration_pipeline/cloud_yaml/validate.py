@@ -33,16 +33,17 @@ AGENT_OF_CONTAINER_CONTEXT = {
 
 
 def validate_cloud_yaml(
-    cloud: CloudYaml, container_context_key: str | None = None
+    cloud: CloudYaml, container_context_key: str | None = None, before_rewrite: bool = False
 ) -> list[Problem]:
     """Every problem in the file. `container_context_key` ("k8s", "ecs", "docker" or None for a
-    Local agent) flags a container context meant for another agent."""
+    Local agent) flags a container context meant for another agent. `before_rewrite`: the
+    user's file, whose placeholder registries the rewrite replaces (so they are not judged)."""
     problems = _check_file_model(cloud)
     if problems:
         return problems
     problems = _yaml11_problems(cloud)
     for ref in cloud.locations:
-        problems += _value_problems(cloud, ref, cloud.merged_location(ref))
+        problems += _value_problems(cloud, ref, cloud.merged_location(ref), before_rewrite)
     if problems:
         return problems
     for ref in cloud.locations:
@@ -215,9 +216,13 @@ def _yaml11_problems(cloud: CloudYaml) -> list[Problem]:
     return problems
 
 
-def _value_problems(cloud: CloudYaml, ref: LocationRef, location: dict) -> list[Problem]:
+def _value_problems(
+    cloud: CloudYaml, ref: LocationRef, location: dict, placeholders_allowed: bool
+) -> list[Problem]:
     """The values that end up in a file this migration writes (a Dockerfile, the CI, the image
-    tags) or in a name Docker or Kubernetes checks: each must be what it claims to be."""
+    tags) or in a name Docker or Kubernetes checks: each must be what it claims to be. With
+    `placeholders_allowed` (the file before the rewrite), a registry that holds a template's
+    placeholder is not judged: the rewrite replaces it."""
     from migration_pipeline.lib import names
     from migration_pipeline.lib.paths import escapes_project
 
@@ -235,7 +240,9 @@ def _value_problems(cloud: CloudYaml, ref: LocationRef, location: dict) -> list[
                     f"{cloud.name} and stays inside the project"
                 )
             checks.append((("build", "directory"), problem))
-        if build.get("registry") is not None:
+        if build.get("registry") is not None and (
+            not placeholders_allowed or names.placeholder_reason(build["registry"]) is None
+        ):
             checks.append(
                 (("build", "registry"), names.image_repository_problem(build["registry"]))
             )

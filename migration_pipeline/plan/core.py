@@ -96,7 +96,7 @@ def make_plan(
     name = layout.file
     original = project.text(name) or ""
     cloud = load_cloud_yaml(original, name)
-    problems = validate_cloud_yaml(cloud, target.container_context_key)
+    problems = validate_cloud_yaml(cloud, target.container_context_key, before_rewrite=True)
     if problems:
         raise InvalidInput(problems)
 
