@@ -45,7 +45,7 @@ def code_location_images(
 ) -> dg.Output[dict[str, PublishedImage]]:
     from migration_pipeline.images.builders import BuildError
     from migration_pipeline.images.publish import ImageJob, publish_all
-    from migration_pipeline.plan.core import build_directories
+    from migration_pipeline.plan.common import build_directories
     from migration_pipeline.targets import needs_images
 
     applied = hybrid_project_files

@@ -25,6 +25,13 @@ from migration_pipeline.layouts.dg import DgLayout, DgProject, deploy_document, 
 from migration_pipeline.layouts.files import ProjectFiles
 from migration_pipeline.lib.names import placeholder_reason
 from migration_pipeline.lib.problems import InvalidInput, Problem, format_path, shown
+from migration_pipeline.plan.common import (
+    dockerignore_file,
+    feature_warnings,
+    hybrid_ci,
+    serverless_ci_warnings,
+    settings_change,
+)
 from migration_pipeline.plan.dockerfile import (
     DEFAULT_PYTHON_VERSION,
     DOCKERIGNORE,
@@ -35,6 +42,7 @@ from migration_pipeline.plan.dockerfile import (
     render_uv_dockerfile,
 )
 from migration_pipeline.plan.model import MigrationPlan, PlannedFile, PlanWarning
+from migration_pipeline.plan.scan import ci_makes_branch_deployments, serverless_workflows
 from migration_pipeline.targets import get_target, needs_images
 from migration_pipeline.targets.base import AgentTarget
 from migration_pipeline.targets.settings import TargetSettings
@@ -60,14 +68,6 @@ def make_dg_plan(
     settings: TargetSettings,
     inventory: Inventory | None,
 ) -> MigrationPlan:
-    from migration_pipeline.plan.core import (
-        feature_warnings,
-        hybrid_ci,
-        serverless_ci_warnings,
-        settings_change,
-    )
-    from migration_pipeline.plan.scan import ci_makes_branch_deployments, serverless_workflows
-
     target = get_target(target_name)
     dg = read_dg(project, layout)
     if inventory is not None and inventory.agent_type == "HYBRID":
@@ -462,8 +462,6 @@ def dockerfiles(
 ) -> tuple[list[PlannedFile], list[PlanWarning]]:
     """A Dockerfile and .dockerignore in each build directory, where dg plus deploy looks
     (`<build directory>/Dockerfile`)."""
-    from migration_pipeline.plan.core import dockerignore_file
-
     files: list[PlannedFile] = []
     warnings: list[PlanWarning] = []
     for k in kept:
