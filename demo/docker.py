@@ -37,8 +37,9 @@ DOCKER = "/usr/bin/docker"  # Debian's CLI, which matches its engine
 DAGSTER_FAMILY = ("dagster==1.13.27", "dagster-cloud==1.13.27", "dagster-cloud-cli==1.13.27")
 # What Dagster's agent image adds for DockerUserCodeLauncher (dagster-cloud's `docker` extra).
 AGENT_EXTRAS = ("dagster-docker==0.29.27",)
-# What a project's own build needs offline: create-dagster's build backend, and uv.
-BUILD_TOOLS = ("hatchling==1.33.0", "uv==0.13.9")
+# What a project's own build needs offline: create-dagster's build backend (and editables, which
+# it asks for to install a project editable), and uv.
+BUILD_TOOLS = ("hatchling==1.33.0", "editables==0.5", "uv==0.13.9")
 DEBOOTSTRAP = (
     "--variant=minbase",
     "--include=python3,python3-venv,ca-certificates",

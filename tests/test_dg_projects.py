@@ -220,8 +220,9 @@ def test_every_containerized_target_gets_what_dg_reads(tmp_path, target, key, se
         assert f"projects/{project}/Dockerfile" in files
         assert plan.images[name] == f"{registry}/{name}"
     assert "uv sync --frozen --no-dev" in files["projects/ingest/Dockerfile"]
-    assert "pip install ." in files["projects/ml/Dockerfile"]
-    assert "uv" not in files["projects/ml/Dockerfile"]
+    # Editable: dg's load_from_defs_folder finds pyproject.toml from the code's own path.
+    assert "RUN pip install -e .\n" in files["projects/ml/Dockerfile"]
+    assert "RUN uv" not in files["projects/ml/Dockerfile"]
 
 
 def test_local_writes_only_the_names_and_deploys_module_working_directory_and_executable(

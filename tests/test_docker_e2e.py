@@ -184,3 +184,39 @@ def test_make_demo_docker_reports_the_containerized_migration(engine, base_image
     assert "Started container" in (tmp_path / "work" / "agent" / "agent.log").read_text()
     assert_tokens_only_in_the_token_file(out + demo.stderr, tmp_path / "home", tmp_path / "work")
     assert docker(engine, "ps", "-aq").stdout.split() == []  # the demo left no container
+
+
+def test_make_demo_dg_migrates_the_dg_workspace_to_the_docker_agent(engine, tmp_path):
+    """`make demo-dg` as a user runs it: the dg workspace's three projects built from the
+    generated Dockerfiles (uv from a uv.lock, pip editable without one), pushed, proven to load
+    their definitions (dg's load_from_defs_folder finds each project's pyproject.toml), served
+    by the real Docker agent under their old location names."""
+    demo = run_demo(
+        tmp_path,
+        "--example",
+        "dg",
+        "--agent",
+        "docker",
+        "--docker-dir",
+        str(ENGINE_DIR),
+        timeout=900,
+    )
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    out = demo.stdout
+    for expected in (
+        "Layout: dg workspace (3 projects)",
+        "Location names kept: 3/3 (ingest, warehouse_marts, ml)",
+        "Agent: docker",
+        "Runs: 1500 before, 1500 after",
+        "Locations LOADED on the Hybrid agent: ingest, warehouse_marts, ml",
+        "Checks: deployment_settings_kept passed, every_location_loaded passed, "
+        "no_run_lost passed, schedules_and_sensors_kept passed",
+        "Images pushed: 3 (",
+        "Images proven: 3 (",
+    ):
+        assert expected in out, expected
+    repo = tmp_path / "work" / "repo"
+    assert "uv sync --frozen --no-dev" in (repo / "projects/ingest/Dockerfile").read_text()
+    assert "pip install -e ." in (repo / "projects/ml/Dockerfile").read_text()
+    assert_tokens_only_in_the_token_file(out + demo.stderr, tmp_path / "home", tmp_path / "work")
+    assert docker(engine, "ps", "-aq").stdout.split() == []  # the demo left no container

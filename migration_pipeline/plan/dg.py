@@ -483,6 +483,7 @@ def dockerfiles(
             post_install_hook=project.has(prefix + POST_INSTALL_HOOK),
             mentions_dagster_cloud="dagster-cloud" in dependency_text
             or "dagster_cloud" in dependency_text,
+            editable=directory == p.path,
         )
         uv = p.uses_uv and directory == p.path
         generated = render_uv_dockerfile(build) if uv else render_dockerfile(build)

@@ -48,6 +48,9 @@ class BuildContext:
     post_install_hook: bool = False
     working_directory: str | None = None
     mentions_dagster_cloud: bool = False  # dagster-cloud is in the dependency files already
+    # Install the project editable (a dg project: `load_from_defs_folder` finds the project's
+    # pyproject.toml from its code's own path, which a copy in site-packages has not).
+    editable: bool = False
 
 
 def render_dockerfile(build: BuildContext) -> str:
@@ -89,7 +92,13 @@ def render_dockerfile(build: BuildContext) -> str:
     if build.has_requirements:
         lines += ["COPY requirements.txt ./", "RUN pip install -r requirements.txt", ""]
     lines += ["COPY . ./"]
-    if build.has_pyproject or build.has_setup_py:
+    if (build.has_pyproject or build.has_setup_py) and build.editable:
+        lines += [
+            "# Editable, as uv sync installs a dg project: its definitions find the project's",
+            "# pyproject.toml from their own path.",
+            "RUN pip install -e .",
+        ]
+    elif build.has_pyproject or build.has_setup_py:
         lines += ["RUN pip install ."]
     if not build.mentions_dagster_cloud:
         lines += [
