@@ -110,7 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     plan = commands.add_parser(
         "plan", help="show (and with --apply, write) the Hybrid project files"
     )
-    plan.add_argument("--project-dir", required=True, help="the repository with dagster_cloud.yaml")
+    plan.add_argument(
+        "--project-dir",
+        required=True,
+        help="the repository: a dagster_cloud.yaml, a dg project or a dg workspace",
+    )
     plan.add_argument("--target", required=True, choices=TARGETS, help="the Hybrid agent type")
     plan.add_argument(
         "--registry",

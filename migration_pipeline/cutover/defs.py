@@ -114,7 +114,7 @@ def deploy_planned_locations(
 @dg.op(
     description="What must hold before anything changes: the deployments before this one in "
     "deployment_order have finished with every check green, the token is an Organization "
-    "Admin's, the applied dagster_cloud.yaml validates, every image is in its registry and "
+    "Admin's, the applied dagster_cloud.yaml (or dg project files) validates, every image is in its registry and "
     "was proven to load its definitions, every location is loaded. Reads only; a failure "
     "changes nothing."
 )

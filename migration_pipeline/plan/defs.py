@@ -26,7 +26,10 @@ class AgentTarget(str, Enum):
 
 
 class MigrationConfig(dg.Config):
-    project_dir: str = Field(description="The repository that holds dagster_cloud.yaml.")
+    project_dir: str = Field(
+        description="The repository as you check it out: a dagster_cloud.yaml, a dg project "
+        "(pyproject.toml with [tool.dg]) or a dg workspace (dg.toml).",
+    )
     target: AgentTarget = Field(default=AgentTarget.kubernetes, description="The agent type.")
     registry: str | None = Field(
         default=None,
@@ -102,7 +105,8 @@ def migration_plan(
 @dg.asset(
     group_name=GROUP,
     partitions_def=DEPLOYMENTS,
-    description="The Hybrid project files written: the rewritten dagster_cloud.yaml, a Dockerfile "
+    description="The Hybrid project files written: the rewritten dagster_cloud.yaml (for a dg "
+    "project: code_location_name, build.yaml, container_context.yaml), a Dockerfile "
     "per build directory, .dockerignore, the Hybrid CI. Atomic, with a backup; a second run "
     "writes nothing (so the second deployment of one repository writes nothing either).",
     kinds={"python"},
@@ -153,7 +157,8 @@ def hybrid_project_files(
     asset=hybrid_project_files,
     blocking=True,
     partitions_def=DEPLOYMENTS,
-    description="The written dagster_cloud.yaml validates with Dagster+'s schemas "
+    description="The written dagster_cloud.yaml (for a dg project: the one dg plus deploy makes "
+    "from its files) validates with Dagster+'s schemas "
     "and the target agent's container context schema.",
 )
 def hybrid_dagster_cloud_yaml_is_valid(hybrid_project_files: AppliedProject) -> dg.AssetCheckResult:

@@ -39,7 +39,6 @@ from migration_pipeline.plan.dockerfile import (
     PRE_INSTALL_HOOK,
     BuildContext,
     render_dockerfile,
-    render_uv_dockerfile,
 )
 from migration_pipeline.plan.model import MigrationPlan, PlannedFile, PlanWarning
 from migration_pipeline.plan.scan import ci_makes_branch_deployments, serverless_workflows
@@ -484,9 +483,9 @@ def dockerfiles(
             mentions_dagster_cloud="dagster-cloud" in dependency_text
             or "dagster_cloud" in dependency_text,
             editable=directory == p.path,
+            uv=p.uses_uv and directory == p.path,
         )
-        uv = p.uses_uv and directory == p.path
-        generated = render_uv_dockerfile(build) if uv else render_dockerfile(build)
+        generated = render_dockerfile(build)
         existing = project.text(dockerfile)
         if existing is not None and existing != generated:
             warnings.append(
@@ -502,7 +501,7 @@ def dockerfiles(
                     existing,
                     generated,
                     f"builds {k.name} ("
-                    + ("uv sync from its uv.lock" if uv else "pip")
+                    + ("uv sync from its uv.lock" if build.uv else "pip")
                     + f", Python {build.python_version}; replaces the Serverless PEX build)",
                 )
             )
