@@ -76,6 +76,31 @@ CASES = [
         ["build.yaml:2:", 'unknown key "dockerfile"', "registry, directory"],
     ),
     (
+        "build_directory_outside",
+        {**project_files("shop"), "build.yaml": "registry: ghcr.io/acme\ndirectory: ../../etc\n"},
+        ["build.yaml:2:", "leads out of the repository"],
+    ),
+    (
+        "build_registry_not_a_registry",
+        {**project_files("shop"), "build.yaml": "registry: https://ghcr.io/Acme\n"},
+        ["build.yaml:1:", "is not a registry reference"],
+    ),
+    (
+        "project_image_not_an_image",
+        {**project_files("shop"), "pyproject.toml": dg_project("shop", 'image = "a b"\n')},
+        ["pyproject.toml:12:", "tool.dg.project.image"],
+    ),
+    (
+        "container_context_for_another_agent",
+        {**project_files("shop"), "container_context.yaml": "ecs:\n  env_vars: [A=1]\n"},
+        ["container_context.yaml:1:", "ecs:", "Amazon ECS agent", "Kubernetes"],
+    ),
+    (
+        "container_context_unknown_key",
+        {**project_files("shop"), "container_context.yaml": "k8s:\n  namespce: data\n"},
+        ["container_context.yaml:2:", "namespce"],
+    ),
+    (
         "bad_directory_type",
         {"pyproject.toml": '[tool.dg]\ndirectory_type = "library"\n'},
         ["pyproject.toml:2:", 'dg knows "project" and "workspace"'],

@@ -379,3 +379,23 @@ def test_dg_plus_deploy_reads_the_migrated_example_as_planned(tmp_path, target):
         get_target(target).container_context_key,
     )
     assert problems == []
+
+
+def test_a_root_project_planned_from_inside_its_folder_is_named_after_that_folder(
+    tmp_path, monkeypatch
+):
+    root = tmp_path / "shop"
+    write_project(root, project_files("shop"))
+    monkeypatch.chdir(root)
+    plan = plan_for(Path("."))
+    assert plan.locations == ("shop",)
+
+
+def test_a_folder_name_that_cannot_be_a_location_name_asks_for_code_location_name(tmp_path):
+    root = tmp_path / "my shop"
+    write_project(root, project_files("shop"))
+    with pytest.raises(InvalidInput) as refused:
+        plan_for(root)
+    message = str(refused.value)
+    assert message.startswith("pyproject.toml:10: tool.dg.project: sets no code_location_name")
+    assert "'my shop' is not a code location name" in message

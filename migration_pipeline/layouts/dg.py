@@ -21,12 +21,19 @@ What dg does, and this reader with it:
 from __future__ import annotations
 
 import copy
+import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from migration_pipeline.layouts.detect import DG_PROJECT, DG_WORKSPACE, Layout, dg_directory_type
+from migration_pipeline.layouts.detect import (
+    DG_PROJECT,
+    DG_WORKSPACE,
+    Layout,
+    dg_directory_type,
+    parent,
+)
 from migration_pipeline.layouts.files import ProjectFiles
 from migration_pipeline.lib.paths import escapes_project, normalize
 from migration_pipeline.lib.problems import InvalidInput, Problem
@@ -45,6 +52,8 @@ PROJECT_KEYS = (
 BUILD_KEYS = ("registry", "directory")
 CONTAINER_CONTEXT_KEYS = ("k8s", "ecs", "docker")
 DEFAULT_TARGET_SUBMODULE = "definitions"  # dg's _DEFAULT_PROJECT_CODE_LOCATION_TARGET_MODULE
+# The name the deploy document made from a dg layout goes by in messages and checks.
+DOCUMENT_NAME = "the dagster_cloud.yaml dg plus deploy makes"
 MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
@@ -94,7 +103,6 @@ class DgLayout:
     projects: tuple[DgProject, ...]
     workspace_build: YamlConfig | None = None
     workspace_container_context: YamlConfig | None = None
-    notes: tuple[str, ...] = field(default=())
 
     def merged_build(self, project: DgProject) -> dict[str, Any]:
         """`merge_build_configs(workspace, project)`, with `directory` made project-relative
@@ -107,7 +115,7 @@ class DgLayout:
                 if value is None:
                     continue
                 if key == "directory":
-                    value = normalize(f"{_folder(config.path)}/{value}")
+                    value = normalize(f"{parent(config.path)}/{value}")
                 merged[key] = value
         return merged
 
@@ -124,10 +132,6 @@ class DgLayout:
     def build_directory(self, project: DgProject) -> str:
         """Where its image is built from: build.yaml's directory, else the project folder."""
         return self.merged_build(project).get("directory") or project.path
-
-
-def _folder(path: str) -> str:
-    return path.rsplit("/", 1)[0] if "/" in path else "."
 
 
 def deploy_document(dg: DgLayout, extra: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -343,19 +347,36 @@ def _read_project(
         problem = location_name_problem(name)
         if problem:
             problems.append(source.problem(table + ("code_location_name",), problem))
-    for key in ("agent_queue", "image"):
+    from migration_pipeline.lib.names import image_reference_problem, plain_text_problem
+
+    for key, check in (("agent_queue", plain_text_problem), ("image", image_reference_problem)):
         value = section.get(key)
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            problems.append(source.problem(table + (key,), f"{value!r} must be a non-empty string"))
+        if value is None:
+            continue
+        problem = check(value) if isinstance(value, str) and value.strip() else "is empty"
+        if problem:
+            problems.append(source.problem(table + (key,), f"{value!r}: {problem}"))
     build = _yaml_config(project, _in(path, "build.yaml"), BUILD_KEYS, problems)
     context = _yaml_config(
         project, _in(path, "container_context.yaml"), CONTAINER_CONTEXT_KEYS, problems
     )
     if len(problems) > before:
         return None
-    folder_name = PurePosixPath(project.root if path == "." else path).name
-    if path == ".":
-        folder_name = PurePosixPath(str(project.root).rstrip("/")).name
+    # dg names the location after the project's folder: for the top, the repository's own.
+    folder_name = PurePosixPath(os.path.abspath(project.root) if path == "." else path).name
+    if name is None:
+        from migration_pipeline.lib.names import location_name_problem
+
+        problem = location_name_problem(folder_name)
+        if problem:
+            problems.append(
+                source.problem(
+                    table,
+                    "sets no code_location_name, so dg deploys it under its folder's name: "
+                    f"{problem}; set code_location_name to the live location's name",
+                )
+            )
+            return None
     root = str(root_module)
     target = section.get("code_location_target_module") or f"{root}.{DEFAULT_TARGET_SUBMODULE}"
     python_file = _in(path, ".python-version")
@@ -400,6 +421,8 @@ def _yaml_config(
         return _old_shape_build(source, data, problems)
     from migration_pipeline.lib.problems import did_you_mean
 
+    if path.endswith("build.yaml"):
+        problems += _build_value_problems(source, data)
     for key in data:
         if key not in keys:
             problems.append(
@@ -442,3 +465,36 @@ def _old_shape_build(source, data: dict[str, Any], problems: list[Problem]) -> Y
         k: v for k, v in (("registry", registry), ("directory", build.get("directory"))) if v
     }
     return YamlConfig(source.name, converted, old_shape=True)
+
+
+def _build_value_problems(source, data: dict[str, Any]) -> list[Problem]:
+    """A build.yaml's values, which reach the image builds and the CI: the directory stays in
+    the repository; a registry is a registry reference, unless it is a template's placeholder
+    (which the plan replaces)."""
+    from migration_pipeline.lib.names import (
+        image_repository_problem,
+        placeholder_reason,
+        plain_text_problem,
+    )
+
+    problems = []
+    directory = data.get("directory")
+    if directory is not None:
+        problem = plain_text_problem(directory, "a directory")
+        if problem is None and (
+            str(directory).startswith("/")
+            or "\\" in str(directory)
+            or escapes_project(normalize(f"{parent(source.name)}/{directory}"))
+        ):
+            problem = (
+                f"{directory!r} leads out of the repository: a build directory is relative to "
+                f"{source.name} and stays inside the repository"
+            )
+        if problem:
+            problems.append(source.problem(("directory",), problem))
+    registry = data.get("registry")
+    if registry is not None and placeholder_reason(registry) is None:
+        problem = image_repository_problem(registry)
+        if problem:
+            problems.append(source.problem(("registry",), f"{registry!r}: {problem}"))
+    return problems

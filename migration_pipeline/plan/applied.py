@@ -79,21 +79,15 @@ class AppliedProject:
         )
 
     def _dg_document(self) -> CloudYaml:
-        import yaml
-
-        from migration_pipeline.cloud_yaml.model import load_cloud_yaml
         from migration_pipeline.layouts.detect import detect_layout
         from migration_pipeline.layouts.dg import read_dg
         from migration_pipeline.layouts.files import read_project
-        from migration_pipeline.plan.dg import dg_deploy_document
+        from migration_pipeline.plan.dg import dg_cloud_yaml
 
         settings = self.target_settings()
         project = read_project(self.project_dir)
         dg = read_dg(project, detect_layout(project, settings.layout))
-        document = dg_deploy_document(dg, self.target, settings)
-        return load_cloud_yaml(
-            yaml.safe_dump(document, sort_keys=False), "the dagster_cloud.yaml dg plus deploy makes"
-        )
+        return dg_cloud_yaml(dg, self.target, settings)
 
     def cloud_yaml_problems(self) -> list[Problem]:
         """The problems of the dagster_cloud.yaml on disk for the target agent (none: valid)."""

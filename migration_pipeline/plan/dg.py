@@ -21,7 +21,13 @@ from typing import Any
 
 from migration_pipeline.inventory.core import Inventory
 from migration_pipeline.layouts.detect import Layout
-from migration_pipeline.layouts.dg import DgLayout, DgProject, deploy_document, read_dg
+from migration_pipeline.layouts.dg import (
+    DOCUMENT_NAME,
+    DgLayout,
+    DgProject,
+    deploy_document,
+    read_dg,
+)
 from migration_pipeline.layouts.files import ProjectFiles
 from migration_pipeline.lib.names import placeholder_reason
 from migration_pipeline.lib.problems import InvalidInput, Problem, format_path, shown
@@ -124,6 +130,9 @@ def make_dg_plan(
         warnings += ci_warnings
         replaced = {f.path for f in ci_files}
     warnings += serverless_ci_warnings(project, replaced)
+    problems = planned_document_problems(project, files, layout, target, settings)
+    if problems:
+        raise InvalidInput(problems)
     version_values = set(versions.values())
     first = next(iter(versions.values()), (DEFAULT_PYTHON_VERSION, "default"))
     return MigrationPlan(
@@ -589,3 +598,58 @@ def dg_deploy_document(dg: DgLayout, target: AgentTarget, settings: TargetSettin
     """The document the migration deploys for a dg layout: dg's own, and for a Local agent the
     keys it needs to find the code."""
     return deploy_document(dg, None if needs_images(target) else local_deploy_keys(dg, settings))
+
+
+def dg_cloud_yaml(dg: DgLayout, target: AgentTarget, settings: TargetSettings):
+    """`dg_deploy_document` as a `CloudYaml`, which the later phases and the checks read."""
+    import yaml
+
+    from migration_pipeline.cloud_yaml.model import load_cloud_yaml
+
+    return load_cloud_yaml(
+        yaml.safe_dump(dg_deploy_document(dg, target, settings), sort_keys=False), DOCUMENT_NAME
+    )
+
+
+def planned_document_problems(
+    project: ProjectFiles,
+    files: list[PlannedFile],
+    layout: Layout,
+    target: AgentTarget,
+    settings: TargetSettings,
+) -> list[Problem]:
+    """What Dagster+'s schemas and the target agent's container-context schema find in the
+    document dg would deploy once the plan is applied, each named in the dg file it comes
+    from (a project's container_context.yaml or build.yaml, or the workspace's)."""
+    from dataclasses import replace
+
+    from migration_pipeline.cloud_yaml.validate import validate_cloud_yaml
+
+    planned = replace(project, texts={**project.texts, **{f.path: f.new for f in files}})
+    dg = read_dg(planned, layout)
+    problems = validate_cloud_yaml(
+        dg_cloud_yaml(dg, target, settings), target.container_context_key
+    )
+    return [_in_dg_files(planned, dg, problem) for problem in problems]
+
+
+def _in_dg_files(project: ProjectFiles, dg: DgLayout, problem: Problem) -> Problem:
+    from migration_pipeline.lib.yaml_source import parse_yaml
+
+    if problem.path[:1] != ("locations",) or len(problem.path) < 3:
+        return problem
+    index, key, rest = problem.path[1], problem.path[2], tuple(problem.path[3:])
+    p = dg.projects[int(index)]
+    configs = {
+        "container_context": (p.container_context, dg.workspace_container_context),
+        "build": (p.build, dg.workspace_build),
+    }.get(str(key))
+    if configs is None:
+        return Problem(p.pyproject, p.name_line, (key, *rest), problem.message)
+    own, workspace = configs
+    config = own if own is not None and rest[:1] and rest[0] in own.data else workspace or own
+    if config is None:
+        return Problem(p.pyproject, None, (key, *rest), problem.message)
+    source = parse_yaml(project.text(config.path) or "", config.path)
+    line = source.line_of(rest) if rest and source.has(rest) else None
+    return Problem(config.path, line, rest, problem.message)
