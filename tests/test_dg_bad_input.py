@@ -137,3 +137,48 @@ def test_bad_dg_input_exits_2_and_changes_nothing(tmp_path, capsys, case_id, fil
     assert err.rstrip().endswith("Nothing was written.")
     assert snapshot(project) == before
     assert not (project / ".migration_backup").exists()
+
+
+def test_nothing_is_planned_through_a_symbolic_link_out_of_the_repository(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "Dockerfile").write_text("FROM scratch\n")
+    repo = tmp_path / "repo"
+    write_project(repo, {"dg.toml": workspace("a", "b"), **project_files("a", "a")})
+    (repo / "a" / "Dockerfile").symlink_to(outside / "Dockerfile")
+    (repo / "b").symlink_to(outside, target_is_directory=True)
+    before = snapshot(outside)
+    code = main(
+        [
+            "plan",
+            "--project-dir",
+            str(repo),
+            "--target",
+            "kubernetes",
+            "--registry",
+            "ghcr.io/acme",
+            "--apply",
+        ]
+    )
+    assert code == 2
+    assert snapshot(outside) == before
+
+
+def test_a_planned_file_through_a_link_out_is_refused_by_name(tmp_path):
+    from migration_pipeline.layouts.files import read_project
+    from migration_pipeline.lib.problems import InvalidInput
+    from migration_pipeline.plan.core import make_plan
+    from migration_pipeline.targets import load_target_settings
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    repo = tmp_path / "shop"
+    write_project(repo, project_files("shop"))
+    (repo / "Dockerfile").symlink_to(outside / "Dockerfile")
+    settings = load_target_settings("kubernetes", "", registry="ghcr.io/acme")
+    with pytest.raises(InvalidInput) as refused:
+        make_plan(read_project(repo), "kubernetes", settings)
+    assert "Dockerfile: would be written through Dockerfile, a symbolic link out" in str(
+        refused.value
+    )
+    assert not (outside / "Dockerfile").exists()

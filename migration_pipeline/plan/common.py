@@ -12,6 +12,7 @@ from migration_pipeline.cloud_yaml.model import CloudYaml
 from migration_pipeline.inventory.core import Inventory, settings_after_cutover
 from migration_pipeline.layouts.files import ProjectFiles
 from migration_pipeline.lib.paths import normalize
+from migration_pipeline.lib.problems import InvalidInput, Problem
 from migration_pipeline.plan.model import (
     PlannedFile,
     PlanWarning,
@@ -313,3 +314,21 @@ def dockerignore_file(project: ProjectFiles, directory: str, wanted: str) -> Pla
             "keeps the agent's token out of the image",
         )
     return None
+
+
+def refuse_writes_out_of_the_project(project: ProjectFiles, files: list[PlannedFile]) -> None:
+    """Raise `InvalidInput` for any planned file that would be written through a symbolic link
+    leading out of the project: the plan writes only inside it."""
+    escaping = [
+        Problem(
+            f.path,
+            None,
+            (),
+            f"would be written through {hit[0]}, a symbolic link out of the project "
+            f"(to {hit[1]}): the plan writes only inside the project",
+        )
+        for f in files
+        if (hit := project.leads_outside(f.path))
+    ]
+    if escaping:
+        raise InvalidInput(escaping)

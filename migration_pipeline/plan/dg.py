@@ -35,6 +35,7 @@ from migration_pipeline.plan.common import (
     dockerignore_file,
     feature_warnings,
     hybrid_ci,
+    refuse_writes_out_of_the_project,
     serverless_ci_warnings,
     settings_change,
 )
@@ -130,6 +131,7 @@ def make_dg_plan(
         warnings += ci_warnings
         replaced = {f.path for f in ci_files}
     warnings += serverless_ci_warnings(project, replaced)
+    refuse_writes_out_of_the_project(project, files)
     problems = planned_document_problems(project, files, layout, target, settings)
     if problems:
         raise InvalidInput(problems)

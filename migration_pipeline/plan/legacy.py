@@ -21,6 +21,7 @@ from migration_pipeline.plan.common import (
     dockerignore_file,
     feature_warnings,
     hybrid_ci,
+    refuse_writes_out_of_the_project,
     serverless_ci_warnings,
     settings_change,
 )
@@ -164,19 +165,7 @@ def make_legacy_plan(
     warnings += serverless_ci_warnings(project, replaced)
     warnings += [PlanWarning(note, name) for note in layout.notes]
 
-    escaping = [
-        Problem(
-            f.path,
-            None,
-            (),
-            f"would be written through {hit[0]}, a symbolic link out of the project "
-            f"(to {hit[1]}): the plan writes only inside the project",
-        )
-        for f in files
-        if (hit := project.leads_outside(f.path))
-    ]
-    if escaping:
-        raise InvalidInput(escaping)
+    refuse_writes_out_of_the_project(project, files)
     return MigrationPlan(
         target=target_name,
         cloud_yaml=written_name,
