@@ -126,6 +126,19 @@ def test_get_and_set_deployment_settings(cli):
     assert gql.get_deployment_settings(cli) == {"run_queue": {"max_concurrent_runs": 10}}
 
 
+def test_organization_settings_as_the_cli_checks_the_connection(org_cli, sandbox, monkeypatch):
+    """`dg plus deploy start` checks the URL and token with `check_connect_dagster_cloud`,
+    which reads `organizationSettings` (CloudQuery.organizationSettings: OrganizationSettings
+    { settings: GenericScalar } in the public user schema); a bad token fails it."""
+    from dagster_cloud_cli.commands.ci import checks
+
+    assert gql.get_organization_settings(org_cli) == {}
+    monkeypatch.setenv("DAGSTER_CLOUD_API_TOKEN", sandbox.token("admin"))
+    assert checks.check_connect_dagster_cloud(sandbox.url).errors == []
+    monkeypatch.setenv("DAGSTER_CLOUD_API_TOKEN", "user:acme:" + "0" * 32)
+    assert checks.check_connect_dagster_cloud(sandbox.url).errors
+
+
 def test_viewer_cannot_set_deployment_settings(sandbox):
     with gql.graphql_client_from_url(f"{sandbox.url}/prod", sandbox.token("viewer")) as viewer:
         with pytest.raises(Exception, match="UnauthorizedError"):
