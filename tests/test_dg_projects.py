@@ -291,13 +291,14 @@ def test_a_value_set_in_the_workspace_and_a_project_is_reported_not_doubled_sile
         {
             "dg.toml": workspace("a"),
             "container_context.yaml": "k8s:\n  env_vars: [MODE=prod, REGION=eu]\n",
-            "a/container_context.yaml": "k8s:\n  env_vars: [MODE=dev]\n",
+            # REGION=eu as the workspace has it: dg drops the duplicate; MODE differs: both stay.
+            "a/container_context.yaml": "k8s:\n  env_vars: [MODE=dev, REGION=eu]\n",
             **project_files("a", "a"),
         },
     )
     plan = plan_for(tmp_path, settings="env_vars: [EXTRA=1]\n")
     doubled = [w for w in plan.warnings if "dg concatenates" in w.message]
-    assert len(doubled) == 1 and "k8s.env_vars sets MODE" in doubled[0].message
+    assert len(doubled) == 1 and "k8s.env_vars sets MODE in both" in doubled[0].message
     # The target's env_vars are not added on top: the workspace sets the key already.
     context = files_of(plan).get("a/container_context.yaml")
     assert context is None or "EXTRA" not in context

@@ -556,7 +556,8 @@ def local_warnings(dg: DgLayout, settings: TargetSettings) -> list[PlanWarning]:
 
 def doubled_list_warnings(dg: DgLayout) -> list[PlanWarning]:
     """Lists set in both the workspace's and a project's container_context.yaml: dg
-    concatenates them, so an env var set at both levels reaches the container twice."""
+    concatenates them and drops exact duplicates, so an env var set to different values at
+    both levels reaches the container twice."""
     workspace = dg.workspace_container_context
     if workspace is None:
         return []
@@ -565,13 +566,18 @@ def doubled_list_warnings(dg: DgLayout) -> list[PlanWarning]:
         if p.container_context is None:
             continue
         for path, ours, theirs in _lists_in_both(workspace.data, p.container_context.data, ()):
-            both = sorted({_identity(i) for i in ours} & {_identity(i) for i in theirs})
+            # dg drops an entry the other list has as it is; one that differs stays beside it.
+            same = {repr(item) for item in ours}
+            named = {_identity(item) for item in ours}
+            both = sorted(
+                {_identity(i) for i in theirs if repr(i) not in same and _identity(i) in named}
+            )
             if both:
                 warnings.append(
                     PlanWarning(
                         f"{p.name}: {format_path(path)} sets {', '.join(both)} in both "
-                        f"{workspace.path} and {p.container_context.path}: dg concatenates the "
-                        "two lists, so the container gets each twice",
+                        f"{workspace.path} and {p.container_context.path}, to different values: "
+                        "dg concatenates the two lists, so the container gets both",
                         p.container_context.path,
                         fix="set each value at one level only",
                     )
