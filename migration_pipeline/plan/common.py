@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from migration_pipeline.cloud_yaml.model import CloudYaml
@@ -19,6 +20,7 @@ from migration_pipeline.plan.model import (
     SettingsChange,
 )
 from migration_pipeline.plan.scan import (
+    ci_makes_branch_deployments,
     scan_python,
     serverless_workflows,
 )
@@ -332,3 +334,48 @@ def refuse_writes_out_of_the_project(project: ProjectFiles, files: list[PlannedF
     ]
     if escaping:
         raise InvalidInput(escaping)
+
+
+@dataclass(frozen=True)
+class CiReplacement:
+    """What the plan does about the repository's Serverless CI."""
+
+    files: list[PlannedFile]  # the Hybrid CI written in its place
+    secrets: list[str]  # the repository secrets it needs
+    warnings: list[PlanWarning]  # what to do by hand, and workflows that stop working
+    branch_deployments: bool  # the organization (or its CI) makes branch deployments
+
+
+def replace_serverless_ci(
+    project: ProjectFiles,
+    builds: tuple,
+    cloud_yaml: str,
+    python_version: str,
+    inventory: Inventory | None,
+    settings: TargetSettings,
+    containerized: bool,
+    dg_target_path: str | None = None,
+) -> CiReplacement:
+    """The Hybrid CI for the Serverless workflows found (containerized targets; a Local agent
+    has no image to build), and a warning for each Serverless workflow left as it was."""
+    serverless_ci = serverless_workflows(project)
+    branch_deployments = bool(inventory and inventory.uses_branch_deployments) or any(
+        ci_makes_branch_deployments(project.text(f.file) or "") for f in serverless_ci
+    )
+    files: list[PlannedFile] = []
+    secrets: list[str] = []
+    warnings: list[PlanWarning] = []
+    if containerized and serverless_ci:
+        files, secrets, warnings = hybrid_ci(
+            project,
+            [f.file for f in serverless_ci],
+            builds,
+            cloud_yaml,
+            python_version,
+            inventory,
+            settings,
+            branch_deployments,
+            dg_target_path,
+        )
+    warnings += serverless_ci_warnings(project, {f.path for f in files})
+    return CiReplacement(files, secrets, warnings, branch_deployments)

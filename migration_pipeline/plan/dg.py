@@ -34,9 +34,8 @@ from migration_pipeline.lib.problems import InvalidInput, Problem, format_path, 
 from migration_pipeline.plan.common import (
     dockerignore_file,
     feature_warnings,
-    hybrid_ci,
     refuse_writes_out_of_the_project,
-    serverless_ci_warnings,
+    replace_serverless_ci,
     settings_change,
 )
 from migration_pipeline.plan.dockerfile import (
@@ -48,7 +47,6 @@ from migration_pipeline.plan.dockerfile import (
     render_dockerfile,
 )
 from migration_pipeline.plan.model import MigrationPlan, PlannedFile, PlanWarning
-from migration_pipeline.plan.scan import ci_makes_branch_deployments, serverless_workflows
 from migration_pipeline.targets import get_target, needs_images
 from migration_pipeline.targets.base import AgentTarget
 from migration_pipeline.targets.settings import TargetSettings
@@ -109,28 +107,18 @@ def make_dg_plan(
     names = [k.name for k in kept]
     roots = {k.project.path: [k.name] for k in kept}
     warnings += feature_warnings(project, roots, names, target_name, inventory, settings)
-    ci_secrets: list[str] = []
-    replaced: set[str] = set()
-    serverless_ci = serverless_workflows(project)
-    branch_deployments = bool(inventory and inventory.uses_branch_deployments) or any(
-        ci_makes_branch_deployments(project.text(f.file) or "") for f in serverless_ci
+    ci = replace_serverless_ci(
+        project,
+        image_builds(dg, kept, images) if images else (),
+        layout.file,
+        first_version(versions),
+        inventory,
+        settings,
+        needs_images(target),
+        dg_target_path=layout.root,
     )
-    if needs_images(target) and serverless_ci:
-        ci_files, ci_secrets, ci_warnings = hybrid_ci(
-            project,
-            [f.file for f in serverless_ci],
-            image_builds(dg, kept, images),
-            layout.file,
-            first_version(versions),
-            inventory,
-            settings,
-            branch_deployments,
-            dg_target_path=layout.root,
-        )
-        files += ci_files
-        warnings += ci_warnings
-        replaced = {f.path for f in ci_files}
-    warnings += serverless_ci_warnings(project, replaced)
+    files += ci.files
+    warnings += ci.warnings
     refuse_writes_out_of_the_project(project, files)
     problems = planned_document_problems(project, files, layout, target, settings)
     if problems:
@@ -156,8 +144,8 @@ def make_dg_plan(
         layout_description=f"{layout.describe(len(dg.projects))} ({layout.where()})",
         names_kept=tuple(k.name for k in kept if k.live),
         names_checked=inventory is not None,
-        ci_secrets=tuple(ci_secrets),
-        branch_deployments=branch_deployments,
+        ci_secrets=tuple(ci.secrets),
+        branch_deployments=ci.branch_deployments,
     )
 
 

@@ -20,9 +20,8 @@ from migration_pipeline.plan.common import (
     build_directories,
     dockerignore_file,
     feature_warnings,
-    hybrid_ci,
     refuse_writes_out_of_the_project,
-    serverless_ci_warnings,
+    replace_serverless_ci,
     settings_change,
 )
 from migration_pipeline.plan.dockerfile import (
@@ -39,9 +38,7 @@ from migration_pipeline.plan.model import (
     PlanWarning,
 )
 from migration_pipeline.plan.scan import (
-    ci_makes_branch_deployments,
     serverless_python_version,
-    serverless_workflows,
 )
 from migration_pipeline.targets import get_target, needs_images
 from migration_pipeline.targets.settings import TargetSettings
@@ -119,16 +116,11 @@ def make_legacy_plan(
             if warning:
                 warnings.append(warning)
 
-    ci_secrets: list[str] = []
-    replaced: set[str] = set()
-    serverless_ci = serverless_workflows(project)
-    uses_branch_deployments = bool(inventory and inventory.uses_branch_deployments) or any(
-        ci_makes_branch_deployments(project.text(f.file) or "") for f in serverless_ci
-    )
-    if needs_images(target) and serverless_ci:
-        from migration_pipeline.ci.common import ImageBuild
+    from migration_pipeline.ci.common import ImageBuild
 
-        builds = tuple(
+    ci = replace_serverless_ci(
+        project,
+        tuple(
             ImageBuild(
                 name,
                 directory,
@@ -139,20 +131,15 @@ def make_legacy_plan(
             for directory, locations in sorted(directories.items())
             for name, _ in locations
             if name in rewrite.images
-        )
-        ci_files, ci_secrets, ci_warnings = hybrid_ci(
-            project,
-            [f.file for f in serverless_ci],
-            builds,
-            written_name,
-            version,
-            inventory,
-            settings,
-            uses_branch_deployments,
-        )
-        files += ci_files
-        warnings += ci_warnings
-        replaced = {f.path for f in ci_files}
+        ),
+        written_name,
+        version,
+        inventory,
+        settings,
+        needs_images(target),
+    )
+    files += ci.files
+    warnings += ci.warnings
 
     warnings += feature_warnings(
         project,
@@ -162,7 +149,6 @@ def make_legacy_plan(
         inventory,
         settings,
     )
-    warnings += serverless_ci_warnings(project, replaced)
     warnings += [PlanWarning(note, name) for note in layout.notes]
 
     refuse_writes_out_of_the_project(project, files)
@@ -177,8 +163,8 @@ def make_legacy_plan(
         python_version=version,
         python_version_source=version_source,
         locations=tuple(ref.name for ref in cloud.locations),
-        ci_secrets=tuple(ci_secrets),
-        branch_deployments=uses_branch_deployments,
+        ci_secrets=tuple(ci.secrets),
+        branch_deployments=ci.branch_deployments,
         image_options=image_options,
     )
 
