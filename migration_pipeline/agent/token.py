@@ -104,6 +104,11 @@ def store_agent_token(
     namespace: str | None = None,
     aws_region: str | None = None,
 ) -> StoredToken:
+    from migration_pipeline.lib.names import agent_token_problem
+
+    problem = agent_token_problem(token.get_secret_value())
+    if problem is not None:
+        raise ValueError(f"the agent token {problem}: it was not stored")
     agent_dir.mkdir(parents=True, exist_ok=True)
     protect_agent_dir(agent_dir)
     if store == "kubernetes_secret":

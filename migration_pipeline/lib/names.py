@@ -193,3 +193,22 @@ def placeholder_reason(value: object) -> str | None:
         return None
     match = PLACEHOLDER.search(value)
     return f"holds the placeholder {match.group(0)!r}" if match else None
+
+
+# An agent token as Dagster+ issues it and the agent reads it
+# (dagster_cloud.auth.constants.decode_agent_token: `agent:<organization>:<uuid>`).
+AGENT_TOKEN = re.compile(
+    r"agent:[a-z0-9][a-z0-9-]{0,62}:"
+    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+)
+
+
+def agent_token_problem(value: object) -> str | None:
+    """Why a value from Dagster+ is not an agent token of the documented shape. The message
+    never holds the value: it is a secret, and what it holds may be anything."""
+    if isinstance(value, str) and AGENT_TOKEN.fullmatch(value):
+        return None
+    return (
+        "is not an agent token of the shape Dagster+ issues and the agent reads "
+        "(agent:<organization>:<uuid>)"
+    )

@@ -312,12 +312,12 @@ class DagsterPlusClient:
             idempotent=False,
         )
         raw = self._result("createAgentToken", data, "DagsterCloudAgentToken")
-        return _agent_token(raw)
+        return _agent_token(raw, "createAgentToken")
 
     def agent_tokens(self) -> list[AgentToken]:
         data = self.execute("agentTokensOrError", doc.AGENT_TOKENS, organization_scope=True)
         raw = self._result("agentTokensOrError", data, "DagsterCloudAgentTokens")
-        return [_agent_token(t) for t in raw["tokens"]]
+        return [_agent_token(t, "agentTokensOrError") for t in raw["tokens"]]
 
     # -- code locations ------------------------------------------------------------------------
 
@@ -427,7 +427,18 @@ class DagsterPlusClient:
         return {r["runId"] for r in result["results"]}
 
 
-def _agent_token(raw: dict[str, Any]) -> AgentToken:
+def _agent_token(raw: dict[str, Any], operation: str) -> AgentToken:
+    """A token as Dagster+ answered it, its value checked against the documented shape before
+    anything can store or write it (it ends up in an env file a shell sources)."""
+    from migration_pipeline.lib.names import agent_token_problem
+
+    problem = agent_token_problem(raw.get("token"))
+    if problem is not None:
+        raise DagsterPlusError(
+            operation,
+            f"Dagster+ answered agent token {raw.get('id')!r} with a value that {problem}; "
+            "it was not stored or written anywhere",
+        )
     return AgentToken(
         id=raw["id"],
         description=raw.get("description"),
