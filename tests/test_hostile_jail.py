@@ -5,11 +5,13 @@ with exit 2 before anything is written, inside the project or outside it."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from support.hostile import OK_CLOUD, assert_clean_success, assert_refused, plan, tree, write
 
 from migration_pipeline.layouts.files import read_project
+from migration_pipeline.lib.files import TEMP_MARK
 from migration_pipeline.plan.apply import apply_plan
 from migration_pipeline.plan.core import make_plan
 from migration_pipeline.targets import load_target_settings
@@ -135,3 +137,83 @@ def test_a_link_made_after_the_plan_is_refused_at_apply(project, outside):
     with pytest.raises(InvalidInput, match="Dockerfile: leads out of the project"):
         apply_plan(made, project)
     assert tree(project) == before and tree(outside) == before_outside
+
+
+# -- what the product writes, locks, chmods and cleans beyond the planned files -----------------
+
+
+def test_a_lock_file_linked_out_of_the_project_is_not_truncated(project, outside):
+    os.symlink(outside / "keep.txt", project / ".migration_pipeline.lock")
+    refused_everything_untouched(
+        project, outside, ".migration_pipeline.lock:", "leads out of the project"
+    )
+
+
+def test_a_dangling_lock_link_is_refused_not_created_through(project, outside):
+    os.symlink(outside / "made-by-the-lock", project / ".migration_pipeline.lock")
+    refused_everything_untouched(project, outside, ".migration_pipeline.lock:")
+    assert not (outside / "made-by-the-lock").exists()
+
+
+@pytest.mark.parametrize("linked", ["dagster_cloud_agent", "dagster_cloud_agent/prod"])
+def test_an_agent_directory_linked_out_of_the_project_gets_no_file(project, outside, linked):
+    from migration_pipeline.lib.problems import InvalidInput
+    from migration_pipeline.plan.applied import AppliedProject
+
+    (project / linked).parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(outside, project / linked)
+    applied = AppliedProject(str(project), "local", "dagster_cloud.yaml", {}, (), {})
+    before = tree(outside)
+    with pytest.raises(InvalidInput) as refused:
+        applied.agent_dir("prod")
+    assert str(refused.value).startswith("dagster_cloud_agent/prod: leads out of the project")
+    assert tree(outside) == before
+
+
+def test_stale_temporaries_are_never_cleaned_through_a_backup_link(tmp_path, outside):
+    """A plan with nothing to back up still cleans this tool's stale temporary files: never in a
+    .migration_backup that leads out of the project."""
+    stale = outside / f".keep.txt{TEMP_MARK}999999-dead"
+    stale.write_text("looks like ours, is not in the project\n")
+    project = write(
+        tmp_path / "shop",
+        {
+            "pyproject.toml": '[tool.dg]\ndirectory_type = "project"\n\n[tool.dg.project]\n'
+            'root_module = "shop"\ncode_location_name = "shop"\n',
+            "src/shop/__init__.py": "",
+        },
+    )
+    os.symlink(outside, project / ".migration_backup")
+    settings = load_target_settings("local", "executable_path: /opt/venv/bin/python\n")
+    plan = make_plan(read_project(project), "local", settings)
+    apply_plan(plan, project)
+    assert stale.exists()
+
+
+def test_an_install_script_linked_out_is_replaced_not_chmodded_through(tmp_path, outside):
+    from migration_pipeline.lib.files import write_if_changed
+    from migration_pipeline.targets.local import RUN_AGENT_SH
+
+    script = outside / "run-agent.sh"
+    script.write_text(RUN_AGENT_SH)  # the very text, so only a chmod would be left to do
+    script.chmod(0o644)
+    link = tmp_path / "run-agent.sh"
+    os.symlink(script, link)
+    assert write_if_changed(link, RUN_AGENT_SH, 0o755)
+    assert not link.is_symlink() and oct(link.stat().st_mode & 0o777) == "0o755"
+    assert oct(script.stat().st_mode & 0o777) == "0o644"
+
+
+def test_a_token_file_linked_out_is_replaced_and_the_token_stays_inside(tmp_path, outside):
+    from pydantic import SecretStr
+
+    from migration_pipeline.agent.token import store_agent_token
+
+    agent_dir = tmp_path / "dagster_cloud_agent" / "prod"
+    agent_dir.mkdir(parents=True)
+    os.symlink(outside / "keep.txt", agent_dir / "agent-token.env")
+    token = "agent:acme:" + "e" * 32
+    stored = store_agent_token("env_file", SecretStr(token), agent_dir, "prod")
+    assert not Path(stored.reference).is_symlink()
+    assert token in Path(stored.reference).read_text()
+    assert (outside / "keep.txt").read_text() == "outside the project\n"

@@ -113,7 +113,7 @@ def write_atomically(path: str | Path, text: str, mode: int | None = None) -> No
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if mode is None:
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+        mode = path.lstat().st_mode & 0o777 if path.exists() and not path.is_symlink() else 0o644
     temporary = write_temporary(path, text, mode)
     try:
         os.replace(temporary, path)
@@ -125,11 +125,47 @@ def write_atomically(path: str | Path, text: str, mode: int | None = None) -> No
 
 def write_if_changed(path: str | Path, text: str, mode: int | None = None) -> bool:
     """Write `text` atomically unless the file holds exactly that already (its mode is still
-    set). True when it wrote."""
+    set). True when it wrote. A symbolic link at `path` is never read or chmodded through: it
+    is replaced by the file (the rename replaces the link itself)."""
     path = Path(path)
-    if path.exists() and read_exact(path) == text:
+    if path.exists() and not path.is_symlink() and read_exact(path) == text:
         if mode is not None and path.stat().st_mode & 0o777 != mode:
             path.chmod(mode)
         return False
     write_atomically(path, text, mode=mode)
     return True
+
+
+def jail_problem(root: Path, relative: str | Path, directory: bool = False) -> str | None:
+    """Why `relative` (under the project `root`) cannot be written, locked, chmodded or
+    cleaned, or None: it must stay inside the project once every symbolic link on the way is
+    resolved, every existing ancestor must be a directory, and the target itself a file (or a
+    directory, for `directory`) or nothing yet."""
+    relative = Path(relative)
+    path = root / relative
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        return f"leads out of the project (to {resolved}): nothing is written outside it"
+    ancestor = root
+    for part in relative.parts[:-1]:
+        ancestor = ancestor / part
+        if ancestor.exists() and not ancestor.is_dir():
+            return (
+                f"needs {ancestor.relative_to(root).as_posix()} to be a directory, but it is a file"
+            )
+    if path.exists():
+        if directory and not path.is_dir():
+            return "is a file where a directory is needed"
+        if not directory and path.is_dir():
+            return "is a directory where a file is needed"
+    return None
+
+
+def jailed(root: Path, relative: str | Path, directory: bool = False) -> Path:
+    """`root / relative`, after `jail_problem` found nothing; else `InvalidInput` naming it."""
+    from migration_pipeline.lib.problems import InvalidInput, Problem
+
+    problem = jail_problem(root, relative, directory)
+    if problem is not None:
+        raise InvalidInput([Problem(Path(relative).as_posix(), None, (), problem)])
+    return root / relative

@@ -59,12 +59,15 @@ class AppliedProject:
     def agent_dir(self, deployment: str) -> Path:
         """Where the deployment's agent install files (and its token, for env-file targets)
         are written: one directory per deployment, each agent serving its own."""
+        from migration_pipeline.lib.files import jailed
         from migration_pipeline.lib.names import deployment_name_problem
 
         problem = deployment_name_problem(deployment)
         if problem is not None:
             raise ValueError(problem)
-        return Path(self.project_dir) / AGENT_DIR / deployment
+        # A dagster_cloud_agent/ (or its deployment's folder) that is a link out of the project
+        # is refused: the agent's files, its token among them, are written only inside it.
+        return jailed(Path(self.project_dir), f"{AGENT_DIR}/{deployment}", directory=True)
 
     def load_cloud_yaml(self) -> CloudYaml:
         """The locations as the deploy reads them: the applied dagster_cloud.yaml, or for a dg

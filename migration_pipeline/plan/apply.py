@@ -30,6 +30,8 @@ from migration_pipeline.lib.files import (
     TEMP_MARK,
     NotReadable,
     fsync_directory,
+    jail_problem,
+    jailed,
     read_text,
     write_atomically,
     write_temporary,
@@ -93,13 +95,12 @@ def apply_plan(
 
 
 def _apply(plan: MigrationPlan, root: Path, stamp: str | None) -> ApplyResult:
-    real_root = root.resolve()
     result = ApplyResult()
     pending: list[_Pending] = []
     problems: list[Problem] = []
     for planned in plan.files:
         path = root / planned.path
-        problem = _target_problem(real_root, root, planned.path)
+        problem = jail_problem(root, planned.path)
         if problem:
             problems.append(Problem(planned.path, None, (), problem))
             continue
@@ -121,7 +122,7 @@ def _apply(plan: MigrationPlan, root: Path, stamp: str | None) -> ApplyResult:
             pending.append(_Pending(planned, path, current, mode))
     backup_dir = _new_backup_dir(root, stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
     if pending and any(p.current is not None for p in pending):
-        problem = _target_problem(real_root, root, backup_dir.as_posix(), directory=True)
+        problem = jail_problem(root, backup_dir, directory=True)
         if problem:
             problems.append(Problem(BACKUP_DIR, None, (), problem))
     if problems:
@@ -176,31 +177,6 @@ def _new_backup_dir(root: Path, stamp: str) -> Path:
     return candidate
 
 
-def _target_problem(
-    real_root: Path, root: Path, relative: str, directory: bool = False
-) -> str | None:
-    """Why `relative` cannot be written, or None: it must stay inside the project once every
-    symbolic link is resolved, every existing ancestor must be a directory, and the target
-    itself a file (or a directory, for `directory`) or nothing yet."""
-    path = root / relative
-    resolved = path.resolve()
-    if not resolved.is_relative_to(real_root):
-        return f"leads out of the project (to {resolved}): nothing is written outside it"
-    ancestor = root
-    for part in Path(relative).parts[:-1]:
-        ancestor = ancestor / part
-        if ancestor.exists() and not ancestor.is_dir():
-            return (
-                f"needs {ancestor.relative_to(root).as_posix()} to be a directory, but it is a file"
-            )
-    if path.exists():
-        if directory and not path.is_dir():
-            return "is a file where a directory is needed"
-        if not directory and path.is_dir():
-            return "is a directory where a file is needed"
-    return None
-
-
 def _make_parents(root: Path, directory: Path) -> list[Path]:
     """Create `directory` and its missing ancestors; the ones created, outermost first."""
     missing = []
@@ -248,7 +224,8 @@ def _clean_stale_temporaries(root: Path, directories: list[Path]) -> None:
     for directory in set(directories):
         if directory.is_dir():
             candidates += directory.glob(f".*{TEMP_MARK}*")
-    if (root / BACKUP_DIR).is_dir():
+    # Never through a .migration_backup that is a link out of the project.
+    if (root / BACKUP_DIR).is_dir() and jail_problem(root, BACKUP_DIR, directory=True) is None:
         candidates += (root / BACKUP_DIR).glob(f"**/.*{TEMP_MARK}*")
     for path in candidates:
         pid = path.name.rsplit(TEMP_MARK, 1)[-1].split("-", 1)[0]
@@ -279,9 +256,24 @@ def project_lock(root: Path) -> Iterator[None]:
     kernel drops it if the process dies); the file is removed when the apply ends."""
     import fcntl
 
-    path = root / LOCK_FILE
+    path = jailed(root, LOCK_FILE)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            # O_NOFOLLOW: a lock file that is a symbolic link is refused, never truncated through.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as error:
+            raise InvalidInput(
+                [
+                    Problem(
+                        LOCK_FILE,
+                        None,
+                        (),
+                        f"cannot be used as this project's lock ({error.strerror}"
+                        + (", a symbolic link" if path.is_symlink() else "")
+                        + "): remove it, then plan again",
+                    )
+                ]
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
