@@ -106,3 +106,76 @@ def test_only_an_azure_container_registry_for_azure(project, registry):
 
 def test_an_azure_container_registry_is_taken(project):
     assert_clean_success(plan(project, target="azure", registry="acmedata.azurecr.io/dagster"))
+
+
+# -- two locations, one image (issue 20, class 4) ----------------------------------------------
+
+
+def _cloud(*names: str) -> str:
+    return "locations:\n" + "".join(
+        f"  - location_name: {name}\n    code_source:\n      package_name: pkg{i}\n"
+        for i, name in enumerate(names)
+    )
+
+
+@pytest.mark.parametrize(
+    ("names", "layout"),
+    [
+        (("Analytics", "analytics"), "per_location"),  # the slug lowercases
+        (("etl.", "etl"), "per_location"),  # and trims a trailing '.', '-' or '_'
+        (("etl_", "etl-"), "per_location"),
+        (("a" * 60 + "xyz", "a" * 60 + "uvw"), "shared"),  # the CI's tag keeps 60 characters
+        (("Reports", "reports"), "shared"),
+    ],
+)
+def test_two_locations_that_would_share_an_image_are_refused_with_both_names(
+    tmp_path, names, layout
+):
+    from migration_pipeline.layouts.files import read_project
+    from migration_pipeline.lib.problems import InvalidInput
+    from migration_pipeline.plan.core import make_plan
+    from migration_pipeline.targets import load_target_settings
+
+    (tmp_path / "dagster_cloud.yaml").write_text(_cloud(*names))
+    settings = load_target_settings(
+        "kubernetes", f"image_layout: {layout}\n", registry="ghcr.io/acme"
+    )
+    with pytest.raises(InvalidInput) as refused:
+        make_plan(read_project(tmp_path), "kubernetes", settings)
+    message = str(refused.value)
+    assert f"locations {names[0]!r} and {names[1]!r} would share one image" in message
+    assert message.startswith("dagster_cloud.yaml:")
+
+
+def test_distinct_names_in_a_shared_repository_are_fine(tmp_path):
+    from migration_pipeline.layouts.files import read_project
+    from migration_pipeline.plan.core import make_plan
+    from migration_pipeline.targets import load_target_settings
+
+    (tmp_path / "dagster_cloud.yaml").write_text(_cloud("etl", "etl2", "a" * 59 + "b"))
+    settings = load_target_settings("kubernetes", "image_layout: shared\n", registry="ghcr.io/a")
+    plan = make_plan(read_project(tmp_path), "kubernetes", settings)
+    assert set(plan.images.values()) == {"ghcr.io/a"}
+
+
+def test_dg_projects_sharing_the_registry_their_build_yaml_names_are_fine(tmp_path):
+    """dg pushes `{registry}:{location}-{id}`: one registry for a workspace is dg's own way."""
+    from test_dg_projects import project_files, workspace
+
+    from migration_pipeline.layouts.files import read_project
+    from migration_pipeline.plan.core import make_plan
+    from migration_pipeline.targets import load_target_settings
+
+    root = tmp_path / "repo"
+    files = {
+        "dg.toml": workspace("a", "b"),
+        "build.yaml": "registry: ghcr.io/acme/dagster\n",
+        **project_files("a", "a"),
+        **project_files("b", "b"),
+    }
+    for relative, text in files.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
+    settings = load_target_settings("kubernetes", "", registry="ghcr.io/other")
+    plan = make_plan(read_project(root), "kubernetes", settings)
+    assert plan.images == {"a": "ghcr.io/acme/dagster", "b": "ghcr.io/acme/dagster"}

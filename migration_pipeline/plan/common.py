@@ -379,3 +379,38 @@ def replace_serverless_ci(
         )
     warnings += serverless_ci_warnings(project, {f.path for f in files})
     return CiReplacement(files, secrets, warnings, branch_deployments)
+
+
+def refuse_image_collisions(
+    images: dict[str, str], layout: str, config_file: str, chosen: frozenset[str] = frozenset()
+) -> None:
+    """Raise `InvalidInput`, naming both locations, when two would share an image: with
+    `per_location`, one repository (its slug lowercases and trims the name, so names that differ
+    only by case or a trailing '.', '-' or '_' meet); with either layout, one repository and
+    one CI tag (the tag keeps a name's first 60 characters; compared without case, to be safe).
+    One location would run the other's code. `chosen`: locations whose repository the user
+    set (a dg build.yaml's registry, which dg shares between projects by tag): by tag only."""
+    from migration_pipeline.ci.common import ImageBuild
+
+    seen: dict[tuple[str, str], str] = {}
+    problems = []
+    for name, repository in images.items():
+        by_repository = layout == "per_location" and name not in chosen
+        tag = "" if by_repository else ImageBuild(name, ".", repository).tag_suffix
+        key = (repository, tag.lower())
+        if key in seen:
+            problems.append(
+                Problem(
+                    config_file,
+                    None,
+                    (),
+                    f"locations {seen[key]!r} and {name!r} would share one image ({repository}"
+                    + (f", tag suffix {tag!r}" if tag else "")
+                    + "), so one would run the other's code: rename one (names that differ only "
+                    "by case, a trailing '.', '-' or '_', or after the 60th character meet)",
+                )
+            )
+        else:
+            seen[key] = name
+    if problems:
+        raise InvalidInput(problems)

@@ -34,6 +34,7 @@ from migration_pipeline.lib.problems import InvalidInput, Problem, format_path, 
 from migration_pipeline.plan.common import (
     dockerignore_file,
     feature_warnings,
+    refuse_image_collisions,
     refuse_writes_out_of_the_project,
     replace_serverless_ci,
     settings_change,
@@ -120,6 +121,16 @@ def make_dg_plan(
     files += ci.files
     warnings += ci.warnings
     refuse_writes_out_of_the_project(project, files)
+    refuse_image_collisions(
+        images,
+        settings.image_layout,
+        layout.file,
+        chosen=frozenset(
+            k.name
+            for k in kept
+            if placeholder_reason(dg.merged_build(k.project).get("registry")) is None
+        ),
+    )
     problems = planned_document_problems(project, files, layout, target, settings)
     if problems:
         raise InvalidInput(problems)

@@ -20,6 +20,7 @@ from migration_pipeline.plan.common import (
     build_directories,
     dockerignore_file,
     feature_warnings,
+    refuse_image_collisions,
     refuse_writes_out_of_the_project,
     replace_serverless_ci,
     settings_change,
@@ -152,6 +153,7 @@ def make_legacy_plan(
     warnings += [PlanWarning(note, name) for note in layout.notes]
 
     refuse_writes_out_of_the_project(project, files)
+    refuse_image_collisions(dict(rewrite.images), settings.image_layout, written_name)
     return MigrationPlan(
         target=target_name,
         cloud_yaml=written_name,
