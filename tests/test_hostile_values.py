@@ -7,6 +7,7 @@ files read back to the same value, Dockerfiles gain no instruction."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -298,3 +299,135 @@ def test_a_dockerfile_never_takes_a_value_with_a_newline():
         "COPY",
         "RUN",
     ]
+
+
+# -- values from old files that become CI (issue 20, class 3) ----------------------------------
+
+_SERVERLESS_ENV = """\
+name: Serverless
+on:
+  push:
+    branches: [main]
+env:
+  # DAGSTER_CLOUD_URL: https://evil.example/${{ secrets.DAGSTER_CLOUD_API_TOKEN }}
+  ENABLE_FAST_DEPLOYS: "true"
+{url}jobs:
+  deploy:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: dagster-io/dagster-cloud-action/actions/serverless_prod_deploy@v1.13.27
+"""
+_OUR_EXPRESSIONS = re.compile(
+    r"\$\{\{ (github|secrets|env|runner)\.[\w.-]+( [=!]= '[\w-]+'( && (github|env)\.[\w.-]+ "
+    r"[=!]= '[\w-]+')?( && '[\w-]+' \|\| '[\w-]+')?)? \}\}"
+)
+
+
+def _plan_ci(tmp_path, files: dict[str, str], cloud: str | None = None):
+    from migration_pipeline.layouts.files import read_project
+    from migration_pipeline.plan.core import make_plan
+    from migration_pipeline.targets import load_target_settings
+
+    cloud = (
+        cloud or "locations:\n  - location_name: etl\n    code_source:\n      package_name: etl\n"
+    )
+    for relative, text in {"dagster_cloud.yaml": cloud, **files}.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    settings = load_target_settings("kubernetes", "", registry="ghcr.io/acme")
+    return make_plan(read_project(tmp_path), "kubernetes", settings)
+
+
+def _workflow_env(plan) -> dict:
+    (workflow,) = [f for f in plan.files if f.path.startswith(".github/")]
+    return yaml.safe_load(workflow.new)["env"]
+
+
+def test_the_url_is_read_from_the_parsed_workflow_not_from_a_comment(tmp_path):
+    flow = _SERVERLESS_ENV.format(url='  DAGSTER_CLOUD_URL: "https://acme.dagster.cloud"\n')
+    plan = _plan_ci(tmp_path, {".github/workflows/deploy.yml": flow})
+    assert _workflow_env(plan)["DAGSTER_CLOUD_URL"] == "https://acme.dagster.cloud"
+
+
+def test_a_url_only_in_a_comment_is_not_taken(tmp_path):
+    plan = _plan_ci(tmp_path, {".github/workflows/deploy.yml": _SERVERLESS_ENV.format(url="")})
+    env = _workflow_env(plan)
+    assert "evil" not in env["DAGSTER_CLOUD_URL"]
+    assert any("the Dagster+ URL is not known" in w.message for w in plan.warnings)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://acme.dagster.cloud/${{ secrets.DAGSTER_CLOUD_API_TOKEN }}",
+        "https://acme.dagster.cloud/$CI_JOB_TOKEN",
+        "https://evil.example",  # a URL, but not a Dagster+ organization's
+    ],
+)
+def test_a_url_that_is_not_a_dagster_plus_url_is_not_taken(tmp_path, url):
+    gitlab = f'variables:\n  DAGSTER_CLOUD_URL: "{url}"\ndeploy:\n  script:\n    - dagster-cloud serverless deploy-python-executable\n'
+    plan = _plan_ci(tmp_path, {".gitlab-ci.yml": gitlab})
+    (job_file,) = [f for f in plan.files if f.path.startswith(".gitlab/")]
+    assert "$CI_JOB_TOKEN" not in job_file.new and "${{" not in job_file.new
+    assert "evil" not in job_file.new
+
+
+@pytest.mark.parametrize(
+    "value", ["${{ github.event.pull_request.title }}", "$(id)", "dir/`id`", "$CI_JOB_TOKEN"]
+)
+def test_a_build_directory_with_runner_syntax_is_refused_with_its_line(tmp_path, value):
+    from migration_pipeline.lib.problems import InvalidInput
+
+    cloud = (
+        "locations:\n  - location_name: etl\n    code_source:\n      package_name: etl\n"
+        f"    build:\n      directory: '{value}'\n"
+    )
+    flow = _SERVERLESS_ENV.format(url="")
+    with pytest.raises(InvalidInput) as refused:
+        _plan_ci(tmp_path, {".github/workflows/deploy.yml": flow}, cloud)
+    assert "dagster_cloud.yaml:6: locations[0].build.directory:" in str(refused.value)
+
+
+def test_a_legacy_dockerfile_with_an_expression_is_refused(tmp_path):
+    from migration_pipeline.lib.problems import InvalidInput
+
+    cloud = "locations:\n  etl:\n    package_name: etl\n    dockerfile: '${{ github.event.pull_request.title }}'\n"
+    with pytest.raises(InvalidInput) as refused:
+        _plan_ci(tmp_path, {}, cloud)
+    assert "dagster_cloud.yaml:4:" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("files", "fragment"),
+    [
+        ({"build.yaml": "directory: '${{ github.event.pull_request.title }}'\n"}, "build.yaml:1:"),
+        (
+            {"dg.toml": 'directory_type = "workspace"\n\n[[workspace.projects]]\npath = "$(id)"\n'},
+            "dg.toml:3:",
+        ),
+    ],
+)
+def test_dg_values_with_runner_syntax_are_refused(tmp_path, files, fragment):
+    from test_dg_projects import project_files
+
+    from migration_pipeline.layouts.files import read_project
+    from migration_pipeline.lib.problems import InvalidInput
+    from migration_pipeline.plan.core import make_plan
+    from migration_pipeline.targets import load_target_settings
+
+    root = tmp_path / "shop"
+    for relative, text in {**project_files("shop"), **files}.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
+    settings = load_target_settings("kubernetes", "", registry="ghcr.io/acme")
+    with pytest.raises(InvalidInput) as refused:
+        make_plan(read_project(root), "kubernetes", settings)
+    assert fragment in str(refused.value) and "may not hold `$`" in str(refused.value)
+
+
+def test_every_expression_in_a_generated_workflow_is_the_generators_own(tmp_path):
+    flow = _SERVERLESS_ENV.format(url='  DAGSTER_CLOUD_URL: "https://acme.dagster.cloud"\n')
+    plan = _plan_ci(tmp_path, {".github/workflows/deploy.yml": flow})
+    (workflow,) = [f for f in plan.files if f.path.startswith(".github/")]
+    for expression in re.findall(r"\$\{\{.*?\}\}", workflow.new):
+        assert _OUR_EXPRESSIONS.fullmatch(expression), expression

@@ -55,6 +55,28 @@ class CiSetup:
     # top). None: a dagster_cloud.yaml project, deployed with `dagster-cloud ci`.
     dg_target_path: str | None = None
 
+    def __post_init__(self) -> None:
+        """The last guard: no value reaches a generated workflow with the runner's syntax in
+        it (each was checked where it came in, with its file and line)."""
+        from migration_pipeline.lib.names import ci_text_problem
+
+        values = [
+            self.dagster_cloud_url,
+            self.organization,
+            self.deployment,
+            self.python_version,
+            self.cloud_yaml,
+            self.dg_target_path,
+            *(
+                v
+                for b in self.builds
+                for v in (b.location, b.context, b.repository, b.dockerfile, b.target)
+            ),
+        ]
+        unsafe = [p for v in values if v is not None and (p := ci_text_problem(v))]
+        if unsafe:
+            raise ValueError(f"not written into the CI: {unsafe[0]}")
+
     @property
     def commands(self) -> DeployCommands:
         return DgCommands() if self.dg_target_path is not None else CloudCiCommands()
@@ -165,10 +187,36 @@ def organization_from_url(url: str) -> str | None:
     return match.group("org")
 
 
-def dagster_cloud_url_of(workflow_text: str) -> str | None:
-    """The DAGSTER_CLOUD_URL a Serverless CI file names, if any."""
-    match = re.search(r"""DAGSTER_CLOUD_URL\s*:\s*["']?(https?://[^"'\s]+)""", workflow_text)
-    return match.group(1) if match else None
+def dagster_cloud_url_in(ci_texts: list[str]) -> str | None:
+    """The DAGSTER_CLOUD_URL the Serverless CI files set, read from the parsed documents (a
+    workflow's or a job's `env:`, a step's `env:`, GitLab's `variables:`), never from their text
+    (a comment is not a setting): the first that is a Dagster+ organization's URL, or None."""
+    from migration_pipeline.lib.names import url_problem
+
+    for text in ci_texts:
+        try:
+            document = load_plain(text, "workflow")  # bounded: aliases and depth
+        except InvalidInput:
+            continue
+        for value in _settings_named(document, "DAGSTER_CLOUD_URL"):
+            if url_problem(value) is None and organization_from_url(value):
+                return value
+    return None
+
+
+def _settings_named(document: Any, key: str) -> list[Any]:
+    """`key`'s values in the places a CI file sets its environment."""
+    if not isinstance(document, dict):
+        return []
+    scopes: list[Any] = [document.get("env"), document.get("variables")]
+    for job in (
+        (document.get("jobs") or {}).values() if isinstance(document.get("jobs"), dict) else []
+    ):
+        if isinstance(job, dict):
+            scopes += [job.get("env")]
+            scopes += [s.get("env") for s in job.get("steps") or [] if isinstance(s, dict)]
+    scopes += [j.get("variables") for j in document.values() if isinstance(j, dict)]
+    return [scope[key] for scope in scopes if isinstance(scope, dict) and key in scope]
 
 
 def github_triggers(workflow_texts: list[str]) -> dict[str, Any]:

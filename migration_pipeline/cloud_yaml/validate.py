@@ -233,7 +233,7 @@ def _value_problems(
     if isinstance(build, dict):
         directory = build.get("directory")
         if directory is not None:
-            problem = names.plain_text_problem(directory, "a directory")
+            problem = names.ci_text_problem(directory, "a build directory")
             if problem is None and escapes_project(str(directory)):
                 problem = (
                     f"{directory!r} leads out of the project: a build directory is relative to "

@@ -226,6 +226,12 @@ def _workspace_projects(
         if not isinstance(raw, str) or not raw.strip():
             problems.append(Problem(source.name, line, where + (index,), "needs a `path`"))
             continue
+        from migration_pipeline.lib.names import ci_text_problem
+
+        problem = ci_text_problem(raw, "a project path")
+        if problem is not None:
+            problems.append(Problem(source.name, line, where + (index, "path"), problem))
+            continue
         if raw.startswith("/") or escapes_project(raw) or "\\" in raw:
             problems.append(
                 Problem(
@@ -472,15 +478,15 @@ def _build_value_problems(source, data: dict[str, Any]) -> list[Problem]:
     the repository; a registry is a registry reference, unless it is a template's placeholder
     (which the plan replaces)."""
     from migration_pipeline.lib.names import (
+        ci_text_problem,
         image_repository_problem,
         placeholder_reason,
-        plain_text_problem,
     )
 
     problems = []
     directory = data.get("directory")
     if directory is not None:
-        problem = plain_text_problem(directory, "a directory")
+        problem = ci_text_problem(directory, "a build directory")
         if problem is None and (
             str(directory).startswith("/")
             or "\\" in str(directory)

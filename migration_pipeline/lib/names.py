@@ -212,3 +212,21 @@ def agent_token_problem(value: object) -> str | None:
         "is not an agent token of the shape Dagster+ issues and the agent reads "
         "(agent:<organization>:<uuid>)"
     )
+
+
+# What a CI runner evaluates in a value before any shell sees it: GitHub's `${{ ... }}`,
+# GitLab's `$VAR`/`${VAR}` expansion in variables, and a backtick or `$(` where a shell line
+# holds it.
+CI_SYNTAX = re.compile(r"\$|\{\{|\}\}|`")
+
+
+def ci_text_problem(value: object, what: str = "text") -> str | None:
+    """`plain_text_problem`, and no `$`, `{{`, `}}` or backtick: a value that goes into a
+    generated GitHub workflow or GitLab job never carries the runner's expression syntax."""
+    problem = plain_text_problem(value, what)
+    if problem is None and CI_SYNTAX.search(str(value)):
+        return (
+            f"{what} may not hold `$`, `{{{{`, `}}}}` or a backtick: it is written into the "
+            "generated CI, where GitHub or GitLab would evaluate it"
+        )
+    return problem

@@ -183,8 +183,8 @@ def hybrid_ci(
 
     deployment = inventory.deployment if inventory else "prod"
     old_texts = [project.text(f) or "" for f in serverless_files]
-    url = (inventory.organization_url if inventory else None) or common.dagster_cloud_url_of(
-        "".join(old_texts)
+    url = (inventory.organization_url if inventory else None) or common.dagster_cloud_url_in(
+        old_texts
     )
     warnings: list[PlanWarning] = []
     organization = settings.organization or (common.organization_from_url(url) if url else None)

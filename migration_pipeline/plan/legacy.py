@@ -197,7 +197,7 @@ def _image_options(
         if dockerfile is not None:
             path = normalize(f"{directory}/{dockerfile}")
             if (
-                names.plain_text_problem(dockerfile)
+                names.ci_text_problem(dockerfile)
                 or escapes_project(dockerfile)
                 or escapes_project(path)
                 or "\\" in dockerfile
