@@ -112,7 +112,7 @@ def make_dg_plan(
         project,
         image_builds(dg, kept, images) if images else (),
         layout.file,
-        first_version(versions),
+        ci_python_version(versions),
         inventory,
         settings,
         needs_images(target),
@@ -281,7 +281,7 @@ def image_builds(dg: DgLayout, kept: list[KeptName], images: dict[str, str]) -> 
     return tuple(ImageBuild(k.name, dg.build_directory(k.project), images[k.name]) for k in kept)
 
 
-def first_version(versions: dict[str, tuple[str, str]]) -> str:
+def ci_python_version(versions: dict[str, tuple[str, str]]) -> str:
     """The CI's Python: the newest the projects' images use (dg itself runs on it)."""
     return max(
         (v for v, _ in versions.values()),
