@@ -35,8 +35,16 @@ from migration_pipeline.layouts.detect import (
     parent,
 )
 from migration_pipeline.layouts.files import ProjectFiles
+from migration_pipeline.lib.names import (
+    ci_text_problem,
+    image_reference_problem,
+    image_repository_problem,
+    location_name_problem,
+    placeholder_reason,
+    plain_text_problem,
+)
 from migration_pipeline.lib.paths import escapes_project, normalize
-from migration_pipeline.lib.problems import InvalidInput, Problem
+from migration_pipeline.lib.problems import InvalidInput, Problem, did_you_mean
 from migration_pipeline.lib.toml_source import TomlSource
 from migration_pipeline.lib.yaml_source import parse_yaml, to_plain
 
@@ -83,7 +91,7 @@ class DgProject:
     image: str | None = None
     build: YamlConfig | None = None  # the project's own build.yaml
     container_context: YamlConfig | None = None  # the project's own container_context.yaml
-    uses_uv: bool = False  # a uv.lock in the project (or its uv workspace root)
+    uses_uv: bool = False  # a uv.lock in the project's folder
     src_layout: bool = False  # the root module is under src/
     requires_python: str | None = None
     python_version_file: str | None = None  # .python-version, as written
@@ -94,7 +102,7 @@ class DgProject:
         return self.code_location_name or self.folder_name
 
     def file(self, name: str) -> str:
-        return name if self.path == "." else f"{self.path}/{name}"
+        return _in(self.path, name)
 
 
 @dataclass(frozen=True)
@@ -226,7 +234,6 @@ def _workspace_projects(
         if not isinstance(raw, str) or not raw.strip():
             problems.append(Problem(source.name, line, where + (index,), "needs a `path`"))
             continue
-        from migration_pipeline.lib.names import ci_text_problem
 
         problem = ci_text_problem(raw, "a project path")
         if problem is not None:
@@ -322,8 +329,6 @@ def _read_project(
     before = len(problems)
     for key in section:
         if key not in PROJECT_KEYS:
-            from migration_pipeline.lib.problems import did_you_mean
-
             problems.append(
                 source.problem(
                     table + (key,),
@@ -348,12 +353,9 @@ def _read_project(
             )
     name = section.get("code_location_name")
     if name is not None:
-        from migration_pipeline.lib.names import location_name_problem
-
         problem = location_name_problem(name)
         if problem:
             problems.append(source.problem(table + ("code_location_name",), problem))
-    from migration_pipeline.lib.names import image_reference_problem, plain_text_problem
 
     for key, check in (("agent_queue", plain_text_problem), ("image", image_reference_problem)):
         value = section.get(key)
@@ -371,8 +373,6 @@ def _read_project(
     # dg names the location after the project's folder: for the top, the repository's own.
     folder_name = PurePosixPath(os.path.abspath(project.root) if path == "." else path).name
     if name is None:
-        from migration_pipeline.lib.names import location_name_problem
-
         problem = location_name_problem(folder_name)
         if problem:
             problems.append(
@@ -425,7 +425,6 @@ def _yaml_config(
         return None
     if path.endswith("build.yaml") and "locations" in data:
         return _old_shape_build(source, data, problems)
-    from migration_pipeline.lib.problems import did_you_mean
 
     if path.endswith("build.yaml"):
         problems += _build_value_problems(source, data)
@@ -477,11 +476,6 @@ def _build_value_problems(source, data: dict[str, Any]) -> list[Problem]:
     """A build.yaml's values, which reach the image builds and the CI: the directory stays in
     the repository; a registry is a registry reference, unless it is a template's placeholder
     (which the plan replaces)."""
-    from migration_pipeline.lib.names import (
-        ci_text_problem,
-        image_repository_problem,
-        placeholder_reason,
-    )
 
     problems = []
     directory = data.get("directory")
