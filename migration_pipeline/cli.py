@@ -19,6 +19,7 @@ from migration_pipeline.targets.settings import TARGETS
 
 EXIT_INVALID_INPUT = 2
 EXIT_UNEXPECTED = 1
+SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # the shell's 128 + the signal's number
 # An inventory of a large deployment (its locations document, settings, counts) fits in this.
 MAX_INVENTORY_BYTES = 20_000_000
 
@@ -46,12 +47,19 @@ def plan_command(args: argparse.Namespace) -> int:
             result = apply_plan(plan, args.project_dir)
         except ApplyFailed as failure:
             print(f"{args.project_dir}: {failure.report()}", file=sys.stderr)
-            return {"SIGINT": 130, "SIGTERM": 143}.get(failure.signal_name or "", EXIT_UNEXPECTED)
+            return SIGNAL_EXIT.get(failure.signal_name or "", EXIT_UNEXPECTED)
         for path in result.written:
             backup = result.backups.get(path)
             print(f"wrote {path}" + (f" (backup: {backup})" if backup else ""))
         if not result.written:
             print("Nothing to write: every file is already as planned.")
+        if result.late_signal:
+            print(
+                f"{args.project_dir}: {result.late_signal} came after every file was written: "
+                "the apply is complete; stopping as asked.",
+                file=sys.stderr,
+            )
+            return SIGNAL_EXIT[result.late_signal]
     return 0
 
 

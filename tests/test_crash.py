@@ -22,29 +22,36 @@ pytestmark = pytest.mark.slow
 
 LOCATIONS = 20
 # Apply in a child process that kills itself (SIGKILL, as an OOM killer or a pulled plug would)
-# at a chosen `os.replace` of the apply, just before it or just after it: every write of
-# apply, backups included, goes through one atomic rename, so these are the moments where a
-# half-done apply can be caught. CRASH_AT=0 counts the renames and lets the apply finish.
+# at a chosen rename of the apply, just before it or just after it: every write of apply goes
+# through one atomic rename (`os.replace` for a backup, an exchange for a replaced file, a
+# no-replace rename for a new one), so these are the moments where a half-done apply can be
+# caught. CRASH_AT=0 counts the renames and lets the apply finish.
 APPLY = """
 import os, signal, sys
+from migration_pipeline.plan import apply
 from migration_pipeline.plan.apply import apply_plan
 from migration_pipeline.plan.core import make_plan
 from migration_pipeline.layouts.files import read_project
 from migration_pipeline.targets import load_target_settings
 
 crash_at, when = int(os.environ["CRASH_AT"]), os.environ["CRASH_WHEN"]
-real_replace, renames = os.replace, 0
+renames = 0
 
-def replace(source, target):
-    global renames
-    renames += 1
-    if renames == crash_at and when == "before":
-        os.kill(os.getpid(), signal.SIGKILL)
-    real_replace(source, target)
-    if renames == crash_at and when == "after":
-        os.kill(os.getpid(), signal.SIGKILL)
+def counted(real):
+    def rename(source, target):
+        global renames
+        renames += 1
+        if renames == crash_at and when == "before":
+            os.kill(os.getpid(), signal.SIGKILL)
+        done = real(source, target)
+        if renames == crash_at and when == "after":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return done
+    return rename
 
-os.replace = replace
+os.replace = counted(os.replace)
+apply.swap_files = counted(apply.swap_files)
+apply.rename_new = counted(apply.rename_new)
 plan = make_plan(read_project(sys.argv[1]), "kubernetes",
                  load_target_settings("kubernetes", registry="ghcr.io/acme"))
 apply_plan(plan, sys.argv[1])

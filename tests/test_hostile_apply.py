@@ -48,16 +48,18 @@ def test_a_directory_where_a_file_goes(project):
 
 
 def test_a_failure_while_renaming_restores_what_was_renamed(project, monkeypatch):
+    from migration_pipeline.plan import apply
+
     before = tree(project)
-    real_replace, calls = os.replace, []
+    real_rename_new, calls = apply.rename_new, []
 
-    def replace(source, target):
+    def rename_new(source, target):
         calls.append(target)
-        if len(calls) == 3:  # the backup, dagster_cloud.yaml, then this one
+        if len(calls) == 2:  # dagster_cloud.yaml (an exchange), the Dockerfile, then this one
             raise OSError(28, "No space left on device", str(target))
-        real_replace(source, target)
+        real_rename_new(source, target)
 
-    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(apply, "rename_new", rename_new)
     outcome = plan(project)
     monkeypatch.undo()
     assert_refused(
@@ -65,6 +67,7 @@ def test_a_failure_while_renaming_restores_what_was_renamed(project, monkeypatch
         "apply stopped: could not write",
         "No space left on device",
         "restored to their old content: dagster_cloud.yaml",
+        "removed again (they were new): Dockerfile",
         code=1,
     )
     assert "Every file is as it was" in outcome.err
@@ -115,21 +118,21 @@ def test_a_file_size_limit_partway_leaves_everything_as_it_was(project):
 @pytest.mark.parametrize("signal_name,code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_a_signal_partway_rolls_back_and_says_what(project, signal_name, code):
     before = tree(project)
-    # The signal arrives at the third rename: the backup and dagster_cloud.yaml are in place.
+    # The signal arrives while the Dockerfile is put in place: dagster_cloud.yaml is in place.
     outcome = run_child(
         project,
-        "real, count = os.replace, []\n"
-        "def replace(source, target):\n"
-        "    count.append(1)\n"
-        "    if len(count) == 3:\n"
-        f"        os.kill(os.getpid(), signal.{signal_name})\n"
+        "from migration_pipeline.plan import apply\n"
+        "real = apply.rename_new\n"
+        "def rename_new(source, target):\n"
+        f"    os.kill(os.getpid(), signal.{signal_name})\n"
         "    real(source, target)\n"
-        "os.replace = replace",
+        "apply.rename_new = rename_new",
     )
     assert_refused(
         outcome,
         f"interrupted ({signal_name})",
         "restored to their old content: dagster_cloud.yaml",
+        "removed again (they were new): Dockerfile",
         code=code,
     )
     assert tree(project) == before
@@ -170,10 +173,12 @@ def test_only_stale_temporary_files_of_this_tool_are_removed(project):
 
 
 def test_after_a_failed_apply_the_next_one_completes(project, monkeypatch):
-    real_replace = os.replace
-    monkeypatch.setattr(os, "replace", lambda s, t: (_ for _ in ()).throw(OSError(5, "I/O", t)))
+    from migration_pipeline.plan import apply
+
+    failing = lambda s, t: (_ for _ in ()).throw(OSError(5, "I/O", t))  # noqa: E731
+    monkeypatch.setattr(apply, "rename_new", failing)
     assert plan(project).code == 1
-    monkeypatch.setattr(os, "replace", real_replace)
+    monkeypatch.undo()
     outcome = plan(project)
     assert_clean_success(outcome)
     assert {

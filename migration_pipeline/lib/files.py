@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
 import secrets
 import stat
@@ -96,6 +98,48 @@ def write_temporary(path: Path, text: str, mode: int) -> Path:
         temporary.unlink(missing_ok=True)
         raise
     return temporary
+
+
+_AT_FDCWD, _RENAME_NOREPLACE, _RENAME_EXCHANGE = -100, 1, 2
+
+
+@functools.cache
+def _renameat2():
+    """Linux's `renameat2` (glibc 2.28+), or None where there is none."""
+    import ctypes
+
+    return getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+
+
+def _rename_with(source: Path, target: Path, flags: int) -> bool:
+    """`renameat2(source, target, flags)`: True when done, False when this system or this
+    filesystem cannot (the caller falls back); any other failure raises `OSError`."""
+    import ctypes
+
+    call = _renameat2()
+    if call is None:
+        return False
+    if call(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), flags) == 0:
+        return True
+    number = ctypes.get_errno()
+    if number in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(number, os.strerror(number), str(target))
+
+
+def swap_files(first: Path, second: Path) -> bool:
+    """Exchange two files atomically (`RENAME_EXCHANGE`): what was at `second`, whatever it was
+    at that instant, is then at `first`, never lost. False where the filesystem cannot."""
+    return _rename_with(first, second, _RENAME_EXCHANGE)
+
+
+def rename_new(source: Path, target: Path) -> None:
+    """Rename `source` to `target`, which must not exist (`FileExistsError` if it does, even one
+    created a moment ago): `RENAME_NOREPLACE`, or a hard link where that is not supported."""
+    if _rename_with(source, target, _RENAME_NOREPLACE):
+        return
+    os.link(source, target)  # FileExistsError when the target exists
+    os.unlink(source)
 
 
 def fsync_directory(directory: Path) -> None:

@@ -5,11 +5,20 @@
    nothing written.
 2. Write every new file to a temporary file beside its target, and each replaced file's
    content to `.migration_backup/<time>/`.
-3. Rename the temporary files over their targets.
+3. Put each temporary file in place with an atomic exchange (`RENAME_EXCHANGE`): what comes out
+   is whatever was at the target at that instant, and it is checked against what was planned
+   over. An edit saved after step 1 is found here, put back, and the apply rolls back: no edit
+   is overwritten, whenever it was saved. A new file is put in place only if no file of that
+   name appeared meanwhile (`RENAME_NOREPLACE`). Where the filesystem has neither, the target
+   is compared again just before an ordinary rename (a window of microseconds, not of the
+   whole apply).
 
-If anything fails in 2 or 3, an error or SIGINT/SIGTERM, the files already renamed get their
-old content back, the temporary files and this run's backups are removed, and `ApplyFailed`
-says what was restored. One apply runs at a time per project (a lock file). Applying twice
+SIGINT and SIGTERM are deferred while the apply runs and acted on between two steps, so the
+apply always knows which files it has put in place. If anything fails in 2 or 3, or a signal
+comes, the files put in place get their old content back (the same exchange: a file changed
+since this apply wrote it is left as it is, with its old content in the backup), the
+temporary files are removed, and `ApplyFailed` says what was restored, what was not and
+where its old content is. One apply runs at a time per project (a lock file). Applying twice
 changes nothing.
 """
 
@@ -33,6 +42,8 @@ from migration_pipeline.lib.files import (
     jail_problem,
     jailed,
     read_text,
+    rename_new,
+    swap_files,
     write_atomically,
     write_temporary,
 )
@@ -48,15 +59,27 @@ class ApplyResult:
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     backups: dict[str, str] = field(default_factory=dict)  # file -> its backup, project-relative
+    # SIGINT or SIGTERM that came after the last file was in place: the apply is complete, and
+    # the caller still stops as asked.
+    late_signal: str | None = None
 
 
+@dataclass(eq=False)
 class ApplyFailed(Exception):
-    """The apply stopped partway (an error, or a signal); every file is as it was before."""
+    """The apply stopped partway (an error, or a signal) and rolled back: `restored` got their
+    old content back, `removed` were new and are gone; `left` could not be restored (a file
+    changed since this apply wrote it, or a failure while restoring), each with why, and their
+    old content stays in `backup_dir`."""
 
-    def __init__(self, reason: str, restored: list[str], removed: list[str], signal_name=None):
-        self.reason, self.restored, self.removed = reason, restored, removed
-        self.signal_name = signal_name
-        super().__init__(reason)
+    reason: str
+    restored: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    signal_name: str | None = None
+    left: dict[str, str] = field(default_factory=dict)
+    backup_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(self.reason)
 
     def report(self) -> str:
         lines = [f"apply stopped: {self.reason}"]
@@ -64,12 +87,43 @@ class ApplyFailed(Exception):
             lines.append("restored to their old content: " + ", ".join(self.restored))
         if self.removed:
             lines.append("removed again (they were new): " + ", ".join(self.removed))
-        lines.append("Every file is as it was before this apply; nothing was written.")
+        for path, why in self.left.items():
+            lines.append(
+                f"NOT restored: {path} ({why}); its old content is in {self.backup_dir}/{path}"
+            )
+        if self.left:
+            lines.append("Every other file is as it was before this apply.")
+        else:
+            lines.append("Every file is as it was before this apply.")
         return "\n".join(lines)
 
 
-class _Terminated(BaseException):
-    """SIGTERM during an apply, raised where the apply is, so that it rolls back."""
+class _Interrupted(BaseException):
+    """SIGINT or SIGTERM, acted on between two steps of the apply."""
+
+    def __init__(self, signal_name: str):
+        self.signal_name = signal_name
+        super().__init__(signal_name)
+
+
+class _ChangedMeanwhile(Exception):
+    def __init__(self, path: str, created: bool):
+        what = "was created" if created else "changed"
+        super().__init__(
+            f"{path} {what} while the apply ran (after its check); it is kept as it is now: "
+            "make the plan again"
+        )
+
+
+@dataclass
+class _Stop:
+    """The signal that came while the apply ran, if one did."""
+
+    signal_name: str | None = None
+
+    def check(self) -> None:
+        if self.signal_name:
+            raise _Interrupted(self.signal_name)
 
 
 @dataclass
@@ -78,23 +132,21 @@ class _Pending:
     path: Path
     current: str | None
     mode: int
-    temporary: Path | None = None
+    temporary: Path | None = None  # written, not yet in place
+    placed: bool = False
 
 
 def apply_plan(
     plan: MigrationPlan, project_dir: str | Path, stamp: str | None = None
 ) -> ApplyResult:
     root = project_root(project_dir)
-    with project_lock(root), _signals_roll_back():
-        try:
-            return _apply(plan, root, stamp)
-        except KeyboardInterrupt:  # before anything was written
-            raise ApplyFailed("interrupted (SIGINT)", [], [], "SIGINT") from None
-        except _Terminated:
-            raise ApplyFailed("interrupted (SIGTERM)", [], [], "SIGTERM") from None
+    with project_lock(root), _signals_deferred() as stop:
+        result = _apply(plan, root, stamp, stop)
+    result.late_signal = stop.signal_name
+    return result
 
 
-def _apply(plan: MigrationPlan, root: Path, stamp: str | None) -> ApplyResult:
+def _apply(plan: MigrationPlan, root: Path, stamp: str | None, stop: _Stop) -> ApplyResult:
     result = ApplyResult()
     pending: list[_Pending] = []
     problems: list[Problem] = []
@@ -127,45 +179,70 @@ def _apply(plan: MigrationPlan, root: Path, stamp: str | None) -> ApplyResult:
             problems.append(Problem(BACKUP_DIR, None, (), problem))
     if problems:
         raise InvalidInput(problems)  # checked before anything is written
-    _clean_stale_temporaries(root, [p.path.parent for p in pending])
+    _clean_stale_temporaries(root, [(root / f.path).parent for f in plan.files])
     if not pending:
         return result
 
     created: list[Path] = []  # directories this apply made, outermost first
-    renamed: list[_Pending] = []
     try:
         for item in pending:
+            stop.check()
             created += _make_parents(root, item.path.parent)
             item.temporary = write_temporary(item.path, item.planned.new, item.mode)
         for item in pending:
             if item.current is not None:
+                stop.check()
                 backup = root / backup_dir / item.planned.path
                 created += _make_parents(root, backup.parent)
                 write_atomically(backup, item.current, item.mode)
                 result.backups[item.planned.path] = (backup_dir / item.planned.path).as_posix()
         for item in pending:
+            stop.check()
             assert item.temporary is not None
-            os.replace(item.temporary, item.path)
-            renamed.append(item)
+            if not _put_in_place(item.temporary, item.path, item.current):
+                raise _ChangedMeanwhile(item.planned.path, created=item.current is None)
+            item.temporary, item.placed = None, True
             result.written.append(item.planned.path)
         for directory in {item.path.parent for item in pending}:
             fsync_directory(directory)
-    except (Exception, KeyboardInterrupt, _Terminated) as error:
-        restored, removed = _roll_back(root, pending, renamed, created, backup_dir)
-        signal_name = (
-            "SIGINT"
-            if isinstance(error, KeyboardInterrupt)
-            else "SIGTERM"
-            if isinstance(error, _Terminated)
-            else None
-        )
-        reason = (
-            f"interrupted ({signal_name})"
-            if signal_name
-            else f"{_described(error)} (after {len(renamed)} of {len(pending)} files)"
-        )
-        raise ApplyFailed(reason, restored, removed, signal_name) from None
+    except (Exception, _Interrupted) as error:
+        if isinstance(error, _Interrupted):
+            failure = ApplyFailed(f"interrupted ({error.signal_name})", [], [], error.signal_name)
+        else:
+            placed = sum(item.placed for item in pending)
+            failure = ApplyFailed(f"{_described(error)} (after {placed} of {len(pending)} files)")
+        _roll_back(root, pending, created, backup_dir, failure)
+        raise failure from None
     return result
+
+
+def _put_in_place(temporary: Path, path: Path, expected: str | None) -> bool:
+    """Put `temporary` at `path` if `path` holds `expected` (None: no file) at that instant:
+    False, and `path` untouched with `temporary` still there, when it holds something else."""
+    if expected is None:
+        try:
+            rename_new(temporary, path)
+        except FileExistsError:
+            return False
+        return True
+    if swap_files(temporary, path):
+        try:
+            displaced = read_text(temporary)
+        except NotReadable:
+            displaced = None
+        if displaced != expected:
+            swap_files(temporary, path)  # theirs back in place, ours at `temporary` again
+            return False
+        with contextlib.suppress(OSError):
+            temporary.unlink()  # else a stale temporary, cleaned by the next apply
+        return True
+    try:  # a filesystem without the exchange: compare once more, just before the rename
+        if read_text(path) != expected:
+            return False
+    except NotReadable:
+        return False
+    os.replace(temporary, path)
+    return True
 
 
 def _new_backup_dir(root: Path, stamp: str) -> Path:
@@ -191,22 +268,37 @@ def _make_parents(root: Path, directory: Path) -> list[Path]:
 def _roll_back(
     root: Path,
     pending: list[_Pending],
-    renamed: list[_Pending],
     created: list[Path],
     backup_dir: Path,
-) -> tuple[list[str], list[str]]:
-    restored, removed = [], []
-    for item in reversed(renamed):
-        if item.current is None:
-            item.path.unlink(missing_ok=True)
-            removed.append(item.planned.path)
-        else:
-            write_atomically(item.path, item.current, item.mode)
-            restored.append(item.planned.path)
-    for item in pending:
-        if item.temporary is not None:
-            item.temporary.unlink(missing_ok=True)
-    shutil.rmtree(root / backup_dir, ignore_errors=True)
+    failure: ApplyFailed,
+) -> None:
+    """Undo what this apply did, never over a change someone else made meanwhile; what was
+    and was not undone goes into `failure`."""
+    failure.backup_dir = backup_dir.as_posix()
+    for item in reversed(pending):
+        try:
+            if item.temporary is not None:
+                item.temporary.unlink(missing_ok=True)
+                item.temporary = None
+            if not item.placed:
+                continue
+            if item.current is None:
+                if _remove_if(item.path, item.planned.new):
+                    failure.removed.append(item.planned.path)
+                else:
+                    failure.left[item.planned.path] = "changed since this apply wrote it"
+                continue
+            old = write_temporary(item.path, item.current, item.mode)
+            if _put_in_place(old, item.path, item.planned.new):
+                failure.restored.append(item.planned.path)
+            else:
+                old.unlink(missing_ok=True)
+                failure.left[item.planned.path] = "changed since this apply wrote it"
+        except OSError as error:
+            failure.left[item.planned.path] = _described(error)
+    if not any(item.current is not None for item in pending if item.planned.path in failure.left):
+        shutil.rmtree(root / backup_dir, ignore_errors=True)
+        failure.backup_dir = None
     for directory in reversed(created):
         with contextlib.suppress(OSError):
             directory.rmdir()  # only when empty again
@@ -214,7 +306,22 @@ def _roll_back(
     with contextlib.suppress(OSError):
         if backups.is_dir() and not any(backups.iterdir()):
             backups.rmdir()
-    return restored, removed
+
+
+def _remove_if(path: Path, expected: str) -> bool:
+    """Remove `path` if it holds `expected`: moved aside first (atomic), so that a file saved
+    there meanwhile is put back, not removed."""
+    aside = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-removed")
+    os.rename(path, aside)
+    try:
+        ours = read_text(aside) == expected
+    except NotReadable:
+        ours = False
+    if ours:
+        aside.unlink()
+        return True
+    rename_new(aside, path)
+    return False
 
 
 def _clean_stale_temporaries(root: Path, directories: list[Path]) -> None:
@@ -307,18 +414,21 @@ def project_lock(root: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _signals_roll_back() -> Iterator[None]:
-    """SIGTERM raises inside the apply (as SIGINT does), so that it rolls back before the
-    process ends. Only in the main thread, where Python delivers signals."""
+def _signals_deferred() -> Iterator[_Stop]:
+    """SIGINT and SIGTERM only note that they came while the apply runs; the apply acts on them
+    between two steps (`_Stop.check`), so that it always knows what it has put in place. Only
+    in the main thread, where Python delivers signals (elsewhere none arrives in the apply)."""
+    stop = _Stop()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
 
-    def terminated(signum, frame):
-        raise _Terminated()
+    def defer(signum, frame):
+        stop.signal_name = stop.signal_name or signal.Signals(signum).name
 
-    previous = signal.signal(signal.SIGTERM, terminated)
+    previous = {number: signal.signal(number, defer) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield stop
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)

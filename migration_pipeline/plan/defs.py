@@ -129,6 +129,14 @@ def hybrid_project_files(
             f"wrote {path}"
             + (f" (backup {result.backups[path]})" if path in result.backups else "")
         )
+    if result.late_signal:  # the run was asked to stop: it stops, with every file written
+        import signal
+
+        context.log.warning(
+            f"{result.late_signal} came after every file was written: the apply is complete; "
+            "a re-run writes nothing"
+        )
+        signal.raise_signal(signal.Signals[result.late_signal])
     applied = AppliedProject(
         project_dir=migration_plan.project_dir,
         target_name=plan.target,
