@@ -65,9 +65,7 @@ def plan_command(args: argparse.Namespace) -> int:
 
 def read_inventory(path: str):
     """An inventory JSON (the serverless_inventory asset's record), or `InvalidInput`."""
-    import dataclasses
-
-    from migration_pipeline.inventory.core import Inventory, value_problems
+    from migration_pipeline.inventory.core import inventory_from
 
     try:
         raw = json.loads(read_user_file(path, "inventory file", MAX_INVENTORY_BYTES))
@@ -77,27 +75,7 @@ def read_inventory(path: str):
         raise InvalidInput(
             [Problem(path, None, (), "is nested too deeply to be an inventory")]
         ) from None
-    fields = {f.name for f in dataclasses.fields(Inventory)}
-    if not isinstance(raw, dict) or set(raw) - fields:
-        raise InvalidInput(
-            [
-                Problem(
-                    path, None, (), "is not an inventory (keys: " + ", ".join(sorted(fields)) + ")"
-                )
-            ]
-        )
-    try:
-        inventory = Inventory(**raw)
-    except TypeError as error:
-        raise InvalidInput(
-            [Problem(path, None, (), f"is not a whole inventory: {error}")]
-        ) from None
-    problems = [
-        Problem(path, None, (key,), problem) for key, problem in value_problems(inventory).items()
-    ]
-    if problems:
-        raise InvalidInput(problems)
-    return inventory
+    return inventory_from(raw, path)
 
 
 def history_command(args: argparse.Namespace) -> int:

@@ -3,8 +3,20 @@ kept as plain data, rendered as markdown. No Dagster code here."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, NotRequired
+
+from pydantic import (
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    with_config,
+)
+from typing_extensions import TypedDict
 
 from migration_pipeline.lib.markdown import table
 from migration_pipeline.lib.plain import as_plain
@@ -27,23 +39,65 @@ def settings_after_cutover(
     return {k: v for k, v in settings.items() if k not in removed}, removed
 
 
+# The inventory's parts, typed strictly (`"false"` is not a boolean, `true` not a number), so
+# that an inventory file or an answer of the wrong shape is refused with its key path and the
+# type expected (`inventory_from`), never read as something else.
+class AgentRecord(TypedDict):
+    id: StrictStr
+    label: StrictStr | None
+    status: StrictStr
+    last_heartbeat_time: StrictFloat  # strict, yet a whole number of seconds is taken too
+
+
+class LocationRecord(TypedDict):
+    name: StrictStr
+    load_status: StrictStr
+    error: StrictStr | None
+
+
+class InstigatorRecord(TypedDict):
+    location: StrictStr
+    name: StrictStr
+    kind: StrictStr
+    status: StrictStr
+
+
+@with_config(ConfigDict(extra="allow"))
+class NonIsolatedRuns(TypedDict):
+    enabled: NotRequired[StrictBool]
+    max_concurrent_non_isolated_runs: NotRequired[StrictInt]
+
+
+@with_config(ConfigDict(extra="allow"))
+class DeploymentSettings(TypedDict):
+    """The deployment's settings document; only what the migration reads is typed, every other
+    key is kept as it is (the cutover and the rollback write the document back whole)."""
+
+    non_isolated_runs: NotRequired[NonIsolatedRuns]
+
+
+@with_config(ConfigDict(extra="allow"))
+class LocationsDocument(TypedDict):
+    locations: NotRequired[list[dict[StrictStr, Any]]]
+
+
 @dataclass(frozen=True)
 class Inventory:
     """A snapshot of one deployment, as plain JSON-able data."""
 
-    organization_url: str
-    deployment: str
-    deployment_id: int
-    agent_type: str
-    serverless_status: str
-    agents: list[dict[str, Any]]
-    locations_document: dict[str, Any]
-    locations: list[dict[str, Any]]
-    settings: dict[str, Any]
-    run_counts: dict[str, int]
-    instigators: list[dict[str, Any]] = field(default_factory=list)
+    organization_url: StrictStr
+    deployment: StrictStr
+    deployment_id: StrictInt
+    agent_type: StrictStr
+    serverless_status: StrictStr
+    agents: list[AgentRecord]
+    locations_document: LocationsDocument
+    locations: list[LocationRecord]
+    settings: DeploymentSettings
+    run_counts: dict[StrictStr, Annotated[StrictInt, Field(ge=0)]]
+    instigators: list[InstigatorRecord] = field(default_factory=list)
     # The organization has branch deployments, so its CI makes them and its agent serves them.
-    uses_branch_deployments: bool = False
+    uses_branch_deployments: StrictBool = False
 
     @property
     def run_total(self) -> int:
@@ -53,11 +107,59 @@ class Inventory:
         return as_plain(self)
 
 
+@functools.cache
+def _inventory_adapter():
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(Inventory)
+
+
+def inventory_from(raw: Any, source: str) -> Inventory:
+    """An inventory from plain data (an inventory file, or what Dagster+ answered), checked
+    against the types above: `InvalidInput` naming `source`, each key path, the type expected
+    and the value found. Unknown top-level keys are refused (a file that is not an inventory)."""
+    import dataclasses
+
+    from pydantic import ValidationError
+
+    from migration_pipeline.lib.problems import InvalidInput, Problem, validation_problems
+
+    fields = [f.name for f in dataclasses.fields(Inventory)]
+    if not isinstance(raw, dict):
+        raise InvalidInput(
+            [Problem(source, None, (), f"is not an inventory (a mapping of {', '.join(fields)})")]
+        )
+    unknown = sorted(set(raw) - set(fields))
+    try:
+        if unknown:
+            raise InvalidInput(
+                [
+                    Problem(
+                        source,
+                        None,
+                        (key,),
+                        "unknown key: this is not an inventory (keys: " + ", ".join(fields) + ")",
+                    )
+                    for key in unknown
+                ]
+            )
+        inventory = _inventory_adapter().validate_python(raw)
+    except ValidationError as error:
+        raise InvalidInput(validation_problems(error, source)) from None
+    problems = [
+        Problem(source, None, (key,), problem) for key, problem in value_problems(inventory).items()
+    ]
+    if problems:
+        raise InvalidInput(problems)
+    return inventory
+
+
 def take_inventory(client: DagsterPlusClient) -> Inventory:
-    """Read everything the migration needs to plan and to verify against, one call each."""
+    """Read everything the migration needs to plan and to verify against, one call each; what
+    Dagster+ answered is checked as an inventory file would be."""
     deployment = client.deployment_by_name(client.deployment)
     workspace = client.workspace()
-    return Inventory(
+    raw = dict(
         organization_url=client.url,
         deployment=deployment.name,
         deployment_id=deployment.id,
@@ -85,6 +187,7 @@ def take_inventory(client: DagsterPlusClient) -> Inventory:
         ],
         uses_branch_deployments=client.uses_branch_deployments(),
     )
+    return inventory_from(raw, f"Dagster+'s answers ({client.url}, {deployment.name})")
 
 
 def render_sections(inventory: Inventory) -> dict[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 KeyPath = tuple[str | int, ...]
@@ -51,3 +51,74 @@ class InvalidInput(Exception):
 
     def report(self) -> str:
         return f"{self}\nNothing was written."
+
+
+# What a value must be, by pydantic's error type: said the way a YAML or JSON file spells it.
+_EXPECTED = {
+    "bool_type": "true or false",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "dataclass_type": "a mapping",
+    "typed_dict_type": "a mapping",
+}
+_QUOTED_BOOLEANS = {"true", "false", "yes", "no", "on", "off", "y", "n", "0", "1"}
+
+
+def described_value(value: object) -> str:
+    """What a value read from YAML or JSON is, for `expected X, got <this>`."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, int | float):
+        return f"{value!r} (a number)"
+    if isinstance(value, str):
+        return f"the string {shown(value)}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def type_message(kind: str, value: object, fallback: str) -> str:
+    """`expected true or false, got the string 'false' (write it without quotes)`, or
+    `fallback` (pydantic's own message) for what is not a type error."""
+    if kind == "missing":
+        return "is missing (it is required)"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        return f"expected a number {fallback.removeprefix('Input should be ')}, got {described_value(value)}"
+    expected = _EXPECTED.get(kind)
+    if expected is None:
+        return fallback.removeprefix("Value error, ")
+    message = f"expected {expected}, got {described_value(value)}"
+    if kind == "bool_type" and isinstance(value, str) and value.lower() in _QUOTED_BOOLEANS:
+        message += " (write true or false, without quotes)"
+    elif kind == "string_type" and isinstance(value, bool | int | float):
+        message += " (quote it to make it a string)"
+    return message
+
+
+def validation_problems(
+    error: Exception,
+    file: str,
+    line_of: Callable[[KeyPath], int | None] | None = None,
+    known_keys: Callable[[KeyPath], Iterable[str]] | None = None,
+) -> list[Problem]:
+    """A pydantic `ValidationError` as problems: the file, the line (`line_of`), the key path,
+    the type expected and the value found; an unknown key with the closest known one."""
+    problems = []
+    for item in error.errors():  # type: ignore[attr-defined]
+        path: KeyPath = tuple(part for part in item["loc"] if isinstance(part, str | int))
+        if item["type"] == "extra_forbidden":
+            choices = known_keys(path[:-1]) if known_keys else ()
+            message = f'unknown key "{path[-1]}"{did_you_mean(str(path[-1]), choices)}'
+        else:
+            message = type_message(item["type"], item.get("input"), item["msg"])
+        problems.append(Problem(file, line_of(path) if line_of else None, path, message))
+    return problems

@@ -270,7 +270,7 @@ def hybrid_ci(
 def settings_change(inventory: Inventory | None, settings: TargetSettings) -> SettingsChange | None:
     if not inventory:
         return None
-    before = copy.deepcopy(inventory.settings)
+    before: dict[str, Any] = copy.deepcopy(dict(inventory.settings))
     remove = ("non_isolated_runs",) if settings.remove_non_isolated_runs else ()
     after, removed = settings_after_cutover(before, remove)
     return SettingsChange(before, after, removed)

@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from migration_pipeline.lib import names
-from migration_pipeline.lib.problems import InvalidInput, Problem, did_you_mean
+from migration_pipeline.lib.problems import InvalidInput, Problem, did_you_mean, type_message
 
 
 def _checked(problem: Callable[[Any], str | None]) -> AfterValidator:
@@ -49,8 +49,19 @@ DockerName = Annotated[str, _checked(names.docker_name_problem)]
 PlainText = Annotated[str, _checked(names.plain_text_problem)]
 DeploymentName = Annotated[str, _checked(names.deployment_name_problem)]
 AgentQueue = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-# Kubernetes quantities (100m, 1Gi, 0.5).
-Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|E|Ei)?$")]
+
+
+def _number_as_text(value: Any) -> Any:
+    """A whole number or a decimal written bare where a string of digits is meant (Kubernetes
+    reads `cpu: 1` as `cpu: "1"`, ECS `cpu: 256` as "256"); a boolean stays an error."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+NumberText = BeforeValidator(_number_as_text)
+# Kubernetes quantities (100m, 1Gi, 0.5, or the bare number 1).
+Quantity = Annotated[
+    str, NumberText, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|E|Ei)?$")
+]
 IamRoleArn = Annotated[
     str, Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}$")
 ]
@@ -63,9 +74,11 @@ SecretArn = Annotated[
 
 
 class TargetSettings(BaseModel):
-    """What every target's settings file may hold; each target's model adds its own keys."""
+    """What every target's settings file may hold; each target's model adds its own keys.
+    Strict: `"false"` is not read as a boolean, `true` not as a number, `3.11` not as a
+    string; each is an error naming the key, the type expected and the value found."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     registry: Registry | None = Field(None, description="Image registry and repository prefix.")
     image_layout: Literal["per_location", "shared"] = "per_location"
@@ -122,7 +135,7 @@ class TargetSettings(BaseModel):
 
 
 class _Resources(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     requests: dict[Literal["cpu", "memory"], Quantity] | None = None
     limits: dict[Literal["cpu", "memory"], Quantity] | None = None
 
@@ -145,7 +158,7 @@ class AzureSettings(KubernetesSettings):
 
 
 class _EcsSecret(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
     name: EnvVarName
     value_from: SecretArn = Field(alias="valueFrom")
 
@@ -154,8 +167,12 @@ class EcsSettings(TargetSettings):
     aws_region: AwsRegion | None = Field(None, description="Where the agent token secret is kept.")
     task_role_arn: IamRoleArn | None = None
     execution_role_arn: IamRoleArn | None = None
-    cpu: str | None = Field(None, pattern=r"^[0-9]{1,6}$", description="CPU units, e.g. 256")
-    memory: str | None = Field(None, pattern=r"^[0-9]{1,7}$", description="MiB, e.g. 512")
+    cpu: Annotated[str, NumberText] | None = Field(
+        None, pattern=r"^[0-9]{1,6}$", description="CPU units, e.g. 256"
+    )
+    memory: Annotated[str, NumberText] | None = Field(
+        None, pattern=r"^[0-9]{1,7}$", description="MiB, e.g. 512"
+    )
     env_vars: list[EnvVar] = []
     secrets: list[_EcsSecret] = []
     runtime_platform: (
@@ -233,6 +250,6 @@ def load_target_settings(
                     f"{did_you_mean(str(path[-1]), model.model_fields)}"
                 )
             else:
-                message = item["msg"].removeprefix("Value error, ")
+                message = type_message(item["type"], item.get("input"), item["msg"])
             problems.append(Problem(file, line, path, message))
         raise InvalidInput(problems) from None
