@@ -82,7 +82,7 @@ def history_command(args: argparse.Namespace) -> int:
     from migration_pipeline.lib.history import migration_runs, render
 
     try:
-        runs = migration_runs(args.host, args.port, args.limit)
+        runs = migration_runs(args.host, args.port, args.limit, args.timeout)
     except RuntimeError as error:
         print(error, file=sys.stderr)
         return 1
@@ -123,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     history.add_argument("--host", default="127.0.0.1")
     history.add_argument("--port", type=int, default=3000)
     history.add_argument("--limit", type=int, default=200, help="how many recent runs to look at")
+    history.add_argument(
+        "--timeout",
+        type=float,
+        default=20.0,
+        help="seconds to wait for the webserver's whole answer (default 20)",
+    )
     args = parser.parse_args(argv)
     if args.command == "history":
         return history_command(args)

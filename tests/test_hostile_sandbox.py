@@ -185,6 +185,22 @@ def start(*args: str) -> subprocess.CompletedProcess:
             "seconds is 0 to 600",
         ),
         (b"\xff\xfe", "not UTF-8"),
+        # Issue 20, class 6: what a scenario seeds is bounded and typed.
+        ("deployments: [{name: prod, runs: {count: -5}}]\n", "runs: count: between 0 and"),
+        ("deployments: [{name: prod, runs: {count: 10000000000}}]\n", "not 10,000,000,000"),
+        ("deployments: [{name: prod, runs: {count: 2.5}}]\n", "count: a whole number"),
+        ("deployments: [{name: prod, runs: {count: true}}]\n", "count: a whole number"),
+        ("deployments: [{name: prod, runs: 100}]\n", "runs: a mapping"),
+        ("deployments: [{name: prod, runs: {statuses: {WON: 1}}}]\n", "not a run status"),
+        ("deployments: [{name: prod, runs: {statuses: {SUCCESS: -1}}}]\n", "a weight of 0"),
+        ("deployments: [{name: prod, runs: {statuses: {SUCCESS: 0}}}]\n", "at least one weight"),
+        ("deployments: [{name: prod, runs: {jobs: []}}]\n", "jobs: a list of job names"),
+        (
+            "deployments: [{name: prod}]\ntiming: {heartbeat_window_seconds: -1}\n",
+            "seconds between",
+        ),
+        ("deployments: [{name: prod}]\ntiming: {heartbeat_window_seconds: .nan}\n", "not nan"),
+        ("deployments: [{name: prod}]\ntiming: {tick: 1}\n", "timing.tick: unknown"),
     ],
 )
 def test_a_malformed_scenario_is_a_message_and_exit_2(tmp_path, content, fragment):
@@ -232,3 +248,99 @@ def test_every_refusal_above_left_the_viewer_powerless_and_no_token_echoed(sandb
     assert rejected.status_code == 401 and bogus not in rejected.text
     assert sandbox.state.events() == []
     assert json.loads(rejected.text)["error"]
+
+
+# -- issue 20, class 6: every read bounded, on the sandbox's side too ---------------------------
+
+
+def graphql(sandbox, query: str, token: str | None = None) -> requests.Response:
+    return requests.post(
+        f"{sandbox.url}/graphql",
+        json={"query": query},
+        timeout=30,
+        headers={"Dagster-Cloud-Api-Token": token or sandbox.token("admin")},
+    )
+
+
+def test_a_fragment_bomb_is_refused_before_it_runs(sandbox):
+    # Each fragment spreads the one below it twice: 2^24 selections of `id` from 25 lines.
+    fragments = (
+        "".join(f"fragment F{i} on CloudQuery {{ ...F{i + 1} ...F{i + 1} }}\n" for i in range(24))
+        + "fragment F24 on CloudQuery { agents { id } }\n"
+    )
+    answer = graphql(sandbox, "query { ...F0 }\n" + fragments)
+    assert answer.status_code == 200
+    assert "selects more than 2,000 fields" in answer.json()["errors"][0]["message"]
+    still_serving(sandbox)
+
+
+def test_an_alias_bomb_is_refused(sandbox):
+    aliases = " ".join(f"a{i}: agents {{ id status }}" for i in range(1500))
+    answer = graphql(sandbox, "{ " + aliases + " }")
+    assert "selects more than 2,000 fields" in answer.json()["errors"][0]["message"]
+    still_serving(sandbox)
+
+
+def test_a_document_too_long_is_refused_and_large_ones_are_not_cached(sandbox):
+    from dagster_plus_sandbox.api import _parse_cached
+
+    long = graphql(sandbox, "{ agents { id } }" + " " * 200_000)
+    assert "at most 100,000 are read" in long.json()["errors"][0]["message"]
+    cached = _parse_cached.cache_info().currsize
+    for i in range(20):  # distinct documents of 20 kB: parsed, answered, not kept
+        assert graphql(sandbox, f"# {i}{' ' * 20_000}\n{{ agents {{ id }} }}").json()["data"]
+    assert _parse_cached.cache_info().currsize == cached
+    still_serving(sandbox)
+
+
+def test_a_json_body_beyond_its_bound_is_refused_before_it_is_parsed(sandbox):
+    got, body = raw_request(sandbox.url, post_headers(sandbox.url, "5000000"))
+    assert got == 413 and b"4,000,000" in body
+    still_serving(sandbox)
+
+
+def multipart(payload: bytes) -> tuple[str, bytes]:
+    boundary = "sandboxbomb"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="workspace_entry.tmp"; '
+            f'filename="workspace_entry.tmp"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode()
+        + payload
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return f"multipart/form-data; boundary={boundary}", body
+
+
+def test_a_zlib_bomb_upload_is_refused_without_inflating_it(sandbox, admin):
+    import zlib
+
+    from dagster_plus_sandbox.agent_uploads import MAX_INFLATED_BYTES, inflate
+
+    bomb = zlib.compress(b"\0" * (MAX_INFLATED_BYTES * 4), 9)  # ~250 kB on the wire
+    with pytest.raises(ValueError, match="inflates to more than"):
+        inflate(bomb)
+    token = admin.create_agent_token("bomb").token.get_secret_value()
+    content_type, body = multipart(bomb)
+    answer = requests.put(
+        f"{sandbox.agent_url}/upload_workspace_entry",
+        data=body,
+        timeout=60,
+        headers={
+            "Content-Type": content_type,
+            "Dagster-Cloud-Api-Token": token,
+            "Dagster-Cloud-Deployment": "prod",
+        },
+    )
+    assert answer.status_code == 400 and "inflates to more than" in answer.json()["error"]
+    still_serving(sandbox)
+
+
+def test_the_snapshot_store_is_bounded_in_bytes():
+    from dagster_plus_sandbox.agent_uploads import SnapshotStore
+
+    store = SnapshotStore(limit=1000, max_bytes=10_000)
+    for i in range(10):
+        store.put(f"{i:040d}", b"x" * 3000)
+    kept = [i for i in range(10) if store.get(f"{i:040d}") is not None]
+    assert kept == [7, 8, 9]  # the newest that fit in 10,000 bytes

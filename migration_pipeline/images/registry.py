@@ -24,6 +24,8 @@ MANIFEST_TYPES = ", ".join(
         "application/vnd.docker.distribution.manifest.list.v2+json",
     ]
 )
+# The OCI distribution spec's own limit for a manifest a registry must accept (4 MB).
+MAX_MANIFEST_BYTES = 4_000_000
 ECR_HOST = re.compile(r"^(\d+)\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com$")
 
 
@@ -155,29 +157,37 @@ def _manifest(
     Docker Hub, ACR, ...). Raises `RegistryError` when the registry cannot be reached."""
     import requests  # loaded on first use: importing the code location stays light
 
+    from migration_pipeline.lib.http import bounded_request, bounded_session
+
     host, _, name = repository.partition("/")
     url = f"{base_url(host, insecure)}/v2/{name}/manifests/{reference}"
     auth = (credentials.username, credentials.password.get_secret_value()) if credentials else None
-    session = requests.Session()
-    try:
-        response = session.request(
-            method, url, headers={"Accept": MANIFEST_TYPES}, auth=auth, timeout=timeout
+    session = bounded_session()
+
+    def read(method: str, url: str, **kwargs) -> requests.Response:
+        # A manifest or a token is a few kB: a deadline for the whole answer and a bound.
+        return bounded_request(
+            session, method, url, deadline=timeout, max_bytes=MAX_MANIFEST_BYTES, **kwargs
         )
+
+    try:
+        response = read(method, url, headers={"Accept": MANIFEST_TYPES}, auth=auth)
         challenge = response.headers.get("WWW-Authenticate", "")
         if response.status_code == 401 and "bearer" in challenge.lower():
             fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
             realm = fields.pop("realm", None)
-            token = session.get(realm, params=fields, auth=auth, timeout=timeout) if realm else None
+            token = read("GET", realm, params=fields, auth=auth) if realm else None
             if token is not None and token.ok:
                 value = token.json().get("token") or token.json().get("access_token")
-                response = session.request(
+                response = read(
                     method,
                     url,
-                    timeout=timeout,
                     headers={"Accept": MANIFEST_TYPES, "Authorization": f"Bearer {value}"},
                 )
-    except requests.RequestException as error:
+    except (requests.RequestException, ValueError, AttributeError) as error:
         raise RegistryError(f"cannot reach the registry {host}: {type(error).__name__}") from None
+    finally:
+        session.close()
     if response.status_code in (401, 403):
         raise RegistryError(
             f"the registry {host} refused the credentials (HTTP "

@@ -44,35 +44,74 @@ class MigrationRun:
 
 
 def migration_runs(
-    host: str = "127.0.0.1", port: int = 3000, limit: int = 200
+    host: str = "127.0.0.1", port: int = 3000, limit: int = 200, deadline: float = 20.0
 ) -> list[MigrationRun]:
-    """The migration jobs' runs, newest first, through dagster-graphql's DagsterGraphQLClient."""
-    from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+    """The migration jobs' runs, newest first, from the webserver's GraphQL API: one POST with a
+    deadline for the whole answer and a size bound (`lib.http`), so a silent or trickling
+    webserver is an error after `deadline` seconds, never a wait. `RuntimeError` says what."""
+    import requests
 
-    client = DagsterGraphQLClient(host, port_number=port)
-    # The client has no public "list runs" call; its `_execute` runs any document with the
-    # client's transport and error handling.
+    from migration_pipeline.lib.http import bounded_request, bounded_session
+
+    url = f"http://{host}:{port}/graphql"
+    session = bounded_session()
     try:
-        data = client._execute(RUNS_QUERY, {"limit": limit})  # noqa: SLF001
-    except DagsterGraphQLClientError as error:
-        raise RuntimeError(
-            f"cannot read runs from the Dagster webserver at {host}:{port}: {error}"
-        ) from None
-    result = data["runsOrError"]
-    if result["__typename"] != "Runs":
-        raise RuntimeError(f"the webserver could not list runs: {result.get('message')}")
-    return [
-        MigrationRun(
-            r["runId"],
-            r["jobName"],
-            r["status"],
-            r["startTime"],
-            r["endTime"],
-            next((t["value"] for t in r.get("tags") or [] if t["key"] == "dagster/partition"), ""),
+        response = bounded_request(
+            session,
+            "POST",
+            url,
+            deadline=deadline,
+            json={"query": RUNS_QUERY, "variables": {"limit": limit}},
         )
-        for r in result["results"]
-        if r["jobName"] in MIGRATION_JOBS
-    ]
+        data = response.json().get("data") if response.ok else None
+    except requests.Timeout:
+        raise RuntimeError(
+            f"the Dagster webserver at {host}:{port} gave no whole answer within {deadline:g}s: "
+            "is it a Dagster webserver, and is it up (`dagster dev`)?"
+        ) from None
+    except (requests.RequestException, ValueError, AttributeError) as error:
+        raise RuntimeError(
+            f"cannot read runs from the Dagster webserver at {host}:{port}: "
+            f"{type(error).__name__}: {error}"
+        ) from None
+    finally:
+        session.close()
+    result = (data or {}).get("runsOrError") if isinstance(data, dict) else None
+    if not isinstance(result, dict):
+        raise RuntimeError(
+            f"{url} did not answer as a Dagster webserver does (HTTP {response.status_code})"
+        )
+    if result.get("__typename") != "Runs":
+        raise RuntimeError(f"the webserver could not list runs: {result.get('message')}")
+    return [run for run in map(_run_from, result.get("results") or []) if run is not None]
+
+
+def _run_from(raw: object) -> MigrationRun | None:
+    """A run of a migration job, or None for another job's; a run not started yet has no
+    `startTime` (queued), one not ended no `endTime`: both are None then."""
+    if not isinstance(raw, dict) or raw.get("jobName") not in MIGRATION_JOBS:
+        return None
+    tags = raw.get("tags")
+    tags = tags if isinstance(tags, list) else []
+    return MigrationRun(
+        str(raw.get("runId", "?")),
+        str(raw["jobName"]),
+        str(raw.get("status", "?")),
+        _seconds(raw.get("startTime")),
+        _seconds(raw.get("endTime")),
+        next(
+            (
+                str(t.get("value"))
+                for t in tags
+                if isinstance(t, dict) and t.get("key") == "dagster/partition"
+            ),
+            "",
+        ),
+    )
+
+
+def _seconds(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def render(runs: list[MigrationRun]) -> str:

@@ -5,6 +5,9 @@ with bounded exponential backoff, and never retries 401/403. A call that is not 
 (creating an agent token) is retried only when the failure proves that the server did not act
 on it; otherwise it raises `OutcomeUnknownError` so that the caller reads the state first.
 
+Each attempt has a deadline (`timeout`: the whole answer, however slowly a server trickles it)
+and a size bound (`max_answer_bytes`), both from `lib.http`.
+
 The API token lives in a `SecretStr` and is sent only in the `Dagster-Cloud-Api-Token` header:
 it is never logged, never part of an exception, and hidden from `repr`.
 """
@@ -21,6 +24,12 @@ import requests
 from pydantic import SecretStr
 from urllib3.exceptions import NewConnectionError
 
+from migration_pipeline.lib.http import (
+    MAX_ANSWER_BYTES,
+    AnswerTooLarge,
+    bounded_request,
+    bounded_session,
+)
 from migration_pipeline.plus import documents as doc
 from migration_pipeline.plus.errors import (
     DagsterPlusError,
@@ -67,6 +76,7 @@ class DagsterPlusClient:
         backoff_seconds: float = 0.5,
         max_backoff_seconds: float = 8.0,
         max_retry_after_seconds: float = 60.0,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
         log: logging.Logger | Any | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
@@ -78,9 +88,10 @@ class DagsterPlusClient:
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self.max_retry_after_seconds = max_retry_after_seconds
+        self.max_answer_bytes = max_answer_bytes
         self.log = log or logger
         self._sleep = sleep
-        self._session = requests.Session()
+        self._session = bounded_session()
         self.requests_sent = 0
 
     def __repr__(self) -> str:
@@ -144,12 +155,21 @@ class DagsterPlusClient:
             response = None
             try:
                 self.requests_sent += 1
-                response = self._session.post(
+                response = bounded_request(
+                    self._session,
+                    "POST",
                     self._endpoint(organization_scope),
+                    deadline=self.timeout,
+                    max_bytes=self.max_answer_bytes,
                     json=body,
                     headers=headers,
-                    timeout=self.timeout,
                 )
+            except AnswerTooLarge:
+                raise DagsterPlusError(
+                    operation,
+                    f"the answer is larger than {self.max_answer_bytes:,} bytes, more than any "
+                    f"Dagster+ answer this tool reads; it was not read (is {self.url} Dagster+?)",
+                ) from None
             except requests.ConnectionError as error:
                 refused = _connection_refused(error)
                 last_problem = "connection refused" if refused else "connection dropped"
@@ -160,7 +180,7 @@ class DagsterPlusClient:
                         "or may not have taken effect; read the current state before retrying",
                     ) from None
             except requests.Timeout:
-                last_problem = f"no answer within {self.timeout:g}s"
+                last_problem = f"no whole answer within {self.timeout:g}s"
                 if not idempotent:
                     raise OutcomeUnknownError(
                         operation, f"{last_problem}; it may or may not have taken effect"

@@ -20,16 +20,37 @@ import zlib
 from typing import Any
 
 MAX_SNAPSHOT_BYTES = 4_000_000  # an error snapshot (a serialized load error)
+# What a compressed upload may inflate to: a workspace entry (a location's whole repository
+# snapshot) of a large project is tens of MB. A "zlib bomb" (a few MB that inflate to GBs) is
+# refused once this much has come out, never inflated whole.
+MAX_INFLATED_BYTES = 64_000_000
+
+
+def inflate(data: bytes, limit: int = MAX_INFLATED_BYTES) -> bytes:
+    """`zlib.decompress(data)`, refusing (ValueError) what would inflate past `limit` bytes."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, limit)
+    except zlib.error as error:
+        raise ValueError(f"not zlib data: {error}") from None
+    if inflater.unconsumed_tail:
+        raise ValueError(f"it inflates to more than {limit:,} bytes")
+    if not inflater.eof:
+        raise ValueError("the zlib stream is cut short")
+    return out
 
 
 class SnapshotStore:
-    """Error snapshots the agent uploaded, by sha1 (bounded: the oldest go first). Uploads go
-    to presigned URLs: `signature` is an HMAC of the sha1 under a secret of this store."""
+    """Error snapshots the agent uploaded, by sha1, bounded in number and in bytes (the oldest
+    go first). Uploads go to presigned URLs: `signature` is an HMAC of the sha1 under a secret
+    of this store."""
 
-    def __init__(self, limit: int = 1000):
+    def __init__(self, limit: int = 1000, max_bytes: int = 64_000_000):
         self._lock = threading.Lock()
         self._data: dict[str, bytes] = {}
         self._limit = limit
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._secret = secrets.token_bytes(32)
 
     def sign(self, sha1: str) -> str:
@@ -40,9 +61,10 @@ class SnapshotStore:
 
     def put(self, sha1: str, data: bytes) -> None:
         with self._lock:
+            self._bytes += len(data) - len(self._data.pop(sha1, b""))
             self._data[sha1] = data
-            while len(self._data) > self._limit:
-                self._data.pop(next(iter(self._data)))
+            while len(self._data) > self._limit or self._bytes > self._max_bytes:
+                self._bytes -= len(self._data.pop(next(iter(self._data))))
 
     def get(self, sha1: str) -> bytes | None:
         with self._lock:
@@ -100,7 +122,7 @@ def confirm_upload(body: Any, store: SnapshotStore) -> Any:
 
 
 def _decoded(data: bytes, file_format: str) -> bytes:
-    return zlib.decompress(data) if file_format != "json" and data else data
+    return inflate(data) if file_format != "json" and data else data
 
 
 def code_location_update(body: Any, store: SnapshotStore) -> tuple[str, str | None, Any]:
@@ -153,7 +175,7 @@ def workspace_entry_upload(content_type: str, body: bytes) -> tuple[str, str | N
     payload = parts[0].get_payload(decode=True)
     if not isinstance(payload, bytes):
         raise ValueError("the workspace_entry file is empty")
-    entry = deserialize_value(zlib.decompress(payload).decode(), DagsterCloudUploadWorkspaceEntry)
+    entry = deserialize_value(inflate(payload).decode(), DagsterCloudUploadWorkspaceEntry)
     error_info = entry.serialized_error_info
     error = error_info.message.strip() if error_info is not None else None
     answer = serialize_value(

@@ -57,14 +57,38 @@ def _parse_literal(node, variables=None):
 
 
 MAX_DOCUMENT_TOKENS = 20_000
+# A document's text: a real client's is a few kB (values travel as variables). Only documents
+# of at most CACHED_DOCUMENT_BYTES are cached, so the cache holds at most 512 x 16 kB of text.
+MAX_DOCUMENT_BYTES = 100_000
+CACHED_DOCUMENT_BYTES = 16_000
+# Fields an operation selects once its fragments are expanded: an alias or fragment "bomb"
+# (a fragment spreading another twice, twenty deep) would select millions from a few hundred
+# tokens. The largest document the product, Dagster's CLI or its agent sends selects about a
+# hundred. Dagster+ documents no such limit; this one is the sandbox's own.
+MAX_SELECTED_FIELDS = 2_000
 
 
-@lru_cache(maxsize=512)
 def parse_document(
     query: str, api: ApiName = "user"
 ) -> tuple[DocumentNode | None, tuple[str, ...]]:
-    """The parsed document, validated against one API's schema, or None and the errors (cached:
-    clients repeat their queries)."""
+    """The parsed document, validated against one API's schema, or None and the errors
+    (documents of a few kB are cached: clients repeat their queries)."""
+    if len(query) > MAX_DOCUMENT_BYTES:
+        return None, (
+            f"The document is {len(query):,} characters; at most {MAX_DOCUMENT_BYTES:,} are read "
+            "(send values as variables).",
+        )
+    if len(query) <= CACHED_DOCUMENT_BYTES:
+        return _parse_cached(query, api)
+    return _parse(query, api)
+
+
+@lru_cache(maxsize=512)
+def _parse_cached(query: str, api: ApiName) -> tuple[DocumentNode | None, tuple[str, ...]]:
+    return _parse(query, api)
+
+
+def _parse(query: str, api: ApiName) -> tuple[DocumentNode | None, tuple[str, ...]]:
     try:
         # Bounded: a real client's document has a few hundred tokens.
         document = parse(query, max_tokens=MAX_DOCUMENT_TOKENS)
@@ -78,7 +102,47 @@ def parse_document(
         return None, ("The document is nested too deeply.",)
     if errors:
         return None, tuple(e.message for e in errors)
+    selected = selected_fields(document, MAX_SELECTED_FIELDS)
+    if selected > MAX_SELECTED_FIELDS:
+        return None, (
+            f"The document selects more than {MAX_SELECTED_FIELDS:,} fields once its fragments "
+            "are expanded; the sandbox serves at most that many per document.",
+        )
     return document, ()
+
+
+def selected_fields(document: DocumentNode, limit: int) -> int:
+    """How many fields the document's operations select with every fragment expanded, counted
+    up to just past `limit` (a fragment is counted once and reused, so a bomb costs nothing
+    to measure). The document is valid already: its fragments exist and do not cycle."""
+    from graphql.language import FragmentDefinitionNode, FragmentSpreadNode, InlineFragmentNode
+
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    sizes: dict[str, int] = {}
+
+    def count(selection_set) -> int:
+        total = 0
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                total += 1 + count(selection.selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                total += count(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name not in sizes:
+                    sizes[name] = count(fragments[name].selection_set)
+                total += sizes[name]
+            if total > limit:
+                return limit + 1
+        return total
+
+    return sum(
+        count(d.selection_set)
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    )
 
 
 # Root fields that only group the operations under them.

@@ -90,6 +90,61 @@ DEFAULT_SCENARIO: dict[str, Any] = {
 }
 
 
+# Bounds on what a scenario may ask the sandbox to seed: far above any test's or demo's needs
+# (the scale benchmark seeds 100,000 runs), far below what would exhaust memory or disk.
+MAX_RUNS_PER_DEPLOYMENT = 1_000_000
+MAX_TIMING_SECONDS = 3600.0
+# Dagster's run statuses (dagster._core.storage.dagster_run.DagsterRunStatus).
+RUN_STATUSES = (
+    "QUEUED",
+    "NOT_STARTED",
+    "MANAGED",
+    "STARTING",
+    "STARTED",
+    "SUCCESS",
+    "FAILURE",
+    "CANCELING",
+    "CANCELED",
+)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
+def _runs_problem(runs: Any) -> str | None:
+    """What is wrong with a deployment's `runs:` spec, or None."""
+    if runs is None:
+        return None
+    if not isinstance(runs, dict):
+        return "a mapping (count, seed, statuses, jobs)"
+    unknown = set(runs) - {"count", "seed", "statuses", "jobs"}
+    if unknown:
+        return f"unknown keys {sorted(unknown)}"
+    count = runs.get("count", 0)
+    if not isinstance(count, int) or isinstance(count, bool):
+        return f"count: a whole number, not {count!r}"
+    if not 0 <= count <= MAX_RUNS_PER_DEPLOYMENT:
+        return f"count: between 0 and {MAX_RUNS_PER_DEPLOYMENT:,}, not {count:,}"
+    seed = runs.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return f"seed: a whole number, not {seed!r}"
+    statuses = runs.get("statuses", {"SUCCESS": 1.0})
+    if not isinstance(statuses, dict) or not statuses:
+        return "statuses: a mapping of run status to weight"
+    for status, weight in statuses.items():
+        if status not in RUN_STATUSES:
+            return f"statuses: {status!r} is not a run status ({', '.join(RUN_STATUSES)})"
+        if not _number(weight) or not 0 <= weight < float("inf"):
+            return f"statuses.{status}: a weight of 0 or more, not {weight!r}"
+    if sum(statuses.values()) <= 0:
+        return "statuses: at least one weight above 0"
+    jobs = runs.get("jobs", ["job"])
+    if not isinstance(jobs, list) or not jobs or not all(isinstance(j, str) and j for j in jobs):
+        return "jobs: a list of job names"
+    return None
+
+
 @dataclass
 class Scenario:
     organization: str
@@ -104,7 +159,18 @@ class Scenario:
         if unknown:
             raise ValueError(f"scenario: unknown keys {sorted(unknown)}")
         timing = dict(DEFAULT_SCENARIO["timing"])
-        timing.update(raw.get("timing") or {})
+        given = raw.get("timing") or {}
+        if not isinstance(given, dict):
+            raise ValueError("scenario: timing: a mapping of seconds")
+        for key, value in given.items():
+            if key not in timing:
+                raise ValueError(f"scenario: timing.{key}: unknown (one of {sorted(timing)})")
+            if not _number(value) or not 0 <= value <= MAX_TIMING_SECONDS:
+                raise ValueError(
+                    f"scenario: timing.{key}: seconds between 0 and {MAX_TIMING_SECONDS:g}, "
+                    f"not {value!r}"
+                )
+        timing.update(given)
         deployments = raw.get("deployments") or []
         if not deployments:
             raise ValueError("scenario: at least one deployment is needed")
@@ -126,6 +192,9 @@ class Scenario:
                     f"{where}.parent: a branch deployment names its base deployment, "
                     "listed before it"
                 )
+            runs_problem = _runs_problem(spec.get("runs"))
+            if runs_problem:
+                raise ValueError(f"{where}.runs: {runs_problem}")
             if spec["name"] in names:
                 raise ValueError(f"{where}.name: {spec['name']!r} is listed twice")
             names.add(spec["name"])
@@ -171,7 +240,7 @@ def new_token_value(kind: str, organization: str) -> str:
 
 def generate_runs(spec: dict[str, Any], now: float) -> list[tuple[str, str, str, float]]:
     """Deterministic historical runs `(run_id, status, job_name, creation_time)`, oldest first."""
-    count = int(spec.get("count", 0))
+    count = spec.get("count", 0)  # checked by Scenario.from_mapping
     rng = random.Random(spec.get("seed", 0))
     statuses = spec.get("statuses") or {"SUCCESS": 1.0}
     jobs = spec.get("jobs") or ["job"]

@@ -54,8 +54,11 @@ DEPLOYMENT_HEADER = "Dagster-Cloud-Deployment"
 ROOTS = {"user": UserRoot, "agent": AgentRoot}
 
 
-# A GraphQL request or an agent's upload; far more than any real one.
+# An agent's upload (a compressed workspace entry); far more than any real one.
 MAX_BODY_BYTES = 16_000_000
+# A JSON body (a GraphQL request, an agent's JSON report): a deploy document of a thousand
+# locations is about 1 MB. Checked on Content-Length before a byte is read or parsed.
+MAX_JSON_BODY_BYTES = 4_000_000
 
 
 class _Refused(Exception):
@@ -113,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _read_json(self) -> Any:
-        return json.loads(self._body() or b"null")
+        return json.loads(self._body(MAX_JSON_BODY_BYTES) or b"null")
 
     def _drop(self) -> None:
         """Close the connection without an answer, as a dropped connection looks to a client."""
@@ -219,7 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
             sandbox.snapshots.put(sha1, self._body(agent_uploads.MAX_SNAPSHOT_BYTES))
             self._send_json(200, {})
             return
-        body = self._body()
+        multipart = path == "/upload_workspace_entry"
+        body = self._body(MAX_BODY_BYTES if multipart else MAX_JSON_BODY_BYTES)
         deployment = self._agent_deployment()
         if deployment is None:
             return
@@ -241,7 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
                 location, error, answer = agent_uploads.workspace_entry_upload(
                     self.headers.get("Content-Type", ""), body
                 )
-        except (ValueError, KeyError, TypeError) as problem:
+        except (ValueError, KeyError, TypeError, RecursionError) as problem:
             self._send_json(400, {"error": f"cannot read the upload: {problem}"})
             return
         sandbox.state.record_upload(deployment.name, location, error)
