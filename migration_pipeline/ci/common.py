@@ -195,7 +195,7 @@ def dagster_cloud_url_in(ci_texts: list[str]) -> str | None:
 
     for text in ci_texts:
         try:
-            document = load_plain(text, "workflow")  # bounded: aliases and depth
+            document = load_plain(text, "workflow", any_tags=True)  # bounded; GitLab's tags
         except InvalidInput:
             continue
         for value in _settings_named(document, "DAGSTER_CLOUD_URL"):
@@ -225,7 +225,7 @@ def github_triggers(workflow_texts: list[str]) -> dict[str, Any]:
     triggers: dict[str, Any] = {}
     for text in workflow_texts:
         try:
-            data = load_plain(text, "workflow")  # bounded: aliases and depth
+            data = load_plain(text, "workflow", any_tags=True)  # bounded; GitLab's tags
         except InvalidInput:
             continue
         if not isinstance(data, dict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import os
 import re
 import time
 from collections.abc import Callable
@@ -64,20 +65,53 @@ def content_hash(context: Path, dockerfile: Path, target: str | None = None) -> 
     """A hash of the Dockerfile, its build stage and the build context, as the builder would
     see them."""
     ignore_file = context / ".dockerignore"
+    ignored = _build_file(ignore_file) if ignore_file.exists() else ""
+    recipe = _build_file(dockerfile)
     patterns = [
         line.strip().rstrip("/")
-        for line in (ignore_file.read_text().splitlines() if ignore_file.exists() else [])
+        for line in ignored.splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    digest = hashlib.sha256(dockerfile.read_bytes())
+    digest = hashlib.sha256(recipe.encode())
     if target:
         digest.update(b"target\0" + target.encode() + b"\0")
-    for path in sorted(p for p in context.rglob("*") if p.is_file()):
-        relative = path.relative_to(context).as_posix()
+    for relative, path in _context_entries(context):
         if _ignored(relative, patterns):
             continue
-        digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+        if path.is_symlink():  # sent as a link, as the builder sends it: never followed
+            digest.update(relative.encode() + b"\0link\0" + os.readlink(path).encode() + b"\0")
+        else:
+            digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def _build_file(path: Path) -> str:
+    """A Dockerfile or .dockerignore, read bounded (a FIFO or a device is refused, never waited
+    on); `BuildError` naming it otherwise."""
+    from migration_pipeline.lib.files import NotReadable, read_text
+
+    try:
+        return read_text(path)
+    except NotReadable as error:
+        raise BuildError(f"{path}: {error}") from None
+
+
+def _context_entries(context: Path) -> list[tuple[str, Path]]:
+    """The build context's regular files and symbolic links, sorted by relative path: walked
+    with a stack (a tree of any depth) and never through a link (a link to a directory, or to
+    a file outside the context, is one entry, its target's name)."""
+    found: list[tuple[str, Path]] = []
+    stack = [context]
+    while stack:
+        directory = stack.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                path = Path(entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(path)
+                elif entry.is_symlink() or entry.is_file(follow_symlinks=False):
+                    found.append((path.relative_to(context).as_posix(), path))
+    return sorted(found)
 
 
 def image_tag(content: str, location: str) -> str:

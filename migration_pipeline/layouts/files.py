@@ -15,6 +15,9 @@ from migration_pipeline.lib.files import NotReadable, read_text
 from migration_pipeline.lib.paths import normalize
 from migration_pipeline.lib.problems import InvalidInput, Problem
 
+# Directories nested deeper than this are not read: no project keeps its configuration there,
+# and Python's directory walk recurses once per level.
+MAX_DEPTH = 100
 SKIP_DIRS = {
     ".git",
     ".venv",
@@ -99,6 +102,17 @@ def _interesting(relative: str) -> bool:
     )
 
 
+def link_described(target: str) -> str:
+    """A link `ProjectFiles.outside` records, for a message."""
+    if target.startswith("nowhere: "):
+        return f"a symbolic link that leads nowhere ({target.removeprefix('nowhere: ')})"
+    return f"a symbolic link out of the project (to {target})"
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or type(error).__name__
+
+
 def project_root(project_dir: str | Path) -> Path:
     """The project directory, which must exist; an empty name is an error, not `.`."""
     if not str(project_dir).strip():
@@ -107,7 +121,12 @@ def project_root(project_dir: str | Path) -> Path:
         )
     root = Path(project_dir)
     if not root.exists():
-        raise InvalidInput([Problem(str(project_dir), None, (), "no such project directory")])
+        what = (
+            "is a symbolic link that leads nowhere (a loop, or a missing target)"
+            if root.is_symlink()
+            else "no such project directory"
+        )
+        raise InvalidInput([Problem(str(project_dir), None, (), what)])
     if not root.is_dir():
         raise InvalidInput([Problem(str(project_dir), None, (), "is not a directory")])
     return root
@@ -125,16 +144,39 @@ def read_project(project_dir: str | Path) -> ProjectFiles:
     seen: set[str] = set()
 
     def leaves(path: Path) -> bool:
+        """A link out of the project, or one that leads nowhere (a loop, an unreadable link):
+        never followed."""
         if not path.is_symlink():
             return False
-        target = path.resolve()
+        try:
+            target = path.resolve()  # a dangling link resolves to where it points
+        except (OSError, RuntimeError) as error:  # a loop, or a link that cannot be read
+            why = "a loop" if isinstance(error, RuntimeError) else _reason(error)
+            outside[path.relative_to(root).as_posix()] = f"nowhere: {why}"
+            return True
         if target.is_relative_to(real_root):
             return False
         outside[path.relative_to(root).as_posix()] = str(target)
         return True
 
-    for directory, subdirs, files in os.walk(root):  # never descends into a linked directory
+    def unreadable(error: OSError) -> None:
+        where = Path(error.filename).relative_to(root).as_posix() if error.filename else "."
+        problems.append(Problem(where, None, (), f"cannot be read ({_reason(error)}): skipped"))
+
+    # Never descends into a linked directory; reports a directory it cannot list, and stops at
+    # MAX_DEPTH (os.walk recurses once per level).
+    for directory, subdirs, files in os.walk(root, onerror=unreadable):
         base = Path(directory)
+        if len(base.relative_to(root).parts) >= MAX_DEPTH and subdirs:
+            problems.append(
+                Problem(
+                    base.relative_to(root).as_posix(),
+                    None,
+                    (),
+                    f"is {MAX_DEPTH} directories deep: what is below it was not read",
+                )
+            )
+            subdirs[:] = []
         subdirs[:] = sorted(
             d
             for d in subdirs
@@ -147,11 +189,7 @@ def read_project(project_dir: str | Path) -> ProjectFiles:
                 if _interesting(relative):
                     problems.append(
                         Problem(
-                            relative,
-                            None,
-                            (),
-                            f"is a symbolic link out of the project (to {outside[relative]}): "
-                            "not read",
+                            relative, None, (), f"is {link_described(outside[relative])}: not read"
                         )
                     )
                 continue

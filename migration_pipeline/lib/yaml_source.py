@@ -86,6 +86,8 @@ def to_plain(node: Any) -> Any:
         return [to_plain(v) for v in node]
     if isinstance(node, str):
         return str(node)
+    if type(node).__name__ == "TaggedScalar":  # `!!str 3`: the tags left are plain ones
+        return str(node.value)
     if isinstance(node, bool) or node is None:
         return node
     if isinstance(node, int):
@@ -95,9 +97,11 @@ def to_plain(node: Any) -> Any:
     return node
 
 
-def parse_yaml(text: str, name: str) -> YamlSource:
+def parse_yaml(text: str, name: str, any_tags: bool = False) -> YamlSource:
     """Parse one YAML document; a syntax error becomes an `InvalidInput` with its line, and so
-    does a document that nests too deeply or expands (through aliases) to too many values."""
+    does a document that nests too deeply or expands (through aliases) to too many values, or
+    (unless `any_tags`, for a CI file: GitLab has `!reference`) holds a tag configuration
+    cannot hold."""
     if "\t" in _indentation(text):
         line = next(
             i
@@ -131,7 +135,59 @@ def parse_yaml(text: str, name: str) -> YamlSource:
     problem = size_problem(data)
     if problem:
         raise InvalidInput([Problem(name, None, (), problem)])
-    return YamlSource(name, text, data)
+    source = YamlSource(name, text, data)
+    tagged = [] if any_tags else tag_problems(source)
+    if tagged:
+        raise InvalidInput(tagged)
+    return source
+
+
+# The tags a plain configuration value may carry (`!!str 3` is the string "3"). Any other, a
+# local `!secret`, `!env`, `!!python/object:...`, is a value neither this tool nor
+# `dagster-cloud ci` or dg (PyYAML's safe loader) can read.
+PLAIN_TAGS = {
+    f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null", "map", "seq")
+}
+# What an explicit `!!binary`, `!!set`, `!!omap` or `!!pairs` becomes: no configuration value.
+_NOT_PLAIN = (bytes, set, frozenset)
+
+
+def tag_problems(source: YamlSource) -> list[Problem]:
+    """Every value (or key) with a tag configuration cannot hold, with its line and key path."""
+    from ruamel.yaml.comments import CommentedOrderedMap
+
+    problems: list[Problem] = []
+    stack: list[tuple[Any, KeyPath]] = [(source.data, ())]
+    while stack:
+        node, path = stack.pop()
+        tag = getattr(getattr(node, "tag", None), "value", None)
+        if tag is not None and tag not in PLAIN_TAGS:
+            shown_tag = tag.replace("tag:yaml.org,2002:", "!!")
+            problems.append(
+                source.problem(
+                    path,
+                    f"has the YAML tag {shown_tag}, which neither this tool nor dagster-cloud "
+                    "(a safe YAML loader) reads: write the value itself, without the tag",
+                )
+            )
+            continue
+        if isinstance(node, _NOT_PLAIN + (CommentedOrderedMap,)):
+            problems.append(
+                source.problem(
+                    path,
+                    "is an explicit YAML type (!!binary, !!set, !!omap or !!pairs) that no "
+                    "configuration value has: write a plain string, list or mapping",
+                )
+            )
+            continue
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if getattr(getattr(key, "tag", None), "value", None) is not None:
+                    stack.append((key, path))
+                stack.append((value, (*path, str(key) if not isinstance(key, int) else key)))
+        elif isinstance(node, list):
+            stack.extend((item, (*path, index)) for index, item in enumerate(node))
+    return sorted(problems, key=lambda p: (p.line or 0, str(p.path)))
 
 
 def size_problem(data: Any) -> str | None:
@@ -158,9 +214,9 @@ def size_problem(data: Any) -> str | None:
     return None
 
 
-def load_plain(text: str, name: str) -> Any:
+def load_plain(text: str, name: str, any_tags: bool = False) -> Any:
     """A YAML document as plain data, read as `parse_yaml` reads it (bounded)."""
-    return to_plain(parse_yaml(text, name).data)
+    return to_plain(parse_yaml(text, name, any_tags).data)
 
 
 def yaml11_reading(text: str) -> Any:

@@ -25,6 +25,7 @@ changes nothing.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -350,10 +351,24 @@ def _running(pid: int) -> bool:
     return True
 
 
+# What a user can do about the errors a write meets.
+_WRITE_HINTS = {
+    errno.ENOSPC: "free some space, then apply again",
+    errno.EDQUOT: "free some of your quota, then apply again",
+    errno.EROFS: "apply in a writable checkout",
+    errno.EPERM: "is the file or its directory immutable (`lsattr`)?",
+    errno.EACCES: "check who owns the project's files",
+    errno.EFBIG: "a file-size limit (`ulimit -f`) stops it",
+}
+
+
 def _described(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         where = f" ({Path(error.filename).name})" if error.filename else ""
-        return f"could not write{where}: {error.strerror}"
+        hint = _WRITE_HINTS.get(error.errno or 0)
+        return f"could not write{where}: {error.strerror}" + (f"; {hint}" if hint else "")
+    if isinstance(error, _ChangedMeanwhile):
+        return str(error)
     return f"{type(error).__name__}: {error}"
 
 
@@ -369,33 +384,37 @@ def project_lock(root: Path) -> Iterator[None]:
             # O_NOFOLLOW: a lock file that is a symbolic link is refused, never truncated through.
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
         except OSError as error:
-            raise InvalidInput(
-                [
-                    Problem(
-                        LOCK_FILE,
-                        None,
-                        (),
-                        f"cannot be used as this project's lock ({error.strerror}"
-                        + (", a symbolic link" if path.is_symlink() else "")
-                        + "): remove it, then plan again",
-                    )
-                ]
+            if not os.path.lexists(path):
+                raise _lock_refused(
+                    f"cannot be created ({error.strerror}): the project directory cannot be "
+                    "written (read-only, immutable: see `lsattr -d`, or not yours); make it "
+                    "writable, then apply again"
+                ) from None
+            raise _lock_refused(
+                f"cannot be used as this project's lock ({error.strerror}"
+                + (", a symbolic link" if path.is_symlink() else "")
+                + "): remove it, then plan again"
             ) from None
+        kind = _not_a_file(os.fstat(fd).st_mode)
+        if kind:
+            os.close(fd)
+            raise _lock_refused(
+                f"is {kind}, where this tool keeps its lock file: remove it, then plan again"
+            )
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise InvalidInput(
-                [
-                    Problem(
-                        LOCK_FILE,
-                        None,
-                        (),
-                        f"another apply is running on this project (pid {holder}): wait for "
-                        "it to finish, then plan again",
-                    )
-                ]
+            raise _lock_refused(
+                f"another apply is running on this project (pid {holder}): wait for it to "
+                "finish, then plan again"
+            ) from None
+        except OSError as error:  # a filesystem without locks (some network mounts)
+            os.close(fd)
+            raise _lock_refused(
+                f"cannot be locked ({error.strerror}): is the project on a filesystem without "
+                "file locks? Apply from a local checkout"
             ) from None
         try:
             if os.fstat(fd).st_ino == os.stat(path).st_ino:
@@ -411,6 +430,26 @@ def project_lock(root: Path) -> Iterator[None]:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         os.close(fd)
+
+
+def _lock_refused(message: str) -> InvalidInput:
+    return InvalidInput([Problem(LOCK_FILE, None, (), message)])
+
+
+def _not_a_file(mode: int) -> str | None:
+    """What a non-regular file is, for a message (None for a regular file)."""
+    import stat
+
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+    ):
+        if test(mode):
+            return name
+    return None if stat.S_ISREG(mode) else "not a regular file"
 
 
 @contextlib.contextmanager

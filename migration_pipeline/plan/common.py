@@ -11,7 +11,7 @@ from typing import Any
 
 from migration_pipeline.cloud_yaml.model import CloudYaml
 from migration_pipeline.inventory.core import Inventory, settings_after_cutover
-from migration_pipeline.layouts.files import ProjectFiles
+from migration_pipeline.layouts.files import ProjectFiles, link_described
 from migration_pipeline.lib.paths import normalize
 from migration_pipeline.lib.problems import InvalidInput, Problem
 from migration_pipeline.plan.model import (
@@ -326,8 +326,8 @@ def refuse_writes_out_of_the_project(project: ProjectFiles, files: list[PlannedF
             f.path,
             None,
             (),
-            f"would be written through {hit[0]}, a symbolic link out of the project "
-            f"(to {hit[1]}): the plan writes only inside the project",
+            f"would be written through {hit[0]}, {link_described(hit[1])}: the plan writes "
+            "only inside the project (remove the link)",
         )
         for f in files
         if (hit := project.leads_outside(f.path))
