@@ -217,3 +217,57 @@ def test_a_token_file_linked_out_is_replaced_and_the_token_stays_inside(tmp_path
     assert not Path(stored.reference).is_symlink()
     assert token in Path(stored.reference).read_text()
     assert (outside / "keep.txt").read_text() == "outside the project\n"
+
+
+def test_a_link_planted_at_the_moment_of_the_exchange_is_put_back_untouched(
+    project, outside, monkeypatch
+):
+    # After every check, just before the exchange, dagster_cloud.yaml becomes a link out: the
+    # exchange moves the link itself, what came out is not what was planned over, the link is
+    # put back; nothing outside is opened for writing.
+    from migration_pipeline.plan import apply
+
+    real_swap = apply.swap_files
+
+    def swap_files(first, second):
+        if second.name == "dagster_cloud.yaml" and not second.is_symlink():
+            second.unlink()
+            os.symlink(outside / "keep.txt", second)
+        return real_swap(first, second)
+
+    monkeypatch.setattr(apply, "swap_files", swap_files)
+    before_outside = tree(outside)
+    outcome = plan(project)
+    assert_refused(outcome, "dagster_cloud.yaml changed while the apply ran", code=1)
+    assert (project / "dagster_cloud.yaml").is_symlink()
+    assert tree(outside) == before_outside
+    assert not list(project.rglob(f"*{TEMP_MARK}*"))
+
+
+def test_a_link_planted_where_the_roll_back_removes_a_new_file_is_kept(
+    project, outside, monkeypatch
+):
+    # The Dockerfile is in place; it becomes a link out; the next file fails: the roll-back
+    # moves the link aside, sees it is not what it wrote, and puts it back.
+    from migration_pipeline.plan import apply
+
+    real_new, calls = apply.rename_new, []
+
+    def rename_new(source, target):
+        calls.append(target)
+        if len(calls) == 2:
+            (project / "Dockerfile").unlink()
+            os.symlink(outside / "keep.txt", project / "Dockerfile")
+            raise OSError(28, "No space left on device", str(target))
+        real_new(source, target)
+
+    monkeypatch.setattr(apply, "rename_new", rename_new)
+    before_outside = tree(outside)
+    outcome = plan(project)
+    assert_refused(
+        outcome,
+        "NOT removed: Dockerfile (changed since this apply wrote it; it was new): left as it is",
+        code=1,
+    )
+    assert (project / "Dockerfile").is_symlink()
+    assert tree(outside) == before_outside

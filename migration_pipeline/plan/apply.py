@@ -78,6 +78,7 @@ class ApplyFailed(Exception):
     signal_name: str | None = None
     left: dict[str, str] = field(default_factory=dict)
     backup_dir: str | None = None
+    left_new: dict[str, str] = field(default_factory=dict)  # new files not removed, and why
 
     def __post_init__(self) -> None:
         super().__init__(self.reason)
@@ -92,7 +93,9 @@ class ApplyFailed(Exception):
             lines.append(
                 f"NOT restored: {path} ({why}); its old content is in {self.backup_dir}/{path}"
             )
-        if self.left:
+        for path, why in self.left_new.items():
+            lines.append(f"NOT removed: {path} ({why}; it was new): left as it is")
+        if self.left or self.left_new:
             lines.append("Every other file is as it was before this apply.")
         else:
             lines.append("Every file is as it was before this apply.")
@@ -287,7 +290,7 @@ def _roll_back(
                 if _remove_if(item.path, item.planned.new):
                     failure.removed.append(item.planned.path)
                 else:
-                    failure.left[item.planned.path] = "changed since this apply wrote it"
+                    failure.left_new[item.planned.path] = "changed since this apply wrote it"
                 continue
             old = write_temporary(item.path, item.current, item.mode)
             if _put_in_place(old, item.path, item.planned.new):
@@ -296,8 +299,9 @@ def _roll_back(
                 old.unlink(missing_ok=True)
                 failure.left[item.planned.path] = "changed since this apply wrote it"
         except OSError as error:
-            failure.left[item.planned.path] = _described(error)
-    if not any(item.current is not None for item in pending if item.planned.path in failure.left):
+            left = failure.left if item.current is not None else failure.left_new
+            left[item.planned.path] = _described(error)
+    if not failure.left:  # every old content is back in place: the backups are not needed
         shutil.rmtree(root / backup_dir, ignore_errors=True)
         failure.backup_dir = None
     for directory in reversed(created):
