@@ -94,18 +94,15 @@ DEFAULT_SCENARIO: dict[str, Any] = {
 # (the scale benchmark seeds 100,000 runs), far below what would exhaust memory or disk.
 MAX_RUNS_PER_DEPLOYMENT = 1_000_000
 MAX_TIMING_SECONDS = 3600.0
-# Dagster's run statuses (dagster._core.storage.dagster_run.DagsterRunStatus).
-RUN_STATUSES = (
-    "QUEUED",
-    "NOT_STARTED",
-    "MANAGED",
-    "STARTING",
-    "STARTED",
-    "SUCCESS",
-    "FAILURE",
-    "CANCELING",
-    "CANCELED",
-)
+def run_statuses() -> tuple[str, ...]:
+    """The RunStatus values of the sandbox's user schema (user_api.graphql)."""
+    from graphql import GraphQLEnumType
+
+    from dagster_plus_sandbox.api import schema
+
+    enum = schema("user").type_map["RunStatus"]
+    assert isinstance(enum, GraphQLEnumType)
+    return tuple(enum.values)
 
 
 def _number(value: Any) -> bool:
@@ -132,9 +129,10 @@ def _runs_problem(runs: Any) -> str | None:
     statuses = runs.get("statuses", {"SUCCESS": 1.0})
     if not isinstance(statuses, dict) or not statuses:
         return "statuses: a mapping of run status to weight"
+    known = run_statuses()
     for status, weight in statuses.items():
-        if status not in RUN_STATUSES:
-            return f"statuses: {status!r} is not a run status ({', '.join(RUN_STATUSES)})"
+        if status not in known:
+            return f"statuses: {status!r} is not a run status ({', '.join(known)})"
         if not _number(weight) or not 0 <= weight < float("inf"):
             return f"statuses.{status}: a weight of 0 or more, not {weight!r}"
     if sum(statuses.values()) <= 0:
