@@ -11,50 +11,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
 from graphql import (
     DocumentNode,
     GraphQLError,
-    GraphQLScalarType,
-    GraphQLSchema,
-    build_schema,
     execute_sync,
     parse,
     validate,
 )
 from graphql.language import FieldNode, OperationDefinitionNode
 
+from dagster_plus_sandbox.schemas import ApiName, schema
 from dagster_plus_sandbox.state import Deployment, LocationView, SandboxState, Token
-
-ApiName = Literal["user", "agent"]
-SCHEMA_FILES: dict[ApiName, str] = {"user": "user_api.graphql", "agent": "agent_api.graphql"}
-
-
-@lru_cache(maxsize=2)
-def schema(api: ApiName) -> GraphQLSchema:
-    sdl = resources.files("dagster_plus_sandbox").joinpath(SCHEMA_FILES[api]).read_text()
-    built = build_schema(sdl)
-    for name in ("GenericScalar", "JSONString"):
-        scalar = built.type_map.get(name)
-        if isinstance(scalar, GraphQLScalarType):
-            # graphql-core keeps these as instance attributes (a scalar's own functions).
-            scalar.serialize = _identity  # type: ignore[method-assign]
-            scalar.parse_value = _identity  # type: ignore[method-assign]
-            scalar.parse_literal = _parse_literal  # type: ignore[method-assign]
-    return built
-
-
-def _identity(value):
-    return value
-
-
-def _parse_literal(node, variables=None):
-    from graphql import value_from_ast_untyped
-
-    return value_from_ast_untyped(node, variables)
-
 
 MAX_DOCUMENT_TOKENS = 20_000
 # A document's text: a real client's is a few kB (values travel as variables). Only documents

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from dagster_plus_sandbox.schemas import enum_values
+
 DEFAULT_SCENARIO: dict[str, Any] = {
     "organization": "acme",
     "timing": {
@@ -94,15 +96,6 @@ DEFAULT_SCENARIO: dict[str, Any] = {
 # (the scale benchmark seeds 100,000 runs), far below what would exhaust memory or disk.
 MAX_RUNS_PER_DEPLOYMENT = 1_000_000
 MAX_TIMING_SECONDS = 3600.0
-def run_statuses() -> tuple[str, ...]:
-    """The RunStatus values of the sandbox's user schema (user_api.graphql)."""
-    from graphql import GraphQLEnumType
-
-    from dagster_plus_sandbox.api import schema
-
-    enum = schema("user").type_map["RunStatus"]
-    assert isinstance(enum, GraphQLEnumType)
-    return tuple(enum.values)
 
 
 def _number(value: Any) -> bool:
@@ -129,7 +122,7 @@ def _runs_problem(runs: Any) -> str | None:
     statuses = runs.get("statuses", {"SUCCESS": 1.0})
     if not isinstance(statuses, dict) or not statuses:
         return "statuses: a mapping of run status to weight"
-    known = run_statuses()
+    known = enum_values("user", "RunStatus")
     for status, weight in statuses.items():
         if status not in known:
             return f"statuses: {status!r} is not a run status ({', '.join(known)})"
