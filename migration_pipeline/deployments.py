@@ -152,12 +152,18 @@ class CutoverRecord:
     deploy_started_at: float | None = None
     deployed_at: float | None = None
     deployed_locations: tuple[str, ...] = ()
+    succeeded: bool = True  # False: the run failed after the switch (it still switched)
 
 
 def latest_cutover(instance: dg.DagsterInstance, deployment: str) -> CutoverRecord | None:
-    """The deployment's newest successful cutover run, with when it switched the deployment."""
-    record = latest_run(instance, CUTOVER_JOB, deployment, [dg.DagsterRunStatus.SUCCESS])
-    if record is None or CUTOVER_AT_TAG not in record.dagster_run.tags:
+    """The deployment's newest cutover run that switched it (or found it switched), whatever
+    became of the run afterwards: the switch is tagged on the run the moment it happens, so a
+    cutover that failed after the switch still counts as one (the deployment is HYBRID)."""
+    records = instance.get_run_records(
+        dg.RunsFilter(job_name=CUTOVER_JOB, tags={PARTITION_TAG: deployment}), limit=50
+    )
+    record = next((r for r in records if CUTOVER_AT_TAG in r.dagster_run.tags), None)
+    if record is None:
         return None
     tags = record.dagster_run.tags
     return CutoverRecord(
@@ -168,6 +174,58 @@ def latest_cutover(instance: dg.DagsterInstance, deployment: str) -> CutoverReco
         float(tags[DEPLOY_STARTED_TAG]) if DEPLOY_STARTED_TAG in tags else None,
         float(tags[DEPLOYED_AT_TAG]) if DEPLOYED_AT_TAG in tags else None,
         tuple(filter(None, tags.get(DEPLOYED_LOCATIONS_TAG, "").split(","))),
+        succeeded=record.dagster_run.status == dg.DagsterRunStatus.SUCCESS,
+    )
+
+
+# -- one action at a time per deployment ---------------------------------------------------------
+
+# The jobs that change a deployment in Dagster+ (plus the deploy the cutover may make): at most
+# one of them runs for a deployment at a time, whatever the instance's run queue allows.
+ACTION_JOBS = (CUTOVER_JOB, FINISH_JOB, ROLLBACK_JOB)
+IN_FLIGHT = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def actions_in_flight(
+    instance: dg.DagsterInstance, deployment: str, except_run_id: str | None = None
+) -> list[dg.RunRecord]:
+    """The deployment's cutover, finish and rollback runs that are queued or running (other
+    than `except_run_id`), newest first."""
+    records = instance.get_run_records(
+        dg.RunsFilter(statuses=IN_FLIGHT, tags={PARTITION_TAG: deployment}), limit=50
+    )
+    return [
+        r
+        for r in records
+        if r.dagster_run.job_name in ACTION_JOBS and r.dagster_run.run_id != except_run_id
+    ]
+
+
+def refuse_beside_another_action(
+    instance: dg.DagsterInstance, deployment: str, run_id: str, action: str
+) -> None:
+    """`dg.Failure` (nothing changed) when another cutover, finish or rollback of this
+    deployment is queued or running: two of them at once could switch twice or deploy over a
+    rollback. Each run checks this before it changes anything, so of two that overlap, the
+    later one always sees the earlier."""
+    others = actions_in_flight(instance, deployment, run_id)
+    if not others:
+        return
+    listed = ", ".join(
+        f"{r.dagster_run.job_name} run {r.dagster_run.run_id[:8]} ({r.dagster_run.status.value})"
+        for r in others
+    )
+    raise dg.Failure(
+        f"{deployment}: {listed} is in flight; the {action} does not run beside it. Wait for it "
+        f"to end (or terminate it from the UI), then launch the {action} again. Nothing was "
+        "changed.",
+        allow_retries=False,
     )
 
 
@@ -196,8 +254,11 @@ def progress(instance: dg.DagsterInstance, deployment: str) -> Progress:
     images_ready = latest_materialization(instance, "code_location_images", deployment) is not None
     last_cutover = latest_run(instance, CUTOVER_JOB, deployment)
     cutover = latest_cutover(instance, deployment)
+    # A cutover run that failed after the switch switched: that is "switched", not "failed".
     cutover_failed = (
-        last_cutover is not None and last_cutover.dagster_run.status == dg.DagsterRunStatus.FAILURE
+        last_cutover is not None
+        and last_cutover.dagster_run.status == dg.DagsterRunStatus.FAILURE
+        and (cutover is None or cutover.run_id != last_cutover.dagster_run.run_id)
     )
     if cutover is None:
         return Progress(deployment, planned, images_ready, cutover_failed=cutover_failed)

@@ -36,18 +36,21 @@ class DagsterPlusResource(dg.ConfigurableResource):
     max_attempts: int = Field(default=5, description="Attempts per call on transient failures.")
     backoff_seconds: float = Field(default=0.5, description="First retry delay; doubles, capped.")
 
-    def client(self, log: Any | None = None, deployment: str | None = None) -> "DagsterPlusClient":
-        """A client for `deployment` (default: the configured one)."""
+    def client(
+        self, log: Any | None = None, deployment: str | None = None, **bounds: Any
+    ) -> "DagsterPlusClient":
+        """A client for `deployment` (default: the configured one); `bounds` overrides the
+        client's timeout, attempts or Retry-After cap (the sensor keeps its tick short)."""
         from migration_pipeline.plus.client import DagsterPlusClient
 
+        options: dict[str, Any] = {
+            "timeout": self.timeout_seconds,
+            "max_attempts": self.max_attempts,
+            "backoff_seconds": self.backoff_seconds,
+            **bounds,
+        }
         return DagsterPlusClient(
-            self.url,
-            deployment or self.deployment,
-            self.api_token,
-            timeout=self.timeout_seconds,
-            max_attempts=self.max_attempts,
-            backoff_seconds=self.backoff_seconds,
-            log=log,
+            self.url, deployment or self.deployment, self.api_token, log=log, **options
         )
 
     def deployment_for(self, context: Any) -> str:

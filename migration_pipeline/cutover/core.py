@@ -160,34 +160,48 @@ def deploy_document(
     return {"locations": locations}
 
 
-def locations_to_deploy(current: dict[str, Any], desired: dict[str, Any]) -> list[str]:
-    """Names of the desired locations that Dagster+ does not have exactly as desired."""
+def locations_to_deploy(
+    current: dict[str, Any], desired: dict[str, Any], before: dict[str, Any] | None = None
+) -> tuple[list[str], list[str]]:
+    """(to deploy, left alone): the desired locations Dagster+ does not have exactly as desired.
+    Of those, one that Dagster+ has otherwise than `before` (the pre-cutover snapshot's
+    document) left it was changed since by someone else (the new CI shipped an image, say): it
+    is left alone, never put back to the migration's older image."""
     have = {loc.get("location_name"): loc for loc in current.get("locations") or []}
-    return [
-        loc["location_name"]
-        for loc in desired["locations"]
-        if have.get(loc["location_name"]) != loc
-    ]
+    had = {loc.get("location_name"): loc for loc in (before or {}).get("locations") or []}
+    to_deploy: list[str] = []
+    left_alone: list[str] = []
+    for loc in desired["locations"]:
+        name = loc["location_name"]
+        if have.get(name) == loc:
+            continue
+        changed_since = before is not None and name in have and have[name] != had.get(name)
+        (left_alone if changed_since else to_deploy).append(name)
+    return to_deploy, left_alone
 
 
-def deploy_what_differs(client: DagsterPlusClient, desired: dict[str, Any]) -> list[str]:
-    """Deploy the desired locations Dagster+ does not have as desired; returns their names.
-    A deploy whose answer was lost is checked against the document, not sent again."""
+def deploy_what_differs(
+    client: DagsterPlusClient, desired: dict[str, Any], before: dict[str, Any] | None = None
+) -> tuple[list[str], list[str]]:
+    """Deploy the desired locations Dagster+ does not have as desired, except those changed
+    since `before` (see `locations_to_deploy`); returns (deployed, left alone). A deploy whose
+    answer was lost is checked against the document, not sent again."""
     from migration_pipeline.plus.errors import OutcomeUnknownError
 
     def only(names: list[str]) -> dict[str, Any]:
         return {"locations": [loc for loc in desired["locations"] if loc["location_name"] in names]}
 
-    to_deploy = locations_to_deploy(client.locations_as_document(), desired)
+    to_deploy, left_alone = locations_to_deploy(client.locations_as_document(), desired, before)
     if not to_deploy:
-        return []
+        return [], left_alone
     try:
         client.deploy_locations(only(to_deploy))
     except OutcomeUnknownError:
-        still = locations_to_deploy(client.locations_as_document(), desired)
+        current = client.locations_as_document()
+        still = [name for name in to_deploy if name in locations_to_deploy(current, desired)[0]]
         if still:  # the lost request never took effect: send what is missing once more
             client.deploy_locations(only(still))
-    return to_deploy
+    return to_deploy, left_alone
 
 
 # -- the switch --------------------------------------------------------------------------------
@@ -200,15 +214,22 @@ class Switch:
     settings_removed: tuple[str, ...]
 
 
-def switch_to_hybrid(client: DagsterPlusClient, remove_settings: tuple[str, ...] = ()) -> Switch:
-    """Dagster+'s "Switch to Hybrid", once: an already HYBRID deployment is left as it is. Then
-    the deployment settings the plan removes (only those, and only if set) go."""
+def switch_to_hybrid(
+    client: DagsterPlusClient,
+    remove_settings: tuple[str, ...] = (),
+    on_switched: Callable[[], None] = lambda: None,
+) -> Switch:
+    """Dagster+'s "Switch to Hybrid", once: an already HYBRID deployment is left as it is.
+    `on_switched` runs the moment the switch is answered, before anything else can fail (the
+    caller records it there). Then the deployment settings the plan removes (only those, and
+    only if set) go."""
     from migration_pipeline.inventory.core import settings_after_cutover
 
     deployment = client.deployment_by_name(client.deployment)
     switched = deployment.agent_type != "HYBRID"
     if switched:
         client.update_deployment_agent_type("HYBRID", deployment.id)
+        on_switched()
     kept, removed = settings_after_cutover(client.deployment_settings(), remove_settings)
     if removed:
         client.set_deployment_settings(kept)

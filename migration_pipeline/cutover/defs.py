@@ -4,6 +4,7 @@ asset by the op that takes it (the asset graph cannot take it, let alone switch 
 The no-agent window starts at the switch."""
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -85,26 +86,57 @@ def latest_snapshot(instance: dg.DagsterInstance, deployment: str) -> Snapshot |
     return Snapshot.from_dict(value) if isinstance(value, dict) else None
 
 
+@dataclass(frozen=True)
+class PlannedDeploy:
+    locations: tuple[str, ...]  # every planned location
+    deployed: tuple[str, ...]  # those deployed now
+    left_alone: tuple[str, ...]  # changed in Dagster+ since the snapshot: not deployed over
+
+
 def deploy_planned_locations(
     instance: dg.DagsterInstance, client: "DagsterPlusClient"
-) -> tuple[tuple[str, ...], list[str]]:
+) -> PlannedDeploy:
     """Deploy every location as the rewritten dagster_cloud.yaml says, with its published
-    image: only those Dagster+ does not have so, so a second call deploys nothing. The one
-    deploy of the migration, whether the cutover run or the finish run makes it. Returns
-    (every planned location, those deployed now)."""
+    image: only those Dagster+ does not have so, so a second call deploys nothing, and never
+    over a location changed since the pre-cutover snapshot (a newer image the CI shipped). The
+    one deploy of the migration, whether the cutover run or the finish run makes it. Refuses
+    (nothing deployed) a deployment that is not HYBRID or has no recorded switch."""
     from migration_pipeline.cutover.core import deploy_document, deploy_what_differs
     from migration_pipeline.images.defs import recorded_images
     from migration_pipeline.plan.defs import recorded_project
 
+    deployment = client.deployment_by_name(client.deployment)
+    cutover = latest_cutover(instance, deployment.name)
+    snapshot = latest_snapshot(instance, deployment.name)
+    if cutover is None or snapshot is None or deployment.agent_type != "HYBRID":
+        why = (
+            "no cutover switched it (run the cutover job first)"
+            if cutover is None or snapshot is None
+            else f"it is {deployment.agent_type} (rolled back since the cutover?)"
+        )
+        raise dg.Failure(
+            f"{deployment.name}: the Hybrid locations are deployed only onto a deployment a "
+            f"cutover switched to HYBRID, and {why}. Nothing was deployed.",
+            allow_retries=False,
+        )
     cloud = recorded_project(instance, "the deploy", client.deployment).load_cloud_yaml()
     images = recorded_images(instance, "the deploy", client.deployment)
     desired = deploy_document(
         [cloud.merged_location(ref) for ref in cloud.locations],
         {name: image.image for name, image in images.items()},
     )
-    return (
+    deployed, left_alone = deploy_what_differs(client, desired, snapshot.locations_document)
+    return PlannedDeploy(
         tuple(loc["location_name"] for loc in desired["locations"]),
-        deploy_what_differs(client, desired),
+        tuple(deployed),
+        tuple(left_alone),
+    )
+
+
+def left_alone_message(names: tuple[str, ...]) -> str:
+    return (
+        f"not deployed over {', '.join(names)}: changed in Dagster+ since the pre-cutover "
+        "snapshot (a newer image your CI shipped, say), so left as it is"
     )
 
 
@@ -120,11 +152,17 @@ def deploy_planned_locations(
 )
 def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource) -> list:
     from migration_pipeline.cutover.core import preflight_problems
-    from migration_pipeline.deployments import earlier_in_order, order_problems, progress
+    from migration_pipeline.deployments import (
+        earlier_in_order,
+        order_problems,
+        progress,
+        refuse_beside_another_action,
+    )
     from migration_pipeline.images.defs import proven_images, recorded_images
     from migration_pipeline.plan.defs import recorded_project
 
     deployment = dagster_plus.deployment_for(context)
+    refuse_beside_another_action(context.instance, deployment, context.run_id, "cutover")
     applied = recorded_project(context.instance, "the cutover", deployment)
     images = recorded_images(context.instance, "the cutover", deployment)
     settings = applied.target_settings()
@@ -239,8 +277,17 @@ def deactivate_serverless_agent(
             allow_retries=False,
         )
     now = time.time()
+    previous = latest_cutover(context.instance, dagster_plus.deployment_for(context))
+
+    def record_the_switch() -> None:
+        # At once: if anything after the switch fails for good, the sensor, the progress and
+        # the rollback still see a switched deployment, with the real switch time.
+        context.instance.add_run_tags(context.run_id, {CUTOVER_AT_TAG: repr(now)})
+
     with dagster_plus.session(context) as client:
-        switch = switch_to_hybrid(client, tuple(snapshot.settings_removed_at_cutover))
+        switch = switch_to_hybrid(
+            client, tuple(snapshot.settings_removed_at_cutover), on_switched=record_the_switch
+        )
     if switch.switched:
         cutover_at = now
         context.log.warning(
@@ -248,12 +295,12 @@ def deactivate_serverless_agent(
             "the Hybrid agent runs"
         )
     else:
-        previous = latest_cutover(context.instance, switch.deployment)
+        # Switched by an earlier run (or an earlier attempt of this one): its time stands.
         cutover_at = previous.cutover_at if previous else now
         context.log.info(f"{switch.deployment} is already HYBRID: not switching again")
+        context.instance.add_run_tags(context.run_id, {CUTOVER_AT_TAG: repr(cutover_at)})
     if switch.settings_removed:
         context.log.info(f"removed deployment settings: {', '.join(switch.settings_removed)}")
-    context.instance.add_run_tags(context.run_id, {CUTOVER_AT_TAG: repr(cutover_at)})
     record = {
         "deployment": switch.deployment,
         "cutover_time": cutover_at,
@@ -300,11 +347,14 @@ def deploy_if_the_agent_runs(
                 )
                 return
             started = time.time()
-            _, deployed = deploy_planned_locations(context.instance, client)
+            planned = deploy_planned_locations(context.instance, client)
+            deployed = list(planned.deployed)
             deployed_at = time.time()
     except (DagsterPlusError, dg.Failure) as error:
         context.log.warning(f"not deployed now ({error}): the finish run deploys")
         return
+    if planned.left_alone:
+        context.log.warning(left_alone_message(planned.left_alone))
     context.instance.add_run_tags(
         context.run_id,
         {

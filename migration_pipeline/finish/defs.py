@@ -145,12 +145,18 @@ class Deployed:
 def deploy_hybrid_locations(
     context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource
 ) -> Deployed:
-    from migration_pipeline.cutover.defs import deploy_planned_locations
+    from migration_pipeline.cutover.defs import deploy_planned_locations, left_alone_message
+    from migration_pipeline.deployments import refuse_beside_another_action
 
+    deployment = dagster_plus.deployment_for(context)
+    refuse_beside_another_action(context.instance, deployment, context.run_id, "finish")
     started = time.time()
-    cutover = latest_cutover(context.instance, dagster_plus.deployment_for(context))
+    cutover = latest_cutover(context.instance, deployment)
     with dagster_plus.session(context) as client:
-        locations, to_deploy = deploy_planned_locations(context.instance, client)
+        planned = deploy_planned_locations(context.instance, client)
+    locations, to_deploy = planned.locations, planned.deployed
+    if planned.left_alone:
+        context.log.warning(left_alone_message(planned.left_alone))
     if not to_deploy and cutover is not None and cutover.deployed_at is not None:
         context.log.info("the cutover run deployed every location already: not redeploying")
         return Deployed(

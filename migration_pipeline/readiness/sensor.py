@@ -4,12 +4,14 @@ often: one `agents` query per deployment waiting for its agent, none for the oth
 
 import json
 import time
+from typing import Any
 
 import dagster as dg
 
 from migration_pipeline.agent.defs import recorded_agent_identity
 from migration_pipeline.deployments import (
     FINISH_JOB,
+    actions_in_flight,
     deployment_partitions,
     latest_cutover,
     rollback_since,
@@ -18,6 +20,12 @@ from migration_pipeline.resources import DagsterPlusResource
 
 AGENT_READY_TAG = "migration_pipeline/agent_ready_at"
 CUTOVER_RUN_TAG = "migration_pipeline/cutover_run_id"
+# A tick stays well under Dagster's sensor timeout (60 s), whatever Dagster+ answers: each
+# `agents` query has a short deadline, one retry and a short Retry-After, and no deployment is
+# asked once the tick could no longer finish its query within the budget.
+TICK_BUDGET_SECONDS = 40.0
+QUERY_BOUNDS: dict[str, Any] = {"timeout": 5.0, "max_attempts": 2, "max_retry_after_seconds": 2.0}
+WORST_QUERY_SECONDS = 2 * 5.0 + 2.0
 
 
 def _requested(cursor: str | None) -> dict[str, str]:
@@ -29,15 +37,19 @@ def _requested(cursor: str | None) -> dict[str, str]:
     return value if isinstance(value, dict) else {}
 
 
-def build_hybrid_agent_ready_sensor(minimum_interval_seconds: int = 10) -> dg.SensorDefinition:
+def build_hybrid_agent_ready_sensor(
+    minimum_interval_seconds: int = 10, clock=time.monotonic
+) -> dg.SensorDefinition:
     @dg.sensor(
         name="hybrid_agent_ready_sensor",
         job_name=FINISH_JOB,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Launches finish_hybrid_migration once per deployment's cutover, as soon "
-        "as the agent with that migration's label is RUNNING with a recent heartbeat. A "
-        "rejected token or a missing role fails the tick, visibly.",
+        "as the agent with that migration's label is RUNNING with a recent heartbeat. Each "
+        "deployment is asked on its own: a rejected token or a missing role for one is shown "
+        "for it (and fails the tick when every deployment asked was refused); a tick stays "
+        "under 40 s whatever Dagster+ answers.",
     )
     def hybrid_agent_ready_sensor(
         context: dg.SensorEvaluationContext, dagster_plus: DagsterPlusResource
@@ -48,8 +60,11 @@ def build_hybrid_agent_ready_sensor(minimum_interval_seconds: int = 10) -> dg.Se
         requested = _requested(context.cursor)
         requests: list[dg.RunRequest] = []
         reasons: list[str] = []
+        refused: list[NotAuthorizedError] = []
+        asked = 0
+        started = clock()
         # One connection pool for the tick, each query scoped to its deployment.
-        with dagster_plus.client() as organization:
+        with dagster_plus.client(**QUERY_BOUNDS) as organization:
             for deployment in deployment_partitions(context.instance):
                 cutover = latest_cutover(context.instance, deployment)
                 if cutover is None:
@@ -60,15 +75,29 @@ def build_hybrid_agent_ready_sensor(minimum_interval_seconds: int = 10) -> dg.Se
                 if rollback_since(context.instance, cutover, deployment) is not None:
                     reasons.append(f"{deployment}: rolled back to Serverless after its cutover")
                     continue
+                busy = actions_in_flight(context.instance, deployment)
+                if busy:
+                    run = busy[0].dagster_run
+                    reasons.append(
+                        f"{deployment}: its {run.job_name} run {run.run_id[:8]} is in flight"
+                    )
+                    continue
                 identity = recorded_agent_identity(context.instance, deployment)
                 if identity is None:
                     reasons.append(f"{deployment}: no agent install files were written")
                     continue
+                if clock() - started > TICK_BUDGET_SECONDS - WORST_QUERY_SECONDS:
+                    reasons.append(f"{deployment}: not asked this tick (its time was spent)")
+                    continue
                 label, agents_before = identity
+                asked += 1
                 try:
                     agents = organization.for_deployment(deployment).agents()
-                except NotAuthorizedError:
-                    raise  # no retry fixes this: the tick fails and shows why
+                except NotAuthorizedError as error:  # this deployment's, not the others'
+                    refused.append(error)
+                    context.log.error(f"{deployment}: {error}")
+                    reasons.append(f"{deployment}: {error}")
+                    continue
                 except DagsterPlusError as error:
                     reasons.append(f"{deployment}: could not ask Dagster+ for its agents: {error}")
                     continue
@@ -84,6 +113,8 @@ def build_hybrid_agent_ready_sensor(minimum_interval_seconds: int = 10) -> dg.Se
                         tags={AGENT_READY_TAG: str(now), CUTOVER_RUN_TAG: cutover.run_id},
                     )
                 )
+        if refused and len(refused) == asked:
+            raise refused[0]  # every deployment asked was refused: no retry fixes it; shown
         if requests:
             return dg.SensorResult(run_requests=requests, cursor=json.dumps(requested))
         return dg.SkipReason("; ".join(reasons) or "No cutover yet: nothing to wait for.")

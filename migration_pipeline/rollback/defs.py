@@ -16,9 +16,12 @@ from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 def restore_serverless(
     context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource
 ) -> dg.Output[list]:
+    from migration_pipeline.deployments import refuse_beside_another_action
     from migration_pipeline.rollback.core import restore
 
-    snapshot = latest_snapshot(context.instance, dagster_plus.deployment_for(context))
+    deployment = dagster_plus.deployment_for(context)
+    refuse_beside_another_action(context.instance, deployment, context.run_id, "rollback")
+    snapshot = latest_snapshot(context.instance, deployment)
     if snapshot is None:
         raise dg.Failure(
             "No pre-cutover snapshot: there is nothing to roll back to.", allow_retries=False

@@ -1,0 +1,240 @@
+"""Issue 21: the migration under races, retries and re-runs. Each test is one numbered
+scenario of the issue; in-process runs against the sandbox, time and "a run in flight" made by
+the test (a run record in the state a concurrent run would have), never raced."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+from conftest import client_for
+from dagster._core.storage.dagster_run import DagsterRun
+from migration_env import MigrationEnv, step_failure_message
+from support.agent import fake_agent
+
+from migration_pipeline.deployments import latest_cutover, progress
+
+
+@pytest.fixture
+def sandbox(start_sandbox, clock):
+    return start_sandbox(clock=clock)
+
+
+@pytest.fixture
+def env(sandbox, tmp_path, monkeypatch, registry) -> MigrationEnv:
+    return MigrationEnv.in_tmp(sandbox, tmp_path, monkeypatch, registry=registry)
+
+
+def in_flight(env: MigrationEnv, job_name: str, status=dg.DagsterRunStatus.STARTED) -> str:
+    """A run of `job_name` for the env's deployment, as a concurrent launch would leave it."""
+    run = env.instance.add_run(
+        DagsterRun(job_name=job_name, status=status, tags={"dagster/partition": env.deployment})
+    )
+    return run.run_id
+
+
+def switches(sandbox) -> list[str]:
+    return [e["detail"]["to"] for e in sandbox.state.events("agent_type_switched")]
+
+
+def deploys(sandbox) -> int:
+    return len(sandbox.state.events("location_deployed"))
+
+
+# 1 -------------------------------------------------------------------------------------------
+
+
+def test_1_a_finish_before_any_cutover_deploys_nothing(env, sandbox):
+    env.prepare()
+    with fake_agent(sandbox, env.stored_agent_token()):
+        finish = env.run("finish_hybrid_migration", raise_on_error=False)
+    assert not finish.success
+    message = step_failure_message(finish)
+    assert "no cutover switched it (run the cutover job first)" in message
+    assert "Nothing was deployed." in message
+    assert deploys(sandbox) == 0 and switches(sandbox) == []
+
+
+def test_1_a_finish_after_a_rollback_deploys_nothing(env, sandbox):
+    env.prepare()
+    assert env.run("cutover").success
+    assert env.run("rollback_to_serverless").success
+    deployed = deploys(sandbox)
+    finish = env.run("finish_hybrid_migration", raise_on_error=False)
+    assert not finish.success
+    assert "it is SERVERLESS" in step_failure_message(finish)
+    assert deploys(sandbox) == deployed
+
+
+# 2 -------------------------------------------------------------------------------------------
+
+
+def test_2_a_rollback_while_a_cutover_runs_or_retries_refuses(env, sandbox):
+    env.prepare()
+    assert env.run("cutover").success  # switched once
+    running = in_flight(env, "cutover")  # a second cutover, between two op retries
+    rollback = env.run("rollback_to_serverless", raise_on_error=False)
+    assert not rollback.success
+    message = step_failure_message(rollback)
+    assert f"cutover run {running[:8]} (STARTED) is in flight" in message
+    assert "Nothing was changed." in message
+    assert switches(sandbox) == ["HYBRID"]  # never switched back (and then again)
+
+
+@pytest.mark.parametrize("job", ["rollback_to_serverless", "finish_hybrid_migration"])
+def test_2_a_cutover_beside_a_rollback_or_a_finish_refuses(env, sandbox, job):
+    env.prepare()
+    in_flight(env, job, dg.DagsterRunStatus.NOT_STARTED)
+    cutover = env.run("cutover", raise_on_error=False)
+    assert not cutover.success
+    assert f"{job} run" in step_failure_message(cutover)
+    assert switches(sandbox) == []
+
+
+# 3 -------------------------------------------------------------------------------------------
+
+
+def test_3_no_finish_beside_a_rollback_in_flight(env, sandbox):
+    env.prepare()
+    assert env.run("cutover").success
+    rolling_back = in_flight(env, "rollback_to_serverless")
+    with fake_agent(sandbox, env.stored_agent_token()):
+        tick = env.sensor_tick()
+        assert not tick.run_requests
+        assert f"rollback_to_serverless run {rolling_back[:8]} is in flight" in tick.skip_message
+        finish = env.run("finish_hybrid_migration", raise_on_error=False)
+    assert not finish.success and "is in flight" in step_failure_message(finish)
+    assert deploys(sandbox) == 0
+
+
+def test_3_two_finishes_never_deploy_side_by_side(env, sandbox):
+    env.prepare()
+    assert env.run("cutover").success
+    in_flight(env, "finish_hybrid_migration")  # the sensor's, say
+    with fake_agent(sandbox, env.stored_agent_token()):
+        manual = env.run("finish_hybrid_migration", raise_on_error=False)
+    assert not manual.success and "finish_hybrid_migration run" in step_failure_message(manual)
+    assert deploys(sandbox) == 0
+
+
+# 4 -------------------------------------------------------------------------------------------
+
+
+def test_4_a_cutover_or_finish_re_run_never_puts_back_an_older_image(env, sandbox):
+    admin = client_for(sandbox)
+    env.prepare()
+    assert env.run("cutover").success
+    with fake_agent(sandbox, env.stored_agent_token()):
+        (request,) = env.sensor_tick().run_requests
+        assert env.run("finish_hybrid_migration", tags=request.tags).success
+    # Weeks later the new CI ships analytics:v2.
+    document = admin.locations_as_document()
+    shipped = dict(document["locations"][0], image="registry.example/acme/analytics:v2")
+    admin.deploy_locations({"locations": [shipped]})
+    deployed = deploys(sandbox)
+    with fake_agent(sandbox, env.stored_agent_token()):
+        again = env.run("cutover")
+        finish = env.run("finish_hybrid_migration")
+    assert again.output_for_node("deactivate_serverless_agent")["switched"] is False
+    assert finish.output_for_node("verify_hybrid_deployment")["deployed"] == []
+    now = {loc["location_name"]: loc["image"] for loc in admin.locations_as_document()["locations"]}
+    assert now["analytics"] == "registry.example/acme/analytics:v2"
+    assert deploys(sandbox) == deployed and switches(sandbox) == ["HYBRID"]
+    logs = [e.user_message for e in env.instance.all_logs(finish.run_id)]
+    assert any("not deployed over analytics: changed in Dagster+" in m for m in logs)
+
+
+# 5 -------------------------------------------------------------------------------------------
+
+
+def test_5_a_cutover_failing_after_the_switch_is_seen_as_switched(env, sandbox, monkeypatch):
+    from migration_pipeline.plus.client import DagsterPlusClient
+    from migration_pipeline.plus.errors import NotAuthorizedError
+
+    env.prepare()
+    real_switch, real_settings = (
+        DagsterPlusClient.update_deployment_agent_type,
+        DagsterPlusClient.deployment_settings,
+    )
+    switched = []
+
+    def switch(self, *args, **kwargs):
+        switched.append(True)
+        return real_switch(self, *args, **kwargs)
+
+    def settings(self):  # every call after the switch is refused, for good
+        if switched:
+            raise NotAuthorizedError("deploymentSettings", "the role changed meanwhile")
+        return real_settings(self)
+
+    monkeypatch.setattr(DagsterPlusClient, "update_deployment_agent_type", switch)
+    monkeypatch.setattr(DagsterPlusClient, "deployment_settings", settings)
+    cutover = env.run("cutover", raise_on_error=False)
+    monkeypatch.setattr(DagsterPlusClient, "update_deployment_agent_type", real_switch)
+    monkeypatch.setattr(DagsterPlusClient, "deployment_settings", real_settings)
+    assert not cutover.success and switches(sandbox) == ["HYBRID"]
+    record = latest_cutover(env.instance, env.deployment)
+    assert record is not None and record.run_id == cutover.run_id and not record.succeeded
+    switched_at = record.cutover_at
+    assert switched_at > 0
+    assert progress(env.instance, env.deployment).state == "switched"
+    with fake_agent(sandbox, env.stored_agent_token()):
+        (request,) = env.sensor_tick().run_requests  # the finish is launched all the same
+        assert request.run_key == f"finish:{cutover.run_id}"
+        # A re-execution of the cutover keeps the real switch time.
+        again = env.run("cutover")
+    assert again.output_for_node("deactivate_serverless_agent")["cutover_time"] == switched_at
+    assert switches(sandbox) == ["HYBRID"]
+
+
+# 7 -------------------------------------------------------------------------------------------
+
+
+def test_7_one_deployment_refused_does_not_block_the_others(env, sandbox, monkeypatch):
+    from migration_pipeline.plus.client import DagsterPlusClient
+    from migration_pipeline.plus.errors import NotAuthorizedError
+
+    from migration_env import record_cutover
+
+    env.prepare()
+    assert env.run("cutover").success
+    # A second deployment waiting for its agent, whose agents query Dagster+ refuses.
+    record_cutover(env.instance, "migration_pipeline staging agent (token 1)", deployment="staging")
+    real_agents = DagsterPlusClient.agents
+
+    def agents(self):
+        if self.deployment == "staging":
+            raise NotAuthorizedError("agents", "no access to staging")
+        return real_agents(self)
+
+    monkeypatch.setattr(DagsterPlusClient, "agents", agents)
+    with fake_agent(sandbox, env.stored_agent_token()):
+        tick = env.sensor_tick()
+    (request,) = tick.run_requests
+    assert request.partition_key == "prod"
+
+
+def test_7_a_tick_stops_asking_before_its_budget_is_spent(env):
+    from migration_env import record_cutover
+
+    from migration_pipeline.readiness import sensor as readiness
+
+    for name in ("prod", "staging", "dev"):
+        record_cutover(env.instance, f"migration_pipeline {name} agent (token 1)", deployment=name)
+    times = iter([0.0, 0.0, 1.0, 30.0, 31.0, 32.0])  # the tick's start, then before each query
+    built = readiness.build_hybrid_agent_ready_sensor(clock=lambda: next(times))
+    tick = evaluate(env, built)
+    assert "dev: not asked this tick (its time was spent)" in tick.skip_message
+
+
+def evaluate(env: MigrationEnv, sensor: dg.SensorDefinition):
+    from dagster._core.definitions.partitions.context import partition_loading_context
+
+    from migration_pipeline.definitions import defs
+
+    context = dg.build_sensor_context(
+        instance=env.instance,
+        resources=dict(defs.resources or {}),
+        repository_def=defs.get_repository_def(),
+    )
+    with partition_loading_context(dynamic_partitions_store=env.instance):
+        return sensor.evaluate_tick(context)
