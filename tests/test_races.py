@@ -190,10 +190,10 @@ def test_5_a_cutover_failing_after_the_switch_is_seen_as_switched(env, sandbox, 
 
 
 def test_7_one_deployment_refused_does_not_block_the_others(env, sandbox, monkeypatch):
+    from migration_env import record_cutover
+
     from migration_pipeline.plus.client import DagsterPlusClient
     from migration_pipeline.plus.errors import NotAuthorizedError
-
-    from migration_env import record_cutover
 
     env.prepare()
     assert env.run("cutover").success
