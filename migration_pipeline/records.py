@@ -20,18 +20,37 @@ def latest_record(
 ) -> dict[str, Any]:
     """The record of the newest materialization of the deployment's partition of the asset; a
     clear Failure when there is none."""
+    return latest_entry(instance, key, RECORD, needed_by, deployment)
+
+
+def latest_entry(
+    instance: dg.DagsterInstance,
+    key: str | dg.AssetKey,
+    entry_name: str,
+    needed_by: str,
+    deployment: str,
+) -> dict[str, Any]:
+    """One JSON metadata entry of the newest materialization of the deployment's partition of
+    the asset; a clear Failure when there is none (not materialized yet, or by an older version
+    of this code location that did not record it)."""
     from migration_pipeline.deployments import latest_materialization
 
     asset_key = key if isinstance(key, dg.AssetKey) else dg.AssetKey(key)
     event = latest_materialization(instance, asset_key, deployment)
     value = None
     if event is not None and event.asset_materialization is not None:
-        entry = event.asset_materialization.metadata.get(RECORD)
+        entry = event.asset_materialization.metadata.get(entry_name)
         value = entry.value if entry is not None else None
     if not isinstance(value, dict):
+        what = (
+            "which has not been materialized for it yet"
+            if event is None
+            else f"whose newest materialization has no {entry_name!r} (made by an older version "
+            "of this code location)"
+        )
         raise dg.Failure(
-            f"{needed_by} of {deployment} needs {asset_key.to_user_string()}, which has not "
-            f"been materialized for {deployment} yet (run the job that makes it first).",
+            f"{needed_by} of {deployment} needs {asset_key.to_user_string()}, {what}: run the "
+            "job that makes it first.",
             allow_retries=False,
         )
     return value

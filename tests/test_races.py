@@ -238,3 +238,21 @@ def evaluate(env: MigrationEnv, sensor: dg.SensorDefinition):
     )
     with partition_loading_context(dynamic_partitions_store=env.instance):
         return sensor.evaluate_tick(context)
+
+
+# 8 -------------------------------------------------------------------------------------------
+
+
+def test_8_the_deploy_sends_the_recorded_document_not_the_disk(env, sandbox):
+    admin = client_for(sandbox)
+    prepared = env.prepare()
+    recorded = prepared.asset_materializations_for_node("code_location_images")[0].metadata
+    document = recorded["deploy_document"].value
+    assert len(recorded["deploy_document_sha256"].value) == 64
+    assert env.run("cutover").success  # no agent yet: the finish deploys
+    # Between the switch and the finish: a `git checkout` of another branch, say.
+    (env.project_dir / "dagster_cloud.yaml").write_text("locations: []\n")
+    with fake_agent(sandbox, env.stored_agent_token()):
+        (request,) = env.sensor_tick().run_requests
+        assert env.run("finish_hybrid_migration", tags=request.tags).success
+    assert admin.locations_as_document() == document

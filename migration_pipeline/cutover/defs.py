@@ -101,9 +101,8 @@ def deploy_planned_locations(
     over a location changed since the pre-cutover snapshot (a newer image the CI shipped). The
     one deploy of the migration, whether the cutover run or the finish run makes it. Refuses
     (nothing deployed) a deployment that is not HYBRID or has no recorded switch."""
-    from migration_pipeline.cutover.core import deploy_document, deploy_what_differs
-    from migration_pipeline.images.defs import recorded_images
-    from migration_pipeline.plan.defs import recorded_project
+    from migration_pipeline.cutover.core import deploy_what_differs
+    from migration_pipeline.images.defs import recorded_deploy_document
 
     deployment = client.deployment_by_name(client.deployment)
     cutover = latest_cutover(instance, deployment.name)
@@ -119,12 +118,7 @@ def deploy_planned_locations(
             f"cutover switched to HYBRID, and {why}. Nothing was deployed.",
             allow_retries=False,
         )
-    cloud = recorded_project(instance, "the deploy", client.deployment).load_cloud_yaml()
-    images = recorded_images(instance, "the deploy", client.deployment)
-    desired = deploy_document(
-        [cloud.merged_location(ref) for ref in cloud.locations],
-        {name: image.image for name, image in images.items()},
-    )
+    desired = recorded_deploy_document(instance, "the deploy", deployment.name)
     deployed, left_alone = deploy_what_differs(client, desired, snapshot.locations_document)
     return PlannedDeploy(
         tuple(loc["location_name"] for loc in desired["locations"]),

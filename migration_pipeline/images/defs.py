@@ -2,7 +2,7 @@
 the no-agent window holds no build."""
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -12,6 +12,7 @@ from migration_pipeline.plan.applied import AppliedProject
 from migration_pipeline.records import latest_record, record_metadata
 
 if TYPE_CHECKING:
+    from migration_pipeline.cloud_yaml.model import CloudYaml
     from migration_pipeline.images.builders import Builder
     from migration_pipeline.targets.settings import TargetSettings
 
@@ -50,17 +51,19 @@ def code_location_images(
 
     applied = hybrid_project_files
     settings = applied.target_settings()
+    cloud = applied.load_cloud_yaml()  # read once, here: the deploy never reads the disk again
     if not needs_images(applied.target):
         return dg.Output(
             {},
             metadata={
                 **record_metadata({}),
+                **deploy_document_metadata(cloud, {}),
                 "images": "none: a Local agent runs the code from its own Python environment",
             },
         )
     project = Path(applied.project_dir)
     jobs = []
-    for directory, locations in sorted(build_directories(applied.load_cloud_yaml()).items()):
+    for directory, locations in sorted(build_directories(cloud).items()):
         for name, _ in locations:
             options = applied.image_options.get(name, {})
             dockerfile = options.get("dockerfile") or f"{directory}/Dockerfile"
@@ -87,6 +90,7 @@ def code_location_images(
     )
     metadata: dict[str, dg.RawMetadataValue] = {
         **record_metadata({name: image.as_dict() for name, image in sorted(images.items())}),
+        **deploy_document_metadata(cloud, {name: image.image for name, image in images.items()}),
         "built": sorted(n for n, i in images.items() if i.built),
         "reused": sorted(n for n, i in images.items() if not i.built),
         "images": dg.MetadataValue.json(
@@ -214,3 +218,35 @@ def recorded_images(
     """The images the deployment's last code_location_images materialization published."""
     record = latest_record(instance, "code_location_images", needed_by, deployment)
     return {name: PublishedImage(**image) for name, image in record.items()}
+
+
+DEPLOY_DOCUMENT = "deploy_document"
+
+
+def deploy_document_metadata(
+    cloud: "CloudYaml", images: dict[str, str]
+) -> dict[str, dg.MetadataValue]:
+    """The exact locations document the deploy will send (the applied dagster_cloud.yaml, or
+    the dg files, with these images), recorded with its hash when the images are published:
+    the deploy after the switch sends this record, never a re-read of the disk (an edit or a
+    `git checkout` meanwhile, or a finish on another host, deploys the same)."""
+    import hashlib
+    import json
+
+    from migration_pipeline.cutover.core import deploy_document
+
+    document = deploy_document([cloud.merged_location(ref) for ref in cloud.locations], images)
+    digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+    return {
+        DEPLOY_DOCUMENT: dg.MetadataValue.json(document),
+        "deploy_document_sha256": dg.MetadataValue.text(digest),
+    }
+
+
+def recorded_deploy_document(
+    instance: dg.DagsterInstance, needed_by: str, deployment: str
+) -> dict[str, Any]:
+    """The locations document recorded with the deployment's published images."""
+    from migration_pipeline.records import latest_entry
+
+    return latest_entry(instance, "code_location_images", DEPLOY_DOCUMENT, needed_by, deployment)
