@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import Field
 
-from migration_pipeline.plus.errors import DagsterPlusError, DagsterPlusUnavailableError
+from migration_pipeline.plus.errors import (
+    DagsterPlusError,
+    DagsterPlusPythonError,
+    DagsterPlusUnavailableError,
+    OutcomeUnknownError,
+)
 
 if TYPE_CHECKING:
     from migration_pipeline.plus.client import DagsterPlusClient
@@ -63,11 +68,13 @@ class DagsterPlusResource(dg.ConfigurableResource):
     @contextmanager
     def session(self, context: Any) -> Iterator["DagsterPlusClient"]:
         """A client for the step's deployment that logs to the run. A Dagster+ error that
-        retrying cannot fix fails the step without using up its RetryPolicy."""
+        retrying cannot fix fails the step without using up its RetryPolicy; a transient one
+        (unavailable, a server error, a lost answer) is left to it: every op that changes
+        Dagster+ reads the state first, so a retry never does a thing twice."""
         with self.client(log=context.log, deployment=self.deployment_for(context)) as client:
             try:
                 yield client
-            except DagsterPlusUnavailableError:
+            except (DagsterPlusUnavailableError, DagsterPlusPythonError, OutcomeUnknownError):
                 raise
             except DagsterPlusError as error:
                 raise dg.Failure(description=str(error), allow_retries=False) from None

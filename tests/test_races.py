@@ -256,3 +256,84 @@ def test_8_the_deploy_sends_the_recorded_document_not_the_disk(env, sandbox):
         (request,) = env.sensor_tick().run_requests
         assert env.run("finish_hybrid_migration", tags=request.tags).success
     assert admin.locations_as_document() == document
+
+
+# 6 -------------------------------------------------------------------------------------------
+
+
+class Blinking:
+    """A client whose workspace answers fail `failures` times (each kind once, in turn), then
+    show every location LOADED."""
+
+    def __init__(self, failures: int):
+        from migration_pipeline.plus.errors import (
+            DagsterPlusPythonError,
+            DagsterPlusUnavailableError,
+            OutcomeUnknownError,
+        )
+
+        kinds = [DagsterPlusPythonError, DagsterPlusUnavailableError, OutcomeUnknownError]
+        self.errors = [kinds[i % 3]("workspace", f"blip {i}") for i in range(failures)]
+        self.calls = 0
+
+    def workspace(self):
+        from migration_pipeline.plus.types import LocationEntry
+
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return [LocationEntry("analytics", "LOADED", None)]
+
+
+def test_6_transient_answers_inside_the_window_are_waited_through():
+    from migration_pipeline.finish.core import wait_until_loaded
+
+    now = [0.0]
+    client = Blinking(failures=5)
+    entries = wait_until_loaded(
+        client,  # type: ignore[arg-type]
+        ["analytics"],
+        timeout_seconds=60,
+        poll_seconds=1,
+        clock=lambda: now[0],
+        sleep=lambda seconds: now.__setitem__(0, now[0] + seconds),
+    )
+    assert [e.name for e in entries] == ["analytics"] and client.calls == 6
+
+
+def test_6_transient_answers_past_the_timeout_say_what_dagster_plus_answered():
+    from migration_pipeline.finish.core import LoadTimeout, wait_until_loaded
+
+    now = [0.0]
+    with pytest.raises(LoadTimeout, match="Dagster\\+ last answered: .*blip"):
+        wait_until_loaded(
+            Blinking(failures=1000),  # type: ignore[arg-type]
+            ["analytics"],
+            timeout_seconds=10,
+            poll_seconds=1,
+            clock=lambda: now[0],
+            sleep=lambda seconds: now.__setitem__(0, now[0] + seconds),
+        )
+
+
+def test_6_an_error_no_retry_fixes_still_ends_the_wait_at_once():
+    from migration_pipeline.finish.core import wait_until_loaded
+    from migration_pipeline.plus.errors import NotAuthorizedError
+
+    class Refused:
+        def workspace(self):
+            raise NotAuthorizedError("workspace", "token rejected")
+
+    with pytest.raises(NotAuthorizedError):
+        wait_until_loaded(Refused(), ["a"], 60, 1, clock=lambda: 0.0, sleep=lambda s: None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["DagsterPlusPythonError", "OutcomeUnknownError"])
+def test_6_a_transient_answer_is_left_to_the_ops_retry_policy(kind):
+    from migration_pipeline.plus import errors
+    from migration_pipeline.resources import DagsterPlusResource
+
+    resource = DagsterPlusResource(url="http://127.0.0.1:9", api_token="user:acme:" + "0" * 32)
+    context = dg.build_op_context()
+    with pytest.raises(getattr(errors, kind)), resource.session(context):
+        raise getattr(errors, kind)("deployLocations", "lost")

@@ -33,11 +33,12 @@ class LoadError(Exception):
 class LoadTimeout(Exception):
     """Locations were still not LOADED when the time was up."""
 
-    def __init__(self, seconds: float, waiting: list[str]):
+    def __init__(self, seconds: float, waiting: list[str], last_error: str | None = None):
         self.waiting = waiting
         super().__init__(
             f"Still not LOADED after {seconds:g}s: {', '.join(waiting)}. Check the "
             "agent's logs; re-execute to wait again (nothing is redeployed)."
+            + (f" Dagster+ last answered: {last_error}" if last_error else "")
         )
 
 
@@ -56,12 +57,28 @@ def wait_until_loaded(
     has stood for `error_settle_seconds` (an agent that loaded the deployment's previous
     document between the switch and the deploy reports that attempt's error, then loads the
     deploy), and `LoadTimeout` when `timeout_seconds` pass; calls `progress(waiting)` now and
-    then."""
+    then. Inside the no-agent window a transient answer (Dagster+ unavailable after the
+    client's own retries, a server error, a lost answer) is not fatal: the wait goes on until
+    `timeout_seconds`; only an error no retry fixes (a rejected token) ends it at once."""
+    from migration_pipeline.plus.errors import (
+        DagsterPlusPythonError,
+        DagsterPlusUnavailableError,
+        OutcomeUnknownError,
+    )
+
     deadline = clock() + timeout_seconds
     last_report = float("-inf")
     errors_since: dict[tuple[str, str], float] = {}  # (location, error) -> first seen
+    last_error: str | None = None
     while True:
-        entries = [e for e in client.workspace() if e.name in names]
+        try:
+            entries = [e for e in client.workspace() if e.name in names]
+        except (DagsterPlusUnavailableError, DagsterPlusPythonError, OutcomeUnknownError) as error:
+            last_error = str(error)
+            if clock() > deadline:
+                raise LoadTimeout(timeout_seconds, sorted(names), last_error) from None
+            sleep(poll_seconds)
+            continue
         now = clock()
         errors_since = {
             (e.name, e.error): errors_since.get((e.name, e.error), now) for e in entries if e.error
@@ -79,7 +96,7 @@ def wait_until_loaded(
         if now > deadline:
             if errors_since:
                 raise LoadError({name: error for name, error in errors_since})
-            raise LoadTimeout(timeout_seconds, waiting)
+            raise LoadTimeout(timeout_seconds, waiting, last_error)
         if progress is not None and now - last_report >= progress_every_seconds:
             progress(waiting)
             last_report = now
