@@ -291,7 +291,7 @@ def test_6_transient_answers_inside_the_window_are_waited_through():
     now = [0.0]
     client = Blinking(failures=5)
     entries = wait_until_loaded(
-        client,  # type: ignore[arg-type]
+        client,
         ["analytics"],
         timeout_seconds=60,
         poll_seconds=1,
@@ -307,7 +307,7 @@ def test_6_transient_answers_past_the_timeout_say_what_dagster_plus_answered():
     now = [0.0]
     with pytest.raises(LoadTimeout, match="Dagster\\+ last answered: .*blip"):
         wait_until_loaded(
-            Blinking(failures=1000),  # type: ignore[arg-type]
+            Blinking(failures=1000),
             ["analytics"],
             timeout_seconds=10,
             poll_seconds=1,
@@ -325,7 +325,7 @@ def test_6_an_error_no_retry_fixes_still_ends_the_wait_at_once():
             raise NotAuthorizedError("workspace", "token rejected")
 
     with pytest.raises(NotAuthorizedError):
-        wait_until_loaded(Refused(), ["a"], 60, 1, clock=lambda: 0.0, sleep=lambda s: None)  # type: ignore[arg-type]
+        wait_until_loaded(Refused(), ["a"], 60, 1, clock=lambda: 0.0, sleep=lambda s: None)
 
 
 @pytest.mark.parametrize("kind", ["DagsterPlusPythonError", "OutcomeUnknownError"])
