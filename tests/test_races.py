@@ -337,3 +337,40 @@ def test_6_a_transient_answer_is_left_to_the_ops_retry_policy(kind):
     context = dg.build_op_context()
     with pytest.raises(getattr(errors, kind)), resource.session(context):
         raise getattr(errors, kind)("deployLocations", "lost")
+
+
+# 10 ------------------------------------------------------------------------------------------
+
+
+def test_10_the_rollback_says_what_it_overwrites_first_and_revokes_the_token(env, sandbox):
+    admin = client_for(sandbox)
+    env.prepare()
+    assert env.run("cutover").success
+    with fake_agent(sandbox, env.stored_agent_token()):
+        (request,) = env.sensor_tick().run_requests
+        assert env.run("finish_hybrid_migration", tags=request.tags).success
+    # Since the migration: a location added, another one's image shipped, a setting changed.
+    document = admin.locations_as_document()["locations"]
+    admin.deploy_locations(
+        {
+            "locations": [
+                dict(document[0], location_name="added_since", image="r.example/a:1"),
+                dict(document[1], image="r.example/ml:v9"),
+            ]
+        }
+    )
+    admin.set_deployment_settings({**admin.deployment_settings(), "run_queue": {"x": 1}})
+    rollback = env.run("rollback_to_serverless")
+    output = rollback.output_for_node("restore_serverless")
+    assert "agent_type" in output
+    logs = [e.user_message for e in env.instance.all_logs(rollback.run_id)]
+    deleted = next(i for i, m in enumerate(logs) if "locations deleted by the rollback" in m)
+    restored = next(i for i, m in enumerate(logs) if m.startswith("restored: "))
+    assert deleted < restored  # said before it acted
+    assert "added_since" in logs[deleted]
+    assert any("locations overwritten by the rollback: ml_models" in m for m in logs)
+    assert any("settings overwritten by the rollback: run_queue" in m for m in logs)
+    assert any("Stop the Hybrid agent of prod now" in m for m in logs)
+    (token,) = [t for t in admin.agent_tokens() if "prod" in (t.description or "")]
+    assert token.revoked
+    assert any(f"revoked the migration's agent token {token.id}" in m for m in logs)

@@ -334,6 +334,21 @@ class DagsterPlusClient:
         raw = self._result("createAgentToken", data, "DagsterCloudAgentToken")
         return _agent_token(raw, "createAgentToken")
 
+    def revoke_agent_token(self, token_id: int) -> bool:
+        """Revoke an agent token: True when revoked now or before, False when Dagster+ has no
+        token of that id. Revoking twice changes nothing, so a lost answer is simply retried."""
+        data = self.execute(
+            "revokeAgentToken",
+            doc.REVOKE_AGENT_TOKEN,
+            {"tokenId": token_id},
+            organization_scope=True,
+        )
+        result = data["revokeAgentToken"]
+        if result.get("__typename") == "DagsterCloudTokenNotFoundError":
+            return False
+        self._result("revokeAgentToken", data, "DagsterCloudAgentToken")
+        return True
+
     def agent_tokens(self) -> list[AgentToken]:
         data = self.execute("agentTokensOrError", doc.AGENT_TOKENS, organization_scope=True)
         raw = self._result("agentTokensOrError", data, "DagsterCloudAgentTokens")

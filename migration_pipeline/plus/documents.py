@@ -73,6 +73,17 @@ mutation MigrationCreateAgentToken($description: String) {{
 }}
 """
 
+REVOKE_AGENT_TOKEN = f"""
+mutation MigrationRevokeAgentToken($tokenId: Int!) {{
+  revokeAgentToken(tokenId: $tokenId) {{
+    __typename
+    ... on DagsterCloudAgentToken {{ id description revoked }}
+    ... on DagsterCloudTokenNotFoundError {{ message }}
+    {_ERRORS}
+  }}
+}}
+"""
+
 AGENT_TOKENS = f"""
 query MigrationAgentTokens {{
   agentTokensOrError {{

@@ -38,3 +38,38 @@ def restore(client: DagsterPlusClient, snapshot: Snapshot) -> list[str]:
         client.set_deployment_settings(snapshot.settings)
         restored.append("settings")
     return restored
+
+
+def overwritten_by_rollback(
+    current_document: dict[str, Any],
+    current_settings: dict[str, Any],
+    snapshot: Snapshot,
+    deployed_document: dict[str, Any] | None,
+) -> dict[str, list[str]]:
+    """What the rollback will delete or overwrite that changed after the snapshot, said before
+    it acts: locations added since (deleted), locations changed since by someone other than the
+    migration's deploy (overwritten), and deployment settings changed since (overwritten)."""
+    before = {
+        loc.get("location_name"): loc for loc in snapshot.locations_document.get("locations") or []
+    }
+    ours = {
+        loc.get("location_name"): loc for loc in (deployed_document or {}).get("locations") or []
+    }
+    added, changed = [], []
+    for location in current_document.get("locations") or []:
+        name = location.get("location_name")
+        if name not in before:
+            added.append(str(name))
+        elif location != before[name] and location != ours.get(name):
+            changed.append(str(name))
+    expected = snapshot.settings_expected_after
+    settings = sorted(
+        key
+        for key in set(current_settings) | set(expected)
+        if current_settings.get(key) != expected.get(key)
+    )
+    return {
+        "locations_deleted": sorted(added),
+        "locations_overwritten": sorted(changed),
+        "settings_overwritten": settings,
+    }

@@ -9,15 +9,17 @@ from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 
 
 @dg.op(
-    description="Switches back to the agent type the snapshot recorded (SERVERLESS) and "
-    "restores the locations document and the deployment settings. Changes only what "
-    "differs: safe at any point after the snapshot, and safe to run twice."
+    description="Says first what it will delete or overwrite that changed since the "
+    "pre-cutover snapshot, then switches back to the agent type the snapshot recorded "
+    "(SERVERLESS) and restores the locations document and the deployment settings, revokes the "
+    "migration's agent token and says to stop the Hybrid agent. Changes only what differs: "
+    "safe at any point after the snapshot, and safe to run twice."
 )
 def restore_serverless(
     context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource
 ) -> dg.Output[list]:
     from migration_pipeline.deployments import refuse_beside_another_action
-    from migration_pipeline.rollback.core import restore
+    from migration_pipeline.rollback.core import overwritten_by_rollback, restore
 
     deployment = dagster_plus.deployment_for(context)
     refuse_beside_another_action(context.instance, deployment, context.run_id, "rollback")
@@ -27,9 +29,72 @@ def restore_serverless(
             "No pre-cutover snapshot: there is nothing to roll back to.", allow_retries=False
         )
     with dagster_plus.session(context) as client:
+        overwritten = overwritten_by_rollback(
+            client.locations_as_document(),
+            client.deployment_settings(),
+            snapshot,
+            _deployed_document(context.instance, deployment),
+        )
+        for what, names in overwritten.items():
+            if names:  # said before anything changes, so the log shows it first
+                context.log.warning(
+                    f"changed since the pre-cutover snapshot, {what.replace('_', ' ')} by the "
+                    f"rollback: {', '.join(names)}"
+                )
         restored = restore(client, snapshot)
+        token = _revoke_migration_token(context, client, deployment)
     context.log.info(f"restored: {', '.join(restored) or 'nothing (already as before)'}")
-    return dg.Output(restored, metadata={"restored": restored, "agent_type": snapshot.agent_type})
+    context.log.warning(
+        f"Stop the Hybrid agent of {deployment} now (its install files are in "
+        f"dagster_cloud_agent/{deployment}/: `kubectl delete -f`, `docker compose down`, or "
+        "stop the ECS service): it has no deployment to serve."
+    )
+    return dg.Output(
+        restored,
+        metadata={
+            "restored": restored,
+            "agent_type": snapshot.agent_type,
+            "agent_token": token,
+            **{what: names for what, names in overwritten.items()},
+        },
+    )
+
+
+def _deployed_document(instance: dg.DagsterInstance, deployment: str) -> dict | None:
+    """The document the migration deployed (recorded with its images), if any."""
+    from migration_pipeline.images.defs import recorded_deploy_document
+
+    try:
+        return recorded_deploy_document(instance, "the rollback", deployment)
+    except dg.Failure:
+        return None
+
+
+def _revoke_migration_token(context, client, deployment: str) -> str:
+    """Revoke the agent token the migration created for this deployment; what happened."""
+    from migration_pipeline.agent.defs import TOKEN_KEY
+    from migration_pipeline.deployments import latest_materialization
+    from migration_pipeline.plus.errors import DagsterPlusError
+
+    record = latest_materialization(context.instance, TOKEN_KEY, deployment)
+    entry = (
+        record.asset_materialization.metadata.get("token_id")
+        if record is not None and record.asset_materialization is not None
+        else None
+    )
+    if entry is None:
+        return "none was created by this migration"
+    token_id = int(entry.value)  # type: ignore[arg-type]
+    try:
+        found = client.for_deployment(deployment).revoke_agent_token(token_id)
+    except DagsterPlusError as error:
+        context.log.warning(
+            f"the migration's agent token {token_id} was not revoked ({error}): revoke it in "
+            "Dagster+ (Organization settings > Tokens)"
+        )
+        return f"{token_id}: not revoked ({error})"
+    context.log.info(f"revoked the migration's agent token {token_id}")
+    return f"{token_id}: revoked" if found else f"{token_id}: already gone"
 
 
 @dg.job(
