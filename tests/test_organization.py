@@ -114,7 +114,15 @@ def test_staging_then_prod_and_a_rolled_back_staging_stops_prod(env, sandbox):
     assert agent_type(sandbox, "prod") == "SERVERLESS"
     assert len(sandbox.state.events("agent_type_switched")) == 2  # staging there and back
 
-    # Rolled forward: staging finishes with every check green and its downtime recorded...
+    # The rollback revoked staging's agent token: rolling forward on it would leave no agent.
+    refused = env.run("cutover", deployment="staging", raise_on_error=False)
+    assert "agent token" in step_failure_message(refused)
+    assert "is revoked (a rollback revokes it)" in step_failure_message(refused)
+    assert agent_type(sandbox, "staging") == "SERVERLESS"
+    # Rolled forward with a new token and install files: staging finishes with every check
+    # green and its downtime recorded...
+    assert env.run("create_agent_token", deployment="staging").success
+    assert env.run("prepare_hybrid_agent", env.agent_url_config(), deployment="staging").success
     assert env.run("cutover", deployment="staging").success
     assert finish(env, sandbox, "staging").success
     staging = progress(env.instance, "staging")

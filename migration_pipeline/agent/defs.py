@@ -214,3 +214,12 @@ def recorded_agent_identity(
     before = metadata.get("agents_before")
     agents_before = tuple(before.value) if before is not None else ()  # type: ignore[arg-type]
     return label, agents_before
+
+
+def recorded_token_id(instance: dg.DagsterInstance, deployment: str) -> int | None:
+    """The id of the agent token the migration created for the deployment (None: none yet)."""
+    event = latest_materialization(instance, TOKEN_KEY, deployment)
+    if event is None or event.asset_materialization is None:
+        return None
+    entry = event.asset_materialization.metadata.get("token_id")
+    return int(entry.value) if entry is not None else None  # type: ignore[arg-type]

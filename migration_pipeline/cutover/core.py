@@ -96,9 +96,11 @@ def preflight_problems(
     applied: AppliedProject,
     images: dict[str, PublishedImage],
     proven: dict[str, str] | None,
+    agent_token_id: int | None = None,
 ) -> list[str]:
     """What stops the cutover before anything changes, one line each (none: go). Reads only.
-    `proven`: location -> image the last passed images_load_their_definitions check started."""
+    `proven`: location -> image the last passed images_load_their_definitions check started;
+    `agent_token_id`: the migration's agent token, which must be live."""
     from migration_pipeline.images.prove import unproven_images
     from migration_pipeline.images.publish import missing_images
     from migration_pipeline.plus.errors import NotAuthorizedError
@@ -116,11 +118,19 @@ def preflight_problems(
             for name, why in unproven_images(images, proven).items()
         ]
     try:
-        client.agent_tokens()  # readable by Organization Admins only: changes nothing
+        tokens = client.agent_tokens()  # readable by Organization Admins only: changes nothing
     except NotAuthorizedError as error:
         problems.append(
             f"the API token cannot switch the agent type: Organization Admin is needed ({error})"
         )
+    else:
+        live = {t.id for t in tokens if not t.revoked}
+        if agent_token_id is not None and agent_token_id not in live:
+            problems.append(
+                f"the migration's agent token {agent_token_id} is revoked (a rollback revokes "
+                "it): no agent could serve after the switch; run create_agent_token and "
+                "prepare_hybrid_agent again, and start the agent with the new install files"
+            )
     deployment = client.deployment_by_name(client.deployment)
     if deployment.agent_type == "SERVERLESS":
         unreadable = not_loaded(client.workspace())

@@ -145,6 +145,7 @@ def left_alone_message(names: tuple[str, ...]) -> str:
     "changes nothing."
 )
 def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource) -> list:
+    from migration_pipeline.agent.defs import recorded_token_id
     from migration_pipeline.cutover.core import preflight_problems
     from migration_pipeline.deployments import (
         earlier_in_order,
@@ -174,7 +175,11 @@ def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusR
     if not problems:
         with dagster_plus.session(context) as client:
             problems = preflight_problems(
-                client, applied, images, proven_images(context.instance, deployment)
+                client,
+                applied,
+                images,
+                proven_images(context.instance, deployment),
+                recorded_token_id(context.instance, deployment),
             )
     if images and not settings.prove_images:
         context.log.warning(

@@ -72,19 +72,12 @@ def _deployed_document(instance: dg.DagsterInstance, deployment: str) -> dict | 
 
 def _revoke_migration_token(context, client, deployment: str) -> str:
     """Revoke the agent token the migration created for this deployment; what happened."""
-    from migration_pipeline.agent.defs import TOKEN_KEY
-    from migration_pipeline.deployments import latest_materialization
+    from migration_pipeline.agent.defs import recorded_token_id
     from migration_pipeline.plus.errors import DagsterPlusError
 
-    record = latest_materialization(context.instance, TOKEN_KEY, deployment)
-    entry = (
-        record.asset_materialization.metadata.get("token_id")
-        if record is not None and record.asset_materialization is not None
-        else None
-    )
-    if entry is None:
+    token_id = recorded_token_id(context.instance, deployment)
+    if token_id is None:
         return "none was created by this migration"
-    token_id = int(entry.value)  # type: ignore[arg-type]
     try:
         found = client.for_deployment(deployment).revoke_agent_token(token_id)
     except DagsterPlusError as error:
@@ -93,7 +86,10 @@ def _revoke_migration_token(context, client, deployment: str) -> str:
             "Dagster+ (Organization settings > Tokens)"
         )
         return f"{token_id}: not revoked ({error})"
-    context.log.info(f"revoked the migration's agent token {token_id}")
+    context.log.info(
+        f"revoked the migration's agent token {token_id}; to roll forward again, run "
+        "create_agent_token and prepare_hybrid_agent (a new token, new install files) first"
+    )
     return f"{token_id}: revoked" if found else f"{token_id}: already gone"
 
 
