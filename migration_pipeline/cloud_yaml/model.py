@@ -122,6 +122,31 @@ class CloudYaml:
             return location
         return DagsterCloudConfigDefaultsMerger().merge(defaults, location)
 
+    def deploy_document(self, images: dict[str, str]) -> dict[str, Any]:
+        """The locations document to deploy: each location as this file says (defaults merged,
+        `build` set aside) with its image, as `dagster-cloud ci deploy` sends it."""
+        locations = []
+        for ref in self.locations:
+            merged = self.merged_location(ref)
+            location = {k: merged[k] for k in DEPLOY_KEYS if merged.get(k) not in (None, {}, [])}
+            if merged["location_name"] in images:
+                location["image"] = images[merged["location_name"]]
+            locations.append(location)
+        return {"locations": locations}
+
+
+# What a deployed location holds (`build` is the CI's, not Dagster+'s).
+DEPLOY_KEYS = (
+    "location_name",
+    "code_source",
+    "working_directory",
+    "executable_path",
+    "attribute",
+    "container_context",
+    "agent_queue",
+    "image",
+)
+
 
 def _without_none(value: Any) -> Any:
     if isinstance(value, dict):

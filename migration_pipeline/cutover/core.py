@@ -144,31 +144,6 @@ def preflight_problems(
 
 # -- the deploy of the Hybrid locations (right after the switch, or by the finish run) ---------
 
-DEPLOY_KEYS = (
-    "location_name",
-    "code_source",
-    "working_directory",
-    "executable_path",
-    "attribute",
-    "container_context",
-    "agent_queue",
-    "image",
-)
-
-
-def deploy_document(
-    merged_locations: list[dict[str, Any]], images: dict[str, str]
-) -> dict[str, Any]:
-    """The locations document to deploy: each location as the rewritten dagster_cloud.yaml says
-    (defaults merged, `build` set aside) with its image, as `dagster-cloud ci deploy` sends it."""
-    locations = []
-    for merged in merged_locations:
-        location = {k: merged[k] for k in DEPLOY_KEYS if merged.get(k) not in (None, {}, [])}
-        if merged["location_name"] in images:
-            location["image"] = images[merged["location_name"]]
-        locations.append(location)
-    return {"locations": locations}
-
 
 def locations_to_deploy(
     current: dict[str, Any], desired: dict[str, Any], before: dict[str, Any] | None = None

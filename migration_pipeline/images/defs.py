@@ -233,9 +233,7 @@ def deploy_document_metadata(
     import hashlib
     import json
 
-    from migration_pipeline.cutover.core import deploy_document
-
-    document = deploy_document([cloud.merged_location(ref) for ref in cloud.locations], images)
+    document = cloud.deploy_document(images)
     digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
     return {
         DEPLOY_DOCUMENT: dg.MetadataValue.json(document),
