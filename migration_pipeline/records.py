@@ -4,6 +4,8 @@ read exactly what the asset recorded, typed again by its dataclass."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -54,6 +56,18 @@ def latest_entry(
             allow_retries=False,
         )
     return value
+
+
+@contextmanager
+def readable() -> Iterator[None]:
+    """Where a record is typed again: one this version cannot read fails the step at once with
+    what to do (`lib.plain.from_plain` says which field), never through the retry policy."""
+    from migration_pipeline.lib.plain import UnreadableRecord
+
+    try:
+        yield
+    except UnreadableRecord as error:
+        raise dg.Failure(str(error), allow_retries=False) from None
 
 
 def log_check_evaluation(

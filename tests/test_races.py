@@ -374,3 +374,45 @@ def test_10_the_rollback_says_what_it_overwrites_first_and_revokes_the_token(env
     (token,) = [t for t in admin.agent_tokens() if "prod" in (t.description or "")]
     assert token.revoked
     assert any(f"revoked the migration's agent token {token.id}" in m for m in logs)
+
+
+# 9 -------------------------------------------------------------------------------------------
+
+
+def test_9_records_of_another_version_are_read_or_refused_by_name():
+    from migration_pipeline.cutover.core import Snapshot
+    from migration_pipeline.images.publish import PublishedImage
+    from migration_pipeline.lib.plain import UnreadableRecord, as_plain, from_plain
+    from migration_pipeline.plan.applied import AppliedProject
+
+    snapshot = Snapshot("prod", 1, "SERVERLESS", 1.0, {"SUCCESS": 2}, ["a", "b"], {}, {}, {})
+    raw = as_plain(snapshot)
+    assert Snapshot.from_dict(raw) == snapshot
+    older = {k: v for k, v in raw.items() if k != "settings_removed_at_cutover"}
+    assert Snapshot.from_dict(older) == snapshot  # a field added since: its default
+    newer = {**raw, "taken_by": "a later version"}
+    assert Snapshot.from_dict(newer) == snapshot  # a field this version does not know
+    with pytest.raises(UnreadableRecord, match="pre-cutover snapshot .*deployment_id"):
+        Snapshot.from_dict({k: v for k, v in raw.items() if k != "deployment_id"})
+    with pytest.raises(UnreadableRecord, match="run_counts"):
+        Snapshot.from_dict({**raw, "run_counts": ["SUCCESS"]})
+    applied = AppliedProject("/p", "kubernetes", "dagster_cloud.yaml", {}, ("a",), {})
+    assert AppliedProject.from_record(as_plain(applied)) == applied
+    with pytest.raises(UnreadableRecord, match="image of x"):
+        from_plain(PublishedImage, {"location": "x"}, "image of x")
+
+
+def test_9_a_rollback_with_an_unreadable_snapshot_fails_with_what_to_do(env, sandbox):
+    env.prepare()
+    assert env.run("cutover").success
+    env.instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key="pre_cutover_snapshot",
+            partition=env.deployment,
+            metadata={"snapshot": dg.MetadataValue.json({"deployment": "prod"})},
+        )
+    )
+    rollback = env.run("rollback_to_serverless", raise_on_error=False)
+    message = step_failure_message(rollback)
+    assert "the pre-cutover snapshot recorded earlier cannot be read" in message
+    assert "TypeError" not in message and switches(sandbox) == ["HYBRID"]

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from migration_pipeline.agent.install import AgentInstall
 from migration_pipeline.deployments import DEPLOYMENTS, latest_materialization
 from migration_pipeline.plan.applied import AppliedProject
+from migration_pipeline.records import readable
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 
 GROUP = "agent"
@@ -140,7 +141,8 @@ def hybrid_agent_install_files(
             allow_retries=False,
         )
     record = {key: value.value for key, value in token.asset_materialization.metadata.items()}
-    recorded = RecordedToken.from_record(record)
+    with readable():
+        recorded = RecordedToken.from_record(record)
 
     def list_agent_ids() -> list[str]:
         with dagster_plus.session(context) as client:

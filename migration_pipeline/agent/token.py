@@ -72,13 +72,9 @@ class RecordedToken:
 
     @classmethod
     def from_record(cls, record: dict) -> RecordedToken:
-        return cls(
-            token_id=int(record["token_id"]),
-            description=str(record["description"]),
-            store=str(record["store"]),
-            reference=str(record["reference"]),
-            organization=str(record["organization"]),
-        )
+        from migration_pipeline.lib.plain import from_plain
+
+        return from_plain(cls, record, "agent token record (hybrid_agent_token)")
 
 
 @dataclass(frozen=True)

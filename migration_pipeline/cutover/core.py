@@ -41,12 +41,9 @@ class Snapshot:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Snapshot:
-        return cls(
-            **{
-                **raw,
-                "settings_removed_at_cutover": tuple(raw.get("settings_removed_at_cutover") or ()),
-            }
-        )
+        from migration_pipeline.lib.plain import from_plain
+
+        return from_plain(cls, raw, "pre-cutover snapshot")
 
     @property
     def settings_expected_after(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from migration_pipeline.deployments import (
     latest_cutover,
     latest_materialization,
 )
-from migration_pipeline.records import log_check_evaluation
+from migration_pipeline.records import log_check_evaluation, readable
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 
 if TYPE_CHECKING:
@@ -83,7 +83,10 @@ def latest_snapshot(instance: dg.DagsterInstance, deployment: str) -> Snapshot |
     if record is None or record.asset_materialization is None:
         return None
     value = record.asset_materialization.metadata["snapshot"].value
-    return Snapshot.from_dict(value) if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        return None
+    with readable():
+        return Snapshot.from_dict(value)
 
 
 @dataclass(frozen=True)

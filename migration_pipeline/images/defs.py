@@ -9,7 +9,7 @@ import dagster as dg
 from migration_pipeline.deployments import DEPLOYMENTS
 from migration_pipeline.images.publish import PublishedImage
 from migration_pipeline.plan.applied import AppliedProject
-from migration_pipeline.records import latest_record, record_metadata
+from migration_pipeline.records import latest_record, readable, record_metadata
 
 if TYPE_CHECKING:
     from migration_pipeline.cloud_yaml.model import CloudYaml
@@ -217,7 +217,13 @@ def recorded_images(
 ) -> dict[str, PublishedImage]:
     """The images the deployment's last code_location_images materialization published."""
     record = latest_record(instance, "code_location_images", needed_by, deployment)
-    return {name: PublishedImage(**image) for name, image in record.items()}
+    from migration_pipeline.lib.plain import from_plain
+
+    with readable():
+        return {
+            name: from_plain(PublishedImage, image, f"image of {name} (code_location_images)")
+            for name, image in record.items()
+        }
 
 
 DEPLOY_DOCUMENT = "deploy_document"

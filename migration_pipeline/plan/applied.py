@@ -37,15 +37,9 @@ class AppliedProject:
 
     @classmethod
     def from_record(cls, record: dict) -> AppliedProject:
-        return cls(
-            **{
-                **record,
-                "written": tuple(record["written"]),
-                "settings_removed_at_cutover": tuple(
-                    record.get("settings_removed_at_cutover") or ()
-                ),
-            }
-        )
+        from migration_pipeline.lib.plain import from_plain
+
+        return from_plain(cls, record, "applied project (hybrid_project_files)")
 
     @property
     def target(self) -> AgentTarget:

@@ -222,6 +222,9 @@ def recorded_project(
     instance: dg.DagsterInstance, needed_by: str, deployment: str
 ) -> AppliedProject:
     """The project as the deployment's last hybrid_project_files materialization applied it."""
-    return AppliedProject.from_record(
-        latest_record(instance, "hybrid_project_files", needed_by, deployment)
-    )
+    from migration_pipeline.records import readable
+
+    with readable():
+        return AppliedProject.from_record(
+            latest_record(instance, "hybrid_project_files", needed_by, deployment)
+        )
