@@ -204,7 +204,7 @@ LAUNCHPAD_DEFAULT = (
 
 plan_job = dg.define_asset_job(
     "plan_migration",
-    selection=["serverless_inventory", "migration_plan"],
+    selection=dg.AssetSelection.assets("serverless_inventory", "migration_plan"),
     executor_def=dg.in_process_executor,
     config=LAUNCHPAD_DEFAULT,
     description="The dry run: read the deployment and plan every change. Writes nothing.",

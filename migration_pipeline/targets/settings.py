@@ -78,7 +78,7 @@ class TargetSettings(BaseModel):
     Strict: `"false"` is not read as a boolean, `true` not as a number, `3.11` not as a
     string; each is an error naming the key, the type expected and the value found."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     registry: Registry | None = Field(None, description="Image registry and repository prefix.")
     image_layout: Literal["per_location", "shared"] = "per_location"
@@ -135,7 +135,7 @@ class TargetSettings(BaseModel):
 
 
 class _Resources(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
     requests: dict[Literal["cpu", "memory"], Quantity] | None = None
     limits: dict[Literal["cpu", "memory"], Quantity] | None = None
 
@@ -158,7 +158,7 @@ class AzureSettings(KubernetesSettings):
 
 
 class _EcsSecret(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, defer_build=True)
     name: EnvVarName
     value_from: SecretArn = Field(alias="valueFrom")
 
