@@ -416,3 +416,34 @@ def test_9_a_rollback_with_an_unreadable_snapshot_fails_with_what_to_do(env, san
     message = step_failure_message(rollback)
     assert "the pre-cutover snapshot recorded earlier cannot be read" in message
     assert "TypeError" not in message and switches(sandbox) == ["HYBRID"]
+
+
+def test_10_a_rollback_whose_reconcile_fails_leaves_the_deployment_as_it_was(
+    env, sandbox, monkeypatch
+):
+    from migration_pipeline.plus.client import DagsterPlusClient
+    from migration_pipeline.plus.errors import DagsterPlusUnavailableError
+
+    admin = client_for(sandbox)
+    env.prepare()
+    assert env.run("cutover").success
+    with fake_agent(sandbox, env.stored_agent_token()):
+        (request,) = env.sensor_tick().run_requests
+        assert env.run("finish_hybrid_migration", tags=request.tags).success
+    hybrid_document = admin.locations_as_document()
+    real = DagsterPlusClient.reconcile_locations
+
+    def unavailable(self, document):
+        raise DagsterPlusUnavailableError("reconcileLocationsFromDocument", "HTTP 503 x5")
+
+    monkeypatch.setattr(DagsterPlusClient, "reconcile_locations", unavailable)
+    rollback = env.run("rollback_to_serverless", raise_on_error=False)
+    monkeypatch.setattr(DagsterPlusClient, "reconcile_locations", real)
+    message = step_failure_message(rollback)
+    assert "the agent type was put back to HYBRID, so the deployment works as before" in message
+    assert admin.current_deployment().agent_type == "HYBRID"
+    assert admin.locations_as_document() == hybrid_document
+    assert switches(sandbox) == ["HYBRID", "SERVERLESS", "HYBRID"]
+    assert not [t for t in admin.agent_tokens() if t.revoked]  # nothing after it was done
+    assert env.run("rollback_to_serverless").success  # and run again, it completes
+    assert admin.current_deployment().agent_type == "SERVERLESS"

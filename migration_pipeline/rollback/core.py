@@ -12,6 +12,10 @@ if TYPE_CHECKING:
     from migration_pipeline.plus.client import DagsterPlusClient
 
 
+class RollbackIncomplete(Exception):
+    """The rollback stopped partway; the message says in what state it left the deployment."""
+
+
 def _canonical(document: dict[str, Any]) -> str:
     return json.dumps(document, sort_keys=True)
 
@@ -19,20 +23,37 @@ def _canonical(document: dict[str, Any]) -> str:
 def restore(client: DagsterPlusClient, snapshot: Snapshot) -> list[str]:
     """What was restored: `agent_type`, `locations_document`, `settings` (none: already as
     before). A reconcile whose answer was lost is sent again only if it did not take effect."""
-    from migration_pipeline.plus.errors import OutcomeUnknownError
+    from migration_pipeline.plus.errors import DagsterPlusError, OutcomeUnknownError
 
     restored = []
     deployment = client.deployment_by_name(client.deployment)
-    if deployment.agent_type != snapshot.agent_type:
+    switched_back = deployment.agent_type != snapshot.agent_type
+    if switched_back:
         client.update_deployment_agent_type(snapshot.agent_type, deployment.id)
         restored.append("agent_type")
     document = snapshot.locations_document
     if _canonical(client.locations_as_document()) != _canonical(document):
         try:
-            client.reconcile_locations(document)
-        except OutcomeUnknownError:
-            if _canonical(client.locations_as_document()) != _canonical(document):
+            try:
                 client.reconcile_locations(document)
+            except OutcomeUnknownError:
+                if _canonical(client.locations_as_document()) != _canonical(document):
+                    client.reconcile_locations(document)
+        except DagsterPlusError as error:
+            if switched_back:
+                # The agent type and the document go together: a Serverless deployment with the
+                # Hybrid document runs nothing, while the Hybrid agent still serves the Hybrid
+                # one. Put the agent type back, so the deployment works as before the rollback.
+                client.update_deployment_agent_type(deployment.agent_type, deployment.id)
+            raise RollbackIncomplete(
+                f"the locations document could not be restored ({error}); "
+                + (
+                    f"the agent type was put back to {deployment.agent_type}, so the deployment "
+                    "works as before the rollback. Run the rollback again."
+                    if switched_back
+                    else "run the rollback again."
+                )
+            ) from None
         restored.append("locations_document")
     if client.deployment_settings() != snapshot.settings:
         client.set_deployment_settings(snapshot.settings)

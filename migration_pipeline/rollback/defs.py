@@ -19,7 +19,11 @@ def restore_serverless(
     context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource
 ) -> dg.Output[list]:
     from migration_pipeline.deployments import refuse_beside_another_action
-    from migration_pipeline.rollback.core import overwritten_by_rollback, restore
+    from migration_pipeline.rollback.core import (
+        RollbackIncomplete,
+        overwritten_by_rollback,
+        restore,
+    )
 
     deployment = dagster_plus.deployment_for(context)
     refuse_beside_another_action(context.instance, deployment, context.run_id, "rollback")
@@ -41,7 +45,10 @@ def restore_serverless(
                     f"changed since the pre-cutover snapshot, {what.replace('_', ' ')} by the "
                     f"rollback: {', '.join(names)}"
                 )
-        restored = restore(client, snapshot)
+        try:
+            restored = restore(client, snapshot)
+        except RollbackIncomplete as error:
+            raise dg.Failure(str(error), allow_retries=False) from None
         token = _revoke_migration_token(context, client, deployment)
     context.log.info(f"restored: {', '.join(restored) or 'nothing (already as before)'}")
     context.log.warning(
