@@ -447,3 +447,68 @@ def test_10_a_rollback_whose_reconcile_fails_leaves_the_deployment_as_it_was(
     assert not [t for t in admin.agent_tokens() if t.revoked]  # nothing after it was done
     assert env.run("rollback_to_serverless").success  # and run again, it completes
     assert admin.current_deployment().agent_type == "SERVERLESS"
+
+
+# The guard under any interleaving -----------------------------------------------------------
+
+
+SEEDS = range(200)
+
+
+def test_any_interleaving_lets_at_most_one_action_act_at_a_time():
+    """Random interleavings of launches, starts and ends of cutover, finish and rollback runs
+    of one deployment (a fixed seed list), through the real guard over a real (in-memory)
+    instance: a run whose start finds another launched and not ended is refused, one that finds
+    none acts, so no two runs ever act at once. Dagster+ is not involved: 200 seeds take
+    seconds."""
+    import random
+
+    from migration_pipeline.deployments import ACTION_JOBS, refuse_beside_another_action
+
+    acted = refused = 0
+    with dg.DagsterInstance.ephemeral() as instance:
+        for seed in SEEDS:
+            rng = random.Random(seed)
+            deployment = f"d{seed}"
+            jobs = [rng.choice(ACTION_JOBS) for _ in range(rng.randint(2, 6))]
+            occurrences = [run for run in range(len(jobs)) for _ in range(3)]
+            rng.shuffle(occurrences)
+            ids: dict[int, str] = {}
+            ended: set[int] = set()
+            acting: set[int] = set()
+            for run, step in _per_run_ordered(occurrences):
+                if step == "launch":
+                    ids[run] = instance.add_run(
+                        DagsterRun(
+                            job_name=jobs[run],
+                            status=dg.DagsterRunStatus.NOT_STARTED,
+                            tags={"dagster/partition": deployment},
+                        )
+                    ).run_id
+                elif step == "start":
+                    others = set(ids) - ended - {run}
+                    try:
+                        refuse_beside_another_action(instance, deployment, ids[run], jobs[run])
+                    except dg.Failure:
+                        assert others, (seed, jobs, run)  # refused only beside another
+                        refused += 1
+                        continue
+                    assert not others and not acting, (seed, jobs, run)
+                    acting.add(run)
+                    acted += 1
+                else:
+                    acting.discard(run)
+                    ended.add(run)
+                    instance.report_run_canceled(instance.get_run_by_id(ids[run]))
+    assert acted and refused  # the seeds reach both outcomes
+
+
+def _per_run_ordered(occurrences: list[int]) -> list[tuple[int, str]]:
+    """Each run's n-th occurrence in the shuffled list is its n-th step: launch, start, end."""
+    steps = ("launch", "start", "end")
+    seen: dict[int, int] = {}
+    ordered = []
+    for run in occurrences:
+        ordered.append((run, steps[seen.get(run, 0)]))
+        seen[run] = seen.get(run, 0) + 1
+    return ordered
