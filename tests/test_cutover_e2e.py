@@ -144,10 +144,11 @@ def test_daemon_finishes_the_migration_on_its_own_then_rollback(
         }
 
         # The cutovers of three deployments, launched at once, go through the run queue one at
-        # a time (prod, rolled back above, is Serverless again).
+        # a time (prod, rolled back above, is Serverless again; the rollback revoked its agent
+        # token, so prod is prepared again: a new token, new install files).
         from dagster_graphql import DagsterGraphQLClient
 
-        for other in ("staging", "dev"):
+        for other in ("prod", "staging", "dev"):
             env.prepare(deployment=other)
         client = DagsterGraphQLClient("127.0.0.1", port_number=port)
         # Each cutover takes a few seconds (its preflight's first call is slow), so that two of
