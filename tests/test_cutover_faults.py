@@ -36,8 +36,12 @@ JOBS_UNDER_TEST = [job for job in MIGRATION_ORDER if job != "prepare_hybrid_agen
 # The jobs during which no Hybrid agent runs yet (its token may not even exist).
 NO_AGENT_YET = ("create_agent_token", "prepare_hybrid_agent")
 # Calls made only by a best-effort step, which logs a failure and goes on: the cutover run's
-# deploy at once (after the switch; its finish run deploys instead).
-BEST_EFFORT = {"cutover": {"agents", "deployLocations"}}
+# deploy at once (after the switch; its finish run deploys instead), and the rollback's
+# revocation of the migration's agent token (it says to revoke it by hand).
+BEST_EFFORT = {
+    "cutover": {"agents", "deployLocations"},
+    "rollback_to_serverless": {"revokeAgentToken"},
+}
 
 
 def without_retries(name: str):
@@ -99,6 +103,12 @@ JOBS = {
 
 
 def run_config_for(sandbox: Sandbox, job: str) -> dict:
+    if job == "finish_hybrid_migration":
+        # Inside the window the wait goes on through transient answers until its timeout: a
+        # persistent fault on the workspace query fails the finish only then.
+        return MigrationEnv.finish_config(
+            load_timeout_seconds=10, poll_seconds=0.1, error_settle_seconds=0.5
+        )
     return agent_url_config(sandbox) if job == "prepare_hybrid_agent" else {}
 
 
@@ -152,18 +162,28 @@ class Case:
             ops |= seen
         return ops
 
-    def assert_one_of_each(self, operation: str) -> None:
+    def assert_one_of_each(self, operation: str, failed_once: bool = False) -> None:
         events = self.sandbox.state.events()
         switches = [e["detail"]["to"] for e in events if e["kind"] == "agent_type_switched"]
         tokens = [e for e in events if e["kind"] == "agent_token_created"]
         deploys = [e["detail"]["location"] for e in events if e["kind"] == "location_deployed"]
         assert tokens and len(tokens) == 1, (operation, tokens)
-        if self.job not in NO_AGENT_YET:
+        # A rollback whose reconcile failed put the agent type back (the deployment worked as
+        # before it); its re-execution rolled back.
+        put_back = (
+            failed_once
+            and self.job == "rollback_to_serverless"
+            and operation == "reconcileLocationsFromDocument"
+        )
+        if self.job not in NO_AGENT_YET and not put_back:
             assert switches.count("HYBRID") == 1, (operation, switches)
         if self.job in ("finish_hybrid_migration", "rollback_to_serverless"):
             assert sorted(deploys) == ["analytics", "ml_models"], (operation, deploys)
         if self.job == "rollback_to_serverless":
-            assert switches == ["HYBRID", "SERVERLESS"]
+            if put_back:
+                assert switches == ["HYBRID", "SERVERLESS", "HYBRID", "SERVERLESS"], switches
+            else:
+                assert switches == ["HYBRID", "SERVERLESS"], (operation, switches)
             assert len([e for e in events if e["kind"] == "location_reconciled"]) == 2
 
     def close(self) -> None:
@@ -191,7 +211,8 @@ def test_reexecution_after_a_fault_at_each_call(job, tmp_path, monkeypatch, regi
                 deployed = [
                     e for e in case.sandbox.state.events() if e["kind"] == "location_deployed"
                 ]
-                assert deployed == [], "the failed deploy at once deployed something"
+                if job == "cutover":
+                    assert deployed == [], "the failed deploy at once deployed something"
             else:
                 assert not failed.success, (
                     f"{job}: a persistent fault on {operation} did not fail it"
@@ -199,7 +220,7 @@ def test_reexecution_after_a_fault_at_each_call(job, tmp_path, monkeypatch, regi
                 case.sandbox.faults.clear()
                 again = case.execute(reexecute_from=failed.run_id)
                 assert again.success, f"{job}: re-execution after a fault on {operation} failed"
-            case.assert_one_of_each(operation)
+            case.assert_one_of_each(operation, failed_once=not failed.success)
             case.close()
 
         with monkeypatch.context() as patch:
