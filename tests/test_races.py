@@ -36,6 +36,15 @@ def switches(sandbox) -> list[str]:
     return [e["detail"]["to"] for e in sandbox.state.events("agent_type_switched")]
 
 
+def migrated(env: MigrationEnv, sandbox) -> None:
+    """Prepared, cut over, and finished by the run the sensor requests once the agent runs."""
+    env.prepare()
+    assert env.run("cutover").success
+    with fake_agent(sandbox, env.stored_agent_token()):
+        (request,) = env.sensor_tick().run_requests
+        assert env.run("finish_hybrid_migration", tags=request.tags).success
+
+
 def deploys(sandbox) -> int:
     return len(sandbox.state.events("location_deployed"))
 
@@ -121,11 +130,7 @@ def test_3_two_finishes_never_deploy_side_by_side(env, sandbox):
 
 def test_4_a_cutover_or_finish_re_run_never_puts_back_an_older_image(env, sandbox):
     admin = client_for(sandbox)
-    env.prepare()
-    assert env.run("cutover").success
-    with fake_agent(sandbox, env.stored_agent_token()):
-        (request,) = env.sensor_tick().run_requests
-        assert env.run("finish_hybrid_migration", tags=request.tags).success
+    migrated(env, sandbox)
     # Weeks later the new CI ships analytics:v2.
     document = admin.locations_as_document()
     shipped = dict(document["locations"][0], image="registry.example/acme/analytics:v2")
@@ -344,11 +349,7 @@ def test_6_a_transient_answer_is_left_to_the_ops_retry_policy(kind):
 
 def test_10_the_rollback_says_what_it_overwrites_first_and_revokes_the_token(env, sandbox):
     admin = client_for(sandbox)
-    env.prepare()
-    assert env.run("cutover").success
-    with fake_agent(sandbox, env.stored_agent_token()):
-        (request,) = env.sensor_tick().run_requests
-        assert env.run("finish_hybrid_migration", tags=request.tags).success
+    migrated(env, sandbox)
     # Since the migration: a location added, another one's image shipped, a setting changed.
     document = admin.locations_as_document()["locations"]
     admin.deploy_locations(
@@ -425,11 +426,7 @@ def test_10_a_rollback_whose_reconcile_fails_leaves_the_deployment_as_it_was(
     from migration_pipeline.plus.errors import DagsterPlusUnavailableError
 
     admin = client_for(sandbox)
-    env.prepare()
-    assert env.run("cutover").success
-    with fake_agent(sandbox, env.stored_agent_token()):
-        (request,) = env.sensor_tick().run_requests
-        assert env.run("finish_hybrid_migration", tags=request.tags).success
+    migrated(env, sandbox)
     hybrid_document = admin.locations_as_document()
     real = DagsterPlusClient.reconcile_locations
 
