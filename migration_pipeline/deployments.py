@@ -152,7 +152,6 @@ class CutoverRecord:
     deploy_started_at: float | None = None
     deployed_at: float | None = None
     deployed_locations: tuple[str, ...] = ()
-    succeeded: bool = True  # False: the run failed after the switch (it still switched)
 
 
 def latest_cutover(instance: dg.DagsterInstance, deployment: str) -> CutoverRecord | None:
@@ -174,7 +173,6 @@ def latest_cutover(instance: dg.DagsterInstance, deployment: str) -> CutoverReco
         float(tags[DEPLOY_STARTED_TAG]) if DEPLOY_STARTED_TAG in tags else None,
         float(tags[DEPLOYED_AT_TAG]) if DEPLOYED_AT_TAG in tags else None,
         tuple(filter(None, tags.get(DEPLOYED_LOCATIONS_TAG, "").split(","))),
-        succeeded=record.dagster_run.status == dg.DagsterRunStatus.SUCCESS,
     )
 
 

@@ -178,7 +178,8 @@ def test_5_a_cutover_failing_after_the_switch_is_seen_as_switched(env, sandbox, 
     monkeypatch.setattr(DagsterPlusClient, "deployment_settings", real_settings)
     assert not cutover.success and switches(sandbox) == ["HYBRID"]
     record = latest_cutover(env.instance, env.deployment)
-    assert record is not None and record.run_id == cutover.run_id and not record.succeeded
+    assert record is not None and record.run_id == cutover.run_id
+    assert env.instance.get_run_by_id(record.run_id).status == dg.DagsterRunStatus.FAILURE
     switched_at = record.cutover_at
     assert switched_at > 0
     assert progress(env.instance, env.deployment).state == "switched"

@@ -149,8 +149,9 @@ def locations_to_deploy(
     Of those, one that Dagster+ has otherwise than `before` (the pre-cutover snapshot's
     document) left it was changed since by someone else (the new CI shipped an image, say): it
     is left alone, never put back to the migration's older image."""
-    have = {loc.get("location_name"): loc for loc in current.get("locations") or []}
-    had = {loc.get("location_name"): loc for loc in (before or {}).get("locations") or []}
+    from migration_pipeline.plus.types import locations_by_name
+
+    have, had = locations_by_name(current), locations_by_name(before)
     to_deploy: list[str] = []
     left_alone: list[str] = []
     for loc in desired["locations"]:

@@ -130,19 +130,17 @@ def inventory_from(raw: Any, source: str) -> Inventory:
             [Problem(source, None, (), f"is not an inventory (a mapping of {', '.join(fields)})")]
         )
     unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        keys = ", ".join(fields)
+        raise InvalidInput(
+            [
+                Problem(
+                    source, None, (key,), f"unknown key: this is not an inventory (keys: {keys})"
+                )
+                for key in unknown
+            ]
+        )
     try:
-        if unknown:
-            raise InvalidInput(
-                [
-                    Problem(
-                        source,
-                        None,
-                        (key,),
-                        "unknown key: this is not an inventory (keys: " + ", ".join(fields) + ")",
-                    )
-                    for key in unknown
-                ]
-            )
         inventory = _inventory_adapter().validate_python(raw)
     except ValidationError as error:
         raise InvalidInput(validation_problems(error, source)) from None
@@ -192,9 +190,9 @@ def take_inventory(client: DagsterPlusClient) -> Inventory:
 
 def render_sections(inventory: Inventory) -> dict[str, str]:
     """One markdown table per section, keyed by section name."""
-    code_sources = {
-        loc.get("location_name"): loc for loc in inventory.locations_document.get("locations") or []
-    }
+    from migration_pipeline.plus.types import locations_by_name
+
+    code_sources = locations_by_name(dict(inventory.locations_document))
     return {
         "deployment": table(
             [

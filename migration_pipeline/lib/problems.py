@@ -108,16 +108,18 @@ def validation_problems(
     error: Exception,
     file: str,
     line_of: Callable[[KeyPath], int | None] | None = None,
-    known_keys: Callable[[KeyPath], Iterable[str]] | None = None,
+    known_keys: Iterable[str] = (),
+    unknown_in: str = "",
 ) -> list[Problem]:
     """A pydantic `ValidationError` as problems: the file, the line (`line_of`), the key path,
-    the type expected and the value found; an unknown key with the closest known one."""
+    the type expected and the value found; an unknown key (`unknown key "x" <unknown_in>`) with
+    the closest of `known_keys`."""
     problems = []
     for item in error.errors():  # type: ignore[attr-defined]
         path: KeyPath = tuple(part for part in item["loc"] if isinstance(part, str | int))
         if item["type"] == "extra_forbidden":
-            choices = known_keys(path[:-1]) if known_keys else ()
-            message = f'unknown key "{path[-1]}"{did_you_mean(str(path[-1]), choices)}'
+            where = f" {unknown_in}" if unknown_in else ""
+            message = f'unknown key "{path[-1]}"{where}{did_you_mean(str(path[-1]), known_keys)}'
         else:
             message = type_message(item["type"], item.get("input"), item["msg"])
         problems.append(Problem(file, line_of(path) if line_of else None, path, message))

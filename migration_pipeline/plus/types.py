@@ -86,6 +86,12 @@ class Run:
     creation_time: float
 
 
+def locations_by_name(document: dict[str, Any] | None) -> dict[str, Any]:
+    """A locations document (as `locationsAsDocument` answers it and a deploy takes it), each
+    location by its `location_name`; an absent document has none."""
+    return {loc.get("location_name"): loc for loc in (document or {}).get("locations") or []}
+
+
 def agent_from(raw: dict[str, Any]) -> Agent:
     return Agent(
         id=raw["id"],

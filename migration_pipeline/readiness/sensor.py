@@ -25,7 +25,11 @@ CUTOVER_RUN_TAG = "migration_pipeline/cutover_run_id"
 # asked once the tick could no longer finish its query within the budget.
 TICK_BUDGET_SECONDS = 40.0
 QUERY_BOUNDS: dict[str, Any] = {"timeout": 5.0, "max_attempts": 2, "max_retry_after_seconds": 2.0}
-WORST_QUERY_SECONDS = 2 * 5.0 + 2.0
+# One query at worst: each attempt's deadline, and the longest wait between two attempts.
+WORST_QUERY_SECONDS = (
+    QUERY_BOUNDS["max_attempts"] * QUERY_BOUNDS["timeout"]
+    + (QUERY_BOUNDS["max_attempts"] - 1) * QUERY_BOUNDS["max_retry_after_seconds"]
+)
 
 
 def _requested(cursor: str | None) -> dict[str, str]:

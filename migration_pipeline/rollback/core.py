@@ -70,12 +70,12 @@ def overwritten_by_rollback(
     """What the rollback will delete or overwrite that changed after the snapshot, said before
     it acts: locations added since (deleted), locations changed since by someone other than the
     migration's deploy (overwritten), and deployment settings changed since (overwritten)."""
-    before = {
-        loc.get("location_name"): loc for loc in snapshot.locations_document.get("locations") or []
-    }
-    ours = {
-        loc.get("location_name"): loc for loc in (deployed_document or {}).get("locations") or []
-    }
+    from migration_pipeline.plus.types import locations_by_name
+
+    before, ours = (
+        locations_by_name(snapshot.locations_document),
+        locations_by_name(deployed_document),
+    )
     added, changed = [], []
     for location in current_document.get("locations") or []:
         name = location.get("location_name")

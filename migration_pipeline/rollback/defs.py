@@ -86,7 +86,7 @@ def _revoke_migration_token(context, client, deployment: str) -> str:
     if token_id is None:
         return "none was created by this migration"
     try:
-        found = client.for_deployment(deployment).revoke_agent_token(token_id)
+        found = client.revoke_agent_token(token_id)
     except DagsterPlusError as error:
         context.log.warning(
             f"the migration's agent token {token_id} was not revoked ({error}): revoke it in "

@@ -23,7 +23,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from migration_pipeline.lib import names
-from migration_pipeline.lib.problems import InvalidInput, Problem, did_you_mean, type_message
+from migration_pipeline.lib.problems import (
+    InvalidInput,
+    Problem,
+    did_you_mean,
+    validation_problems,
+)
 
 
 def _checked(problem: Callable[[Any], str | None]) -> AfterValidator:
@@ -238,18 +243,16 @@ def load_target_settings(
     try:
         return model.model_validate(raw)
     except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            path = tuple(item["loc"])
-            from_command_line = path[:1] == ("registry",) and registry is not None
-            file = "--registry" if from_command_line else name
-            line = source.line_of(path) if source is not None and not from_command_line else None
-            if item["type"] == "extra_forbidden":
-                message = (
-                    f'unknown key "{path[-1]}" for target {target}'
-                    f"{did_you_mean(str(path[-1]), model.model_fields)}"
-                )
-            else:
-                message = type_message(item["type"], item.get("input"), item["msg"])
-            problems.append(Problem(file, line, path, message))
+        problems = validation_problems(
+            error,
+            name,
+            source.line_of if source is not None else None,
+            known_keys=model.model_fields,
+            unknown_in=f"for target {target}",
+        )
+        if registry is not None:  # the registry came from the command line, not the file
+            problems = [
+                Problem("--registry", None, p.path, p.message) if p.path[:1] == ("registry",) else p
+                for p in problems
+            ]
         raise InvalidInput(problems) from None
