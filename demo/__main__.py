@@ -420,9 +420,10 @@ def report(
 def install_images(instance, deployment: str) -> dict[str, list[str]]:
     """The images the deployment's last code_location_images published, and those its proof
     started."""
-    from migration_pipeline.images.defs import proven_images, recorded_images
+    from migration_pipeline.images.defs import proven_images
+    from migration_pipeline.records import IMAGES, required
 
-    pushed = recorded_images(instance, "the report", deployment)
+    pushed = required(instance, IMAGES, "the report", deployment)
     return {
         "pushed": [image.image for _, image in sorted(pushed.items())],
         "proven": sorted((proven_images(instance, deployment) or {}).values()),

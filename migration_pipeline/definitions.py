@@ -40,6 +40,7 @@ from migration_pipeline.plan.defs import (
     plan_job,
 )
 from migration_pipeline.readiness.sensor import build_hybrid_agent_ready_sensor
+from migration_pipeline.records import RECORDS_IO_MANAGER, RecordsIOManager
 from migration_pipeline.resources import DagsterPlusResource
 from migration_pipeline.rollback.defs import rollback_job
 
@@ -86,6 +87,7 @@ def build_definitions(sensor_interval_seconds: int = 10) -> dg.Definitions:
                 deployment=dg.EnvVar("DAGSTER_CLOUD_DEPLOYMENT"),
                 api_token=dg.EnvVar("DAGSTER_CLOUD_API_TOKEN"),
             ),
+            RECORDS_IO_MANAGER: RecordsIOManager(),
         },
         executor=dg.in_process_executor,
     )

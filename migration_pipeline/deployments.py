@@ -10,6 +10,13 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from migration_pipeline.records import (
+    CUTOVER_AT_TAG,
+    CutoverRecord,
+    cutover_from_run,
+    latest_materialization,
+)
+
 # Checks of a partitioned asset are partitioned too, so each deployment's checks are its own
 # (the cutover's preflight and the order read them per deployment). Dagster 1.13 calls a
 # partitioned check "preview"; it is what this needs, so its warning is not repeated on every
@@ -60,17 +67,6 @@ def latest_run(
         limit=1,
     )
     return records[0] if records else None
-
-
-def latest_materialization(
-    instance: dg.DagsterInstance, key: str | dg.AssetKey, deployment: str
-) -> dg.EventLogRecord | None:
-    """The newest materialization of one deployment's partition of an asset."""
-    asset_key = key if isinstance(key, dg.AssetKey) else dg.AssetKey(key)
-    result = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[deployment]), limit=1
-    )
-    return result.records[0] if result.records else None
 
 
 @dataclass(frozen=True)
@@ -133,25 +129,7 @@ def order_problems(deployment: str, order: list[str], progress: dict[str, Progre
     return problems
 
 
-# -- the cutover run, as its tags recorded it (the sensor, finish, rollback and order read it) -----
-
-CUTOVER_AT_TAG = "migration_pipeline/cutover_at"  # on the cutover run that switched
-# On a cutover run that deployed the Hybrid locations itself (its agent was running already).
-DEPLOY_STARTED_TAG = "migration_pipeline/deploy_started_at"
-DEPLOYED_AT_TAG = "migration_pipeline/deployed_at"
-DEPLOYED_LOCATIONS_TAG = "migration_pipeline/deployed_locations"
-
-
-@dataclass(frozen=True)
-class CutoverRecord:
-    run_id: str
-    created_at: float  # when the cutover run was created
-    cutover_at: float  # when the deployment was switched
-    ended_at: float | None
-    # When the cutover run deployed the Hybrid locations itself (None: the finish run does).
-    deploy_started_at: float | None = None
-    deployed_at: float | None = None
-    deployed_locations: tuple[str, ...] = ()
+# -- the cutover run that switched (its tags are records: records.cutover_from_run) ------------
 
 
 def latest_cutover(instance: dg.DagsterInstance, deployment: str) -> CutoverRecord | None:
@@ -162,18 +140,7 @@ def latest_cutover(instance: dg.DagsterInstance, deployment: str) -> CutoverReco
         dg.RunsFilter(job_name=CUTOVER_JOB, tags={PARTITION_TAG: deployment}), limit=50
     )
     record = next((r for r in records if CUTOVER_AT_TAG in r.dagster_run.tags), None)
-    if record is None:
-        return None
-    tags = record.dagster_run.tags
-    return CutoverRecord(
-        record.dagster_run.run_id,
-        record.create_timestamp.timestamp(),
-        float(tags[CUTOVER_AT_TAG]),
-        record.end_time,
-        float(tags[DEPLOY_STARTED_TAG]) if DEPLOY_STARTED_TAG in tags else None,
-        float(tags[DEPLOYED_AT_TAG]) if DEPLOYED_AT_TAG in tags else None,
-        tuple(filter(None, tags.get(DEPLOYED_LOCATIONS_TAG, "").split(","))),
-    )
+    return cutover_from_run(record) if record is not None else None
 
 
 # -- one action at a time per deployment ---------------------------------------------------------

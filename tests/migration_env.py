@@ -230,22 +230,23 @@ def record_cutover(
     agent's label, a successful cutover run), without running them: for sensor-only tests."""
     from dagster._core.storage.dagster_run import DagsterRun
 
+    from migration_pipeline.agent.install import AgentInstall
+    from migration_pipeline.records import AGENT_INSTALL, record_metadata, switch_tags
+
     add_deployment_partitions(instance, [deployment])
+    install = AgentInstall("/agent", "local", "run.sh", label, (), False, ("run.sh",))
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
             asset_key="hybrid_agent_install_files",
             partition=deployment,
-            metadata={"agent_label": label, "agents_before": []},
+            metadata=record_metadata(AGENT_INSTALL, install),
         )
     )
     run = instance.add_run(
         DagsterRun(
             job_name="cutover",
             status=dg.DagsterRunStatus.SUCCESS,
-            tags={
-                "migration_pipeline/cutover_at": repr(cutover_at),
-                "dagster/partition": deployment,
-            },
+            tags={**switch_tags(cutover_at), "dagster/partition": deployment},
         )
     )
     return run.run_id

@@ -72,7 +72,7 @@ def test_whole_cutover_finish_and_rollback(env, sandbox):
     prepared = env.prepare()
     token = env.instance.get_latest_materialization_event(dg.AssetKey("hybrid_agent_token"))
     recorded = token.asset_materialization.metadata
-    assert recorded["store"].value == "kubernetes_secret" and "token" not in recorded
+    assert recorded["record"].value["store"] == "kubernetes_secret" and "token" not in recorded
 
     cutover = env.run("cutover")
     record = cutover.output_for_node("deactivate_serverless_agent")

@@ -10,6 +10,13 @@ from migration_pipeline.inventory.defs import serverless_inventory
 from migration_pipeline.resources import DagsterPlusResource
 
 
+def resources_with(dagster_plus) -> dict:
+    """The resources the inventory asset needs: Dagster+, and the records its value goes to."""
+    from migration_pipeline.records import RECORDS_IO_MANAGER, RecordsIOManager
+
+    return {"dagster_plus": dagster_plus, RECORDS_IO_MANAGER: RecordsIOManager()}
+
+
 def test_inventory_job_records_the_deployment(plus_env):
     with dg.DagsterInstance.ephemeral() as instance:
         result = run_job("inventory", instance)
@@ -56,7 +63,7 @@ def test_inventory_against_a_hybrid_deployment_without_agent(plus_env):
     resource = DagsterPlusResource(
         url=plus_env.url, deployment="prod", api_token=plus_env.token("viewer")
     )
-    result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
+    result = dg.materialize([serverless_inventory], resources=resources_with(resource))
     inventory = result.output_for_node("serverless_inventory")
     assert inventory.agent_type == "HYBRID"
     assert {loc["load_status"] for loc in inventory.locations} == {"LOADING"}
@@ -68,7 +75,7 @@ def test_inventory_fails_clearly_and_at_once_with_a_bad_token(plus_env):
         url=plus_env.url, deployment="prod", api_token="user:acme:" + "b" * 32
     )
     result = dg.materialize(
-        [serverless_inventory], resources={"dagster_plus": resource}, raise_on_error=False
+        [serverless_inventory], resources=resources_with(resource), raise_on_error=False
     )
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
@@ -86,7 +93,7 @@ def test_an_outage_longer_than_the_client_retries_is_retried_by_the_step(plus_en
         max_attempts=2,
     )
     plus_env.faults.add(operation="deploymentByName", kind="http_503", count=2)
-    result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
+    result = dg.materialize([serverless_inventory], resources=resources_with(resource))
     assert result.success
     assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
 
@@ -100,7 +107,7 @@ def test_transient_faults_do_not_fail_the_inventory(plus_env):
         backoff_seconds=0.01,
         max_attempts=8,
     )
-    result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
+    result = dg.materialize([serverless_inventory], resources=resources_with(resource))
     assert result.success
     assert result.output_for_node("serverless_inventory").run_total == 250
 
@@ -119,7 +126,7 @@ def test_inventory_records_that_the_organization_uses_branch_deployments(plus_en
     resource = DagsterPlusResource(
         url=plus_env.url, deployment="prod", api_token=plus_env.token("viewer")
     )
-    result = dg.materialize([serverless_inventory], resources={"dagster_plus": resource})
+    result = dg.materialize([serverless_inventory], resources=resources_with(resource))
     inventory = result.output_for_node("serverless_inventory")
     assert inventory.uses_branch_deployments is True
     assert "| in use |" in render_markdown(inventory)

@@ -8,9 +8,15 @@ import dagster as dg
 from pydantic import Field, field_validator
 
 from migration_pipeline.agent.install import AgentInstall
-from migration_pipeline.deployments import DEPLOYMENTS, latest_materialization
+from migration_pipeline.deployments import DEPLOYMENTS
 from migration_pipeline.plan.applied import AppliedProject
-from migration_pipeline.records import readable
+from migration_pipeline.records import (
+    AGENT_TOKEN,
+    APPLIED_PROJECT,
+    RECORDS_IO_MANAGER,
+    record_metadata,
+    required,
+)
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 
 GROUP = "agent"
@@ -42,11 +48,9 @@ def ensure_hybrid_agent_token(
         ensure_agent_token,
         store_agent_token,
     )
-    from migration_pipeline.lib.plain import as_plain
-    from migration_pipeline.plan.defs import recorded_project
 
     deployment = dagster_plus.deployment_for(context)
-    applied = recorded_project(context.instance, "create_agent_token", deployment)
+    applied = required(context.instance, APPLIED_PROJECT, "create_agent_token", deployment)
     settings = applied.target_settings()
     description = agent_token_description(deployment)
     with dagster_plus.session(context) as client:
@@ -70,13 +74,19 @@ def ensure_hybrid_agent_token(
         f"agent token {token.id} ({'created' if created else 'reused'}) stored in "
         f"{stored.kind}: {stored.reference}"
     )
-    record = as_plain(recorded)
     context.log_event(
         dg.AssetMaterialization(
-            asset_key=TOKEN_KEY, partition=deployment, metadata={**record, "created": created}
+            asset_key=TOKEN_KEY,
+            partition=deployment,
+            metadata={
+                **record_metadata(AGENT_TOKEN, recorded),
+                "token_id": recorded.token_id,
+                "stored_in": f"{recorded.store}: {recorded.reference}",
+                "created": created,
+            },
         )
     )
-    return record
+    return {"token_id": recorded.token_id, "created": created}
 
 
 @dg.job(
@@ -113,6 +123,7 @@ class AgentInstallConfig(dg.Config):
 
 
 @dg.asset(
+    io_manager_key=RECORDS_IO_MANAGER,
     group_name=GROUP,
     kinds={"dagster"},
     partitions_def=DEPLOYMENTS,
@@ -130,19 +141,9 @@ def hybrid_agent_install_files(
     hybrid_project_files: AppliedProject,
 ) -> dg.Output[AgentInstall]:
     from migration_pipeline.agent.install import write_install_files
-    from migration_pipeline.agent.token import RecordedToken
 
     deployment = context.partition_key
-    token = latest_materialization(context.instance, TOKEN_KEY, deployment)
-    if token is None or token.asset_materialization is None:
-        raise dg.Failure(
-            f"No agent token for {deployment} yet: run the create_agent_token job for "
-            f"{deployment} first.",
-            allow_retries=False,
-        )
-    record = {key: value.value for key, value in token.asset_materialization.metadata.items()}
-    with readable():
-        recorded = RecordedToken.from_record(record)
+    recorded = required(context.instance, AGENT_TOKEN, "hybrid_agent_install_files", deployment)
 
     def list_agent_ids() -> list[str]:
         with dagster_plus.session(context) as client:
@@ -197,31 +198,3 @@ prepare_agent_job = dg.define_asset_job(
     description="Publish the images; write the agent's install files (after create_agent_token). "
     "Serverless still serves: install the agent now, it waits for the cutover.",
 )
-
-
-INSTALL_FILES_KEY = dg.AssetKey("hybrid_agent_install_files")
-
-
-def recorded_agent_identity(
-    instance: dg.DagsterInstance, deployment: str
-) -> tuple[str | None, tuple[str, ...]] | None:
-    """How to recognise the deployment's migration agent, from its install files' record: (its
-    label, or None where the install cannot set one; the agents listed before the install).
-    None when no install files were written for it."""
-    event = latest_materialization(instance, INSTALL_FILES_KEY, deployment)
-    if event is None or event.asset_materialization is None:
-        return None
-    metadata = event.asset_materialization.metadata
-    label = str(metadata["agent_label"].value) or None
-    before = metadata.get("agents_before")
-    agents_before = tuple(before.value) if before is not None else ()  # type: ignore[arg-type]
-    return label, agents_before
-
-
-def recorded_token_id(instance: dg.DagsterInstance, deployment: str) -> int | None:
-    """The id of the agent token the migration created for the deployment (None: none yet)."""
-    event = latest_materialization(instance, TOKEN_KEY, deployment)
-    if event is None or event.asset_materialization is None:
-        return None
-    entry = event.asset_materialization.metadata.get("token_id")
-    return int(entry.value) if entry is not None else None  # type: ignore[arg-type]

@@ -70,12 +70,6 @@ class RecordedToken:
     reference: str  # StoredToken.reference
     organization: str
 
-    @classmethod
-    def from_record(cls, record: dict) -> RecordedToken:
-        from migration_pipeline.lib.plain import from_plain
-
-        return from_plain(cls, record, "agent token record (hybrid_agent_token)")
-
 
 @dataclass(frozen=True)
 class StoredToken:

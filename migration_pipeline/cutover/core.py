@@ -9,8 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from migration_pipeline.lib.plain import as_plain
-
 if TYPE_CHECKING:
     from migration_pipeline.images.publish import PublishedImage
     from migration_pipeline.plan.applied import AppliedProject
@@ -35,15 +33,6 @@ class Snapshot:
     locations_document: dict[str, Any]
     # The deployment settings the plan removes at cutover (none unless the target settings ask).
     settings_removed_at_cutover: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        return as_plain(self)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Snapshot:
-        from migration_pipeline.lib.plain import from_plain
-
-        return from_plain(cls, raw, "pre-cutover snapshot")
 
     @property
     def settings_expected_after(self) -> dict[str, Any]:
@@ -137,54 +126,6 @@ def preflight_problems(
                 f"sensors cannot be recorded: {', '.join(unreadable)}; fix them first"
             )
     return problems
-
-
-# -- the deploy of the Hybrid locations (right after the switch, or by the finish run) ---------
-
-
-def locations_to_deploy(
-    current: dict[str, Any], desired: dict[str, Any], before: dict[str, Any] | None = None
-) -> tuple[list[str], list[str]]:
-    """(to deploy, left alone): the desired locations Dagster+ does not have exactly as desired.
-    Of those, one that Dagster+ has otherwise than `before` (the pre-cutover snapshot's
-    document) left it was changed since by someone else (the new CI shipped an image, say): it
-    is left alone, never put back to the migration's older image."""
-    from migration_pipeline.plus.types import locations_by_name
-
-    have, had = locations_by_name(current), locations_by_name(before)
-    to_deploy: list[str] = []
-    left_alone: list[str] = []
-    for loc in desired["locations"]:
-        name = loc["location_name"]
-        if have.get(name) == loc:
-            continue
-        changed_since = before is not None and name in have and have[name] != had.get(name)
-        (left_alone if changed_since else to_deploy).append(name)
-    return to_deploy, left_alone
-
-
-def deploy_what_differs(
-    client: DagsterPlusClient, desired: dict[str, Any], before: dict[str, Any] | None = None
-) -> tuple[list[str], list[str]]:
-    """Deploy the desired locations Dagster+ does not have as desired, except those changed
-    since `before` (see `locations_to_deploy`); returns (deployed, left alone). A deploy whose
-    answer was lost is checked against the document, not sent again."""
-    from migration_pipeline.plus.errors import OutcomeUnknownError
-
-    def only(names: list[str]) -> dict[str, Any]:
-        return {"locations": [loc for loc in desired["locations"] if loc["location_name"] in names]}
-
-    to_deploy, left_alone = locations_to_deploy(client.locations_as_document(), desired, before)
-    if not to_deploy:
-        return [], left_alone
-    try:
-        client.deploy_locations(only(to_deploy))
-    except OutcomeUnknownError:
-        current = client.locations_as_document()
-        still = [name for name in to_deploy if name in locations_to_deploy(current, desired)[0]]
-        if still:  # the lost request never took effect: send what is missing once more
-            client.deploy_locations(only(still))
-    return to_deploy, left_alone
 
 
 # -- the switch --------------------------------------------------------------------------------

@@ -4,27 +4,20 @@ asset by the op that takes it (the asset graph cannot take it, let alone switch 
 The no-agent window starts at the switch."""
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from migration_pipeline.cutover.core import Snapshot
-from migration_pipeline.deployments import (
-    CUTOVER_AT_TAG,
-    CUTOVER_JOB,
-    DEPLOY_STARTED_TAG,
-    DEPLOYED_AT_TAG,
-    DEPLOYED_LOCATIONS_TAG,
-    DEPLOYMENTS,
-    latest_cutover,
-    latest_materialization,
+from migration_pipeline.deployments import CUTOVER_JOB, DEPLOYMENTS, latest_cutover
+from migration_pipeline.records import (
+    SNAPSHOT,
+    deploy_tags,
+    latest,
+    log_check_evaluation,
+    record_metadata,
+    switch_tags,
 )
-from migration_pipeline.records import log_check_evaluation, readable
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
-
-if TYPE_CHECKING:
-    from migration_pipeline.plus.client import DagsterPlusClient
 
 GROUP = "cutover"
 SNAPSHOT_KEY = dg.AssetKey("pre_cutover_snapshot")
@@ -51,7 +44,7 @@ pre_cutover_snapshot = dg.AssetSpec(
     "document with every location, run counts that match the run ids kept.",
 )
 def snapshot_is_complete(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    snapshot = latest_snapshot(context.instance, context.partition_key)
+    snapshot = latest(context.instance, SNAPSHOT, context.partition_key)
     if snapshot is None:
         return dg.AssetCheckResult(passed=False, metadata={"why": "no snapshot yet"})
     return dg.AssetCheckResult(**_completeness(snapshot))
@@ -75,68 +68,6 @@ def _completeness(snapshot: Snapshot) -> dict:
     }
 
 
-# -- reading the records back (the sensor, finish and rollback use these) -----------------------
-
-
-def latest_snapshot(instance: dg.DagsterInstance, deployment: str) -> Snapshot | None:
-    record = latest_materialization(instance, SNAPSHOT_KEY, deployment)
-    if record is None or record.asset_materialization is None:
-        return None
-    value = record.asset_materialization.metadata["snapshot"].value
-    if not isinstance(value, dict):
-        return None
-    with readable():
-        return Snapshot.from_dict(value)
-
-
-@dataclass(frozen=True)
-class PlannedDeploy:
-    locations: tuple[str, ...]  # every planned location
-    deployed: tuple[str, ...]  # those deployed now
-    left_alone: tuple[str, ...]  # changed in Dagster+ since the snapshot: not deployed over
-
-
-def deploy_planned_locations(
-    instance: dg.DagsterInstance, client: "DagsterPlusClient"
-) -> PlannedDeploy:
-    """Deploy every location as the rewritten dagster_cloud.yaml says, with its published
-    image: only those Dagster+ does not have so, so a second call deploys nothing, and never
-    over a location changed since the pre-cutover snapshot (a newer image the CI shipped). The
-    one deploy of the migration, whether the cutover run or the finish run makes it. Refuses
-    (nothing deployed) a deployment that is not HYBRID or has no recorded switch."""
-    from migration_pipeline.cutover.core import deploy_what_differs
-    from migration_pipeline.images.defs import recorded_deploy_document
-
-    deployment = client.deployment_by_name(client.deployment)
-    cutover = latest_cutover(instance, deployment.name)
-    snapshot = latest_snapshot(instance, deployment.name)
-    if cutover is None or snapshot is None or deployment.agent_type != "HYBRID":
-        why = (
-            "no cutover switched it (run the cutover job first)"
-            if cutover is None or snapshot is None
-            else f"it is {deployment.agent_type} (rolled back since the cutover?)"
-        )
-        raise dg.Failure(
-            f"{deployment.name}: the Hybrid locations are deployed only onto a deployment a "
-            f"cutover switched to HYBRID, and {why}. Nothing was deployed.",
-            allow_retries=False,
-        )
-    desired = recorded_deploy_document(instance, "the deploy", deployment.name)
-    deployed, left_alone = deploy_what_differs(client, desired, snapshot.locations_document)
-    return PlannedDeploy(
-        tuple(loc["location_name"] for loc in desired["locations"]),
-        tuple(deployed),
-        tuple(left_alone),
-    )
-
-
-def left_alone_message(names: tuple[str, ...]) -> str:
-    return (
-        f"not deployed over {', '.join(names)}: changed in Dagster+ since the pre-cutover "
-        "snapshot (a newer image your CI shipped, say), so left as it is"
-    )
-
-
 # -- the ops -----------------------------------------------------------------------------------
 
 
@@ -148,7 +79,6 @@ def left_alone_message(names: tuple[str, ...]) -> str:
     "changes nothing."
 )
 def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource) -> list:
-    from migration_pipeline.agent.defs import recorded_token_id
     from migration_pipeline.cutover.core import preflight_problems
     from migration_pipeline.deployments import (
         earlier_in_order,
@@ -156,13 +86,13 @@ def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusR
         progress,
         refuse_beside_another_action,
     )
-    from migration_pipeline.images.defs import proven_images, recorded_images
-    from migration_pipeline.plan.defs import recorded_project
+    from migration_pipeline.images.defs import proven_images
+    from migration_pipeline.records import AGENT_TOKEN, APPLIED_PROJECT, IMAGES, required
 
     deployment = dagster_plus.deployment_for(context)
     refuse_beside_another_action(context.instance, deployment, context.run_id, "cutover")
-    applied = recorded_project(context.instance, "the cutover", deployment)
-    images = recorded_images(context.instance, "the cutover", deployment)
+    applied = required(context.instance, APPLIED_PROJECT, "the cutover", deployment)
+    images = required(context.instance, IMAGES, "the cutover", deployment)
     settings = applied.target_settings()
     order = settings.deployment_order
     before = {
@@ -182,7 +112,9 @@ def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusR
                 applied,
                 images,
                 proven_images(context.instance, deployment),
-                recorded_token_id(context.instance, deployment),
+                token.token_id
+                if (token := latest(context.instance, AGENT_TOKEN, deployment))
+                else None,
             )
     if images and not settings.prove_images:
         context.log.warning(
@@ -219,7 +151,7 @@ def record_pre_cutover_snapshot(
     with dagster_plus.session(context) as client:
         deployment = client.deployment_by_name(client.deployment)
         if deployment.agent_type == "HYBRID":
-            previous = latest_snapshot(context.instance, deployment.name)
+            previous = latest(context.instance, SNAPSHOT, deployment.name)
             if previous is None:
                 raise dg.Failure(
                     f"{deployment.name} is already HYBRID and no snapshot was taken "
@@ -241,7 +173,7 @@ def record_pre_cutover_snapshot(
                 "runs_by_status": dg.MetadataValue.json(snapshot.run_counts),
                 "schedules_and_sensors": len(snapshot.instigators),
                 "locations": len(snapshot.locations_document.get("locations") or []),
-                "snapshot": dg.MetadataValue.json(snapshot.as_dict()),
+                **record_metadata(SNAPSHOT, snapshot),
             },
         )
     )
@@ -284,7 +216,7 @@ def deactivate_serverless_agent(
     def record_the_switch() -> None:
         # At once: if anything after the switch fails for good, the sensor, the progress and
         # the rollback still see a switched deployment, with the real switch time.
-        context.instance.add_run_tags(context.run_id, {CUTOVER_AT_TAG: repr(now)})
+        context.instance.add_run_tags(context.run_id, switch_tags(now))
 
     with dagster_plus.session(context) as client:
         switch = switch_to_hybrid(
@@ -300,7 +232,7 @@ def deactivate_serverless_agent(
         # Switched by an earlier run (or an earlier attempt of this one): its time stands.
         cutover_at = previous.cutover_at if previous else now
         context.log.info(f"{switch.deployment} is already HYBRID: not switching again")
-        context.instance.add_run_tags(context.run_id, {CUTOVER_AT_TAG: repr(cutover_at)})
+        context.instance.add_run_tags(context.run_id, switch_tags(cutover_at))
     if switch.settings_removed:
         context.log.info(f"removed deployment settings: {', '.join(switch.settings_removed)}")
     record = {
@@ -330,19 +262,21 @@ def deactivate_serverless_agent(
 def deploy_if_the_agent_runs(
     context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource, switched: dict
 ) -> None:
-    from migration_pipeline.agent.defs import recorded_agent_identity
     from migration_pipeline.agent.serving import migration_agents
+    from migration_pipeline.finish.deploy import deploy_planned_locations, left_alone_message
     from migration_pipeline.plus.errors import DagsterPlusError
+    from migration_pipeline.records import AGENT_INSTALL
 
     deployment = dagster_plus.deployment_for(context)
-    identity = recorded_agent_identity(context.instance, deployment)
-    if identity is None:
+    install = latest(context.instance, AGENT_INSTALL, deployment)
+    if install is None:
         context.log.info("no agent install files were recorded: the finish run deploys")
         return
-    label, agents_before = identity
     try:
         with dagster_plus.client(deployment=deployment) as client:
-            if not migration_agents(client.agents(), label, agents_before, time.time()):
+            if not migration_agents(
+                client.agents(), install.agent_label, install.agents_before, time.time()
+            ):
                 context.log.info(
                     "the migration's agent is not running yet: hybrid_agent_ready_sensor "
                     "launches the finish run, which deploys, as soon as it runs"
@@ -357,14 +291,7 @@ def deploy_if_the_agent_runs(
         return
     if planned.left_alone:
         context.log.warning(left_alone_message(planned.left_alone))
-    context.instance.add_run_tags(
-        context.run_id,
-        {
-            DEPLOY_STARTED_TAG: repr(started),
-            DEPLOYED_AT_TAG: repr(deployed_at),
-            DEPLOYED_LOCATIONS_TAG: ",".join(deployed),
-        },
-    )
+    context.instance.add_run_tags(context.run_id, deploy_tags(started, deployed_at, deployed))
     context.log.info(
         f"the migration's agent runs: deployed {', '.join(deployed) or 'nothing (already so)'} "
         f"{deployed_at - switched['cutover_time']:.1f}s after the switch"

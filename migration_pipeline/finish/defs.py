@@ -5,17 +5,19 @@ nothing-lost checks, which the UI can also run again on their own (they only rea
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
 
-from migration_pipeline.cutover.core import Snapshot
-from migration_pipeline.cutover.defs import latest_snapshot
 from migration_pipeline.deployments import DEPLOYMENTS, FINISH_JOB, latest_cutover
-from migration_pipeline.finish.core import Verification
 from migration_pipeline.readiness.sensor import AGENT_READY_TAG
-from migration_pipeline.records import log_check_evaluation
+from migration_pipeline.records import SNAPSHOT, latest, log_check_evaluation
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
+
+if TYPE_CHECKING:
+    from migration_pipeline.cutover.core import Snapshot
+    from migration_pipeline.finish.core import Verification
 
 GROUP = "finish"
 DEPLOYMENT_KEY = dg.AssetKey("hybrid_deployment")
@@ -40,7 +42,9 @@ hybrid_deployment = dg.AssetSpec(
 )
 
 
-def check_outcomes(verification: Verification, snapshot: Snapshot) -> list[tuple[str, bool, dict]]:
+def check_outcomes(
+    verification: "Verification", snapshot: "Snapshot"
+) -> list[tuple[str, bool, dict]]:
     """(check name, passed, metadata) of each nothing-lost check: the same for the finish op and
     for the checks run again from the UI."""
     return [
@@ -103,7 +107,7 @@ def verify_nothing_lost(context: dg.AssetCheckExecutionContext, dagster_plus: Da
     from migration_pipeline.finish.core import verify
 
     deployment = dagster_plus.deployment_for(context)
-    snapshot = latest_snapshot(context.instance, deployment)
+    snapshot = latest(context.instance, SNAPSHOT, deployment)
     if snapshot is None:
         for name in CHECKS:
             yield dg.AssetCheckResult(
@@ -145,8 +149,8 @@ class Deployed:
 def deploy_hybrid_locations(
     context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource
 ) -> Deployed:
-    from migration_pipeline.cutover.defs import deploy_planned_locations, left_alone_message
     from migration_pipeline.deployments import refuse_beside_another_action
+    from migration_pipeline.finish.deploy import deploy_planned_locations, left_alone_message
 
     deployment = dagster_plus.deployment_for(context)
     refuse_beside_another_action(context.instance, deployment, context.run_id, "finish")
@@ -194,7 +198,7 @@ def verify_hybrid_deployment(
     )
 
     deployment = dagster_plus.deployment_for(context)
-    snapshot = latest_snapshot(context.instance, deployment)
+    snapshot = latest(context.instance, SNAPSHOT, deployment)
     cutover = latest_cutover(context.instance, deployment)
     if snapshot is None or cutover is None:
         raise dg.Failure(

@@ -2,17 +2,16 @@
 the no-agent window holds no build."""
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from migration_pipeline.deployments import DEPLOYMENTS
 from migration_pipeline.images.publish import PublishedImage
 from migration_pipeline.plan.applied import AppliedProject
-from migration_pipeline.records import latest_record, readable, record_metadata
+from migration_pipeline.records import DEPLOY_DOCUMENT, RECORDS_IO_MANAGER, record_metadata
 
 if TYPE_CHECKING:
-    from migration_pipeline.cloud_yaml.model import CloudYaml
     from migration_pipeline.images.builders import Builder
     from migration_pipeline.targets.settings import TargetSettings
 
@@ -34,6 +33,7 @@ def builder_for(settings: "TargetSettings") -> "Builder":
 
 
 @dg.asset(
+    io_manager_key=RECORDS_IO_MANAGER,
     group_name=GROUP,
     kinds={"docker"},
     partitions_def=DEPLOYMENTS,
@@ -56,8 +56,7 @@ def code_location_images(
         return dg.Output(
             {},
             metadata={
-                **record_metadata({}),
-                **deploy_document_metadata(cloud, {}),
+                **record_metadata(DEPLOY_DOCUMENT, cloud.deploy_document({})),
                 "images": "none: a Local agent runs the code from its own Python environment",
             },
         )
@@ -89,8 +88,9 @@ def code_location_images(
         log=context.log.info,
     )
     metadata: dict[str, dg.RawMetadataValue] = {
-        **record_metadata({name: image.as_dict() for name, image in sorted(images.items())}),
-        **deploy_document_metadata(cloud, {name: image.image for name, image in images.items()}),
+        **record_metadata(
+            DEPLOY_DOCUMENT, cloud.deploy_document({n: i.image for n, i in images.items()})
+        ),
         "built": sorted(n for n, i in images.items() if i.built),
         "reused": sorted(n for n, i in images.items() if not i.built),
         "images": dg.MetadataValue.json(
@@ -210,47 +210,3 @@ def proven_images(instance: dg.DagsterInstance, deployment: str) -> dict[str, st
         return None
     proven = evaluation.metadata.get("proven")
     return dict(proven.value) if proven is not None and isinstance(proven.value, dict) else None
-
-
-def recorded_images(
-    instance: dg.DagsterInstance, needed_by: str, deployment: str
-) -> dict[str, PublishedImage]:
-    """The images the deployment's last code_location_images materialization published."""
-    record = latest_record(instance, "code_location_images", needed_by, deployment)
-    from migration_pipeline.lib.plain import from_plain
-
-    with readable():
-        return {
-            name: from_plain(PublishedImage, image, f"image of {name} (code_location_images)")
-            for name, image in record.items()
-        }
-
-
-DEPLOY_DOCUMENT = "deploy_document"
-
-
-def deploy_document_metadata(
-    cloud: "CloudYaml", images: dict[str, str]
-) -> dict[str, dg.MetadataValue]:
-    """The exact locations document the deploy will send (the applied dagster_cloud.yaml, or
-    the dg files, with these images), recorded with its hash when the images are published:
-    the deploy after the switch sends this record, never a re-read of the disk (an edit or a
-    `git checkout` meanwhile, or a finish on another host, deploys the same)."""
-    import hashlib
-    import json
-
-    document = cloud.deploy_document(images)
-    digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
-    return {
-        DEPLOY_DOCUMENT: dg.MetadataValue.json(document),
-        "deploy_document_sha256": dg.MetadataValue.text(digest),
-    }
-
-
-def recorded_deploy_document(
-    instance: dg.DagsterInstance, needed_by: str, deployment: str
-) -> dict[str, Any]:
-    """The locations document recorded with the deployment's published images."""
-    from migration_pipeline.records import latest_entry
-
-    return latest_entry(instance, "code_location_images", DEPLOY_DOCUMENT, needed_by, deployment)

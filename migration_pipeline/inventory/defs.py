@@ -9,12 +9,14 @@ from migration_pipeline.deployments import (
 )
 from migration_pipeline.inventory.core import Inventory
 from migration_pipeline.inventory.organization import OrganizationInventory
+from migration_pipeline.records import RECORDS_IO_MANAGER
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 
 GROUP = "inventory"
 
 
 @dg.asset(
+    io_manager_key=RECORDS_IO_MANAGER,
     group_name=GROUP,
     retry_policy=DAGSTER_PLUS_RETRY,
     partitions_def=DEPLOYMENTS,
@@ -76,6 +78,7 @@ def every_location_readable(serverless_inventory: Inventory) -> dg.AssetCheckRes
 
 
 @dg.asset(
+    io_manager_key=RECORDS_IO_MANAGER,
     group_name=GROUP,
     retry_policy=DAGSTER_PLUS_RETRY,
     description="Every full deployment of the organization: its agent type, its code locations "

@@ -27,7 +27,7 @@ def _adapter(cls: type) -> Any:
     return TypeAdapter(cls)
 
 
-def from_plain(cls: type[T], raw: Any, what: str) -> T:
+def from_plain(cls: type[T], raw: Any, what: str, rerun: str = "the job that records it") -> T:
     """A dataclass from the plain data `as_plain` made of it, checked field by field (lists
     become tuples where the field is one). A record of an older version (a field added since
     has its default) or a newer one (a field this version does not know is ignored) reads; one
@@ -44,5 +44,5 @@ def from_plain(cls: type[T], raw: Any, what: str) -> T:
         )
         raise UnreadableRecord(
             f"the {what} recorded earlier cannot be read by this version of the code location "
-            f"({fields}): run the job that records it again"
+            f"({fields}): run {rerun} again"
         ) from None

@@ -30,17 +30,6 @@ class AppliedProject:
     image_options: dict[str, dict[str, str]] = field(default_factory=dict)  # see MigrationPlan
     layout: str = "legacy"  # see MigrationPlan: a dg layout is read back from its dg files
 
-    def as_record(self) -> dict:
-        from migration_pipeline.lib.plain import as_plain
-
-        return as_plain(self)
-
-    @classmethod
-    def from_record(cls, record: dict) -> AppliedProject:
-        from migration_pipeline.lib.plain import from_plain
-
-        return from_plain(cls, record, "applied project (hybrid_project_files)")
-
     @property
     def target(self) -> AgentTarget:
         from migration_pipeline.targets import get_target

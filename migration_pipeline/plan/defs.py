@@ -10,7 +10,7 @@ from migration_pipeline.deployments import DEPLOYMENTS
 from migration_pipeline.inventory.core import Inventory
 from migration_pipeline.plan.applied import AppliedProject
 from migration_pipeline.plan.model import PlannedMigration
-from migration_pipeline.records import latest_record, record_metadata
+from migration_pipeline.records import RECORDS_IO_MANAGER
 
 GROUP = "plan"
 
@@ -50,6 +50,7 @@ def invalid_input_failure(error) -> dg.Failure:
 
 
 @dg.asset(
+    io_manager_key=RECORDS_IO_MANAGER,
     group_name=GROUP,
     partitions_def=DEPLOYMENTS,
     description="The dry run: every file the migration would write, as a diff, every Dagster+ "
@@ -103,6 +104,7 @@ def migration_plan(
 
 
 @dg.asset(
+    io_manager_key=RECORDS_IO_MANAGER,
     group_name=GROUP,
     partitions_def=DEPLOYMENTS,
     description="The Hybrid project files written: the rewritten dagster_cloud.yaml (for a dg "
@@ -152,7 +154,6 @@ def hybrid_project_files(
     return dg.Output(
         applied,
         metadata={
-            **record_metadata(applied.as_record()),
             "written": result.written,
             "unchanged": result.unchanged,
             "backups": dg.MetadataValue.json(result.backups),
@@ -216,15 +217,3 @@ apply_files_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Write the planned project files (atomically, with a backup) and validate them.",
 )
-
-
-def recorded_project(
-    instance: dg.DagsterInstance, needed_by: str, deployment: str
-) -> AppliedProject:
-    """The project as the deployment's last hybrid_project_files materialization applied it."""
-    from migration_pipeline.records import readable
-
-    with readable():
-        return AppliedProject.from_record(
-            latest_record(instance, "hybrid_project_files", needed_by, deployment)
-        )

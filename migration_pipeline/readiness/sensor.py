@@ -8,7 +8,6 @@ from typing import Any
 
 import dagster as dg
 
-from migration_pipeline.agent.defs import recorded_agent_identity
 from migration_pipeline.deployments import (
     FINISH_JOB,
     actions_in_flight,
@@ -16,6 +15,7 @@ from migration_pipeline.deployments import (
     latest_cutover,
     rollback_since,
 )
+from migration_pipeline.records import AGENT_INSTALL, latest
 from migration_pipeline.resources import DagsterPlusResource
 
 AGENT_READY_TAG = "migration_pipeline/agent_ready_at"
@@ -86,14 +86,17 @@ def build_hybrid_agent_ready_sensor(
                         f"{deployment}: its {run.job_name} run {run.run_id[:8]} is in flight"
                     )
                     continue
-                identity = recorded_agent_identity(context.instance, deployment)
-                if identity is None:
+                try:
+                    install = latest(context.instance, AGENT_INSTALL, deployment)
+                except dg.Failure as error:  # this deployment's record, not the others'
+                    reasons.append(f"{deployment}: {error.description}")
+                    continue
+                if install is None:
                     reasons.append(f"{deployment}: no agent install files were written")
                     continue
                 if clock() - started > TICK_BUDGET_SECONDS - WORST_QUERY_SECONDS:
                     reasons.append(f"{deployment}: not asked this tick (its time was spent)")
                     continue
-                label, agents_before = identity
                 asked += 1
                 try:
                     agents = organization.for_deployment(deployment).agents()
@@ -106,7 +109,8 @@ def build_hybrid_agent_ready_sensor(
                     reasons.append(f"{deployment}: could not ask Dagster+ for its agents: {error}")
                     continue
                 now = time.time()
-                if not migration_agents(agents, label, agents_before, now):
+                label = install.agent_label
+                if not migration_agents(agents, label, install.agents_before, now):
                     reasons.append(f"{deployment}: {waiting_message(agents, label)}")
                     continue
                 requested[deployment] = cutover.run_id

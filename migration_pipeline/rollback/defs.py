@@ -3,8 +3,8 @@ An op in its own job: nothing in the asset graph can start it."""
 
 import dagster as dg
 
-from migration_pipeline.cutover.defs import latest_snapshot
 from migration_pipeline.deployments import DEPLOYMENTS, ROLLBACK_JOB
+from migration_pipeline.records import AGENT_TOKEN, DEPLOY_DOCUMENT, SNAPSHOT, latest
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 
 
@@ -27,7 +27,7 @@ def restore_serverless(
 
     deployment = dagster_plus.deployment_for(context)
     refuse_beside_another_action(context.instance, deployment, context.run_id, "rollback")
-    snapshot = latest_snapshot(context.instance, deployment)
+    snapshot = latest(context.instance, SNAPSHOT, deployment)
     if snapshot is None:
         raise dg.Failure(
             "No pre-cutover snapshot: there is nothing to roll back to.", allow_retries=False
@@ -68,23 +68,26 @@ def restore_serverless(
 
 
 def _deployed_document(instance: dg.DagsterInstance, deployment: str) -> dict | None:
-    """The document the migration deployed (recorded with its images), if any."""
-    from migration_pipeline.images.defs import recorded_deploy_document
-
+    """The document the migration deployed (recorded with its images), if any: one this
+    version cannot read only makes the report less precise, so it is not a reason to stop."""
     try:
-        return recorded_deploy_document(instance, "the rollback", deployment)
+        return latest(instance, DEPLOY_DOCUMENT, deployment)
     except dg.Failure:
         return None
 
 
 def _revoke_migration_token(context, client, deployment: str) -> str:
     """Revoke the agent token the migration created for this deployment; what happened."""
-    from migration_pipeline.agent.defs import recorded_token_id
     from migration_pipeline.plus.errors import DagsterPlusError
 
-    token_id = recorded_token_id(context.instance, deployment)
-    if token_id is None:
+    try:
+        recorded = latest(context.instance, AGENT_TOKEN, deployment)
+    except dg.Failure as error:  # the rollback goes on: the deployment matters more
+        context.log.warning(f"the migration's agent token was not revoked: {error}")
+        return f"not revoked: {error}"
+    if recorded is None:
         return "none was created by this migration"
+    token_id = recorded.token_id
     try:
         found = client.revoke_agent_token(token_id)
     except DagsterPlusError as error:
