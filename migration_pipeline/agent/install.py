@@ -8,11 +8,13 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
-from migration_pipeline.agent.token import RecordedToken
-from migration_pipeline.plan.applied import AppliedProject
+if TYPE_CHECKING:
+    from migration_pipeline.agent.token import RecordedToken
+    from migration_pipeline.plan.applied import AppliedProject
 
 
 @dataclass(frozen=True)

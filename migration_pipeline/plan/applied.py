@@ -8,11 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migration_pipeline.lib.problems import Problem
-from migration_pipeline.targets.agent import AGENT_DIR
-
 if TYPE_CHECKING:
     from migration_pipeline.cloud_yaml.model import CloudYaml
+    from migration_pipeline.lib.problems import Problem
     from migration_pipeline.targets.base import AgentTarget
     from migration_pipeline.targets.settings import TargetSettings
 
@@ -50,6 +48,8 @@ class AppliedProject:
             raise ValueError(problem)
         # A dagster_cloud_agent/ (or its deployment's folder) that is a link out of the project
         # is refused: the agent's files, its token among them, are written only inside it.
+        from migration_pipeline.targets.agent import AGENT_DIR
+
         return jailed(Path(self.project_dir), f"{AGENT_DIR}/{deployment}", directory=True)
 
     def load_cloud_yaml(self) -> CloudYaml:
@@ -78,7 +78,7 @@ class AppliedProject:
     def cloud_yaml_problems(self) -> list[Problem]:
         """The problems of the dagster_cloud.yaml on disk for the target agent (none: valid)."""
         from migration_pipeline.cloud_yaml.validate import validate_cloud_yaml
-        from migration_pipeline.lib.problems import InvalidInput
+        from migration_pipeline.lib.problems import InvalidInput, Problem
 
         try:
             return validate_cloud_yaml(self.load_cloud_yaml(), self.target.container_context_key)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from migration_pipeline.lib.markdown import cell, table
 from migration_pipeline.lib.plain import as_plain
-from migration_pipeline.targets.settings import TargetSettings
+
+if TYPE_CHECKING:
+    from migration_pipeline.targets.settings import TargetSettings
 
 
 @dataclass(frozen=True)
