@@ -148,11 +148,17 @@ def switch_to_hybrid(
     caller records it there). Then the deployment settings the plan removes (only those, and
     only if set) go."""
     from migration_pipeline.inventory.core import settings_after_cutover
+    from migration_pipeline.plus.errors import OutcomeUnknownError
 
     deployment = client.deployment_by_name(client.deployment)
     switched = deployment.agent_type != "HYBRID"
     if switched:
-        client.update_deployment_agent_type("HYBRID", deployment.id)
+        try:
+            client.update_deployment_agent_type("HYBRID", deployment.id)
+        except OutcomeUnknownError:
+            # The answer was lost: whether it switched is read back, and a switch is recorded.
+            if client.deployment_by_name(client.deployment).agent_type != "HYBRID":
+                raise
         on_switched()
     kept, removed = settings_after_cutover(client.deployment_settings(), remove_settings)
     if removed:

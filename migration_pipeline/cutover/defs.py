@@ -4,20 +4,29 @@ asset by the op that takes it (the asset graph cannot take it, let alone switch 
 The no-agent window starts at the switch."""
 
 import time
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from migration_pipeline.cutover.core import Snapshot
-from migration_pipeline.deployments import CUTOVER_JOB, DEPLOYMENTS, latest_cutover
+from migration_pipeline.deployments import (
+    CUTOVER_JOB,
+    DEPLOYMENTS,
+    latest_cutover,
+    rollback_since,
+)
 from migration_pipeline.records import (
     SNAPSHOT,
-    deploy_tags,
     latest,
     log_check_evaluation,
     record_metadata,
     switch_tags,
 )
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
+
+if TYPE_CHECKING:
+    from migration_pipeline.cutover.core import Switch
+    from migration_pipeline.plus.client import DagsterPlusClient
 
 GROUP = "cutover"
 SNAPSHOT_KEY = dg.AssetKey("pre_cutover_snapshot")
@@ -66,6 +75,56 @@ def _completeness(snapshot: Snapshot) -> dict:
             "schedules_and_sensors": len(snapshot.instigators),
         },
     }
+
+
+def snapshot_before_switch(
+    instance: dg.DagsterInstance, client: "DagsterPlusClient", settings_removed: tuple[str, ...]
+) -> "tuple[Snapshot, bool]":
+    """The snapshot the switch goes from, and whether it was taken now: a SERVERLESS deployment
+    is read now; an already HYBRID one keeps the snapshot taken before its switch (a Failure
+    when there is none: nothing could be verified)."""
+    from migration_pipeline.cutover.core import take_snapshot
+
+    deployment = client.deployment_by_name(client.deployment)
+    if deployment.agent_type != "HYBRID":
+        return take_snapshot(client, deployment.id, deployment.agent_type, settings_removed), True
+    previous = latest(instance, SNAPSHOT, deployment.name)
+    if previous is None:
+        raise dg.Failure(
+            f"{deployment.name} is already HYBRID and no snapshot was taken before: there is "
+            "nothing to verify against.",
+            allow_retries=False,
+        )
+    return previous, False
+
+
+def switch_recorded(
+    instance: dg.DagsterInstance,
+    client: "DagsterPlusClient",
+    run_id: str,
+    snapshot: Snapshot,
+    now: float,
+) -> "tuple[Switch, float]":
+    """The switch to HYBRID, once, recorded on the cutover run the moment Dagster+ answers it
+    (if anything after it fails for good, the sensor, the progress and the rollback still see a
+    switched deployment, with the real switch time). Returns what happened and the time of the
+    switch: `now`, or, when an earlier run (or an earlier attempt of this one) switched, its
+    time."""
+    from migration_pipeline.cutover.core import switch_to_hybrid
+
+    previous = latest_cutover(instance, client.deployment)
+    if previous is not None and rollback_since(instance, previous, client.deployment):
+        previous = None  # that switch was rolled back: it is not the one in force
+    switch = switch_to_hybrid(
+        client,
+        tuple(snapshot.settings_removed_at_cutover),
+        on_switched=lambda: instance.add_run_tags(run_id, switch_tags(now)),
+    )
+    if switch.switched:
+        return switch, now
+    cutover_at = previous.cutover_at if previous else now
+    instance.add_run_tags(run_id, switch_tags(cutover_at))
+    return switch, cutover_at
 
 
 # -- the ops -----------------------------------------------------------------------------------
@@ -146,28 +205,18 @@ def record_pre_cutover_snapshot(
     dagster_plus: DagsterPlusResource,
     settings_removed_at_cutover: list,
 ) -> Snapshot:
-    from migration_pipeline.cutover.core import take_snapshot
-
     with dagster_plus.session(context) as client:
-        deployment = client.deployment_by_name(client.deployment)
-        if deployment.agent_type == "HYBRID":
-            previous = latest(context.instance, SNAPSHOT, deployment.name)
-            if previous is None:
-                raise dg.Failure(
-                    f"{deployment.name} is already HYBRID and no snapshot was taken "
-                    "before: there is nothing to verify against.",
-                    allow_retries=False,
-                )
-            context.log.info("already HYBRID: keeping the snapshot taken before the cutover")
-            return previous
-        snapshot = take_snapshot(
-            client, deployment.id, deployment.agent_type, tuple(settings_removed_at_cutover)
+        snapshot, taken = snapshot_before_switch(
+            context.instance, client, tuple(settings_removed_at_cutover)
         )
+    if not taken:
+        context.log.info("already HYBRID: keeping the snapshot taken before the cutover")
+        return snapshot
     completeness = _completeness(snapshot)
     context.log_event(
         dg.AssetMaterialization(
             asset_key=SNAPSHOT_KEY,
-            partition=deployment.name,
+            partition=snapshot.deployment,
             metadata={
                 "runs": sum(snapshot.run_counts.values()),
                 "runs_by_status": dg.MetadataValue.json(snapshot.run_counts),
@@ -184,7 +233,7 @@ def record_pre_cutover_snapshot(
             check_name="snapshot_is_complete",
             passed=completeness["passed"],
             metadata=completeness["metadata"],
-            partition=deployment.name,
+            partition=snapshot.deployment,
         ),
     )
     # This op records and succeeds (a failing op would drop what it logged); the switch refuses
@@ -201,8 +250,6 @@ def record_pre_cutover_snapshot(
 def deactivate_serverless_agent(
     context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource, snapshot: Snapshot
 ) -> dg.Output[dict]:
-    from migration_pipeline.cutover.core import switch_to_hybrid
-
     if not _completeness(snapshot)["passed"]:
         raise dg.Failure(
             "The snapshot is incomplete (see pre_cutover_snapshot's "
@@ -210,29 +257,17 @@ def deactivate_serverless_agent(
             "Nothing was changed.",
             allow_retries=False,
         )
-    now = time.time()
-    previous = latest_cutover(context.instance, dagster_plus.deployment_for(context))
-
-    def record_the_switch() -> None:
-        # At once: if anything after the switch fails for good, the sensor, the progress and
-        # the rollback still see a switched deployment, with the real switch time.
-        context.instance.add_run_tags(context.run_id, switch_tags(now))
-
     with dagster_plus.session(context) as client:
-        switch = switch_to_hybrid(
-            client, tuple(snapshot.settings_removed_at_cutover), on_switched=record_the_switch
+        switch, cutover_at = switch_recorded(
+            context.instance, client, context.run_id, snapshot, time.time()
         )
     if switch.switched:
-        cutover_at = now
         context.log.warning(
             f"{switch.deployment} switched to HYBRID: no agent serves it until "
             "the Hybrid agent runs"
         )
     else:
-        # Switched by an earlier run (or an earlier attempt of this one): its time stands.
-        cutover_at = previous.cutover_at if previous else now
         context.log.info(f"{switch.deployment} is already HYBRID: not switching again")
-        context.instance.add_run_tags(context.run_id, switch_tags(cutover_at))
     if switch.settings_removed:
         context.log.info(f"removed deployment settings: {', '.join(switch.settings_removed)}")
     record = {
@@ -262,39 +297,20 @@ def deactivate_serverless_agent(
 def deploy_if_the_agent_runs(
     context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource, switched: dict
 ) -> None:
-    from migration_pipeline.agent.serving import migration_agents
-    from migration_pipeline.finish.deploy import deploy_planned_locations, left_alone_message
-    from migration_pipeline.plus.errors import DagsterPlusError
-    from migration_pipeline.records import AGENT_INSTALL
+    from migration_pipeline.finish.deploy import deploy_at_once, left_alone_message
 
     deployment = dagster_plus.deployment_for(context)
-    install = latest(context.instance, AGENT_INSTALL, deployment)
-    if install is None:
-        context.log.info("no agent install files were recorded: the finish run deploys")
-        return
-    try:
-        with dagster_plus.client(deployment=deployment) as client:
-            if not migration_agents(
-                client.agents(), install.agent_label, install.agents_before, time.time()
-            ):
-                context.log.info(
-                    "the migration's agent is not running yet: hybrid_agent_ready_sensor "
-                    "launches the finish run, which deploys, as soon as it runs"
-                )
-                return
-            started = time.time()
-            planned = deploy_planned_locations(context.instance, client)
-            deployed = list(planned.deployed)
-            deployed_at = time.time()
-    except (DagsterPlusError, dg.Failure) as error:
-        context.log.warning(f"not deployed now ({error}): the finish run deploys")
+    with dagster_plus.client(deployment=deployment) as client:
+        planned, why_not = deploy_at_once(context.instance, client, context.run_id)
+    if planned is None:
+        context.log.info(why_not)
         return
     if planned.left_alone:
         context.log.warning(left_alone_message(planned.left_alone))
-    context.instance.add_run_tags(context.run_id, deploy_tags(started, deployed_at, deployed))
     context.log.info(
-        f"the migration's agent runs: deployed {', '.join(deployed) or 'nothing (already so)'} "
-        f"{deployed_at - switched['cutover_time']:.1f}s after the switch"
+        f"the migration's agent runs: deployed "
+        f"{', '.join(planned.deployed) or 'nothing (already so)'} "
+        f"{time.time() - switched['cutover_time']:.1f}s after the switch"
     )
 
 

@@ -4,13 +4,22 @@ run calls it when the migration's agent already runs; otherwise the finish run d
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from migration_pipeline.deployments import latest_cutover
-from migration_pipeline.records import DEPLOY_DOCUMENT, SNAPSHOT, latest, required
+from migration_pipeline.records import (
+    AGENT_INSTALL,
+    DEPLOY_DOCUMENT,
+    SNAPSHOT,
+    deploy_tags,
+    latest,
+    required,
+)
 
 if TYPE_CHECKING:
     from migration_pipeline.plus.client import DagsterPlusClient
@@ -52,6 +61,39 @@ def deploy_planned_locations(
         tuple(deployed),
         tuple(left_alone),
     )
+
+
+def deploy_at_once(
+    instance: dg.DagsterInstance,
+    client: DagsterPlusClient,
+    cutover_run_id: str,
+    clock: Callable[[], float] = time.time,
+) -> tuple[PlannedDeploy | None, str]:
+    """The cutover run's deploy, right after its switch, when the migration's agent already
+    runs (the window is then the agent's load time alone), recorded on the run as it happens;
+    (None, why not) when the agent does not run yet or the deploy failed: the finish run that
+    hybrid_agent_ready_sensor launches deploys then. Never raises: the cutover run has
+    switched, and its failing would say otherwise."""
+    from migration_pipeline.agent.serving import migration_agents
+    from migration_pipeline.plus.errors import DagsterPlusError
+
+    try:
+        install = latest(instance, AGENT_INSTALL, client.deployment)
+        if install is None:
+            return None, "no agent install files were recorded: the finish run deploys"
+        if not migration_agents(
+            client.agents(), install.agent_label, install.agents_before, clock()
+        ):
+            return None, (
+                "the migration's agent is not running yet: hybrid_agent_ready_sensor launches "
+                "the finish run, which deploys, as soon as it runs"
+            )
+        started = clock()
+        planned = deploy_planned_locations(instance, client)
+    except (DagsterPlusError, dg.Failure) as error:
+        return None, f"not deployed now ({error}): the finish run deploys"
+    instance.add_run_tags(cutover_run_id, deploy_tags(started, clock(), list(planned.deployed)))
+    return planned, ""
 
 
 def left_alone_message(names: tuple[str, ...]) -> str:
