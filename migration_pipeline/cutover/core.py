@@ -148,15 +148,16 @@ def switch_to_hybrid(
     caller records it there). Then the deployment settings the plan removes (only those, and
     only if set) go."""
     from migration_pipeline.inventory.core import settings_after_cutover
-    from migration_pipeline.plus.errors import OutcomeUnknownError
+    from migration_pipeline.plus.errors import DagsterPlusUnavailableError, OutcomeUnknownError
 
     deployment = client.deployment_by_name(client.deployment)
     switched = deployment.agent_type != "HYBRID"
     if switched:
         try:
             client.update_deployment_agent_type("HYBRID", deployment.id)
-        except OutcomeUnknownError:
-            # The answer was lost: whether it switched is read back, and a switch is recorded.
+        except (OutcomeUnknownError, DagsterPlusUnavailableError):
+            # Every answer was lost, and the switch may have taken effect all the same: it is
+            # read back, and recorded if it did (a failed read leaves it to the retry).
             if client.deployment_by_name(client.deployment).agent_type != "HYBRID":
                 raise
         on_switched()
