@@ -67,11 +67,11 @@ def measure(scratch: Path, count: int) -> dict[str, float]:
     from test_scale import project
 
     from dagster_plus_sandbox import Sandbox
-    from migration_pipeline.cutover.core import take_snapshot
     from migration_pipeline.finish.core import verify
     from migration_pipeline.inventory.core import take_inventory
     from migration_pipeline.inventory.organization import take_organization_inventory
     from migration_pipeline.plan.core import make_plan
+    from migration_pipeline.snapshot import take_snapshot
     from migration_pipeline.targets import load_target_settings
 
     figures = {}

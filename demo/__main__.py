@@ -421,7 +421,8 @@ def install_images(instance, deployment: str) -> dict[str, list[str]]:
     """The images the deployment's last code_location_images published, and those its proof
     started."""
     from migration_pipeline.images.defs import proven_images
-    from migration_pipeline.records import IMAGES, required
+    from migration_pipeline.images.publish import IMAGES
+    from migration_pipeline.records import required
 
     pushed = required(instance, IMAGES, "the report", deployment)
     return {

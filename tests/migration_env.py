@@ -230,8 +230,8 @@ def record_cutover(
     agent's label, a successful cutover run), without running them: for sensor-only tests."""
     from dagster._core.storage.dagster_run import DagsterRun
 
-    from migration_pipeline.agent.install import AgentInstall
-    from migration_pipeline.records import AGENT_INSTALL, record_metadata, switch_tags
+    from migration_pipeline.agent.install import AGENT_INSTALL, AgentInstall
+    from migration_pipeline.records import record_metadata, switch_tags
 
     add_deployment_partitions(instance, [deployment])
     install = AgentInstall("/agent", "local", "run.sh", label, (), False, ("run.sh",))

@@ -35,8 +35,7 @@ from dagster._core.storage.dagster_run import DagsterRun
 from migration_env import sensor_tick
 from support.agent import heartbeat
 
-from migration_pipeline.agent.install import AgentInstall
-from migration_pipeline.cutover.core import take_snapshot
+from migration_pipeline.agent.install import AGENT_INSTALL, AgentInstall
 from migration_pipeline.cutover.defs import snapshot_before_switch, switch_recorded
 from migration_pipeline.deployments import (
     CUTOVER_JOB,
@@ -48,15 +47,11 @@ from migration_pipeline.deployments import (
     refuse_beside_another_action,
 )
 from migration_pipeline.finish.deploy import deploy_at_once, deploy_planned_locations
-from migration_pipeline.records import (
-    AGENT_INSTALL,
-    DEPLOY_DOCUMENT,
-    SNAPSHOT,
-    latest,
-    record_metadata,
-)
+from migration_pipeline.images.publish import DEPLOY_DOCUMENT
+from migration_pipeline.records import latest, record_metadata
 from migration_pipeline.resources import DagsterPlusResource
 from migration_pipeline.rollback.core import restore
+from migration_pipeline.snapshot import SNAPSHOT, take_snapshot
 
 SEEDS = range(200)
 LABEL = "migration_pipeline interleavings agent"

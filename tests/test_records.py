@@ -1,5 +1,6 @@
 """The one state channel (issue 21, scenario 9): every record kept between runs is written and
-read by `migration_pipeline.records`, carries its version, and one this version cannot read is
+read by `migration_pipeline.records` (each declared beside its type, `lib.record`), carries its
+version, and one this version cannot read is
 refused by name with what to do, never a `TypeError` or a silent default."""
 
 from __future__ import annotations
@@ -7,27 +8,19 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from migration_pipeline.agent.install import AgentInstall
-from migration_pipeline.agent.token import RecordedToken
-from migration_pipeline.cutover.core import Snapshot
-from migration_pipeline.images.publish import PublishedImage
-from migration_pipeline.inventory.organization import DeploymentSummary, OrganizationInventory
-from migration_pipeline.lib.plain import UnreadableRecord, as_plain
-from migration_pipeline.plan.applied import AppliedProject
-from migration_pipeline.records import (
-    AGENT_INSTALL,
-    AGENT_TOKEN,
-    APPLIED_PROJECT,
-    DEPLOY_DOCUMENT,
-    IMAGES,
+from migration_pipeline.agent.install import AGENT_INSTALL, AgentInstall
+from migration_pipeline.agent.token import AGENT_TOKEN, RecordedToken
+from migration_pipeline.images.publish import DEPLOY_DOCUMENT, IMAGES, PublishedImage
+from migration_pipeline.inventory.organization import (
     ORGANIZATION_INVENTORY,
-    SNAPSHOT,
-    Record,
-    cutover_from_run,
-    record_kinds,
-    record_metadata,
-    typed_record,
+    DeploymentSummary,
+    OrganizationInventory,
 )
+from migration_pipeline.lib.plain import UnreadableRecord, as_plain
+from migration_pipeline.lib.record import Record, asset_value_kind, record_kinds, typed_record
+from migration_pipeline.plan.applied import APPLIED_PROJECT, AppliedProject
+from migration_pipeline.records import cutover_from_run, record_metadata
+from migration_pipeline.snapshot import SNAPSHOT, Snapshot
 
 SNAPSHOT_VALUE = Snapshot("prod", 1, "SERVERLESS", 1.0, {"SUCCESS": 2}, ["a", "b"], {}, {}, {})
 DOCUMENT = {"locations": [{"location_name": "etl", "image": "r/etl:1"}]}
@@ -55,12 +48,23 @@ def test_each_record_reads_back_as_written(kind: Record):
     assert typed_record(kind, raw(record_metadata(kind, value))) == value
 
 
-def test_every_kind_of_record_is_covered():
+def test_every_kind_of_record_is_covered_and_every_asset_value_is_one():
+    from migration_pipeline.definitions import defs
+    from migration_pipeline.records import RECORDS_IO_MANAGER
+
     # The inventory and the plan are read back end to end (test_plan_assets); the rest here.
     assert {k.what for k in record_kinds()} - set(SAMPLES) == {
         "Serverless inventory",
         "migration plan",
     }
+    graph = defs.resolve_asset_graph()
+    valued = [
+        key.to_user_string()
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).is_materializable
+        and graph.get(key).assets_def.get_io_manager_key_for_asset_key(key) == RECORDS_IO_MANAGER
+    ]
+    assert len(valued) == 6 and all(asset_value_kind(key) for key in valued), valued
 
 
 def test_a_record_from_before_versions_reads_as_version_one():
@@ -92,7 +96,7 @@ def test_a_record_missing_a_field_or_of_the_wrong_type_is_refused_by_field():
 
 
 def test_a_materialization_without_its_record_is_refused_not_taken_for_none():
-    with pytest.raises(UnreadableRecord, match="holds no agent install files record.*prepare"):
+    with pytest.raises(UnreadableRecord, match="install files record is not in.*prepare"):
         typed_record(AGENT_INSTALL, {"agent_label": "x", "agents_before": []})
 
 

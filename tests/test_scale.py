@@ -16,11 +16,11 @@ from migration_env import record_cutover, sensor_tick
 
 from dagster_plus_sandbox import Sandbox
 from dagster_plus_sandbox.scenario import DEFAULT_SCENARIO
-from migration_pipeline.cutover.core import take_snapshot
 from migration_pipeline.finish.core import verify
 from migration_pipeline.inventory.core import take_inventory
 from migration_pipeline.layouts.files import ProjectFiles
 from migration_pipeline.plan.core import make_plan
+from migration_pipeline.snapshot import take_snapshot
 from migration_pipeline.targets import load_target_settings
 
 pytestmark = pytest.mark.slow

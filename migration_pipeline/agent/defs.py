@@ -8,15 +8,10 @@ import dagster as dg
 from pydantic import Field, field_validator
 
 from migration_pipeline.agent.install import AgentInstall
+from migration_pipeline.agent.token import AGENT_TOKEN
 from migration_pipeline.deployments import DEPLOYMENTS
-from migration_pipeline.plan.applied import AppliedProject
-from migration_pipeline.records import (
-    AGENT_TOKEN,
-    APPLIED_PROJECT,
-    RECORDS_IO_MANAGER,
-    record_metadata,
-    required,
-)
+from migration_pipeline.plan.applied import APPLIED_PROJECT, AppliedProject
+from migration_pipeline.records import RECORDS_IO_MANAGER, record_metadata, required
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 
 GROUP = "agent"

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from migration_pipeline.lib.record import dataclass_record
+
 if TYPE_CHECKING:
     from migration_pipeline.agent.token import RecordedToken
     from migration_pipeline.plan.applied import AppliedProject
@@ -26,6 +28,15 @@ class AgentInstall:
     agents_before: tuple[str, ...]  # agent ids listed before the install (for unlabelled agents)
     branch_deployments: bool
     files: tuple[str, ...]
+
+
+AGENT_INSTALL = dataclass_record(
+    AgentInstall,
+    "agent install files record",
+    "hybrid_agent_install_files",
+    "prepare_hybrid_agent",
+    asset_value=True,
+)
 
 
 def write_install_files(

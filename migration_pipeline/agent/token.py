@@ -8,9 +8,10 @@ env file. What comes back says where it is, never what it is.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import SecretStr
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from migration_pipeline.plus.types import AgentToken
 
 from migration_pipeline.lib.files import write_if_changed
+from migration_pipeline.lib.record import dataclass_record
 from migration_pipeline.targets.agent import (
     SECRET_FILES,
     TOKEN_ENV_FILE,
@@ -69,6 +71,22 @@ class RecordedToken:
     store: str  # StoredToken.kind
     reference: str  # StoredToken.reference
     organization: str
+
+
+def _token_before_records(metadata: Mapping[str, Any]) -> Any:
+    # Before it had a record entry, the token's fields were the materialization's own entries.
+    fields = ("token_id", "description", "store", "reference", "organization")
+    return {name: metadata[name] for name in fields if name in metadata} or None
+
+
+AGENT_TOKEN = dataclass_record(
+    RecordedToken,
+    "agent token record",
+    "hybrid_agent_token",
+    "create_agent_token",
+    legacy=_token_before_records,
+    upgrades={0: lambda raw: raw},
+)
 
 
 @dataclass(frozen=True)

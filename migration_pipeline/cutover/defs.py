@@ -8,21 +8,15 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from migration_pipeline.cutover.core import Snapshot
 from migration_pipeline.deployments import (
     CUTOVER_JOB,
     DEPLOYMENTS,
     latest_cutover,
     rollback_since,
 )
-from migration_pipeline.records import (
-    SNAPSHOT,
-    latest,
-    log_check_evaluation,
-    record_metadata,
-    switch_tags,
-)
+from migration_pipeline.records import latest, log_check_evaluation, record_metadata, switch_tags
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
+from migration_pipeline.snapshot import SNAPSHOT, Snapshot
 
 if TYPE_CHECKING:
     from migration_pipeline.cutover.core import Switch
@@ -60,7 +54,7 @@ def snapshot_is_complete(context: dg.AssetCheckExecutionContext) -> dg.AssetChec
 
 
 def _completeness(snapshot: Snapshot) -> dict:
-    from migration_pipeline.cutover.core import NEWEST_RUNS_KEPT
+    from migration_pipeline.snapshot import NEWEST_RUNS_KEPT
 
     locations = snapshot.locations_document.get("locations") or []
     runs = sum(snapshot.run_counts.values())
@@ -83,7 +77,7 @@ def snapshot_before_switch(
     """The snapshot the switch goes from, and whether it was taken now: a SERVERLESS deployment
     is read now; an already HYBRID one keeps the snapshot taken before its switch (a Failure
     when there is none: nothing could be verified)."""
-    from migration_pipeline.cutover.core import take_snapshot
+    from migration_pipeline.snapshot import take_snapshot
 
     deployment = client.deployment_by_name(client.deployment)
     if deployment.agent_type != "HYBRID":
@@ -138,6 +132,7 @@ def switch_recorded(
     "changes nothing."
 )
 def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource) -> list:
+    from migration_pipeline.agent.token import AGENT_TOKEN
     from migration_pipeline.cutover.core import preflight_problems
     from migration_pipeline.deployments import (
         earlier_in_order,
@@ -146,7 +141,9 @@ def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusR
         refuse_beside_another_action,
     )
     from migration_pipeline.images.defs import proven_images
-    from migration_pipeline.records import AGENT_TOKEN, APPLIED_PROJECT, IMAGES, required
+    from migration_pipeline.images.publish import IMAGES
+    from migration_pipeline.plan.applied import APPLIED_PROJECT
+    from migration_pipeline.records import required
 
     deployment = dagster_plus.deployment_for(context)
     refuse_beside_another_action(context.instance, deployment, context.run_id, "cutover")

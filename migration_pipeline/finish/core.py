@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from migration_pipeline.cutover.core import Snapshot
     from migration_pipeline.plus.client import DagsterPlusClient
     from migration_pipeline.plus.types import LocationEntry
+    from migration_pipeline.snapshot import Snapshot
 
 TERMINAL_STATUSES = ("SUCCESS", "FAILURE", "CANCELED")
 # -- waiting -----------------------------------------------------------------------------------
@@ -171,7 +171,7 @@ def compare_settings(
 def verify(client: DagsterPlusClient, snapshot: Snapshot) -> Verification:
     """One read of Dagster+ (runs, their ids, the workspace, the settings), compared with the
     snapshot taken before the cutover."""
-    from migration_pipeline.cutover.core import instigator_states
+    from migration_pipeline.snapshot import instigator_states
 
     verification = Verification()
     compare_runs(

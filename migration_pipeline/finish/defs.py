@@ -12,12 +12,13 @@ from pydantic import Field
 
 from migration_pipeline.deployments import DEPLOYMENTS, FINISH_JOB, latest_cutover
 from migration_pipeline.readiness.sensor import AGENT_READY_TAG
-from migration_pipeline.records import SNAPSHOT, latest, log_check_evaluation
+from migration_pipeline.records import latest, log_check_evaluation
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
+from migration_pipeline.snapshot import SNAPSHOT
 
 if TYPE_CHECKING:
-    from migration_pipeline.cutover.core import Snapshot
     from migration_pipeline.finish.core import Verification
+    from migration_pipeline.snapshot import Snapshot
 
 GROUP = "finish"
 DEPLOYMENT_KEY = dg.AssetKey("hybrid_deployment")

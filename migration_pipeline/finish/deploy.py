@@ -11,15 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from migration_pipeline.agent.install import AGENT_INSTALL
 from migration_pipeline.deployments import latest_cutover
-from migration_pipeline.records import (
-    AGENT_INSTALL,
-    DEPLOY_DOCUMENT,
-    SNAPSHOT,
-    deploy_tags,
-    latest,
-    required,
-)
+from migration_pipeline.images.publish import DEPLOY_DOCUMENT
+from migration_pipeline.records import deploy_tags, latest, required
+from migration_pipeline.snapshot import SNAPSHOT
 
 if TYPE_CHECKING:
     from migration_pipeline.plus.client import DagsterPlusClient

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from migration_pipeline.deployments import DEPLOYMENTS
-from migration_pipeline.images.publish import PublishedImage
+from migration_pipeline.images.publish import DEPLOY_DOCUMENT, PublishedImage
 from migration_pipeline.plan.applied import AppliedProject
-from migration_pipeline.records import DEPLOY_DOCUMENT, RECORDS_IO_MANAGER, record_metadata
+from migration_pipeline.records import RECORDS_IO_MANAGER, record_metadata
 
 if TYPE_CHECKING:
     from migration_pipeline.images.builders import Builder

@@ -13,10 +13,11 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from migration_pipeline.images.builders import Builder, BuildError
 from migration_pipeline.images.registry import (
@@ -27,7 +28,8 @@ from migration_pipeline.images.registry import (
     manifest_digest,
     resolve_credentials,
 )
-from migration_pipeline.lib.plain import as_plain
+from migration_pipeline.lib.plain import as_plain, from_plain
+from migration_pipeline.lib.record import Record
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,68 @@ class PublishedImage:
 
     def as_dict(self) -> dict:
         return as_plain(self)
+
+
+def _images_from(raw: Any, kind: Record[dict[str, PublishedImage]]) -> dict[str, PublishedImage]:
+    if not isinstance(raw, dict):
+        raise kind.refused("recorded earlier is not a mapping of location to image")
+    return {
+        str(name): from_plain(PublishedImage, image, f"image of {name}", kind.writer)
+        for name, image in raw.items()
+    }
+
+
+IMAGES: Record[dict[str, PublishedImage]] = Record(
+    "published images",
+    "code_location_images",
+    "prepare_hybrid_agent",
+    1,
+    lambda images: {name: as_plain(image) for name, image in sorted(images.items())},
+    _images_from,
+    asset_value=True,
+)
+
+
+def _document_sha256(document: Any) -> str:
+    import json
+
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def _deploy_document_from(raw: Any, kind: Record[dict[str, Any]]) -> dict[str, Any]:
+    """The document, once its hash says it is the one recorded (one edited since, in the event
+    log, is not what the plan and the images were checked against)."""
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("document"), dict)
+        or _document_sha256(raw["document"]) != raw.get("sha256")
+    ):
+        raise kind.refused("recorded with the images does not match its recorded sha256")
+    return raw["document"]
+
+
+def _deploy_document_before_records(metadata: Mapping[str, Any]) -> Any:
+    # Before it had a record entry, the document and its hash were two entries of their own.
+    document = metadata.get("deploy_document")
+    if document is None:
+        return None
+    return {"document": document, "sha256": metadata.get("deploy_document_sha256")}
+
+
+# The exact locations document the deploy sends after the switch (the applied project's, with
+# these images), recorded with its hash when the images are published: never a re-read of
+# the disk (an edit or a `git checkout` meanwhile, or a finish on another host, deploys the same).
+DEPLOY_DOCUMENT: Record[dict[str, Any]] = Record(
+    "deploy document",
+    "code_location_images",
+    "prepare_hybrid_agent",
+    1,
+    lambda document: {"document": document, "sha256": _document_sha256(document)},
+    _deploy_document_from,
+    entry="deploy",
+    legacy=_deploy_document_before_records,
+    upgrades={0: lambda raw: raw},
+)
 
 
 def _ignored(relative: str, patterns: list[str]) -> bool:

@@ -20,6 +20,7 @@ from typing_extensions import TypedDict
 
 from migration_pipeline.lib.markdown import table
 from migration_pipeline.lib.plain import as_plain
+from migration_pipeline.lib.record import Record
 
 if TYPE_CHECKING:
     from migration_pipeline.plus.client import DagsterPlusClient
@@ -150,6 +151,26 @@ def inventory_from(raw: Any, source: str) -> Inventory:
     if problems:
         raise InvalidInput(problems)
     return inventory
+
+
+def _inventory_record(raw: Any, kind: Record[Inventory]) -> Inventory:
+    from migration_pipeline.lib.problems import InvalidInput
+
+    try:
+        return inventory_from(raw, f"the recorded {kind.asset}")
+    except InvalidInput as error:
+        raise kind.refused(f"recorded earlier cannot be read by this version ({error})") from None
+
+
+INVENTORY: Record[Inventory] = Record(
+    "Serverless inventory",
+    "serverless_inventory",
+    "inventory",
+    1,
+    lambda inventory: inventory.as_dict(),
+    _inventory_record,
+    asset_value=True,
+)
 
 
 def take_inventory(client: DagsterPlusClient) -> Inventory:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from migration_pipeline.lib.markdown import table
 from migration_pipeline.lib.plain import as_plain
+from migration_pipeline.lib.record import dataclass_record
 
 if TYPE_CHECKING:
     from migration_pipeline.plus.client import DagsterPlusClient
@@ -48,6 +49,15 @@ class OrganizationInventory:
 
     def as_dict(self) -> dict[str, Any]:
         return as_plain(self)
+
+
+ORGANIZATION_INVENTORY = dataclass_record(
+    OrganizationInventory,
+    "organization inventory",
+    "organization_inventory",
+    "list_deployments",
+    asset_value=True,
+)
 
 
 def take_organization_inventory(client: DagsterPlusClient) -> OrganizationInventory:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from migration_pipeline.lib.record import dataclass_record
+
 if TYPE_CHECKING:
     from migration_pipeline.cloud_yaml.model import CloudYaml
     from migration_pipeline.lib.problems import Problem
@@ -93,3 +95,12 @@ class AppliedProject:
                     f"cannot be read ({error.strerror}): apply the plan first",
                 )
             ]
+
+
+APPLIED_PROJECT = dataclass_record(
+    AppliedProject,
+    "applied project",
+    "hybrid_project_files",
+    "apply_migration_files",
+    asset_value=True,
+)

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from migration_pipeline.lib.markdown import cell, table
-from migration_pipeline.lib.plain import as_plain
+from migration_pipeline.lib.plain import as_plain, from_plain
+from migration_pipeline.lib.record import Record
 
 if TYPE_CHECKING:
     from migration_pipeline.targets.settings import TargetSettings
@@ -107,6 +108,42 @@ class PlannedMigration:
     project_dir: str
     plan: MigrationPlan
     settings: TargetSettings
+
+
+def _planned_plain(planned: PlannedMigration) -> dict[str, Any]:
+    return {
+        "project_dir": planned.project_dir,
+        "plan": as_plain(planned.plan),
+        "settings": planned.settings.model_dump(mode="json"),
+    }
+
+
+def _planned_from(raw: Any, kind: Record[PlannedMigration]) -> PlannedMigration:
+    """The plan, and its settings typed by its target's own settings model."""
+    from pydantic import ValidationError
+
+    from migration_pipeline.targets import get_target
+
+    if not isinstance(raw, dict) or not {"project_dir", "plan", "settings"} <= set(raw):
+        raise kind.refused("recorded earlier is not a plan this version can read")
+    plan = from_plain(MigrationPlan, raw["plan"], kind.what, kind.writer)
+    try:
+        settings = get_target(plan.target).settings_model.model_validate(raw["settings"])
+    except (ValidationError, KeyError, ValueError) as error:
+        why = str(error).splitlines()[0]
+        raise kind.refused(f"has target settings this version cannot read ({why})") from None
+    return PlannedMigration(str(raw["project_dir"]), plan, settings)
+
+
+PLAN: Record[PlannedMigration] = Record(
+    "migration plan",
+    "migration_plan",
+    "plan_migration",
+    1,
+    _planned_plain,
+    _planned_from,
+    asset_value=True,
+)
 
 
 # -- the summary -------------------------------------------------------------------------------

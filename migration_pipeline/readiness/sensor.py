@@ -8,6 +8,7 @@ from typing import Any
 
 import dagster as dg
 
+from migration_pipeline.agent.install import AGENT_INSTALL
 from migration_pipeline.deployments import (
     FINISH_JOB,
     actions_in_flight,
@@ -15,7 +16,7 @@ from migration_pipeline.deployments import (
     latest_cutover,
     rollback_since,
 )
-from migration_pipeline.records import AGENT_INSTALL, latest
+from migration_pipeline.records import latest
 from migration_pipeline.resources import DagsterPlusResource
 
 AGENT_READY_TAG = "migration_pipeline/agent_ready_at"

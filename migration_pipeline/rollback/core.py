@@ -8,8 +8,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from migration_pipeline.cutover.core import Snapshot
     from migration_pipeline.plus.client import DagsterPlusClient
+    from migration_pipeline.snapshot import Snapshot
 
 
 class RollbackIncomplete(Exception):

@@ -3,9 +3,12 @@ An op in its own job: nothing in the asset graph can start it."""
 
 import dagster as dg
 
+from migration_pipeline.agent.token import AGENT_TOKEN
 from migration_pipeline.deployments import DEPLOYMENTS, ROLLBACK_JOB
-from migration_pipeline.records import AGENT_TOKEN, DEPLOY_DOCUMENT, SNAPSHOT, latest
+from migration_pipeline.images.publish import DEPLOY_DOCUMENT
+from migration_pipeline.records import latest
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
+from migration_pipeline.snapshot import SNAPSHOT
 
 
 @dg.op(
