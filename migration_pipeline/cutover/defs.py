@@ -14,7 +14,13 @@ from migration_pipeline.deployments import (
     latest_cutover,
     rollback_since,
 )
-from migration_pipeline.records import latest, log_check_evaluation, record_metadata, switch_tags
+from migration_pipeline.records import (
+    latest,
+    log_check_evaluation,
+    readable,
+    record_metadata,
+    switch_tags,
+)
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 from migration_pipeline.snapshot import SNAPSHOT, Snapshot
 
@@ -201,14 +207,14 @@ def record_pre_cutover_snapshot(
     context: dg.OpExecutionContext,
     dagster_plus: DagsterPlusResource,
     settings_removed_at_cutover: list,
-) -> Snapshot:
+) -> dict:
     with dagster_plus.session(context) as client:
         snapshot, taken = snapshot_before_switch(
             context.instance, client, tuple(settings_removed_at_cutover)
         )
     if not taken:
         context.log.info("already HYBRID: keeping the snapshot taken before the cutover")
-        return snapshot
+        return SNAPSHOT.to_plain(snapshot)
     completeness = _completeness(snapshot)
     context.log_event(
         dg.AssetMaterialization(
@@ -235,7 +241,7 @@ def record_pre_cutover_snapshot(
     )
     # This op records and succeeds (a failing op would drop what it logged); the switch refuses
     # an incomplete snapshot, as a blocking check would.
-    return snapshot
+    return SNAPSHOT.to_plain(snapshot)  # plain data: a re-execution after an upgrade reads it
 
 
 @dg.op(
@@ -245,8 +251,10 @@ def record_pre_cutover_snapshot(
     "is."
 )
 def deactivate_serverless_agent(
-    context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource, snapshot: Snapshot
+    context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource, snapshot_record: dict
 ) -> dg.Output[dict]:
+    with readable():
+        snapshot = SNAPSHOT.typed(snapshot_record)
     if not _completeness(snapshot)["passed"]:
         raise dg.Failure(
             "The snapshot is incomplete (see pre_cutover_snapshot's "

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from migration_pipeline.deployments import DEPLOYMENTS, FINISH_JOB, latest_cutover
 from migration_pipeline.readiness.sensor import AGENT_READY_TAG
-from migration_pipeline.records import latest, log_check_evaluation
+from migration_pipeline.records import latest, log_check_evaluation, readable
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 from migration_pipeline.snapshot import SNAPSHOT
 
@@ -149,9 +149,10 @@ class Deployed:
 )
 def deploy_hybrid_locations(
     context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource
-) -> Deployed:
+) -> dict:
     from migration_pipeline.deployments import refuse_beside_another_action
     from migration_pipeline.finish.deploy import deploy_planned_locations, left_alone_message
+    from migration_pipeline.lib.plain import as_plain
 
     deployment = dagster_plus.deployment_for(context)
     refuse_beside_another_action(context.instance, deployment, context.run_id, "finish")
@@ -164,19 +165,22 @@ def deploy_hybrid_locations(
         context.log.warning(left_alone_message(planned.left_alone))
     if not to_deploy and cutover is not None and cutover.deployed_at is not None:
         context.log.info("the cutover run deployed every location already: not redeploying")
-        return Deployed(
-            locations,
-            cutover.deployed_locations,
-            cutover.deploy_started_at or cutover.deployed_at,
-            cutover.deployed_at,
-            at_cutover=True,
+        return as_plain(
+            Deployed(
+                locations,
+                cutover.deployed_locations,
+                cutover.deploy_started_at or cutover.deployed_at,
+                cutover.deployed_at,
+                at_cutover=True,
+            )
         )
     context.log.info(
         f"deployed {', '.join(to_deploy)}"
         if to_deploy
         else "every location is already deployed as planned: not redeploying"
     )
-    return Deployed(locations, tuple(to_deploy), started, time.time())
+    # Plain data to the next op: a re-execution after an upgrade of this code location reads it.
+    return as_plain(Deployed(locations, tuple(to_deploy), started, time.time()))
 
 
 @dg.op(
@@ -188,7 +192,7 @@ def verify_hybrid_deployment(
     context: dg.OpExecutionContext,
     config: FinishConfig,
     dagster_plus: DagsterPlusResource,
-    deployed: Deployed,
+    deployed_record: dict,
 ) -> dg.Output[dict]:
     from migration_pipeline.finish.core import (
         LoadError,
@@ -197,7 +201,10 @@ def verify_hybrid_deployment(
         verify,
         wait_until_loaded,
     )
+    from migration_pipeline.lib.plain import from_plain
 
+    with readable():
+        deployed = from_plain(Deployed, deployed_record, "deploy record", FINISH_JOB)
     deployment = dagster_plus.deployment_for(context)
     snapshot = latest(context.instance, SNAPSHOT, deployment)
     cutover = latest_cutover(context.instance, deployment)

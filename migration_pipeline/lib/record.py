@@ -48,6 +48,11 @@ class Record(Generic[T]):
     def version_entry(self) -> str:
         return f"{self.entry}_version"
 
+    def typed(self, raw: Any) -> T:
+        """This version's plain data (as `to_plain` made it, handed from one op to the next and
+        kept for a re-execution) typed again; `UnreadableRecord` saying why not."""
+        return self.from_plain(raw, self)
+
     def refused(self, why: str) -> UnreadableRecord:
         return UnreadableRecord(f"the {self.what} {why}: run {self.writer} again")
 
@@ -99,7 +104,7 @@ def typed_record(kind: Record[T], metadata: Mapping[str, Any]) -> T:
                 f"{version}; this one reads {kind.version}, with no upgrade from it)"
             )
         raw, version = upgrade(raw), version + 1
-    return kind.from_plain(raw, kind)
+    return kind.typed(raw)
 
 
 def asset_value_kind(asset: str) -> Record[Any] | None:
