@@ -61,13 +61,14 @@ FAULT_DEFS = dg.Definitions(
     asset_checks=list(defs.asset_checks or ()),
     jobs=[without_retries(name) for name in MIGRATION_ORDER],
     resources={
+        **(defs.resources or {}),  # the records I/O manager among them
         "dagster_plus": DagsterPlusResource(
             url=dg.EnvVar("DAGSTER_CLOUD_URL"),
             deployment=dg.EnvVar("DAGSTER_CLOUD_DEPLOYMENT"),
             api_token=dg.EnvVar("DAGSTER_CLOUD_API_TOKEN"),
             max_attempts=2,
             backoff_seconds=0.01,
-        )
+        ),
     },
 )
 
