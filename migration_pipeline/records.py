@@ -101,7 +101,7 @@ def required(
 RECORDS_IO_MANAGER = "records_io_manager"
 
 
-class RecordsIOManager(dg.ConfigurableIOManager):
+class RecordsIOManager(dg.IOManager):
     """Asset values as versioned records in their materializations' metadata: what a later run
     loads is what the UI shows, typed again by this version (or refused, saying why)."""
 

@@ -16,19 +16,12 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import SecretStr
 
+from migration_pipeline.lib.record import dataclass_record
+
 if TYPE_CHECKING:
     from migration_pipeline.plus.client import DagsterPlusClient
     from migration_pipeline.plus.types import AgentToken
 
-from migration_pipeline.lib.files import write_if_changed
-from migration_pipeline.lib.record import dataclass_record
-from migration_pipeline.targets.agent import (
-    SECRET_FILES,
-    TOKEN_ENV_FILE,
-    TOKEN_ENV_VAR,
-    TOKEN_SECRET_MANIFEST,
-    TOKEN_SECRET_NAME,
-)
 
 PRIVATE = 0o600
 
@@ -97,6 +90,9 @@ class StoredToken:
 
 
 def protect_agent_dir(agent_dir: Path) -> None:
+    from migration_pipeline.lib.files import write_if_changed
+    from migration_pipeline.targets.agent import SECRET_FILES
+
     """Keep the secret files out of version control."""
     write_if_changed(
         agent_dir / ".gitignore",
@@ -112,7 +108,14 @@ def store_agent_token(
     namespace: str | None = None,
     aws_region: str | None = None,
 ) -> StoredToken:
+    from migration_pipeline.lib.files import write_if_changed
     from migration_pipeline.lib.names import agent_token_problem
+    from migration_pipeline.targets.agent import (
+        TOKEN_ENV_FILE,
+        TOKEN_ENV_VAR,
+        TOKEN_SECRET_MANIFEST,
+        TOKEN_SECRET_NAME,
+    )
 
     problem = agent_token_problem(token.get_secret_value())
     if problem is not None:
