@@ -230,16 +230,15 @@ def record_cutover(
     agent's label, a successful cutover run), without running them: for sensor-only tests."""
     from dagster._core.storage.dagster_run import DagsterRun
 
-    from migration_pipeline.agent.install import AGENT_INSTALL, AgentInstall
+    from migration_pipeline.agent.serving import AGENT_IDENTITY, AgentIdentity
     from migration_pipeline.records import record_metadata, switch_tags
 
     add_deployment_partitions(instance, [deployment])
-    install = AgentInstall("/agent", "local", "run.sh", label, (), False, ("run.sh",))
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
             asset_key="hybrid_agent_install_files",
             partition=deployment,
-            metadata=record_metadata(AGENT_INSTALL, install),
+            metadata=record_metadata(AGENT_IDENTITY, AgentIdentity(label)),
         )
     )
     run = instance.add_run(

@@ -35,7 +35,7 @@ from dagster._core.storage.dagster_run import DagsterRun
 from migration_env import sensor_tick
 from support.agent import heartbeat
 
-from migration_pipeline.agent.install import AGENT_INSTALL, AgentInstall
+from migration_pipeline.agent.serving import AGENT_IDENTITY, AgentIdentity
 from migration_pipeline.cutover.defs import snapshot_before_switch, switch_recorded
 from migration_pipeline.deployments import (
     CUTOVER_JOB,
@@ -144,12 +144,7 @@ def new_world(seed, instance, sandbox, resource, serverless, hybrid_document) ->
     for key, metadata in (
         ("pre_cutover_snapshot", record_metadata(SNAPSHOT, serverless)),
         ("code_location_images", record_metadata(DEPLOY_DOCUMENT, hybrid_document)),
-        (
-            "hybrid_agent_install_files",
-            record_metadata(
-                AGENT_INSTALL, AgentInstall("/a", "local", "run.sh", LABEL, (), False, ())
-            ),
-        ),
+        ("hybrid_agent_install_files", record_metadata(AGENT_IDENTITY, AgentIdentity(LABEL))),
     ):
         instance.report_runless_asset_event(
             dg.AssetMaterialization(asset_key=key, partition="prod", metadata=metadata)

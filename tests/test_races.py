@@ -381,6 +381,48 @@ def test_10_the_rollback_says_what_it_overwrites_first_and_revokes_the_token(env
 # 9 -------------------------------------------------------------------------------------------
 
 
+def test_9_an_upgrade_inside_the_window_reads_what_the_older_version_recorded(env, sandbox):
+    """Cut over by an older version of this code location (records in its shapes: no versions,
+    the deploy document as two entries, the agent's identity as the install files' own entries),
+    finished by this one: the sensor and the finish read every record and deploy."""
+    import hashlib
+    import json
+
+    admin = client_for(sandbox)
+    prepared = env.prepare()
+    recorded = prepared.asset_materializations_for_node("code_location_images")[0].metadata
+    document = recorded["deploy"].value["document"]
+    assert env.run("cutover").success  # no agent yet: the finish deploys
+    snapshot = (
+        env.instance.get_latest_materialization_event(dg.AssetKey("pre_cutover_snapshot"))
+        .asset_materialization.metadata["snapshot"]
+        .value
+    )
+    label = (
+        prepared.asset_materializations_for_node("hybrid_agent_install_files")[0]
+        .metadata["agent_identity"]
+        .value["label"]
+    )
+    older = {
+        "pre_cutover_snapshot": {"snapshot": dg.MetadataValue.json(snapshot)},
+        "code_location_images": {
+            "deploy_document": dg.MetadataValue.json(document),
+            "deploy_document_sha256": hashlib.sha256(
+                json.dumps(document, sort_keys=True).encode()
+            ).hexdigest(),
+        },
+        "hybrid_agent_install_files": {"agent_label": label, "agents_before": []},
+    }
+    for key, metadata in older.items():
+        env.instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key=key, partition=env.deployment, metadata=metadata)
+        )
+    with fake_agent(sandbox, env.stored_agent_token()):
+        (request,) = env.sensor_tick().run_requests
+        assert env.run("finish_hybrid_migration", tags=request.tags).success
+    assert admin.locations_as_document() == document
+
+
 def test_9_a_rollback_with_an_unreadable_snapshot_fails_with_what_to_do(env, sandbox):
     env.prepare()
     assert env.run("cutover").success

@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from migration_pipeline.agent.install import AGENT_INSTALL, AgentInstall
+from migration_pipeline.agent.serving import AGENT_IDENTITY, AgentIdentity
 from migration_pipeline.agent.token import AGENT_TOKEN, RecordedToken
 from migration_pipeline.images.publish import DEPLOY_DOCUMENT, IMAGES, PublishedImage
 from migration_pipeline.inventory.organization import (
@@ -33,6 +34,7 @@ SAMPLES: dict[str, object] = {
     DEPLOY_DOCUMENT.what: DOCUMENT,
     AGENT_TOKEN.what: RecordedToken(7, "migration_pipeline prod", "env_file", "/a/.env", "acme"),
     AGENT_INSTALL.what: AgentInstall("/a", "local", "run.sh", "label", ("x",), False, ("run.sh",)),
+    AGENT_IDENTITY.what: AgentIdentity("label", ("x",)),
     SNAPSHOT.what: SNAPSHOT_VALUE,
 }
 
@@ -107,6 +109,15 @@ def test_the_token_recorded_before_it_had_a_record_entry_is_read():
     )
     with pytest.raises(UnreadableRecord, match="organization"):
         typed_record(AGENT_TOKEN, legacy)
+
+
+def test_install_files_recorded_before_records_still_name_the_agent_in_the_window():
+    # What an older version wrote: the sensor, inside the no-agent window, must still read it.
+    assert typed_record(AGENT_IDENTITY, {"agent_label": "l", "agents_before": ["a"]}) == (
+        AgentIdentity("l", ("a",))
+    )
+    unlabelled = typed_record(AGENT_IDENTITY, {"agent_label": "", "agents_before": ["a"]})
+    assert unlabelled == AgentIdentity(None, ("a",))
 
 
 def test_the_deploy_document_is_read_only_with_its_hash():

@@ -136,6 +136,7 @@ def hybrid_agent_install_files(
     hybrid_project_files: AppliedProject,
 ) -> dg.Output[AgentInstall]:
     from migration_pipeline.agent.install import write_install_files
+    from migration_pipeline.agent.serving import AGENT_IDENTITY, AgentIdentity
 
     deployment = context.partition_key
     recorded = required(context.instance, AGENT_TOKEN, "hybrid_agent_install_files", deployment)
@@ -156,8 +157,9 @@ def hybrid_agent_install_files(
         metadata={
             "agent_dir": install.agent_dir,
             "written": written,
-            "agent_label": install.agent_label or "",
-            "agents_before": list(install.agents_before),
+            **record_metadata(
+                AGENT_IDENTITY, AgentIdentity(install.agent_label, install.agents_before)
+            ),
             "branch_deployments": install.branch_deployments,
             "install": dg.MetadataValue.md(
                 f"Install and start the agent before the cutover (it waits, then serves at "

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from migration_pipeline.agent.install import AGENT_INSTALL
 from migration_pipeline.deployments import latest_cutover
 from migration_pipeline.images.publish import DEPLOY_DOCUMENT
 from migration_pipeline.records import deploy_tags, latest, required
@@ -70,16 +69,14 @@ def deploy_at_once(
     (None, why not) when the agent does not run yet or the deploy failed: the finish run that
     hybrid_agent_ready_sensor launches deploys then. Never raises: the cutover run has
     switched, and its failing would say otherwise."""
-    from migration_pipeline.agent.serving import migration_agents
+    from migration_pipeline.agent.serving import AGENT_IDENTITY, migration_agents
     from migration_pipeline.plus.errors import DagsterPlusError
 
     try:
-        install = latest(instance, AGENT_INSTALL, client.deployment)
-        if install is None:
+        identity = latest(instance, AGENT_IDENTITY, client.deployment)
+        if identity is None:
             return None, "no agent install files were recorded: the finish run deploys"
-        if not migration_agents(
-            client.agents(), install.agent_label, install.agents_before, clock()
-        ):
+        if not migration_agents(client.agents(), identity, clock()):
             return None, (
                 "the migration's agent is not running yet: hybrid_agent_ready_sensor launches "
                 "the finish run, which deploys, as soon as it runs"

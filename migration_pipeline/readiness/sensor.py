@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from migration_pipeline.agent.install import AGENT_INSTALL
+from migration_pipeline.agent.serving import AGENT_IDENTITY
 from migration_pipeline.deployments import (
     FINISH_JOB,
     actions_in_flight,
@@ -88,11 +88,11 @@ def build_hybrid_agent_ready_sensor(
                     )
                     continue
                 try:
-                    install = latest(context.instance, AGENT_INSTALL, deployment)
+                    identity = latest(context.instance, AGENT_IDENTITY, deployment)
                 except dg.Failure as error:  # this deployment's record, not the others'
                     reasons.append(f"{deployment}: {error.description}")
                     continue
-                if install is None:
+                if identity is None:
                     reasons.append(f"{deployment}: no agent install files were written")
                     continue
                 if clock() - started > TICK_BUDGET_SECONDS - WORST_QUERY_SECONDS:
@@ -110,9 +110,8 @@ def build_hybrid_agent_ready_sensor(
                     reasons.append(f"{deployment}: could not ask Dagster+ for its agents: {error}")
                     continue
                 now = time.time()
-                label = install.agent_label
-                if not migration_agents(agents, label, install.agents_before, now):
-                    reasons.append(f"{deployment}: {waiting_message(agents, label)}")
+                if not migration_agents(agents, identity, now):
+                    reasons.append(f"{deployment}: {waiting_message(agents, identity.label)}")
                     continue
                 requested[deployment] = cutover.run_id
                 requests.append(
