@@ -420,14 +420,21 @@ def report(
 def install_images(instance, deployment: str) -> dict[str, list[str]]:
     """The images the deployment's last code_location_images published, and those its proof
     started."""
-    from migration_pipeline.images.defs import proven_images
+    from migration_pipeline.images.prove import PROVEN_IMAGES
     from migration_pipeline.images.publish import IMAGES
-    from migration_pipeline.records import required
+    from migration_pipeline.records import latest_passed_check_record, required
 
     pushed = required(instance, IMAGES, "the report", deployment)
     return {
         "pushed": [image.image for _, image in sorted(pushed.items())],
-        "proven": sorted((proven_images(instance, deployment) or {}).values()),
+        "proven": sorted(
+            (
+                latest_passed_check_record(
+                    instance, PROVEN_IMAGES, "images_load_their_definitions", deployment
+                )
+                or {}
+            ).values()
+        ),
     }
 
 

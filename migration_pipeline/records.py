@@ -98,6 +98,25 @@ def required(
     return value
 
 
+def latest_passed_check_record(
+    instance: dg.DagsterInstance, kind: Record[T], check_name: str, deployment: str
+) -> T | None:
+    """The record of `kind` in the newest result of the asset check `check_name` on `kind`'s
+    asset, for the deployment, when that result passed; None when it failed or never ran."""
+    from dagster._core.event_api import PartitionKeyFilter
+
+    key = dg.AssetCheckKey(dg.AssetKey(kind.asset), check_name)
+    execution = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [key], partition_filter=PartitionKeyFilter(key=deployment)
+    ).get(key)
+    event = execution.event if execution is not None else None
+    evaluation = event.dagster_event.event_specific_data if event and event.dagster_event else None
+    if not isinstance(evaluation, dg.AssetCheckEvaluation) or not evaluation.passed:
+        return None
+    with readable():
+        return typed_record(kind, {k: v.value for k, v in evaluation.metadata.items()})
+
+
 RECORDS_IO_MANAGER = "records_io_manager"
 
 

@@ -11,6 +11,7 @@ import pytest
 from migration_pipeline.agent.install import AGENT_INSTALL, AgentInstall
 from migration_pipeline.agent.serving import AGENT_IDENTITY, AgentIdentity
 from migration_pipeline.agent.token import AGENT_TOKEN, RecordedToken
+from migration_pipeline.images.prove import PROVEN_IMAGES
 from migration_pipeline.images.publish import DEPLOY_DOCUMENT, IMAGES, PublishedImage
 from migration_pipeline.inventory.organization import (
     ORGANIZATION_INVENTORY,
@@ -35,6 +36,7 @@ SAMPLES: dict[str, object] = {
     AGENT_TOKEN.what: RecordedToken(7, "migration_pipeline prod", "env_file", "/a/.env", "acme"),
     AGENT_INSTALL.what: AgentInstall("/a", "local", "run.sh", "label", ("x",), False, ("run.sh",)),
     AGENT_IDENTITY.what: AgentIdentity("label", ("x",)),
+    PROVEN_IMAGES.what: {"etl": "r/etl@sha256:" + "0" * 64},
     SNAPSHOT.what: SNAPSHOT_VALUE,
 }
 

@@ -146,10 +146,10 @@ def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusR
         progress,
         refuse_beside_another_action,
     )
-    from migration_pipeline.images.defs import proven_images
+    from migration_pipeline.images.prove import PROVEN_IMAGES
     from migration_pipeline.images.publish import IMAGES
     from migration_pipeline.plan.applied import APPLIED_PROJECT
-    from migration_pipeline.records import required
+    from migration_pipeline.records import latest_passed_check_record, required
 
     deployment = dagster_plus.deployment_for(context)
     refuse_beside_another_action(context.instance, deployment, context.run_id, "cutover")
@@ -173,7 +173,9 @@ def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusR
                 client,
                 applied,
                 images,
-                proven_images(context.instance, deployment),
+                latest_passed_check_record(
+                    context.instance, PROVEN_IMAGES, "images_load_their_definitions", deployment
+                ),
                 token.token_id
                 if (token := latest(context.instance, AGENT_TOKEN, deployment))
                 else None,

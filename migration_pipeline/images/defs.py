@@ -150,11 +150,11 @@ def images_load_their_definitions(
     hybrid_project_files: AppliedProject,
 ) -> dg.AssetCheckResult:
     from migration_pipeline.images.builders import BuildError
-    from migration_pipeline.images.prove import prove_images
+    from migration_pipeline.images.prove import PROVEN_IMAGES, prove_images
 
     if not code_location_images:
         return dg.AssetCheckResult(
-            passed=True, metadata={"checked": 0, "proven": dg.MetadataValue.json({})}
+            passed=True, metadata={"checked": 0, **record_metadata(PROVEN_IMAGES, {})}
         )
     settings = hybrid_project_files.target_settings()
     if not settings.prove_images:
@@ -163,7 +163,7 @@ def images_load_their_definitions(
             severity=dg.AssetCheckSeverity.WARN,
             description="not proven: the target settings say `prove_images: false`, so no "
             "image was started (the cutover's preflight skips this requirement and says so)",
-            metadata={"checked": 0, "proven": dg.MetadataValue.json({})},
+            metadata={"checked": 0, **record_metadata(PROVEN_IMAGES, {})},
         )
     try:
         builder = builder_for(settings)
@@ -187,26 +187,10 @@ def images_load_their_definitions(
         or None,
         metadata={
             "checked": len(proofs),
-            "proven": dg.MetadataValue.json(
-                {name: proof.reference for name, proof in proofs.items() if proof.passed}
+            **record_metadata(
+                PROVEN_IMAGES,
+                {name: proof.reference for name, proof in proofs.items() if proof.passed},
             ),
             "failed": dg.MetadataValue.json(failed),
         },
     )
-
-
-def proven_images(instance: dg.DagsterInstance, deployment: str) -> dict[str, str] | None:
-    """location -> image reference that the deployment's newest images_load_their_definitions
-    check proved, when it passed; None when it failed or never ran."""
-    from dagster._core.event_api import PartitionKeyFilter
-
-    key = dg.AssetCheckKey(dg.AssetKey("code_location_images"), "images_load_their_definitions")
-    record = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [key], partition_filter=PartitionKeyFilter(key=deployment)
-    ).get(key)
-    event = record.event if record is not None else None
-    evaluation = event.dagster_event.event_specific_data if event and event.dagster_event else None
-    if not isinstance(evaluation, dg.AssetCheckEvaluation) or not evaluation.passed:
-        return None
-    proven = evaluation.metadata.get("proven")
-    return dict(proven.value) if proven is not None and isinstance(proven.value, dict) else None

@@ -17,6 +17,28 @@ from typing import Any
 
 from migration_pipeline.images.publish import PublishedImage
 from migration_pipeline.lib.plain import as_plain
+from migration_pipeline.lib.record import Record
+
+
+def _proven_from(raw: Any, kind: Record[dict[str, str]]) -> dict[str, str]:
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+    ):
+        raise kind.refused("recorded earlier is not a mapping of location to image reference")
+    return dict(raw)
+
+
+# location -> the image reference (by digest) the images_load_their_definitions check started
+# and saw load, recorded in the check's result; the cutover's preflight requires it.
+PROVEN_IMAGES: Record[dict[str, str]] = Record(
+    "proven images",
+    "code_location_images",
+    "prepare_hybrid_agent (its images_load_their_definitions check)",
+    1,
+    dict,
+    _proven_from,
+    entry="proven",
+)
 
 # code_source key -> `dagster definitions validate` option (the options `dagster api grpc` takes)
 CODE_SOURCE_OPTIONS = {
