@@ -5,9 +5,11 @@ read here and nowhere else.
 - An asset's value (the inventories, the plan, the applied project, the images, the agent's
   install files) is recorded by `RecordsIOManager` as JSON in its materialization's metadata
   (visible in the UI) and loaded from there by whatever reads it later; no pickle crosses runs.
-- A record an op writes (the agent token, the pre-cutover snapshot, the deploy document) goes
-  through `record_metadata`; the switch and the cutover's deploy are tags on the cutover run
-  (`switch_tags`, `deploy_tags`), written the moment they happen.
+- A record an asset, op or check writes beside the value (the agent token, the agent's
+  identity, the pre-cutover snapshot, the deploy document, the proven images) goes through
+  `record_metadata` and is read by `latest`/`required` (`latest_passed_check_record` for a
+  check's); the switch and the cutover's deploy are tags on the cutover run (`switch_tags`,
+  `deploy_tags`), written the moment they happen.
 
 A record this version cannot read fails the step at once (`readable`), saying which record,
 which versions or field, and what to do.
@@ -58,27 +60,19 @@ def latest_materialization(
     return result.records[0] if result.records else None
 
 
-def _raw_metadata(event: dg.EventLogRecord | None) -> dict[str, Any] | None:
-    if event is None or event.asset_materialization is None:
-        return None
-    return {key: value.value for key, value in event.asset_materialization.metadata.items()}
-
-
 def latest(instance: dg.DagsterInstance, kind: Record[T], deployment: str | None) -> T | None:
     """The record of the newest materialization of `kind`'s asset (the deployment's partition;
     None: an unpartitioned asset); None when there is none."""
     key = dg.AssetKey(kind.asset)
     if deployment is None:
         event = instance.get_latest_materialization_event(key)
-        metadata = (
-            {k: v.value for k, v in event.asset_materialization.metadata.items()}
-            if event is not None and event.asset_materialization is not None
-            else None
-        )
+        materialization = event.asset_materialization if event is not None else None
     else:
-        metadata = _raw_metadata(latest_materialization(instance, key, deployment))
-    if metadata is None:
+        record = latest_materialization(instance, key, deployment)
+        materialization = record.asset_materialization if record is not None else None
+    if materialization is None:
         return None
+    metadata = {name: value.value for name, value in materialization.metadata.items()}
     with readable():
         return typed_record(kind, metadata)
 
