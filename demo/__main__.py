@@ -420,7 +420,7 @@ def report(
 def install_images(instance, deployment: str) -> dict[str, list[str]]:
     """The images the deployment's last code_location_images published, and those its proof
     started."""
-    from migration_pipeline.images.prove import PROVEN_IMAGES
+    from migration_pipeline.images.prove import PROOF_CHECK, PROVEN_IMAGES
     from migration_pipeline.images.publish import IMAGES
     from migration_pipeline.records import latest_passed_check_record, required
 
@@ -429,10 +429,7 @@ def install_images(instance, deployment: str) -> dict[str, list[str]]:
         "pushed": [image.image for _, image in sorted(pushed.items())],
         "proven": sorted(
             (
-                latest_passed_check_record(
-                    instance, PROVEN_IMAGES, "images_load_their_definitions", deployment
-                )
-                or {}
+                latest_passed_check_record(instance, PROVEN_IMAGES, PROOF_CHECK, deployment) or {}
             ).values()
         ),
     }

@@ -45,7 +45,6 @@ AGENT_IDENTITY = dataclass_record(
     "prepare_hybrid_agent",
     entry="agent_identity",
     legacy=_identity_before_records,
-    upgrades={0: lambda raw: raw},
 )
 
 

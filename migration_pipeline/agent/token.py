@@ -78,7 +78,6 @@ AGENT_TOKEN = dataclass_record(
     "hybrid_agent_token",
     "create_agent_token",
     legacy=_token_before_records,
-    upgrades={0: lambda raw: raw},
 )
 
 
@@ -90,10 +89,10 @@ class StoredToken:
 
 
 def protect_agent_dir(agent_dir: Path) -> None:
+    """Keep the secret files out of version control."""
     from migration_pipeline.lib.files import write_if_changed
     from migration_pipeline.targets.agent import SECRET_FILES
 
-    """Keep the secret files out of version control."""
     write_if_changed(
         agent_dir / ".gitignore",
         "# Secret files: never commit them.\n" + "".join(f"{f}\n" for f in SECRET_FILES),

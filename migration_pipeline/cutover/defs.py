@@ -146,7 +146,7 @@ def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusR
         progress,
         refuse_beside_another_action,
     )
-    from migration_pipeline.images.prove import PROVEN_IMAGES
+    from migration_pipeline.images.prove import PROOF_CHECK, PROVEN_IMAGES
     from migration_pipeline.images.publish import IMAGES
     from migration_pipeline.plan.applied import APPLIED_PROJECT
     from migration_pipeline.records import latest_passed_check_record, required
@@ -174,7 +174,7 @@ def cutover_preflight(context: dg.OpExecutionContext, dagster_plus: DagsterPlusR
                 applied,
                 images,
                 latest_passed_check_record(
-                    context.instance, PROVEN_IMAGES, "images_load_their_definitions", deployment
+                    context.instance, PROVEN_IMAGES, PROOF_CHECK, deployment
                 ),
                 token.token_id
                 if (token := latest(context.instance, AGENT_TOKEN, deployment))

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from migration_pipeline.deployments import DEPLOYMENTS
+from migration_pipeline.images.prove import PROOF_CHECK
 from migration_pipeline.images.publish import DEPLOY_DOCUMENT, PublishedImage
 from migration_pipeline.plan.applied import AppliedProject
 from migration_pipeline.records import RECORDS_IO_MANAGER, record_metadata
@@ -135,6 +136,7 @@ def images_exist_in_registry(
 
 @dg.asset_check(
     asset=code_location_images,
+    name=PROOF_CHECK,
     blocking=True,
     partitions_def=DEPLOYMENTS,
     additional_ins={"hybrid_project_files": dg.AssetIn()},

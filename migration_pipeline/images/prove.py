@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from migration_pipeline.images.publish import PublishedImage
-from migration_pipeline.lib.plain import as_plain
 from migration_pipeline.lib.record import Record
 
 
@@ -28,8 +27,11 @@ def _proven_from(raw: Any, kind: Record[dict[str, str]]) -> dict[str, str]:
     return dict(raw)
 
 
-# location -> the image reference (by digest) the images_load_their_definitions check started
-# and saw load, recorded in the check's result; the cutover's preflight requires it.
+# The check on code_location_images that starts each image and loads its definitions.
+PROOF_CHECK = "images_load_their_definitions"
+
+# location -> the image reference (by digest) the proof check started and saw load, recorded
+# in the check's result; the cutover's preflight requires it.
 PROVEN_IMAGES: Record[dict[str, str]] = Record(
     "proven images",
     "code_location_images",
@@ -59,9 +61,6 @@ class Proof:
     reference: str  # repository@digest: the image that was started
     passed: bool
     error: str  # the last lines the load printed, when it failed
-
-    def as_dict(self) -> dict[str, Any]:
-        return as_plain(self)
 
 
 def pinned_reference(image: PublishedImage) -> str:

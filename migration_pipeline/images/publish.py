@@ -51,9 +51,6 @@ class PublishedImage:
     seconds: float
     size_bytes: int | None = None
 
-    def as_dict(self) -> dict:
-        return as_plain(self)
-
 
 def _images_from(raw: Any, kind: Record[dict[str, PublishedImage]]) -> dict[str, PublishedImage]:
     if not isinstance(raw, dict):
@@ -113,7 +110,6 @@ DEPLOY_DOCUMENT: Record[dict[str, Any]] = Record(
     _deploy_document_from,
     entry="deploy",
     legacy=_deploy_document_before_records,
-    upgrades={0: lambda raw: raw},
 )
 
 

@@ -6,10 +6,9 @@ skipped, never switched twice. No Dagster code here."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from migration_pipeline.lib.markdown import table
-from migration_pipeline.lib.plain import as_plain
 from migration_pipeline.lib.record import dataclass_record
 
 if TYPE_CHECKING:
@@ -46,9 +45,6 @@ class OrganizationInventory:
     @property
     def to_migrate(self) -> list[str]:
         return [d.name for d in self.deployments if d.to_migrate]
-
-    def as_dict(self) -> dict[str, Any]:
-        return as_plain(self)
 
 
 ORGANIZATION_INVENTORY = dataclass_record(

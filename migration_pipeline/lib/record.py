@@ -27,8 +27,8 @@ _KINDS: dict[str, Record[Any]] = {}  # what -> kind, as each phase declares its 
 class Record(Generic[T]):
     """One kind of record. `upgrades[n]` turns version n's plain data into version n+1's;
     `legacy` reads the materialization metadata written before the record had an entry of its
-    own (version 0). `asset_value`: the asset's value itself, which the records I/O manager
-    writes and loads."""
+    own into version 1's plain data. `asset_value`: the asset's value itself, which the records
+    I/O manager writes and loads."""
 
     what: str  # as the messages name it
     asset: str  # the asset whose materializations carry it
@@ -82,7 +82,7 @@ def typed_record(kind: Record[T], metadata: Mapping[str, Any]) -> T:
     raw = metadata.get(kind.entry)
     version = metadata.get(kind.version_entry)
     if raw is None:
-        raw, version = (kind.legacy(metadata), 0) if kind.legacy is not None else (None, 0)
+        raw = kind.legacy(metadata) if kind.legacy is not None else None
         if raw is None:
             raise kind.refused(
                 f"is not in the newest materialization of {kind.asset}: an older version of "
