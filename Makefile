@@ -15,13 +15,16 @@ $(STAMP): pyproject.toml sandbox/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ./sandbox -e '.[test]'
 	touch $(STAMP)
 
+# STRATEGY=per_location: move the locations to the Hybrid agent one at a time, then switch.
+STRATEGY ?= switch
+
 demo: $(STAMP)
-	$(BIN)/python -m demo
+	$(BIN)/python -m demo --strategy $(STRATEGY)
 
 # The same migration to a real Docker agent: a private Docker engine (installed with apt as root),
 # a local base image (debootstrap, cached in ~/.cache/migration-pipeline), a registry on loopback.
 demo-docker: $(STAMP)
-	$(BIN)/python -m demo --agent docker
+	$(BIN)/python -m demo --agent docker --strategy $(STRATEGY)
 
 # The dg workspace examples/serverless_dg_workspace (three projects, one with a uv.lock) to the
 # real Docker agent: its images built from the generated Dockerfiles, pushed, proven, LOADED.

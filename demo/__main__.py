@@ -134,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
         "runs as the images' cache (default: WORK_DIR/docker-engine)",
     )
     parser.add_argument(
+        "--strategy",
+        choices=["switch", "per_location"],
+        default="switch",
+        help="the cutover's strategy (target settings `strategy`): switch, or per_location "
+        "(each location moved to the Hybrid agent through an agent queue before the switch)",
+    )
+    parser.add_argument(
         "--verbose",
         action="store_true",
         help="print Dagster's event lines too (they are always in the run logs)",
@@ -195,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
         plan_config: dict[str, Any] = {"project_dir": str(repo), "target": args.agent}
         if containers:
             plan_config.update(containers.plan_config(work))
+        if args.strategy != "switch":
+            settings_file = Path(plan_config.get("settings_file") or work / "target-settings.yaml")
+            existing = settings_file.read_text() if "settings_file" in plan_config else ""
+            settings_file.write_text(existing + f"strategy: {args.strategy}\n")
+            plan_config["settings_file"] = str(settings_file)
         planned = run("plan_migration", {"ops": {"migration_plan": {"config": plan_config}}})
         inventory = planned.output_for_node("serverless_inventory")
         plan = planned.output_for_node("migration_plan").plan
@@ -264,7 +276,14 @@ def main(argv: list[str] | None = None) -> int:
             "still Serverless"
         )
 
-        say("4/6 Cutover: switch to Hybrid (the no-agent window starts)")
+        cutover_started = time.time()
+        if args.strategy == "per_location":
+            say(
+                "4/6 Cutover, per_location: each location to the Hybrid agent through its "
+                "agent queue, one at a time, then the switch"
+            )
+        else:
+            say("4/6 Cutover: switch to Hybrid (the no-agent window starts)")
         cutover = run("cutover")
         record = cutover.output_for_node("deactivate_serverless_agent")
 
@@ -297,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             install,
             containers,
             work / "downtime.json",
+            sandbox_timeline(sandbox, deployment, inventory, cutover_started),
         )
     print(
         f"\nThe runs and their metadata are in {home}. To browse them: `make sandbox` in one "
@@ -318,6 +338,7 @@ def report(
     install,
     containers,
     downtime_file: Path,
+    timeline,
 ) -> None:
     from dagster import DagsterEventType
 
@@ -353,12 +374,24 @@ def report(
             f" (containers started {seconds['container_start_seconds']:.1f}s after the deploy, "
             f"their code loaded {seconds['code_load_seconds']:.1f}s later)"
         )
+    unserved = {
+        name: timeline.location_unserved_seconds(name) for name in timeline.location_unserved
+    }
     downtime_file.write_text(
         json.dumps(
-            {"agent": agent, "deployed_by": metadata["deployed_by"].value, **seconds}, indent=2
+            {
+                "agent": agent,
+                "strategy": plan.strategy,
+                "deployed_by": metadata["deployed_by"].value,
+                **seconds,
+                "event_log_deployment_unserved_seconds": timeline.deployment_unserved_seconds,
+                "event_log_location_unserved_seconds": unserved,
+            },
+            indent=2,
         )
         + "\n"
     )
+    moves = latest_location_moves(instance, deployment) if plan.strategy != "switch" else None
     deployer = (
         "the cutover run deployed at once: the agent was running"
         if metadata["deployed_by"].value == "cutover"
@@ -381,11 +414,31 @@ def report(
         "Deployments: "
         + ", ".join(f"{name} {progress(instance, name).summary()}" for name in partitions),
         f"Agent: {agent}",
+        f"Strategy: {plan.strategy}",
+        *(
+            [
+                f"  {m.location} moved to queue {m.queue!r}: served by neither agent "
+                f"{m.unserved_seconds:.2f}s (the sandbox's event log: {unserved.get(m.location, 0):.2f}s)"
+                for m in moves.moves
+            ]
+            if moves
+            else []
+        ),
         f"Downtime (no agent): {seconds['downtime_seconds']:.1f}s, from the switch to the "
-        "agent's last load report",
-        f"  {deployer}; deploying {seconds['deploying_seconds']:.1f}s, {loading}",
+        "agent's last load report"
+        + (" (every location was on the Hybrid agent before the switch)" if moves else ""),
+        *(
+            []
+            if moves
+            else [
+                f"  {deployer}; deploying {seconds['deploying_seconds']:.1f}s, {loading}",
+            ]
+        ),
         f"  (the finish run, launched by the sensor, verified it "
         f"{seconds['seen_loaded_seconds']:.1f}s after the window closed)",
+        f"  The sandbox's event log: no agent served the deployment for "
+        f"{timeline.deployment_unserved_seconds:.1f}s; each location was unserved for "
+        + ", ".join(f"{name} {value:.1f}s" for name, value in sorted(unserved.items())),
         f"Runs: {inventory.run_total} before, {runs_after} after",
         f"Locations LOADED on the Hybrid agent: {', '.join(loaded)}",
         f"Settings removed at cutover: {', '.join(record['settings_removed']) or 'none'}",
@@ -415,6 +468,40 @@ def report(
         *[f"  - {w.where() + ': ' if w.where() else ''}{w.message}" for w in plan.warnings],
     ]
     print("\n".join(lines), flush=True)
+
+
+def latest_location_moves(instance, deployment: str):
+    from migration_pipeline.cutover.moves import LOCATION_MOVES
+    from migration_pipeline.records import latest
+
+    return latest(instance, LOCATION_MOVES, deployment)
+
+
+def sandbox_timeline(sandbox: dict[str, Any], deployment: str, inventory, since: float):
+    """When the sandbox served each location from `since` (just before the cutover) to now,
+    replayed from its event log (GET /_sandbox/events)."""
+    import requests
+
+    from dagster_plus_sandbox.serving import serving_timeline
+
+    answer = requests.get(
+        sandbox["url"] + "/_sandbox/events",
+        headers={"Dagster-Cloud-Api-Token": sandbox["admin_token"]},
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return serving_timeline(
+        answer.json()["events"],
+        deployment,
+        "SERVERLESS",
+        sandbox["timing"],
+        since,
+        time.time(),
+        {
+            loc["location_name"]: loc.get("agent_queue")
+            for loc in inventory.locations_document["locations"]
+        },
+    )
 
 
 def install_images(instance, deployment: str) -> dict[str, list[str]]:

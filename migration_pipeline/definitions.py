@@ -17,7 +17,13 @@ from migration_pipeline.agent.defs import (
     hybrid_agent_token,
     prepare_agent_job,
 )
-from migration_pipeline.cutover.defs import cutover_job, pre_cutover_snapshot, snapshot_is_complete
+from migration_pipeline.cutover.defs import (
+    cutover_job,
+    every_location_on_the_hybrid_agent,
+    hybrid_location_moves,
+    pre_cutover_snapshot,
+    snapshot_is_complete,
+)
 from migration_pipeline.finish.defs import finish_job, hybrid_deployment, verify_nothing_lost
 from migration_pipeline.images.defs import (
     code_location_images,
@@ -57,6 +63,7 @@ def build_definitions(sensor_interval_seconds: int = 10) -> dg.Definitions:
             hybrid_agent_token,
             hybrid_agent_install_files,
             pre_cutover_snapshot,
+            hybrid_location_moves,
             hybrid_deployment,
         ],
         asset_checks=[
@@ -67,6 +74,7 @@ def build_definitions(sensor_interval_seconds: int = 10) -> dg.Definitions:
             images_load_their_definitions,
             agent_install_files_parse,
             snapshot_is_complete,
+            every_location_on_the_hybrid_agent,
             verify_nothing_lost,
         ],
         jobs=[

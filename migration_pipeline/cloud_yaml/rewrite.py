@@ -75,8 +75,8 @@ def desired_location_keys(
     executable_path = getattr(settings, "executable_path", None)
     if executable_path:
         desired["executable_path"] = executable_path
-    if settings.agent_queue:
-        desired["agent_queue"] = settings.agent_queue
+    if settings.routed_queue:
+        desired["agent_queue"] = settings.routed_queue
     return desired
 
 

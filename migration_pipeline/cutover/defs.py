@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 import dagster as dg
+from pydantic import Field
 
 from migration_pipeline.deployments import (
     CUTOVER_JOB,
@@ -43,6 +44,56 @@ pre_cutover_snapshot = dg.AssetSpec(
     "newest run ids, schedules and sensors, deployment settings, the locations document. "
     "Recorded by the cutover job; the finish checks and the rollback read it.",
 )
+
+
+MOVES_KEY = dg.AssetKey("hybrid_location_moves")
+hybrid_location_moves = dg.AssetSpec(
+    MOVES_KEY,
+    group_name=GROUP,
+    partitions_def=DEPLOYMENTS,
+    kinds={"dagster"},
+    description="With strategy per_location: each code location moved to the Hybrid agent "
+    "one at a time through the migration's agent queue while the deployment was still "
+    "Serverless, with the time it was served by neither agent. Recorded by the cutover job, "
+    "one observation per location as it moves.",
+)
+
+
+@dg.asset_check(
+    asset=MOVES_KEY,
+    blocking=True,
+    partitions_def=DEPLOYMENTS,
+    description="Every location is on the Hybrid agent, LOADED with its schedules and sensors, "
+    "before the switch (none failed and was sent back, none left alone).",
+)
+def every_location_on_the_hybrid_agent(
+    context: dg.AssetCheckExecutionContext,
+) -> dg.AssetCheckResult:
+    from migration_pipeline.cutover.moves import LOCATION_MOVES
+
+    moves = latest(context.instance, LOCATION_MOVES, context.partition_key)
+    if moves is None:
+        return dg.AssetCheckResult(passed=False, metadata={"why": "no moves recorded yet"})
+    return dg.AssetCheckResult(**_moves_outcome(moves))
+
+
+def _moves_outcome(moves) -> dict:
+    from migration_pipeline.lib.markdown import table
+
+    return {
+        "passed": moves.every_location_moved,
+        "metadata": {
+            "strategy": moves.strategy,
+            "moves": dg.MetadataValue.md(
+                table(
+                    ["location", "queue", "state", "served by neither agent"],
+                    [m.as_row() for m in moves.moves],
+                )
+            ),
+            "failed": moves.failed or "",
+            "reason": moves.reason or "",
+        },
+    }
 
 
 @dg.asset_check(
@@ -246,6 +297,153 @@ def record_pre_cutover_snapshot(
     return SNAPSHOT.to_plain(snapshot)  # plain data: a re-execution after an upgrade reads it
 
 
+class MoveConfig(dg.Config):
+    load_timeout_seconds: float = Field(
+        600.0, gt=0, description="How long one location may take to load on the Hybrid agent."
+    )
+    poll_seconds: float = Field(0.5, gt=0, description="How often its load status is read.")
+
+
+@dg.op(
+    description="strategy per_location: while the deployment is still Serverless, moves each "
+    "code location to the migration's Hybrid agent through its agent queue, one at a time, "
+    "each LOADED with its schedules and sensors before the next; a location that fails goes "
+    "back to its Serverless document at once and the run stops. strategy switch: nothing "
+    "moves before the switch."
+)
+def move_locations_one_at_a_time(
+    context: dg.OpExecutionContext,
+    config: MoveConfig,
+    dagster_plus: DagsterPlusResource,
+    snapshot_record: dict,
+) -> dict:
+    from migration_pipeline.cutover.moves import (
+        LOCATION_MOVES,
+        LocationMoves,
+        MoveFailed,
+        move_one_at_a_time,
+    )
+    from migration_pipeline.images.publish import DEPLOY_DOCUMENT
+    from migration_pipeline.plan.applied import APPLIED_PROJECT
+    from migration_pipeline.records import required
+
+    with readable():
+        snapshot = SNAPSHOT.typed(snapshot_record)
+    deployment = snapshot.deployment
+    settings = required(
+        context.instance, APPLIED_PROJECT, "the cutover", deployment
+    ).target_settings()
+    if settings.strategy != "per_location":
+        context.log.info("strategy switch: every location moves at the switch, none before")
+        return snapshot_record
+    desired = required(context.instance, DEPLOY_DOCUMENT, "the cutover", deployment)
+
+    def record(moves: LocationMoves) -> None:
+        outcome = _moves_outcome(moves)
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=MOVES_KEY,
+                partition=deployment,
+                metadata={
+                    "moved": sum(m.moved for m in moves.moves),
+                    "longest_unserved_seconds": dg.MetadataValue.float(
+                        moves.longest_unserved_seconds
+                    ),
+                    **outcome["metadata"],
+                    **record_metadata(LOCATION_MOVES, moves),
+                },
+            )
+        )
+        log_check_evaluation(
+            context,
+            dg.AssetCheckEvaluation(
+                asset_key=MOVES_KEY,
+                check_name="every_location_on_the_hybrid_agent",
+                passed=outcome["passed"],
+                metadata=outcome["metadata"],
+                partition=deployment,
+            ),
+        )
+
+    def moved(move) -> None:
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=MOVES_KEY,
+                partition=deployment,
+                metadata={
+                    "location": move.location,
+                    "queue": move.queue or "(default)",
+                    "moved": move.moved,
+                    "left_alone": move.left_alone,
+                    "unserved_seconds": dg.MetadataValue.float(move.unserved_seconds),
+                },
+            )
+        )
+        context.log.info(
+            f"{move.location}: "
+            + (
+                "changed in Dagster+ since the snapshot, left alone"
+                if move.left_alone
+                else f"on the Hybrid agent ({move.queue}), LOADED; served by neither agent "
+                f"{move.unserved_seconds:.2f}s"
+                if move.moved
+                else "already on the Hybrid agent and LOADED"
+            )
+        )
+
+    with dagster_plus.session(context) as client:
+        _require_a_queue_agent(context, client, deployment)
+        try:
+            moves = move_one_at_a_time(
+                client,
+                desired,
+                snapshot,
+                config.load_timeout_seconds,
+                config.poll_seconds,
+                on_moved=moved,
+            )
+        except MoveFailed as failed:
+            record(
+                LocationMoves(
+                    deployment,
+                    settings.strategy,
+                    settings.routed_queue,
+                    tuple(failed.moved),
+                    failed.location,
+                    str(failed),
+                )
+            )
+            raise dg.Failure(str(failed), allow_retries=False) from None
+    record(LocationMoves(deployment, settings.strategy, settings.routed_queue, tuple(moves)))
+    return snapshot_record
+
+
+def _require_a_queue_agent(context: dg.OpExecutionContext, client, deployment: str) -> None:
+    """Nothing moves unless the migration's agent runs now, of a version that serves agent
+    queues (its heartbeat's `version`); refused before anything changes."""
+    from migration_pipeline.agent.serving import AGENT_IDENTITY, migration_agents
+    from migration_pipeline.cutover.moves import version_serves_queues
+
+    identity = latest(context.instance, AGENT_IDENTITY, deployment)
+    agents = migration_agents(client.agents(), identity, time.time()) if identity else []
+    if not agents:
+        raise dg.Failure(
+            "strategy per_location moves the locations to the migration's Hybrid agent while "
+            "the deployment is Serverless, and that agent is not RUNNING: run "
+            "prepare_hybrid_agent and start the agent with its command first. Nothing was "
+            "changed.",
+            allow_retries=False,
+        )
+    old = [a for a in agents if not version_serves_queues(a.metadata.get("version"))]
+    if old:
+        raise dg.Failure(
+            f"the migration's agent reports dagster-cloud {old[0].metadata.get('version')!r}; "
+            "agent queues are served from 1.6.0 on, so a location routed to its queue would "
+            "never load. Upgrade the agent (or use strategy switch). Nothing was changed.",
+            allow_retries=False,
+        )
+
+
 @dg.op(
     description="Switches the deployment to HYBRID (the UI's 'Switch to Hybrid') and removes "
     "the deployment settings the plan removes (none unless the target settings ask). The "
@@ -334,5 +532,7 @@ def deploy_if_the_agent_runs(
 )
 def cutover_job():
     deploy_if_the_agent_runs(
-        deactivate_serverless_agent(record_pre_cutover_snapshot(cutover_preflight()))
+        deactivate_serverless_agent(
+            move_locations_one_at_a_time(record_pre_cutover_snapshot(cutover_preflight()))
+        )
     )

@@ -200,13 +200,28 @@ def downtime_parts(
     deployed_at: float,
     loaded_at: float,
     reported_at: float | None = None,
+    deployed_any: bool = True,
 ) -> dict[str, float]:
     """The no-agent window and its parts: from the switch to every location LOADED. The window
     ends when Dagster+ got the agent's last load report (`reported_at`, its workspace entries'
     updatedTimestamp) when that is known, else when the finish run saw every location LOADED
     (`loaded_at`). `until_deploy_seconds`: from the agent seen running to the deploy (the
     finish run's launch; about nothing when the cutover run deployed, its agent running
-    already). `seen_loaded_seconds`: how much later the finish run saw the end."""
+    already). `seen_loaded_seconds`: how much later the finish run saw the end.
+
+    When nothing was deployed after the switch and the agent's last report came before it (the
+    per_location strategy moved every location to the Hybrid agent first, and they were still
+    LOADED on it after the switch, never reloaded), there was no window: it ends at the switch.
+    """
+    if not deployed_any and reported_at is not None and reported_at <= cutover_at:
+        return {
+            "downtime_seconds": 0.0,
+            "waiting_for_agent_seconds": 0.0,
+            "until_deploy_seconds": 0.0,
+            "deploying_seconds": 0.0,
+            "loading_seconds": 0.0,
+            "seen_loaded_seconds": round(loaded_at - cutover_at, 3),
+        }
     # Another machine's clock: kept within the part of the window it belongs to.
     ended_at = loaded_at if reported_at is None else min(max(reported_at, deployed_at), loaded_at)
     return {

@@ -246,6 +246,7 @@ def verify_hybrid_deployment(
         deployed.deployed_at,
         loaded_at,
         max(reports) if reports else None,
+        deployed_any=bool(deployed.deployed),
     )
     context.log.info(
         f"downtime {parts['downtime_seconds']:.1f}s: "

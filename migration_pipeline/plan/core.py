@@ -12,6 +12,8 @@ itself as a unified diff and a markdown summary. `apply.apply_plan` writes it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from migration_pipeline.inventory.core import Inventory, value_problems
 from migration_pipeline.layouts.detect import detect_layout
 from migration_pipeline.layouts.files import ProjectFiles
@@ -53,5 +55,25 @@ def make_plan(
             )
     layout = detect_layout(project, settings.layout)
     if layout.is_dg:
-        return make_dg_plan(project, layout, target_name, settings, inventory)
-    return make_legacy_plan(project, layout, target_name, settings, inventory)
+        plan = make_dg_plan(project, layout, target_name, settings, inventory)
+    else:
+        plan = make_legacy_plan(project, layout, target_name, settings, inventory)
+    return replace(plan, strategy=settings.strategy, strategy_reason=strategy_reason(settings))
+
+
+def strategy_reason(settings: TargetSettings) -> str:
+    """Why the cutover goes the way the settings chose, said in the plan."""
+    if settings.strategy == "per_location":
+        return (
+            f"per_location (the target settings ask): each location moves to the Hybrid agent "
+            f"through agent queue {settings.routed_queue!r} while the Serverless agent keeps "
+            "serving the others, then the switch deactivates a Serverless agent that serves "
+            "nothing. Needs agent queues (Dagster+ Pro) and an agent of dagster-cloud 1.6.0 or "
+            "later; the cutover refuses before anything changes when its agent does not run."
+        )
+    return (
+        "switch (the default): the switch deactivates the Serverless agent, then every location "
+        "is deployed to the Hybrid agent at once; nothing serves the deployment until the "
+        "Hybrid agent has loaded them. `strategy: per_location` avoids that window where the "
+        "organization has agent queues."
+    )

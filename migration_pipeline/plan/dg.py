@@ -88,7 +88,7 @@ def make_dg_plan(
             ]
         )
     kept, warnings = keep_location_names(dg, inventory)
-    files = name_files(project, kept, settings.agent_queue)
+    files = name_files(project, kept, settings.routed_queue)
     images: dict[str, str] = {}
     versions = {p.path: python_version(project, p, settings) for p in dg.projects}
     if needs_images(target):

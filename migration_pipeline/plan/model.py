@@ -86,6 +86,8 @@ class MigrationPlan:
     # The locations that deploy under the name the deployment has them by (dg layouts).
     names_kept: tuple[str, ...] = field(default=())
     names_checked: bool = False  # the deployment's locations were read (an inventory)
+    strategy: str = "switch"  # switch | per_location (targets.settings)
+    strategy_reason: str = ""
 
     @property
     def changed_files(self) -> tuple[PlannedFile, ...]:
@@ -165,6 +167,7 @@ def render_summary(plan: MigrationPlan) -> str:
         f"{len([f for f in plan.files if f.action == 'update'])} to update, "
         f"{len([f for f in plan.files if f.action == 'unchanged'])} unchanged",
         f"- Python for the images: {plan.python_version} (from {plan.python_version_source})",
+        f"- Strategy: {plan.strategy_reason or plan.strategy}",
         "- Branch deployments: "
         + (
             "in use, so the agent's config serves them"

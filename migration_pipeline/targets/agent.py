@@ -58,7 +58,7 @@ def agent_instance_config(
     launcher: dict[str, Any] = {"module": launcher_module, "class": launcher_class}
     if launcher_config:
         launcher["config"] = launcher_config
-    return {
+    config: dict[str, Any] = {
         "instance_class": {
             "module": "dagster_cloud.instance",
             "class": "DagsterCloudAgentInstance",
@@ -66,6 +66,10 @@ def agent_instance_config(
         "dagster_cloud_api": api,
         "user_code_launcher": launcher,
     }
+    if setup.settings.agent_queues is not None:
+        # DagsterCloudAgentInstance's own key: the queues the agent serves.
+        config["agent_queues"] = setup.settings.agent_queues
+    return config
 
 
 def dump(header: str, data: Any) -> str:

@@ -44,6 +44,12 @@ def helm_values(setup: AgentSetup) -> dict[str, Any]:
     }
     if setup.agent_api_url:
         values["dagsterCloud"]["endpoint"] = setup.agent_api_url
+    queues = settings.agent_queues
+    if queues is not None:
+        values["dagsterCloud"]["agentQueues"] = {
+            "includeDefaultQueue": queues["include_default_queue"],
+            "additionalQueues": queues["additional_queues"],
+        }
     workspace: dict[str, Any] = {}
     if settings.env_secrets:
         workspace["envSecrets"] = [{"name": name} for name in settings.env_secrets]

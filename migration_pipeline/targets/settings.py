@@ -9,6 +9,7 @@ every target has sensible defaults (namespace `dagster-cloud` on Kubernetes, and
     deployment_order: [staging, prod]  # prod's cutover waits until staging finished green
     layout: auto                    # or dg / legacy: which to migrate when a repo has both
     agent_queue: hybrid             # route every location to the agents serving this queue
+    strategy: per_location          # or `switch` (default): move one location at a time first
     namespace: data
     env_secrets: [snowflake-credentials]
     service_account_name: dagster-user-code
@@ -20,7 +21,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from migration_pipeline.lib import names
 from migration_pipeline.lib.problems import (
@@ -54,6 +63,8 @@ DockerName = Annotated[str, _checked(names.docker_name_problem)]
 PlainText = Annotated[str, _checked(names.plain_text_problem)]
 DeploymentName = Annotated[str, _checked(names.deployment_name_problem)]
 AgentQueue = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+# The queue the per_location strategy routes the locations through when the settings name none.
+PER_LOCATION_QUEUE = "hybrid-migration"
 
 
 def _number_as_text(value: Any) -> Any:
@@ -124,7 +135,16 @@ class TargetSettings(BaseModel):
     agent_queue: AgentQueue | None = Field(
         None,
         description="Route every location to the agents that serve this queue (the agent's "
-        "agent_queues.additional_queues); unset: the default queue.",
+        "agent_queues.additional_queues); unset: the default queue (with strategy "
+        f"per_location: {PER_LOCATION_QUEUE!r}).",
+    )
+    strategy: Literal["switch", "per_location"] = Field(
+        "switch",
+        description="switch: deactivate the Serverless agent, then deploy every location to "
+        "the Hybrid agent (one no-agent window for the whole deployment). per_location: while "
+        "the deployment is still Serverless, move the locations one at a time to the Hybrid "
+        "agent through an agent queue (a Dagster+ Pro feature), each verified LOADED before "
+        "the next, then switch: the Serverless agent deactivated serves nothing.",
     )
     deployment_order: list[DeploymentName] = Field(
         default_factory=list,
@@ -132,6 +152,28 @@ class TargetSettings(BaseModel):
         "deployment's cutover refuses to start until each one before it has finished with "
         "every check green; a failed or rolled-back one stops the order.",
     )
+
+    @property
+    def routed_queue(self) -> str | None:
+        """The agent queue every location is deployed with: `agent_queue`, else, for the
+        per_location strategy, PER_LOCATION_QUEUE; None: the default queue."""
+        if self.agent_queue:
+            return self.agent_queue
+        return PER_LOCATION_QUEUE if self.strategy == "per_location" else None
+
+    @property
+    def agent_queues(self) -> dict[str, Any] | None:
+        """The migration's agent's `agent_queues` (its dagster.yaml's, the Helm chart's
+        dagsterCloud.agentQueues): the routed queue, and the default queue too unless the
+        strategy is per_location (then the agent starts beside the Serverless agent, which
+        serves the default queue, and must not compete for it). None: the default queue only."""
+        queue = self.routed_queue
+        if queue is None:
+            return None
+        return {
+            "include_default_queue": self.strategy != "per_location",
+            "additional_queues": [queue],
+        }
 
     def set_fields(self, *names: str, by_alias: bool = False) -> dict[str, Any]:
         """The named settings that are set (not None, not empty), as plain data, in order."""
@@ -187,6 +229,18 @@ class EcsSettings(TargetSettings):
         ]
         | None
     ) = None
+
+    @model_validator(mode="after")
+    def _no_queue_the_agent_could_not_serve(self) -> EcsSettings:
+        if self.routed_queue:
+            raise ValueError(
+                "agent_queue and strategy per_location need an agent that serves the queue, "
+                "and the parameters this migration gives Dagster's ECS CloudFormation template "
+                "set no agent_queues (whether the template takes them cannot be checked from "
+                "here): use strategy switch without agent_queue, or set the queues on the "
+                "agent yourself"
+            )
+        return self
 
 
 class DockerSettings(TargetSettings):

@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         "agent_url": sandbox.agent_url,
         "deployment": sandbox.deployment,
         "organization": sandbox.state.organization,
+        "timing": sandbox.state.timing,
         "admin_token": sandbox.token("admin"),
         "viewer_token": sandbox.token("viewer"),
         "state": str(state_path),

@@ -94,10 +94,17 @@ class AgentMutations:
             if (d.name in (forFullDeployments or []) and not d.is_branch)
             or (forBranchDeployments and d.is_branch and d.agent_type == "HYBRID")
         ]
+        queues = tuple(agentQueues) if agentQueues is not None else None
         requests = []
         for deployment in candidates:
-            outdated = [v.revision for v in state.locations(deployment) if v.outdated]
-            if outdated and state.claim_workspace_check(deployment.name, max(outdated)):
+            # Only the deploys this agent's queues route to it (workspace_entries' rule).
+            outdated = [
+                entry["locationName"]
+                for entry in workspace_entries(state, deployment, agentQueues)
+                if entry["hasOutdatedData"]
+            ]
+            revisions = [v.revision for v in state.locations(deployment) if v.name in outdated]
+            if revisions and state.claim_workspace_check(deployment.name, max(revisions), queues):
                 requests.append(_check_for_updates_request(deployment))
         return requests[: limit or None]
 

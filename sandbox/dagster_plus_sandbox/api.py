@@ -23,7 +23,13 @@ from graphql import (
 from graphql.language import FieldNode, OperationDefinitionNode
 
 from dagster_plus_sandbox.schemas import ApiName, schema
-from dagster_plus_sandbox.state import Deployment, LocationView, SandboxState, Token
+from dagster_plus_sandbox.state import (
+    DEFAULT_QUEUE,
+    Deployment,
+    LocationView,
+    SandboxState,
+    Token,
+)
 
 MAX_DOCUMENT_TOKENS = 20_000
 # A document's text: a real client's is a few kB (values travel as variables). Only documents
@@ -196,6 +202,7 @@ def deploy_data(document: dict) -> str:
             executable_path=document.get("executable_path"),
             attribute=document.get("attribute"),
             container_context=document.get("container_context") or {},
+            agent_queue=document.get("agent_queue"),
         )
     )
 
@@ -215,11 +222,14 @@ def workspace_entry(view: LocationView) -> dict:
 def workspace_entries(
     state: SandboxState, deployment: Deployment, agent_queues: list[str | None] | None
 ) -> list[dict]:
-    """What a Hybrid agent serves: nothing for a Serverless deployment (its own agent serves it)."""
-    if deployment.agent_type != "HYBRID":
-        return []
+    """What Hybrid agents serve, of the queues asked for (None: every queue): on a HYBRID
+    deployment every location; on a SERVERLESS one only those routed to a named queue, since
+    its Serverless agent serves the default queue (`dagster_cloud_cli` 1.13.27,
+    commands/ci/__init__.py: "serverless agents only serve the default agent queue")."""
+    hybrid = deployment.agent_type == "HYBRID"
     return [
         workspace_entry(view)
         for view in state.locations(deployment)
-        if agent_queues is None or view.document.get("agent_queue") in agent_queues
+        if (hybrid or view.agent_queue is not DEFAULT_QUEUE)
+        and (agent_queues is None or view.agent_queue in agent_queues)
     ]

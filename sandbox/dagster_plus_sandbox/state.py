@@ -21,7 +21,7 @@ from dagster_plus_sandbox.clock import Clock
 from dagster_plus_sandbox.scenario import Scenario, generate_runs, new_token_value
 
 # Bumped whenever a table changes: a state file of another version is refused with a message.
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deployments (
@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE TABLE IF NOT EXISTS heartbeats (
     agent_id TEXT NOT NULL, deployment TEXT NOT NULL, agent_label TEXT, agent_type TEXT,
     first_seen REAL NOT NULL, last_seen REAL NOT NULL, metadata TEXT NOT NULL,
-    errors TEXT NOT NULL, PRIMARY KEY (agent_id, deployment));
+    errors TEXT NOT NULL, queues TEXT NOT NULL, PRIMARY KEY (agent_id, deployment));
 CREATE TABLE IF NOT EXISTS uploads (
     deployment TEXT NOT NULL, location TEXT NOT NULL, at REAL NOT NULL, error TEXT,
     revision INTEGER NOT NULL, PRIMARY KEY (deployment, location));
@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 SERVERLESS_AGENT_ID = "serverless"
+DEFAULT_QUEUE = None  # a location without `agent_queue`, an agent's include_default_queue
 DEPLOYMENT_TYPES = ("PRODUCTION", "BRANCH")  # DagsterCloudDeploymentType
 
 
@@ -112,6 +113,9 @@ class AgentView:
     last_heartbeat: float
     metadata: dict[str, Any]
     errors: list[dict[str, Any]]
+    # The agent queues it serves (None: the default queue), from its heartbeat's
+    # agent_queues_config; the Serverless agent serves the default queue only.
+    queues: tuple[str | None, ...] = (DEFAULT_QUEUE,)
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,11 @@ class LocationView:
     outdated: bool = False
     # When the agent's report of this deploy arrived (Hybrid, once reported).
     reported_at: float | None = None
+
+    @property
+    def agent_queue(self) -> str | None:
+        """The queue whose agents serve it (`agent_queue` in its document; None: the default)."""
+        return self.document.get("agent_queue") or DEFAULT_QUEUE
 
     @property
     def entry_updated_at(self) -> float:
@@ -153,7 +162,8 @@ class SandboxState:
         self._db.executescript(SCHEMA)
         if fresh or self._meta("organization") is None:
             self._seed(scenario)
-        self._workspace_checks: dict[str, float] = {}  # deployment -> deploy time last asked about
+        # (deployment, agent queues) -> the deploy's revision last asked about
+        self._workspace_checks: dict[tuple[str, tuple[str | None, ...] | None], int] = {}
         organization, timing = self._meta("organization"), self._meta("timing")
         assert organization is not None and timing is not None  # seeded above
         self.organization: str = organization
@@ -470,10 +480,11 @@ class SandboxState:
         now = self.clock()
         with self._tx() as db:
             db.execute(
-                "INSERT INTO heartbeats VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO heartbeats VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (agent_id, deployment) DO UPDATE SET agent_label = excluded.agent_label,"
                 " agent_type = excluded.agent_type, last_seen = excluded.last_seen,"
-                " metadata = excluded.metadata, errors = excluded.errors",
+                " metadata = excluded.metadata, errors = excluded.errors,"
+                " queues = excluded.queues",
                 (
                     heartbeat["agent_id"],
                     deployment,
@@ -483,6 +494,7 @@ class SandboxState:
                     now,
                     json.dumps(heartbeat.get("metadata") or {}),
                     json.dumps(errors),
+                    json.dumps(served_queues(heartbeat.get("agent_queues_config"))),
                 ),
             )
 
@@ -536,6 +548,7 @@ class SandboxState:
                     last_heartbeat=row["last_seen"],
                     metadata=json.loads(row["metadata"]),
                     errors=json.loads(row["errors"]),
+                    queues=tuple(json.loads(row["queues"])),
                 )
             )
         return views
@@ -547,14 +560,18 @@ class SandboxState:
                 "INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?)",
                 (deployment, location, self.clock(), error, self._next_revision(db)),
             )
+            self._event(db, deployment, "location_reported", {"location": location, "error": error})
 
-    def claim_workspace_check(self, deployment: str, revision: int) -> bool:
-        """True once per deploy (its revision): whether to ask the agent to check for workspace
-        updates."""
+    def claim_workspace_check(
+        self, deployment: str, revision: int, queues: tuple[str | None, ...] | None = None
+    ) -> bool:
+        """True once per deploy (its revision) and set of agent queues: whether to ask the
+        agents of those queues to check for workspace updates."""
+        key = (deployment, queues)
         with self._lock:
-            if self._workspace_checks.get(deployment, -1) >= revision:
+            if self._workspace_checks.get(key, -1) >= revision:
                 return False
-            self._workspace_checks[deployment] = revision
+            self._workspace_checks[key] = revision
             return True
 
     def _uploads(self, deployment: Deployment) -> dict[str, tuple[int, str | None, float]]:
@@ -566,15 +583,16 @@ class SandboxState:
             ).fetchall()
         return {row["location"]: (row["revision"], row["error"], row["at"]) for row in rows}
 
-    def _hybrid_agent_running(self, deployment: Deployment) -> bool:
-        """Whether an agent heartbeats for this deployment within the window."""
+    def _queues_served(self, deployment: Deployment) -> set[str | None]:
+        """The agent queues the Hybrid agents heartbeating for this deployment within the
+        window serve (None: the default queue)."""
         window = self.timing["heartbeat_window_seconds"]
         with self._lock:
-            row = self._db.execute(
-                "SELECT 1 FROM heartbeats WHERE deployment = ? AND last_seen >= ? LIMIT 1",
+            rows = self._db.execute(
+                "SELECT queues FROM heartbeats WHERE deployment = ? AND last_seen >= ?",
                 (deployment.name, self.clock() - window),
-            ).fetchone()
-        return row is not None
+            ).fetchall()
+        return {queue for row in rows for queue in json.loads(row[0])}
 
     # -- code locations ------------------------------------------------------------------------
 
@@ -587,12 +605,18 @@ class SandboxState:
         return [json.loads(row[0]) for row in rows]
 
     def locations(self, deployment: Deployment) -> list[LocationView]:
-        """Every location with its load status as the deployment's agent sees it now.
+        """Every location with its load status as the agent that serves it sees it now.
+
+        Which agent serves a location is decided by its agent queue, as in Dagster+: on a
+        SERVERLESS deployment the Serverless agent serves the default queue only (a location
+        with an `agent_queue` is a Hybrid agent's, the mixed setup of Dagster's guide
+        "Deploying to both Serverless and Hybrid code locations"); on a HYBRID deployment
+        every location is a Hybrid agent's.
 
         Serverless: LOADED `location_load_seconds` after its deploy or the agent's start.
-        Hybrid: LOADED only when a Hybrid agent that is RUNNING reported the location (its code
-        loaded, or its load error) after the location's last deploy: the agent's own report,
-        whatever its launcher, never a timer."""
+        Hybrid: LOADED only when a RUNNING Hybrid agent that serves the location's queue
+        reported it (its code loaded, or its load error) after the location's last deploy: the
+        agent's own report, whatever its launcher, never a timer."""
         now = self.clock()
         load_seconds = self.timing["location_load_seconds"]
         hybrid = deployment.agent_type == "HYBRID"
@@ -601,28 +625,31 @@ class SandboxState:
             if not hybrid and self.serverless_status(deployment) == "ACTIVE"
             else None
         )
-        served = hybrid and self._hybrid_agent_running(deployment)
+        queues_served = self._queues_served(deployment)
         with self._lock:
             rows = self._db.execute(
                 "SELECT * FROM locations WHERE deployment_id = ? ORDER BY position",
                 (deployment.id,),
             ).fetchall()
-        uploads = self._uploads(deployment) if hybrid else {}
+        uploads = self._uploads(deployment)
 
         views = []
         for row in rows:
             document = json.loads(row["document"])
+            queue = document.get("agent_queue") or DEFAULT_QUEUE
+            serverless_owned = not hybrid and queue is DEFAULT_QUEUE
             # The agent's report of this deploy: written after it (revisions order every write,
             # even two within one tick of the clock).
             reported = row["name"] in uploads and uploads[row["name"]][0] > row["revision"]
             status, error, reported_at = "LOADING", None, None
-            if served and reported:
+            if serverless_owned:
+                if (
+                    serverless_since is not None
+                    and now >= max(row["updated_at"], serverless_since) + load_seconds
+                ):
+                    status = "LOADED"
+            elif reported and queue in queues_served:
                 _, error, reported_at = uploads[row["name"]]
-                status = "LOADED"
-            elif (
-                serverless_since is not None
-                and now >= max(row["updated_at"], serverless_since) + load_seconds
-            ):
                 status = "LOADED"
             views.append(
                 LocationView(
@@ -632,7 +659,7 @@ class SandboxState:
                     row["revision"],
                     status,
                     error,
-                    outdated=hybrid and not reported,
+                    outdated=not serverless_owned and not reported,
                     reported_at=reported_at,
                 )
             )
@@ -668,7 +695,14 @@ class SandboxState:
                     ),
                 )
                 self._event(
-                    db, deployment.name, kind, {"location": name, "image": document.get("image")}
+                    db,
+                    deployment.name,
+                    kind,
+                    {
+                        "location": name,
+                        "image": document.get("image"),
+                        "agent_queue": document.get("agent_queue"),
+                    },
                 )
         return [document["location_name"] for document in documents]
 
@@ -770,6 +804,18 @@ class SandboxState:
                 (kind,) if kind else (),
             ).fetchall()
         return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
+
+
+def served_queues(config: Any) -> list[str | None]:
+    """The queues an agent serves, from its heartbeat's serialized AgentQueuesConfig
+    (`dagster_cloud.agent.AgentQueuesConfig.queues`: the additional queues, then the default
+    queue, None, when include_default_queue); an agent that sends none serves the default."""
+    if not isinstance(config, dict):
+        return [DEFAULT_QUEUE]
+    queues: list[str | None] = [q for q in config.get("additional_queues") or [] if q]
+    if config.get("include_default_queue", True):
+        queues.append(DEFAULT_QUEUE)
+    return queues
 
 
 def branch_deployment_name(repo_name: str, branch_name: str) -> str:

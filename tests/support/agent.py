@@ -39,18 +39,26 @@ def heartbeat(
     launcher: str,
     deployment: str = "prod",
     label: str | None = "test agent",
+    queues: list[str | None] | None = None,
 ) -> None:
-    """Send a heartbeat exactly as Dagster's agent serializes and sends it."""
+    """Send a heartbeat exactly as Dagster's agent serializes and sends it; `queues` as the
+    agent's `agent_queues` config gives them (None in it: the default queue)."""
     from dagster._serdes import serialize_value
+    from dagster_cloud.agent import AgentQueuesConfig
     from dagster_cloud.agent.queries import ADD_AGENT_HEARTBEATS_MUTATION
     from dagster_cloud.api.dagster_cloud_api import AgentHeartbeat
 
+    queues = [None] if queues is None else queues
     beat = AgentHeartbeat(
         timestamp=time.time(),
         agent_id=agent_id,
         agent_label=label,
         agent_type=launcher,
         metadata={"version": "1.13.27"},
+        agent_queues_config=AgentQueuesConfig(
+            include_default_queue=None in queues,
+            additional_queues=[q for q in queues if q is not None] or None,
+        ),
     )
     with agent_graphql(sandbox, agent_token, deployment) as client:
         result = client.execute(
@@ -107,11 +115,14 @@ def fake_agent(
     broken: dict[str, str] | None = None,
     branch_deployments: bool = False,
     deployment: str = "prod",
+    queues: list[str | None] | None = None,
 ):
     """An agent in a thread that speaks the agent API as Dagster's agent does, without running
-    code: it heartbeats (with `label`, by default the label the migration's install files set),
-    asks for requests, and reports every outdated location of the deployments it serves as
-    loaded, or failed with `broken[image]` when its image is listed there."""
+    code: it heartbeats (with `label`, by default the label the migration's install files set,
+    and the agent `queues` it serves, by default the default queue), asks for requests, and
+    reports every outdated location it is given as loaded, or failed with `broken[image]`
+    when its image is listed there."""
+    queues = [None] if queues is None else queues
     if label is None:
         label = migration_label_for(sandbox, agent_token, deployment)
     stop = threading.Event()
@@ -131,7 +142,7 @@ def fake_agent(
                     "forBranchDeployments": branch_deployments,
                     "forFullDeployments": [deployment],
                     "limit": 10,
-                    "agentQueues": [None],
+                    "agentQueues": queues,
                 },
             )["data"]["userCloudAgent"]["popUserCloudAgentRequests"]
             served.update(r["deploymentName"] for r in requests_)
@@ -140,12 +151,18 @@ def fake_agent(
                 variable_values={
                     "deploymentNames": sorted(served),
                     "includeAllServerlessDeployments": False,
-                    "agentQueues": [None],
+                    "agentQueues": queues,
                 },
             )["data"]["deployments"]
         for entries in deployments:
             heartbeat(
-                sandbox, agent_token, agent_id, launcher, entries["deploymentName"], label=label
+                sandbox,
+                agent_token,
+                agent_id,
+                launcher,
+                entries["deploymentName"],
+                label=label,
+                queues=queues,
             )
             for entry in entries["workspaceEntries"]:
                 if not entry["hasOutdatedData"]:
@@ -165,7 +182,7 @@ def fake_agent(
             stop.wait(interval)
 
     # running before the caller goes on
-    heartbeat(sandbox, agent_token, agent_id, launcher, deployment, label=label)
+    heartbeat(sandbox, agent_token, agent_id, launcher, deployment, label=label, queues=queues)
     one_round()
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()

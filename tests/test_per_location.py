@@ -1,0 +1,200 @@
+"""The per_location strategy: locations moved to the Hybrid agent one at a time through an
+agent queue while the deployment is still Serverless, against the sandbox over HTTP with an
+agent that speaks the agent API (the real Local agent does it in test_per_location_e2e.py)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from conftest import client_for
+from support.agent import fake_agent
+
+from dagster_plus_sandbox.serving import serving_timeline
+from migration_pipeline.cutover.moves import (
+    MoveFailed,
+    move_one_at_a_time,
+    version_serves_queues,
+)
+from migration_pipeline.finish.core import downtime_parts
+from migration_pipeline.lib.problems import InvalidInput
+from migration_pipeline.plus.types import locations_by_name
+from migration_pipeline.snapshot import take_snapshot
+from migration_pipeline.targets import get_target, load_target_settings
+from migration_pipeline.targets.agent import AgentSetup
+
+QUEUE = "hybrid-migration"
+
+
+def _desired(document: dict) -> dict:
+    return {
+        "locations": [
+            {**loc, "image": f"registry.test/{loc['location_name']}:1", "agent_queue": QUEUE}
+            for loc in document["locations"]
+        ]
+    }
+
+
+def _moves(sandbox, admin, **agent):
+    token = admin.create_agent_token("queue agent").token.get_secret_value()
+    deployment = admin.current_deployment()
+    snapshot = take_snapshot(admin, deployment.id, deployment.agent_type)
+    desired = _desired(snapshot.locations_document)
+    return token, snapshot, desired
+
+
+def test_locations_move_one_at_a_time_and_the_deployment_is_never_unserved(sandbox, admin):
+    import time
+
+    token, snapshot, desired = _moves(sandbox, admin)
+    start = time.time()
+    seen = []
+    with fake_agent(sandbox, token, label="queue agent", queues=[QUEUE], interval=0.05):
+        moves = move_one_at_a_time(
+            admin, desired, snapshot, 10, 0.05, on_moved=lambda m: seen.append(m.location)
+        )
+        assert seen == ["analytics", "ml_models"]
+        assert all(m.moved and m.queue == QUEUE for m in moves)
+        assert all(0 <= m.unserved_seconds < 5 for m in moves)
+        assert admin.current_deployment().agent_type == "SERVERLESS"
+        assert {e.name: e.is_loaded for e in admin.workspace()} == {
+            "analytics": True,
+            "ml_models": True,
+        }
+        assert locations_by_name(admin.locations_as_document()) == locations_by_name(desired)
+        # Again: nothing is deployed twice.
+        events_before = len(sandbox.state.events("location_deployed"))
+        again = move_one_at_a_time(admin, desired, snapshot, 10, 0.05)
+        assert [m.moved for m in again] == [False, False]
+        assert len(sandbox.state.events("location_deployed")) == events_before
+    timeline = serving_timeline(
+        sandbox.state.events(),
+        "prod",
+        "SERVERLESS",
+        sandbox.state.timing,
+        start,
+        time.time(),
+        {name: None for name in ("analytics", "ml_models")},
+    )
+    assert timeline.deployment_unserved == []
+    # One location at a time: never both unserved at once.
+    (a,), (m,) = timeline.location_unserved["analytics"], timeline.location_unserved["ml_models"]
+    assert a[1] <= m[0]
+
+
+def test_a_location_that_fails_to_load_goes_back_and_the_rest_never_lose_their_agent(
+    sandbox, admin
+):
+    import time
+
+    token, snapshot, desired = _moves(sandbox, admin)
+    start = time.time()
+    broken = {"registry.test/ml_models:1": "ImportError: no module named ml_models"}
+    with fake_agent(
+        sandbox, token, label="queue agent", queues=[QUEUE], broken=broken, interval=0.05
+    ):
+        with pytest.raises(MoveFailed) as failed:
+            move_one_at_a_time(admin, desired, snapshot, 10, 0.05)
+    assert failed.value.location == "ml_models" and failed.value.sent_back
+    assert [m.location for m in failed.value.moved] == ["analytics"]
+    assert "ImportError" in str(failed.value) and "still SERVERLESS" in str(failed.value)
+    now = locations_by_name(admin.locations_as_document())
+    before = locations_by_name(snapshot.locations_document)
+    assert now["ml_models"] == before["ml_models"]  # its Serverless document again
+    assert now["analytics"]["agent_queue"] == QUEUE  # the moved one stays where it is
+    time.sleep(sandbox.state.timing["location_load_seconds"] + 0.1)
+    timeline = serving_timeline(
+        sandbox.state.events(),
+        "prod",
+        "SERVERLESS",
+        sandbox.state.timing,
+        start,
+        time.time(),
+        {"analytics": None, "ml_models": None},
+    )
+    assert timeline.deployment_unserved == []
+    assert {e.name: e.load_status for e in admin.workspace()}["ml_models"] == "LOADED"
+
+
+def test_the_agent_serves_the_queue_alone_for_per_location_and_beside_the_default_otherwise():
+    def files(target: str, text: str) -> dict:
+        setup = AgentSetup(
+            organization="acme",
+            deployment="prod",
+            agent_label="label",
+            settings=load_target_settings(target, text),
+            token_reference="ref",
+        )
+        return get_target(target).agent_files(setup)
+
+    local = yaml.safe_load(files("local", "strategy: per_location\n")["dagster.yaml"])
+    assert local["agent_queues"] == {
+        "include_default_queue": False,
+        "additional_queues": [QUEUE],
+    }
+    routed = yaml.safe_load(files("docker", "agent_queue: gpu\n")["dagster.yaml"])
+    assert routed["agent_queues"] == {"include_default_queue": True, "additional_queues": ["gpu"]}
+    assert "agent_queues" not in yaml.safe_load(files("local", "")["dagster.yaml"])
+    helm = yaml.safe_load(
+        files("kubernetes", "strategy: per_location\nagent_queue: q\n")["values.yaml"]
+    )
+    assert helm["dagsterCloud"]["agentQueues"] == {
+        "includeDefaultQueue": False,
+        "additionalQueues": ["q"],
+    }
+    with pytest.raises(InvalidInput, match="ECS CloudFormation"):
+        load_target_settings("ecs", "strategy: per_location\n")
+
+
+def test_the_agent_config_is_one_the_real_agent_reads():
+    """DagsterCloudAgentInstance's own schema takes the generated agent_queues."""
+    from dagster._config import process_config
+    from dagster_cloud.instance import DagsterCloudAgentInstance
+
+    schema = DagsterCloudAgentInstance.config_schema()
+    setup = AgentSetup(
+        organization="acme",
+        deployment="prod",
+        agent_label="label",
+        settings=load_target_settings("local", "strategy: per_location\n"),
+        token_reference="ref",
+    )
+    config = yaml.safe_load(get_target("local").agent_files(setup)["dagster.yaml"])
+    queues = {"agent_queues": config["agent_queues"]}
+    result = process_config(schema["agent_queues"].config_type, queues["agent_queues"])
+    assert result.success, result.errors
+
+
+def test_agent_versions_that_serve_queues():
+    assert version_serves_queues("1.13.27") and version_serves_queues("1.6.0")
+    assert not version_serves_queues("1.5.14") and not version_serves_queues(None)
+
+
+def test_no_window_when_every_location_was_on_the_hybrid_agent_before_the_switch():
+    parts = downtime_parts(100.0, 100.0, 100.1, 100.2, 105.0, 99.0, deployed_any=False)
+    assert parts["downtime_seconds"] == 0.0 and parts["seen_loaded_seconds"] == 5.0
+    # A location that reloaded after the switch is a window again.
+    assert downtime_parts(100.0, 100.0, 100.1, 100.2, 105.0, 103.0, deployed_any=False)[
+        "downtime_seconds"
+    ] == pytest.approx(3.0)
+
+
+def test_the_plan_says_which_strategy_and_why(tmp_path):
+    from migration_pipeline.plan.core import strategy_reason
+
+    assert "per_location" in strategy_reason(
+        load_target_settings("local", "strategy: per_location\n")
+    )
+    assert "no-agent" in strategy_reason(load_target_settings("local")) or "nothing serves" in (
+        strategy_reason(load_target_settings("local"))
+    )
+
+
+@pytest.fixture
+def sandbox(start_sandbox):
+    return start_sandbox()
+
+
+@pytest.fixture
+def admin(sandbox):
+    with client_for(sandbox) as client:
+        yield client
