@@ -1,8 +1,15 @@
 """The no-agent window of the demo, split into its parts, against the sum of what each part
-cannot go below on this machine.
+cannot go below on this machine; and the two cutover strategies side by side.
 
     .venv/bin/python bench/downtime.py                 # the Local agent (make demo)
     .venv/bin/python bench/downtime.py --agent docker  # the Docker agent (make demo-docker)
+    .venv/bin/python bench/downtime.py --strategy per_location  # both strategies, one run each
+
+With `--strategy per_location` the demo runs twice in this process, `switch` then
+`per_location`, and prints for each: the deployment-wide window (the finish run's measure and
+the sandbox's event log replayed by dagster_plus_sandbox.serving: a moment with no location
+served), each location's unserved time (event log), and the wall time from the cutover's start
+to the finish run's verification.
 
 Runs the demo in a scratch directory (sensor every 2 s, the agent installed and RUNNING before
 the cutover, so the cutover run deploys at once) and reads the window's parts from its
@@ -66,10 +73,73 @@ def docker_floors(work: Path) -> dict[str, float]:
     return {"container_start_seconds": start, "code_load_seconds": max(imported - start, 0.0)}
 
 
+def run_demo(agent: str, strategy: str, root: Path) -> dict:
+    """One `python -m demo` in `root`; its downtime.json."""
+    work = root / "work"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "demo",
+            "--agent",
+            agent,
+            "--strategy",
+            strategy,
+            "--dagster-home",
+            str(root / "home"),
+            "--work-dir",
+            str(work),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=PROJECT_DIR,
+    )
+    return json.loads((work / "downtime.json").read_text())
+
+
+def compare_strategies(agent: str) -> None:
+    results = {}
+    for strategy in ("switch", "per_location"):
+        with tempfile.TemporaryDirectory() as scratch:
+            results[strategy] = run_demo(agent, strategy, Path(scratch))
+    print(f"agent: {agent}; the demo's three locations, each strategy run once")
+    print(
+        f"{'strategy':<14} {'no agent (finish)':>18} {'no agent (event log)':>21} "
+        f"{'cutover to verified':>20}  each location unserved (event log)"
+    )
+    for strategy, parts in results.items():
+        each = ", ".join(
+            f"{name} {value:.2f}s"
+            for name, value in sorted(parts["event_log_location_unserved_seconds"].items())
+        )
+        print(
+            f"{strategy:<14} {parts['downtime_seconds']:>17.2f}s "
+            f"{parts['event_log_deployment_unserved_seconds']:>20.2f}s "
+            f"{parts['cutover_to_verified_seconds']:>19.2f}s  {each}"
+        )
+    switch, per_location = results["switch"], results["per_location"]
+    worst = max(per_location["event_log_location_unserved_seconds"].values())
+    print(
+        f"per_location's longest unserved location / switch's deployment-wide window: "
+        f"{worst / max(switch['event_log_deployment_unserved_seconds'], 1e-9):.2f}x; "
+        f"wall time per_location / switch: "
+        f"{per_location['cutover_to_verified_seconds'] / switch['cutover_to_verified_seconds']:.2f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agent", choices=["local", "docker"], default="local")
+    parser.add_argument(
+        "--strategy",
+        choices=["switch", "per_location"],
+        default="switch",
+        help="per_location: run both strategies and compare them",
+    )
     args = parser.parse_args()
+    if args.strategy == "per_location":
+        compare_strategies(args.agent)
+        return
 
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
@@ -85,23 +155,7 @@ def main() -> None:
             floors["loading_seconds"] = median_seconds(
                 [str(BIN / "python"), "-c", "import dagster, dagster_cloud"]
             )
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "demo",
-                "--agent",
-                args.agent,
-                "--dagster-home",
-                str(root / "home"),
-                "--work-dir",
-                str(work),
-            ],
-            check=True,
-            capture_output=True,
-            cwd=PROJECT_DIR,
-        )
-        parts = json.loads((work / "downtime.json").read_text())
+        parts = run_demo(args.agent, "switch", root)
 
     labels = {
         "waiting_for_agent_seconds": "sensor lag (0: the cutover run deploys itself)",

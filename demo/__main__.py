@@ -384,6 +384,7 @@ def report(
                 "strategy": plan.strategy,
                 "deployed_by": metadata["deployed_by"].value,
                 **seconds,
+                "cutover_to_verified_seconds": round(finished.timestamp - timeline.start, 3),
                 "event_log_deployment_unserved_seconds": timeline.deployment_unserved_seconds,
                 "event_log_location_unserved_seconds": unserved,
             },

@@ -186,6 +186,41 @@ def test_make_demo_docker_reports_the_containerized_migration(engine, base_image
     assert docker(engine, "ps", "-aq").stdout.split() == []  # the demo left no container
 
 
+def test_make_demo_docker_per_location_moves_each_location_without_downtime(engine, tmp_path):
+    """`make demo-docker STRATEGY=per_location`: the real Docker agent, serving only the
+    migration's queue, starts its code-server containers one location at a time while the
+    Serverless agent serves the rest; then the switch. The sandbox's event log shows no moment
+    with no agent serving the deployment."""
+    demo = run_demo(
+        tmp_path,
+        "--agent",
+        "docker",
+        "--strategy",
+        "per_location",
+        "--docker-dir",
+        str(ENGINE_DIR),
+        timeout=600,
+    )
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    out = demo.stdout
+    for expected in (
+        "Strategy: per_location",
+        "analytics moved to queue 'hybrid-migration'",
+        "reporting moved to queue 'hybrid-migration'",
+        "Downtime (no agent): 0.0s",
+        "The sandbox's event log: no agent served the deployment for 0.0s",
+        "Locations LOADED on the Hybrid agent: analytics, ml_models, reporting",
+        "Checks: deployment_settings_kept passed, every_location_loaded passed, "
+        "no_run_lost passed, schedules_and_sensors_kept passed",
+    ):
+        assert expected in out, expected
+    downtime = json.loads((tmp_path / "work" / "downtime.json").read_text())
+    assert downtime["event_log_deployment_unserved_seconds"] == 0.0
+    assert all(0 < s < 60 for s in downtime["event_log_location_unserved_seconds"].values())
+    assert_tokens_only_in_the_token_file(out + demo.stderr, tmp_path / "home", tmp_path / "work")
+    assert docker(engine, "ps", "-aq").stdout.split() == []  # the demo left no container
+
+
 def test_make_demo_dg_migrates_the_dg_workspace_to_the_docker_agent(engine, tmp_path):
     """`make demo-dg` as a user runs it: the dg workspace's three projects built from the
     generated Dockerfiles (uv from a uv.lock, pip editable without one), pushed, proven to load

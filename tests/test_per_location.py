@@ -198,3 +198,104 @@ def sandbox(start_sandbox):
 def admin(sandbox):
     with client_for(sandbox) as client:
         yield client
+
+
+# -- through the jobs ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def env(sandbox, tmp_path, monkeypatch, registry):
+    from migration_env import MigrationEnv
+
+    env = MigrationEnv.in_tmp(sandbox, tmp_path, monkeypatch, registry=registry)
+    env.settings_text = "strategy: per_location\n"
+    return env
+
+
+def test_the_cutover_moves_then_switches_and_the_finish_measures_no_window(env, sandbox, admin):
+    import dagster as dg
+
+    document_before = admin.locations_as_document()
+    env.prepare()
+    # Without the migration's agent running nothing moves (refused before anything changes).
+    refused = env.run("cutover", raise_on_error=False)
+    assert not refused.success and "is not RUNNING" in str(refused.all_events)
+    assert admin.locations_as_document() == document_before
+    assert admin.current_deployment().agent_type == "SERVERLESS"
+
+    with fake_agent(sandbox, env.stored_agent_token(), queues=[QUEUE], interval=0.05):
+        cutover = env.run("cutover")
+        checks = {e.asset_check_key.name: e.passed for e in cutover.get_asset_check_evaluations()}
+        assert checks["every_location_on_the_hybrid_agent"] is True
+        observed = [
+            e.event_specific_data.asset_observation.metadata["location"].value
+            for e in cutover.all_events
+            if e.event_type_value == "ASSET_OBSERVATION"
+        ]
+        assert observed == ["analytics", "ml_models"]  # one at a time, in the plan's order
+        assert admin.current_deployment().agent_type == "HYBRID"
+        tick = env.sensor_tick()
+        (request,) = tick.run_requests
+        finish = env.run("finish_hybrid_migration", tags=request.tags)
+    outcome = finish.output_for_node("verify_hybrid_deployment")
+    assert outcome["failed_checks"] == [] and outcome["deployed"] == []
+    assert outcome["downtime_seconds"] == 0.0
+    moved = {loc["location_name"]: loc for loc in admin.locations_as_document()["locations"]}
+    assert {loc["agent_queue"] for loc in moved.values()} == {QUEUE}
+    switched = sandbox.state.events("agent_type_switched")
+    deploys = sandbox.state.events("location_deployed")
+    assert len(switched) == 1 and all(d["id"] < switched[0]["id"] for d in deploys)
+    assert dg.AssetKey("hybrid_location_moves") in {
+        e.asset_key for e in cutover.get_asset_materialization_events() or []
+    } or env.instance.get_latest_materialization_event(dg.AssetKey("hybrid_location_moves"))
+
+    # After the switch no location can go back on its own: no Serverless agent would serve it.
+    one = env.run(
+        "rollback_to_serverless",
+        {"ops": {"restore_serverless": {"config": {"locations": ["analytics"]}}}},
+        raise_on_error=False,
+    )
+    assert not one.success and "Roll back the whole deployment" in str(one.all_events)
+    whole = env.run("rollback_to_serverless")
+    assert "locations_document" in whole.output_for_node("restore_serverless")
+    assert admin.current_deployment().agent_type == "SERVERLESS"
+    assert admin.locations_as_document() == document_before
+
+
+def test_a_failed_move_stops_the_cutover_before_the_switch_and_one_location_can_go_back(
+    env, sandbox, admin
+):
+    prepared = env.prepare()
+    images = prepared.output_for_node("code_location_images")
+    broken = {images["ml_models"].image: "ModuleNotFoundError: No module named 'ml_models'"}
+    with fake_agent(
+        sandbox, env.stored_agent_token(), queues=[QUEUE], broken=broken, interval=0.05
+    ):
+        cutover = env.run(
+            "cutover",
+            {"ops": {"move_locations_one_at_a_time": {"config": {"load_timeout_seconds": 10}}}},
+            raise_on_error=False,
+        )
+    assert not cutover.success
+    message = str(cutover.all_events)
+    assert "ml_models did not load on the Hybrid agent" in message
+    assert "ModuleNotFoundError" in message and "still SERVERLESS" in message
+    checks = {e.asset_check_key.name: e.passed for e in cutover.get_asset_check_evaluations()}
+    assert checks["every_location_on_the_hybrid_agent"] is False
+    assert admin.current_deployment().agent_type == "SERVERLESS"
+    assert sandbox.state.events("agent_type_switched") == []
+    now = {loc["location_name"]: loc for loc in admin.locations_as_document()["locations"]}
+    assert now["analytics"]["agent_queue"] == QUEUE and "agent_queue" not in now["ml_models"]
+
+    back = env.run(
+        "rollback_to_serverless",
+        {"ops": {"restore_serverless": {"config": {"locations": ["analytics"]}}}},
+    )
+    assert back.output_for_node("restore_serverless") == ["analytics"]
+    assert (
+        "agent_queue"
+        not in {loc["location_name"]: loc for loc in admin.locations_as_document()["locations"]}[
+            "analytics"
+        ]
+    )
+    assert sandbox.state.events("agent_token_revoked") == []  # the agent stays the user's

@@ -335,7 +335,7 @@ def move_locations_one_at_a_time(
     ).target_settings()
     if settings.strategy != "per_location":
         context.log.info("strategy switch: every location moves at the switch, none before")
-        return snapshot_record
+        return {"snapshot": snapshot_record, "failed": None}
     desired = required(context.instance, DEPLOY_DOCUMENT, "the cutover", deployment)
 
     def record(moves: LocationMoves) -> None:
@@ -413,9 +413,22 @@ def move_locations_one_at_a_time(
                     str(failed),
                 )
             )
-            raise dg.Failure(str(failed), allow_retries=False) from None
+            # This op records and succeeds (a failing op would drop what it logged); the next
+            # one stops the run before the switch.
+            return {"snapshot": snapshot_record, "failed": str(failed)}
     record(LocationMoves(deployment, settings.strategy, settings.routed_queue, tuple(moves)))
-    return snapshot_record
+    return {"snapshot": snapshot_record, "failed": None}
+
+
+@dg.op(
+    description="Stops the cutover before the switch when a location did not move to the "
+    "Hybrid agent (it was sent back to the Serverless agent; the deployment is still "
+    "SERVERLESS)."
+)
+def stop_unless_every_location_moved(moved: dict) -> dict:
+    if moved["failed"]:
+        raise dg.Failure(moved["failed"], allow_retries=False)
+    return moved["snapshot"]
 
 
 def _require_a_queue_agent(context: dg.OpExecutionContext, client, deployment: str) -> None:
@@ -533,6 +546,8 @@ def deploy_if_the_agent_runs(
 def cutover_job():
     deploy_if_the_agent_runs(
         deactivate_serverless_agent(
-            move_locations_one_at_a_time(record_pre_cutover_snapshot(cutover_preflight()))
+            stop_unless_every_location_moved(
+                move_locations_one_at_a_time(record_pre_cutover_snapshot(cutover_preflight()))
+            )
         )
     )

@@ -58,18 +58,41 @@ def make_plan(
         plan = make_dg_plan(project, layout, target_name, settings, inventory)
     else:
         plan = make_legacy_plan(project, layout, target_name, settings, inventory)
-    return replace(plan, strategy=settings.strategy, strategy_reason=strategy_reason(settings))
+    return replace(
+        plan,
+        strategy=settings.strategy,
+        strategy_reason=strategy_reason(settings, inventory),
+    )
 
 
-def strategy_reason(settings: TargetSettings) -> str:
-    """Why the cutover goes the way the settings chose, said in the plan."""
+def queues_in_use(inventory: Inventory | None) -> list[str]:
+    """The agent queues the deployment's locations are routed to already (so the organization
+    has agent queues); none known without an inventory."""
+    if inventory is None:
+        return []
+    locations = inventory.locations_document.get("locations") or []
+    return sorted({str(loc["agent_queue"]) for loc in locations if loc.get("agent_queue")})
+
+
+def strategy_reason(settings: TargetSettings, inventory: Inventory | None = None) -> str:
+    """Why the cutover goes the way the settings chose, said in the plan, with what the
+    inventory shows of the organization's agent queues."""
     if settings.strategy == "per_location":
+        in_use = queues_in_use(inventory)
+        known = (
+            f"this deployment routes locations to agent queues already ({', '.join(in_use)}), "
+            "so the organization has them"
+            if in_use
+            else "whether the organization has agent queues (a Dagster+ Pro feature) is in no "
+            "field of Dagster+'s API: the first move shows it, and a location that does not "
+            "load through the queue goes back to the Serverless agent at once"
+        )
         return (
             f"per_location (the target settings ask): each location moves to the Hybrid agent "
             f"through agent queue {settings.routed_queue!r} while the Serverless agent keeps "
             "serving the others, then the switch deactivates a Serverless agent that serves "
-            "nothing. Needs agent queues (Dagster+ Pro) and an agent of dagster-cloud 1.6.0 or "
-            "later; the cutover refuses before anything changes when its agent does not run."
+            f"nothing. Needs an agent of dagster-cloud 1.6.0 or later, RUNNING before the "
+            f"cutover (checked before anything changes); {known}."
         )
     return (
         "switch (the default): the switch deactivates the Serverless agent, then every location "

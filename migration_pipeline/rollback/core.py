@@ -61,6 +61,34 @@ def restore(client: DagsterPlusClient, snapshot: Snapshot) -> list[str]:
     return restored
 
 
+def restore_locations(client: DagsterPlusClient, snapshot: Snapshot, names: list[str]) -> list[str]:
+    """Send the named locations back to their documents in the snapshot (the Serverless agent's
+    default queue), while the deployment is still SERVERLESS (the per_location strategy before
+    its switch): the others stay where they are. Returns those redeployed (none: already as
+    before). Raises `RollbackIncomplete`, changing nothing, on a HYBRID deployment (no Serverless
+    agent would serve them: roll back the whole deployment) or a name the snapshot lacks."""
+    from migration_pipeline.finish.deploy import deploy_what_differs
+    from migration_pipeline.plus.types import locations_by_name
+
+    before = locations_by_name(snapshot.locations_document)
+    unknown = sorted(set(names) - set(before))
+    if unknown:
+        raise RollbackIncomplete(
+            f"not in the pre-cutover snapshot: {', '.join(unknown)} (it has "
+            f"{', '.join(sorted(before)) or 'none'}). Nothing was changed."
+        )
+    deployment = client.deployment_by_name(client.deployment)
+    if deployment.agent_type != "SERVERLESS":
+        raise RollbackIncomplete(
+            f"{deployment.name} is {deployment.agent_type}: no Serverless agent serves a "
+            "location sent back on its own. Roll back the whole deployment (no `locations` in "
+            "the config). Nothing was changed."
+        )
+    wanted = {"locations": [before[name] for name in names]}
+    deployed, _ = deploy_what_differs(client, wanted)
+    return deployed
+
+
 def overwritten_by_rollback(
     current_document: dict[str, Any],
     current_settings: dict[str, Any],

@@ -2,6 +2,7 @@
 An op in its own job: nothing in the asset graph can start it."""
 
 import dagster as dg
+from pydantic import Field
 
 from migration_pipeline.agent.token import AGENT_TOKEN
 from migration_pipeline.deployments import DEPLOYMENTS, ROLLBACK_JOB
@@ -9,6 +10,16 @@ from migration_pipeline.images.publish import DEPLOY_DOCUMENT
 from migration_pipeline.records import latest
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 from migration_pipeline.snapshot import SNAPSHOT
+
+
+class RollbackConfig(dg.Config):
+    locations: list[str] = Field(
+        default_factory=list,
+        description="Only these locations, back to their Serverless documents (the default "
+        "queue), while the deployment is still SERVERLESS (strategy per_location, before its "
+        "switch); the others stay on the Hybrid agent, the agent type and the token as they "
+        "are. Empty: the whole deployment.",
+    )
 
 
 @dg.op(
@@ -19,13 +30,14 @@ from migration_pipeline.snapshot import SNAPSHOT
     "safe at any point after the snapshot, and safe to run twice."
 )
 def restore_serverless(
-    context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource
+    context: dg.OpExecutionContext, config: RollbackConfig, dagster_plus: DagsterPlusResource
 ) -> dg.Output[list]:
     from migration_pipeline.deployments import refuse_beside_another_action
     from migration_pipeline.rollback.core import (
         RollbackIncomplete,
         overwritten_by_rollback,
         restore,
+        restore_locations,
     )
 
     deployment = dagster_plus.deployment_for(context)
@@ -35,6 +47,17 @@ def restore_serverless(
         raise dg.Failure(
             "No pre-cutover snapshot: there is nothing to roll back to.", allow_retries=False
         )
+    if config.locations:
+        with dagster_plus.session(context) as client:
+            try:
+                restored = restore_locations(client, snapshot, config.locations)
+            except RollbackIncomplete as error:
+                raise dg.Failure(str(error), allow_retries=False) from None
+        context.log.info(
+            f"back on the Serverless agent: {', '.join(restored) or 'none (already there)'}; "
+            "the other locations, the agent type and the agent token are as they were"
+        )
+        return dg.Output(restored, metadata={"restored_locations": restored})
     with dagster_plus.session(context) as client:
         overwritten = overwritten_by_rollback(
             client.locations_as_document(),

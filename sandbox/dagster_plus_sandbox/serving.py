@@ -25,8 +25,10 @@ class _Location:
 
 @dataclass
 class Timeline:
-    """Unserved intervals, (start, end) in the sandbox's clock."""
+    """Unserved intervals, (start, end) in the sandbox's clock, between `start` and `end`."""
 
+    start: float
+    end: float
     deployment_unserved: list[tuple[float, float]] = field(default_factory=list)
     location_unserved: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
@@ -113,7 +115,7 @@ def serving_timeline(
                 serverless_active_from = at + provision
     sample_until(previous, end)
     samples.append((end, served(end)))
-    timeline = Timeline()
+    timeline = Timeline(start, end)
     names = set(locations) | {e["detail"]["location"] for e in mine if e["kind"] in DEPLOY_KINDS}
     for name in sorted(names):
         timeline.location_unserved[name] = _gaps(samples, lambda s, n=name: n not in s, end)
