@@ -57,13 +57,15 @@ def hybrid_org(start_sandbox):
     return start_sandbox(make_scenario(deployments=deployments))
 
 
-def planned_project(tmp_path: Path, sandbox, registry: str, ci_files: dict[str, str]) -> Path:
+def planned_project(
+    tmp_path: Path, sandbox, registry: str, ci_files: dict[str, str], settings_text: str = ""
+) -> Path:
     """The scenario's repository with a Serverless CI, planned for Kubernetes and applied, in
     a git repository as CI checks it out."""
     project = write_project(tmp_path / "data", {**SCENARIO_PROJECT, **ci_files})
     inventory = inventory_of(organization_url=sandbox.url, uses_branch_deployments=True)
     settings = load_target_settings(
-        "kubernetes", "organization: acme\n", registry=f"{registry}/acme"
+        "kubernetes", "organization: acme\n" + settings_text, registry=f"{registry}/acme"
     )
     plan = make_plan(read_project(project), "kubernetes", settings, inventory)
     apply_plan(plan, project)
@@ -343,8 +345,16 @@ def run_gitlab_job(
 def test_the_gitlab_job_deploys_the_default_branch_and_a_merge_request(
     hybrid_org, registry, tmp_path
 ):
+    """Planned with `strategy: per_location`: the CI keeps deploying each location with the
+    migration's agent queue, and the agent of that queue serves them."""
     sandbox = hybrid_org
-    project = planned_project(tmp_path, sandbox, registry, {".gitlab-ci.yml": SERVERLESS_GITLAB})
+    project = planned_project(
+        tmp_path,
+        sandbox,
+        registry,
+        {".gitlab-ci.yml": SERVERLESS_GITLAB},
+        "strategy: per_location\n",
+    )
     job = yaml.safe_load((project / ".gitlab/dagster-plus-hybrid.yml").read_text())[
         "dagster_plus_hybrid_deploy"
     ]
@@ -367,7 +377,13 @@ def test_the_gitlab_job_deploys_the_default_branch_and_a_merge_request(
         "CI_COMMIT_BRANCH": "main",
         "CI_PIPELINE_SOURCE": "push",
     }
-    with fake_agent(sandbox, agent_token, branch_deployments=True, label="hybrid agent"):
+    with fake_agent(
+        sandbox,
+        agent_token,
+        branch_deployments=True,
+        label="hybrid agent",
+        queues=["hybrid-migration"],
+    ):
         ran = run_gitlab_job(project, job, ci, tmp_path, agent_token, builder)
         assert ran == [
             "dagster-cloud ci init",
@@ -380,6 +396,13 @@ def test_the_gitlab_job_deploys_the_default_branch_and_a_merge_request(
             for loc in sandbox.state.location_documents(sandbox.state.deployment("prod"))
         }
         tag = f"{SHA[:8]}-201-9"
+        assert {
+            loc["agent_queue"]
+            for loc in sandbox.state.location_documents(sandbox.state.deployment("prod"))
+        } == {"hybrid-migration"}
+        assert {
+            v.load_status for v in sandbox.state.locations(sandbox.state.deployment("prod"))
+        } == {"LOADED"}
         assert images == {
             "analytics": f"{registry}/acme/analytics:{tag}-analytics",
             "ml_models": f"{registry}/acme/ml_models:{tag}-ml_models",

@@ -11,6 +11,7 @@ import pytest
 from migration_pipeline.agent.install import AGENT_INSTALL, AgentInstall
 from migration_pipeline.agent.serving import AGENT_IDENTITY, AgentIdentity
 from migration_pipeline.agent.token import AGENT_TOKEN, RecordedToken
+from migration_pipeline.cutover.moves import LOCATION_MOVES, LocationMove, LocationMoves
 from migration_pipeline.images.prove import PROVEN_IMAGES
 from migration_pipeline.images.publish import DEPLOY_DOCUMENT, IMAGES, PublishedImage
 from migration_pipeline.inventory.organization import (
@@ -38,6 +39,14 @@ SAMPLES: dict[str, object] = {
     AGENT_IDENTITY.what: AgentIdentity("label", ("x",)),
     PROVEN_IMAGES.what: {"etl": "r/etl@sha256:" + "0" * 64},
     SNAPSHOT.what: SNAPSHOT_VALUE,
+    LOCATION_MOVES.what: LocationMoves(
+        "prod",
+        "per_location",
+        "hybrid-migration",
+        (LocationMove("etl", "hybrid-migration", True, 10.0, 12.5, 2.5),),
+        "ml",
+        "ml did not load on the Hybrid agent",
+    ),
 }
 
 
