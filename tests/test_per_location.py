@@ -34,7 +34,22 @@ def _desired(document: dict) -> dict:
     }
 
 
-def _moves(sandbox, admin, **agent):
+def _timeline_since(sandbox, start: float):
+    """prod's serving timeline from `start` (both locations on the Serverless agent) to now."""
+    import time
+
+    return serving_timeline(
+        sandbox.state.events(),
+        "prod",
+        "SERVERLESS",
+        sandbox.state.timing,
+        start,
+        time.time(),
+        {"analytics": None, "ml_models": None},
+    )
+
+
+def _moves(sandbox, admin):
     token = admin.create_agent_token("queue agent").token.get_secret_value()
     deployment = admin.current_deployment()
     snapshot = take_snapshot(admin, deployment.id, deployment.agent_type)
@@ -66,15 +81,7 @@ def test_locations_move_one_at_a_time_and_the_deployment_is_never_unserved(sandb
         again = move_one_at_a_time(admin, desired, snapshot, 10, 0.05)
         assert [m.moved for m in again] == [False, False]
         assert len(sandbox.state.events("location_deployed")) == events_before
-    timeline = serving_timeline(
-        sandbox.state.events(),
-        "prod",
-        "SERVERLESS",
-        sandbox.state.timing,
-        start,
-        time.time(),
-        {name: None for name in ("analytics", "ml_models")},
-    )
+    timeline = _timeline_since(sandbox, start)
     assert timeline.deployment_unserved == []
     # One location at a time: never both unserved at once.
     (a,), (m,) = timeline.location_unserved["analytics"], timeline.location_unserved["ml_models"]
@@ -102,15 +109,7 @@ def test_a_location_that_fails_to_load_goes_back_and_the_rest_never_lose_their_a
     assert now["ml_models"] == before["ml_models"]  # its Serverless document again
     assert now["analytics"]["agent_queue"] == QUEUE  # the moved one stays where it is
     time.sleep(sandbox.state.timing["location_load_seconds"] + 0.1)
-    timeline = serving_timeline(
-        sandbox.state.events(),
-        "prod",
-        "SERVERLESS",
-        sandbox.state.timing,
-        start,
-        time.time(),
-        {"analytics": None, "ml_models": None},
-    )
+    timeline = _timeline_since(sandbox, start)
     assert timeline.deployment_unserved == []
     assert {e.name: e.load_status for e in admin.workspace()}["ml_models"] == "LOADED"
 
@@ -299,3 +298,30 @@ def test_a_failed_move_stops_the_cutover_before_the_switch_and_one_location_can_
         ]
     )
     assert sandbox.state.events("agent_token_revoked") == []  # the agent stays the user's
+
+
+def test_the_move_order_puts_the_named_locations_first_and_refuses_unknown_ones():
+    from migration_pipeline.cutover.moves import move_order
+
+    desired = {"locations": [{"location_name": n} for n in ("a", "b", "c")]}
+    assert move_order(desired) == ["a", "b", "c"]
+    assert move_order(desired, ["c"]) == ["c", "a", "b"]
+    with pytest.raises(ValueError, match="names x, which the plan does not deploy"):
+        move_order(desired, ["x"])
+
+
+def test_a_move_order_naming_a_location_the_plan_lacks_is_refused_at_plan_time(tmp_path):
+    from migration_env import write_project
+
+    from migration_pipeline.layouts.files import read_project
+    from migration_pipeline.plan.core import make_plan
+
+    project = read_project(write_project(tmp_path / "repo"))
+    settings = load_target_settings("local", "strategy: per_location\nmove_order: [ml_models]\n")
+    plan = make_plan(project, "local", settings)
+    assert plan.strategy == "per_location" and "ml_models first (move_order)" in (
+        plan.strategy_reason
+    )
+    with pytest.raises(InvalidInput) as refused:
+        make_plan(project, "local", load_target_settings("local", "move_order: [ml_modles]\n"))
+    assert "move_order" in str(refused.value) and "ml_modles" in str(refused.value)

@@ -64,3 +64,46 @@ def test_real_local_agent_heartbeats_and_goes_not_running_when_it_stops(start_sa
     )
     assert time.time() - last_beat >= WINDOW
     assert token.get_secret_value() not in (tmp_path / "agent.log").read_text()
+
+
+def test_real_local_agent_serves_exactly_its_queues_locations(start_sandbox, tmp_path):
+    """The real agent with `agent_queues` (the migration's per_location config) loads the
+    location routed to its queue while the deployment is Serverless, keeps it across the switch,
+    and never loads a default-queue location (the agent checks its workspace every 5 s)."""
+    from migration_env import write_project
+
+    sandbox = start_sandbox(timing={"heartbeat_window_seconds": WINDOW})
+    admin = client_for(sandbox)
+    repo = write_project(tmp_path / "repo")
+    token = admin.create_agent_token("queue agent").token
+    agent_dir = repo / "dagster_cloud_agent" / "prod"
+    local_target = get_target("local")
+    store_agent_token(local_target.token_store, token, agent_dir, "prod")
+    setup = AgentSetup(
+        organization="acme",
+        deployment="prod",
+        agent_label="queue agent",
+        settings=load_target_settings("local", "strategy: per_location\nagent_queue: q\n"),
+        token_reference="env file",
+        agent_api_url=sandbox.agent_url,
+    )
+    for name, text in local_target.agent_files(setup).items():
+        (agent_dir / name).write_text(text)
+    document = {loc["location_name"]: loc for loc in admin.locations_as_document()["locations"]}
+    admin.deploy_locations({"locations": [{**document["analytics"], "agent_queue": "q"}]})
+    status = lambda: {e.name: e.load_status for e in admin.workspace()}  # noqa: E731
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
+    with background(["bash", str(agent_dir / "run-agent.sh")], tmp_path / "agent.log", env):
+        wait_for(
+            lambda: status() == {"analytics": "LOADED", "ml_models": "LOADED"},
+            60,
+            "analytics LOADED by the queue's agent, ml_models by the Serverless agent",
+        )
+        (agent,) = [a for a in admin.agents() if a.label == "queue agent"]
+        assert agent.is_running
+        admin.update_deployment_agent_type("HYBRID")
+        time.sleep(8)  # more than the agent's 5 s workspace check
+        assert status() == {"analytics": "LOADED", "ml_models": "LOADING"}
+    reported = [e["detail"]["location"] for e in sandbox.state.events("location_reported")]
+    assert "analytics" in reported and "ml_models" not in reported  # never given, never loaded
+    assert token.get_secret_value() not in (tmp_path / "agent.log").read_text()

@@ -322,6 +322,7 @@ def move_locations_one_at_a_time(
         LocationMoves,
         MoveFailed,
         move_one_at_a_time,
+        move_order,
     )
     from migration_pipeline.images.publish import DEPLOY_DOCUMENT
     from migration_pipeline.plan.applied import APPLIED_PROJECT
@@ -391,6 +392,10 @@ def move_locations_one_at_a_time(
             )
         )
 
+    try:
+        move_order(desired, settings.move_order)
+    except ValueError as error:
+        raise dg.Failure(f"{error}. Nothing was changed.", allow_retries=False) from None
     with dagster_plus.session(context) as client:
         _require_a_queue_agent(context, client, deployment)
         try:
@@ -401,6 +406,7 @@ def move_locations_one_at_a_time(
                 config.load_timeout_seconds,
                 config.poll_seconds,
                 on_moved=moved,
+                first=settings.move_order,
             )
         except MoveFailed as failed:
             record(

@@ -99,9 +99,17 @@ def version_serves_queues(version: str | None) -> bool:
     return tuple(parts) >= QUEUES_SINCE
 
 
-def move_order(desired: dict[str, Any]) -> list[str]:
-    """The locations in the order they move: the deploy document's (the plan's) order."""
-    return [loc["location_name"] for loc in desired["locations"]]
+def move_order(desired: dict[str, Any], first: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The locations in the order they move: those named in `first` (the target settings'
+    move_order) in that order, then the rest in the deploy document's (the plan's) order."""
+    planned = [loc["location_name"] for loc in desired["locations"]]
+    unknown = [name for name in first if name not in planned]
+    if unknown:
+        raise ValueError(
+            f"move_order names {', '.join(unknown)}, which the plan does not deploy (it has "
+            f"{', '.join(planned)})"
+        )
+    return [*dict.fromkeys(first), *[name for name in planned if name not in first]]
 
 
 def move_one_at_a_time(
@@ -113,6 +121,7 @@ def move_one_at_a_time(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     on_moved: Callable[[LocationMove], None] | None = None,
+    first: list[str] | tuple[str, ...] = (),
 ) -> list[LocationMove]:
     """Move each desired location (its Hybrid document, with its agent queue) in turn, each
     LOADED on the Hybrid agent with every schedule and sensor the snapshot saw before the
@@ -126,7 +135,7 @@ def move_one_at_a_time(
     before = snapshot.locations_document
     serverless = locations_by_name(before)
     moves: list[LocationMove] = []
-    for name in move_order(desired):
+    for name in move_order(desired, first):
         document = wanted[name]
         started = clock()
         deployed, left_alone = deploy_what_differs(client, {"locations": [document]}, before)

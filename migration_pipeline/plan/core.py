@@ -58,6 +58,19 @@ def make_plan(
         plan = make_dg_plan(project, layout, target_name, settings, inventory)
     else:
         plan = make_legacy_plan(project, layout, target_name, settings, inventory)
+    unknown = [name for name in settings.move_order if name not in plan.locations]
+    if unknown:
+        raise InvalidInput(
+            [
+                Problem(
+                    "the target settings",
+                    None,
+                    ("move_order",),
+                    f"names {', '.join(unknown)}, which this plan does not deploy (its "
+                    f"locations: {', '.join(plan.locations)})",
+                )
+            ]
+        )
     return replace(
         plan,
         strategy=settings.strategy,
@@ -87,8 +100,14 @@ def strategy_reason(settings: TargetSettings, inventory: Inventory | None = None
             "field of Dagster+'s API: the first move shows it, and a location that does not "
             "load through the queue goes back to the Serverless agent at once"
         )
+        order = (
+            f"{', '.join(settings.move_order)} first (move_order), then the plan's order"
+            if settings.move_order
+            else "in the plan's order"
+        )
         return (
             f"per_location (the target settings ask): each location moves to the Hybrid agent "
+            f"({order}) "
             f"through agent queue {settings.routed_queue!r} while the Serverless agent keeps "
             "serving the others, then the switch deactivates a Serverless agent that serves "
             f"nothing. Needs an agent of dagster-cloud 1.6.0 or later, RUNNING before the "

@@ -138,6 +138,11 @@ class TargetSettings(BaseModel):
         "agent_queues.additional_queues); unset: the default queue (with strategy "
         f"per_location: {PER_LOCATION_QUEUE!r}).",
     )
+    move_order: list[PlainText] = Field(
+        default_factory=list,
+        description="strategy per_location: the locations to move first, in this order (the "
+        "least critical first, say); the others follow in the plan's order.",
+    )
     strategy: Literal["switch", "per_location"] = Field(
         "switch",
         description="switch: deactivate the Serverless agent, then deploy every location to "
