@@ -129,6 +129,8 @@ def test_launch_the_plan_from_the_launchpad_and_read_its_diff(sandbox, tmp_path)
             for op in (
                 "cutover_preflight",
                 "record_pre_cutover_snapshot",
+                "move_locations_one_at_a_time",
+                "stop_unless_every_location_moved",
                 "deactivate_serverless_agent",
             ):
                 expect(page.get_by_text(op, exact=True).first).to_be_visible(timeout=60_000)
@@ -136,6 +138,7 @@ def test_launch_the_plan_from_the_launchpad_and_read_its_diff(sandbox, tmp_path)
             # The asset catalog: one group per phase, and no action among the assets.
             page.goto(f"{url}/assets?view=flat")
             expect(page.get_by_text("serverless_inventory").first).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("hybrid_location_moves").first).to_be_visible()
             for group in ("inventory", "plan", "images", "agent", "cutover", "finish"):
                 expect(page.get_by_text(group, exact=True).first).to_be_visible()
             expect(page.get_by_text("deactivate_serverless_agent")).to_have_count(0)

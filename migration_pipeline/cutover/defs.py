@@ -1,4 +1,5 @@
-"""The cutover phase: preflight, the snapshot of what must survive, and the switch to HYBRID.
+"""The cutover phase: preflight, the snapshot of what must survive, the per_location strategy's
+moves (cutover/moves.py), and the switch to HYBRID.
 Actions are ops in the `cutover` job; the snapshot is data, recorded as the `pre_cutover_snapshot`
 asset by the op that takes it (the asset graph cannot take it, let alone switch anything).
 The no-agent window starts at the switch."""
@@ -544,8 +545,10 @@ def deploy_if_the_agent_runs(
     tags={CUTOVER_TAG: "switch"},
     executor_def=dg.in_process_executor,
     op_retry_policy=DAGSTER_PLUS_RETRY,
-    description="Preflight, snapshot, switch to HYBRID, and the deploy at once when the "
-    "migration's agent already runs. The no-agent window starts here; "
+    description="Preflight, snapshot, (strategy per_location: every location moved to the "
+    "migration's agent through its agent queue, one at a time, while Serverless serves the "
+    "rest), switch to HYBRID, and the deploy at once when the migration's agent already runs. "
+    "With strategy switch the no-agent window starts here; "
     "hybrid_agent_ready_sensor launches the finish (deploy if not yet, verify) as soon as the "
     "migration's agent runs.",
 )
