@@ -325,3 +325,38 @@ def test_a_move_order_naming_a_location_the_plan_lacks_is_refused_at_plan_time(t
     with pytest.raises(InvalidInput) as refused:
         make_plan(project, "local", load_target_settings("local", "move_order: [ml_modles]\n"))
     assert "move_order" in str(refused.value) and "ml_modles" in str(refused.value)
+
+
+def test_a_cutover_run_again_after_a_failed_move_still_rolls_back_to_serverless(
+    env, sandbox, admin
+):
+    """The second run's snapshot is taken with analytics already on the queue: it must still
+    record analytics' Serverless document, or the rollback would leave it on the queue."""
+    document_before = admin.locations_as_document()
+    prepared = env.prepare()
+    images = prepared.output_for_node("code_location_images")
+    broken = {images["ml_models"].image: "ModuleNotFoundError: No module named 'ml_models'"}
+    with fake_agent(
+        sandbox, env.stored_agent_token(), queues=[QUEUE], broken=broken, interval=0.05
+    ):
+        first = env.run(
+            "cutover",
+            {"ops": {"move_locations_one_at_a_time": {"config": {"load_timeout_seconds": 10}}}},
+            raise_on_error=False,
+        )
+    assert not first.success
+    with fake_agent(sandbox, env.stored_agent_token(), queues=[QUEUE], interval=0.05):
+        second = env.run("cutover")
+    moved = [
+        e.event_specific_data.asset_observation.metadata
+        for e in second.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    ]
+    assert [(m["location"].value, m["moved"].value) for m in moved] == [
+        ("analytics", False),  # moved by the first run: not deployed again
+        ("ml_models", True),
+    ]
+    assert admin.current_deployment().agent_type == "HYBRID"
+    env.run("rollback_to_serverless")
+    assert admin.current_deployment().agent_type == "SERVERLESS"
+    assert admin.locations_as_document() == document_before

@@ -138,9 +138,10 @@ def snapshot_before_switch(
     from migration_pipeline.snapshot import take_snapshot
 
     deployment = client.deployment_by_name(client.deployment)
-    if deployment.agent_type != "HYBRID":
-        return take_snapshot(client, deployment.id, deployment.agent_type, settings_removed), True
     previous = latest(instance, SNAPSHOT, deployment.name)
+    if deployment.agent_type != "HYBRID":
+        snapshot = take_snapshot(client, deployment.id, deployment.agent_type, settings_removed)
+        return _with_serverless_documents(instance, snapshot, previous), True
     if previous is None:
         raise dg.Failure(
             f"{deployment.name} is already HYBRID and no snapshot was taken before: there is "
@@ -148,6 +149,23 @@ def snapshot_before_switch(
             allow_retries=False,
         )
     return previous, False
+
+
+def _with_serverless_documents(
+    instance: dg.DagsterInstance, snapshot: Snapshot, previous: Snapshot | None
+) -> Snapshot:
+    """A re-run after per_location moves: the moved locations keep the Serverless documents
+    the previous snapshot recorded (moves.keep_serverless_documents)."""
+    from migration_pipeline.cutover.moves import keep_serverless_documents
+    from migration_pipeline.images.publish import DEPLOY_DOCUMENT
+
+    if previous is None:
+        return snapshot
+    try:
+        desired = latest(instance, DEPLOY_DOCUMENT, snapshot.deployment)
+    except dg.Failure:  # unreadable: the preflight has already refused it
+        return snapshot
+    return keep_serverless_documents(snapshot, previous, desired) if desired else snapshot
 
 
 def switch_recorded(

@@ -171,6 +171,28 @@ def move_one_at_a_time(
     return moves
 
 
+def keep_serverless_documents(
+    snapshot: Snapshot, previous: Snapshot | None, desired: dict[str, Any]
+) -> Snapshot:
+    """The snapshot a re-run of a per_location cutover takes, with the Serverless document of
+    each location an earlier run moved already: a location Dagster+ now has exactly as the
+    migration deploys it, and that the previous snapshot had otherwise, keeps the previous
+    snapshot's document. Without this a stopped cutover run again would record the moved
+    locations' Hybrid documents as what to roll back to."""
+    from dataclasses import replace
+
+    if previous is None:
+        return snapshot
+    wanted = locations_by_name(desired)
+    had = locations_by_name(previous.locations_document)
+    kept = []
+    for loc in snapshot.locations_document.get("locations") or []:
+        name = loc.get("location_name")
+        moved_by_us = name in had and loc == wanted.get(name) and had[name] != loc
+        kept.append(had[name] if moved_by_us else loc)
+    return replace(snapshot, locations_document={**snapshot.locations_document, "locations": kept})
+
+
 def _missing_instigators(name: str, snapshot: Snapshot, entry) -> list[str]:
     had = {k.split("/", 1)[1] for k in snapshot.instigators if k.split("/", 1)[0] == name}
     have = {f"{i.kind}/{i.name}" for i in entry.instigators}
