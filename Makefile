@@ -29,7 +29,7 @@ demo-docker: $(STAMP)
 # The dg workspace examples/serverless_dg_workspace (three projects, one with a uv.lock) to the
 # real Docker agent: its images built from the generated Dockerfiles, pushed, proven, LOADED.
 demo-dg: $(STAMP)
-	$(BIN)/python -m demo --example dg --agent docker
+	$(BIN)/python -m demo --example dg --agent docker --strategy $(STRATEGY)
 
 # Lint, format and types first: they take seconds and fail for the simplest reasons.
 check: $(STAMP)
