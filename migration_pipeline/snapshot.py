@@ -15,7 +15,7 @@ from migration_pipeline.lib.record import dataclass_record
 
 if TYPE_CHECKING:
     from migration_pipeline.plus.client import DagsterPlusClient
-    from migration_pipeline.plus.types import LocationEntry
+    from migration_pipeline.plus.types import Instigator, LocationEntry
 
 NEWEST_RUNS_KEPT = 100
 
@@ -43,9 +43,14 @@ class Snapshot:
         return settings_after_cutover(self.settings, tuple(self.settings_removed_at_cutover))[0]
 
 
+def instigator_key(instigator: Instigator) -> str:
+    """How the snapshot names a schedule or sensor: "location/kind/name"."""
+    return f"{instigator.location}/{instigator.kind}/{instigator.name}"
+
+
 def instigator_states(client: DagsterPlusClient) -> tuple[dict[str, str], list[LocationEntry]]:
     workspace = client.workspace()
-    states = {f"{i.location}/{i.kind}/{i.name}": i.status for e in workspace for i in e.instigators}
+    states = {instigator_key(i): i.status for e in workspace for i in e.instigators}
     return states, workspace
 
 

@@ -28,6 +28,7 @@ from migration_pipeline.snapshot import SNAPSHOT, Snapshot
 
 if TYPE_CHECKING:
     from migration_pipeline.cutover.core import Switch
+    from migration_pipeline.cutover.moves import LocationMoves
     from migration_pipeline.plus.client import DagsterPlusClient
 
 GROUP = "cutover"
@@ -78,7 +79,7 @@ def every_location_on_the_hybrid_agent(
     return dg.AssetCheckResult(**_moves_outcome(moves))
 
 
-def _moves_outcome(moves) -> dict:
+def _moves_outcome(moves: "LocationMoves") -> dict:
     from migration_pipeline.lib.markdown import table
 
     return {
@@ -340,8 +341,8 @@ def move_locations_one_at_a_time(
         LOCATION_MOVES,
         LocationMoves,
         MoveFailed,
+        UnknownMoveOrder,
         move_one_at_a_time,
-        move_order,
     )
     from migration_pipeline.images.publish import DEPLOY_DOCUMENT
     from migration_pipeline.plan.applied import APPLIED_PROJECT
@@ -411,10 +412,6 @@ def move_locations_one_at_a_time(
             )
         )
 
-    try:
-        move_order(desired, settings.move_order)
-    except ValueError as error:
-        raise dg.Failure(f"{error}. Nothing was changed.", allow_retries=False) from None
     with dagster_plus.session(context) as client:
         _require_a_queue_agent(context, client, deployment)
         try:
@@ -427,6 +424,8 @@ def move_locations_one_at_a_time(
                 on_moved=moved,
                 first=settings.move_order,
             )
+        except UnknownMoveOrder as error:
+            raise dg.Failure(f"{error}. Nothing was changed.", allow_retries=False) from None
         except MoveFailed as failed:
             record(
                 LocationMoves(

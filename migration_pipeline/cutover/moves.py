@@ -19,11 +19,12 @@ from migration_pipeline.plus.types import locations_by_name
 
 if TYPE_CHECKING:
     from migration_pipeline.plus.client import DagsterPlusClient
+    from migration_pipeline.plus.types import LocationEntry
     from migration_pipeline.snapshot import Snapshot
 
 # Agents serve queues from dagster-cloud 1.6.0 on (Dagster's docs, "Routing requests to
 # specific agents").
-QUEUES_SINCE = (1, 6, 0)
+QUEUES_SINCE = "1.6.0"
 
 
 @dataclass(frozen=True)
@@ -90,13 +91,16 @@ class MoveFailed(Exception):
 
 def version_serves_queues(version: str | None) -> bool:
     """Whether an agent of this dagster-cloud version serves agent queues (1.6.0 on)."""
-    if not version:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(version or "") >= Version(QUEUES_SINCE)
+    except InvalidVersion:
         return False
-    parts = []
-    for piece in version.split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit()) or "0"
-        parts.append(int(digits))
-    return tuple(parts) >= QUEUES_SINCE
+
+
+class UnknownMoveOrder(ValueError):
+    """move_order names a location the deploy document lacks (nothing was changed)."""
 
 
 def move_order(desired: dict[str, Any], first: list[str] | tuple[str, ...] = ()) -> list[str]:
@@ -105,7 +109,7 @@ def move_order(desired: dict[str, Any], first: list[str] | tuple[str, ...] = ())
     planned = [loc["location_name"] for loc in desired["locations"]]
     unknown = [name for name in first if name not in planned]
     if unknown:
-        raise ValueError(
+        raise UnknownMoveOrder(
             f"move_order names {', '.join(unknown)}, which the plan does not deploy (it has "
             f"{', '.join(planned)})"
         )
@@ -127,15 +131,17 @@ def move_one_at_a_time(
     LOADED on the Hybrid agent with every schedule and sensor the snapshot saw before the
     next; returns the moves. Idempotent: a location Dagster+ has as desired and LOADED already
     is not deployed again. Raises `MoveFailed` (after sending the failed location back to its
-    snapshot document) when one does not load, fails to load, or lacks an instigator."""
+    snapshot document) when one does not load, fails to load, or lacks an instigator, and
+    `UnknownMoveOrder` before anything changes."""
     from migration_pipeline.finish.core import LoadError, LoadTimeout, wait_until_loaded
     from migration_pipeline.finish.deploy import deploy_what_differs
 
     wanted = locations_by_name(desired)
     before = snapshot.locations_document
     serverless = locations_by_name(before)
+    order = move_order(desired, first)
     moves: list[LocationMove] = []
-    for name in move_order(desired, first):
+    for name in order:
         document = wanted[name]
         started = clock()
         deployed, left_alone = deploy_what_differs(client, {"locations": [document]}, before)
@@ -193,10 +199,11 @@ def keep_serverless_documents(
     return replace(snapshot, locations_document={**snapshot.locations_document, "locations": kept})
 
 
-def _missing_instigators(name: str, snapshot: Snapshot, entry) -> list[str]:
-    had = {k.split("/", 1)[1] for k in snapshot.instigators if k.split("/", 1)[0] == name}
-    have = {f"{i.kind}/{i.name}" for i in entry.instigators}
-    return sorted(had - have)
+def _missing_instigators(name: str, snapshot: Snapshot, entry: LocationEntry) -> list[str]:
+    from migration_pipeline.snapshot import instigator_key
+
+    had = {key for key in snapshot.instigators if key.startswith(f"{name}/")}
+    return sorted(had - {instigator_key(i) for i in entry.instigators})
 
 
 def _send_back(client: DagsterPlusClient, serverless_document: dict[str, Any] | None) -> bool:

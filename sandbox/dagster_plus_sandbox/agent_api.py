@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from dagster_plus_sandbox.api import RequestContext, workspace_entries
+from dagster_plus_sandbox.api import RequestContext, hybrid_served, workspace_entries
 from dagster_plus_sandbox.state import Deployment
 
 
@@ -97,13 +97,10 @@ class AgentMutations:
         queues = tuple(agentQueues) if agentQueues is not None else None
         requests = []
         for deployment in candidates:
-            # Only the deploys this agent's queues route to it (workspace_entries' rule).
-            outdated = [
-                entry["locationName"]
-                for entry in workspace_entries(state, deployment, agentQueues)
-                if entry["hasOutdatedData"]
+            # Only the deploys this agent's queues route to it.
+            revisions = [
+                v.revision for v in hybrid_served(state, deployment, agentQueues) if v.outdated
             ]
-            revisions = [v.revision for v in state.locations(deployment) if v.name in outdated]
             if revisions and state.claim_workspace_check(deployment.name, max(revisions), queues):
                 requests.append(_check_for_updates_request(deployment))
         return requests[: limit or None]

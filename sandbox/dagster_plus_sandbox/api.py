@@ -219,17 +219,24 @@ def workspace_entry(view: LocationView) -> dict:
     }
 
 
-def workspace_entries(
+def hybrid_served(
     state: SandboxState, deployment: Deployment, agent_queues: list[str | None] | None
-) -> list[dict]:
-    """What Hybrid agents serve, of the queues asked for (None: every queue): on a HYBRID
-    deployment every location; on a SERVERLESS one only those routed to a named queue, since
-    its Serverless agent serves the default queue (`dagster_cloud_cli` 1.13.27,
+) -> list[LocationView]:
+    """The locations Hybrid agents serve, of the queues asked for (None: every queue): on a
+    HYBRID deployment every location; on a SERVERLESS one only those routed to a named queue,
+    since its Serverless agent serves the default queue (`dagster_cloud_cli` 1.13.27,
     commands/ci/__init__.py: "serverless agents only serve the default agent queue")."""
     hybrid = deployment.agent_type == "HYBRID"
     return [
-        workspace_entry(view)
+        view
         for view in state.locations(deployment)
         if (hybrid or view.agent_queue is not DEFAULT_QUEUE)
         and (agent_queues is None or view.agent_queue in agent_queues)
     ]
+
+
+def workspace_entries(
+    state: SandboxState, deployment: Deployment, agent_queues: list[str | None] | None
+) -> list[dict]:
+    """The workspace entries of `hybrid_served`."""
+    return [workspace_entry(view) for view in hybrid_served(state, deployment, agent_queues)]
