@@ -19,6 +19,8 @@ import threading
 import zlib
 from typing import Any
 
+from dagster_plus_sandbox.runs import LocationCode
+
 MAX_SNAPSHOT_BYTES = 4_000_000  # an error snapshot (a serialized load error)
 # What a compressed upload may inflate to: a workspace entry (a location's whole repository
 # snapshot) of a large project is tens of MB. A "zlib bomb" (a few MB that inflate to GBs) is
@@ -125,8 +127,11 @@ def _decoded(data: bytes, file_format: str) -> bytes:
     return inflate(data) if file_format != "json" and data else data
 
 
-def code_location_update(body: Any, store: SnapshotStore) -> tuple[str, str | None, Any]:
-    """(location, load error or None, the answer) for `PUT /code_location_update_result`."""
+def code_location_update(
+    body: Any, store: SnapshotStore
+) -> tuple[str, str | None, Any, LocationCode | None]:
+    """(location, load error or None, the answer, the code it loaded) for
+    `PUT /code_location_update_result`."""
     from dagster._serdes import deserialize_value, pack_value, unpack_value
     from dagster._utils.error import SerializableErrorInfo
     from dagster_cloud.api.dagster_cloud_api import (
@@ -152,11 +157,15 @@ def code_location_update(body: Any, store: SnapshotStore) -> tuple[str, str | No
             missing_job_snapshots=None,
         )
     )
-    return result.location_name, error, answer
+    code = LocationCode.of_manifest(result.manifest) if result.manifest is not None else None
+    return result.location_name, error, answer, code
 
 
-def workspace_entry_upload(content_type: str, body: bytes) -> tuple[str, str | None, str]:
-    """(location, load error or None, the serialized answer) for `PUT /upload_workspace_entry`."""
+def workspace_entry_upload(
+    content_type: str, body: bytes
+) -> tuple[str, str | None, str, LocationCode | None]:
+    """(location, load error or None, the serialized answer, the code it loaded) for
+    `PUT /upload_workspace_entry`."""
     from email.parser import BytesParser
     from email.policy import HTTP
 
@@ -185,4 +194,4 @@ def workspace_entry_upload(content_type: str, body: bytes) -> tuple[str, str | N
             missing_job_snapshots=None,
         )
     )
-    return entry.location_name, error, answer
+    return entry.location_name, error, answer, LocationCode.of_upload(entry)

@@ -23,6 +23,7 @@ read and deploy but gets `UnauthorizedError` for what needs an Organization Admi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import threading
@@ -190,6 +191,18 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(
                     200, agent_uploads.check_snapshot(params, sandbox.agent_url, sandbox.snapshots)
                 )
+        elif self.api == "agent" and path == "/gen_logs_url":
+            # Where a run worker uploads a step's captured stdout/stderr (CloudComputeLogManager):
+            # a presigned PUT URL, as Dagster+ answers with an S3 one. Kept in memory, bounded.
+            deployment = self._agent_deployment()
+            if deployment is not None:
+                log_query = parse_qs(query)
+                key = "/".join([deployment.name, *log_query.get("log_key", [])])
+                key += "." + log_query.get("io_type", ["out"])[-1]
+                name = hashlib.sha1(key.encode()).hexdigest()
+                signature = sandbox.compute_logs.sign(name)
+                url = f"{sandbox.agent_url}/_logs/{name}?signature={signature}"
+                self._send_json(200, {"url": url})
         elif self.api == "user" and path in ("/_sandbox/faults", "/_sandbox/events"):
             if self._admin():
                 if path.endswith("faults"):
@@ -209,8 +222,18 @@ class _Handler(BaseHTTPRequestHandler):
             "/confirm_upload",
             "/code_location_update_result",
         )
-        if self.api != "agent" or not (path in routes or path.startswith("/_snapshots/")):
+        if self.api != "agent" or not (
+            path in routes or path.startswith(("/_snapshots/", "/_logs/"))
+        ):
             self._no_route()
+            return
+        if path.startswith("/_logs/"):
+            name = path.rsplit("/", 1)[1]
+            signature = parse_qs(self.path.partition("?")[2]).get("signature", [""])[-1]
+            if not sandbox.compute_logs.signed(name, signature):
+                raise _Refused(401, "not a presigned URL the sandbox gave out")
+            sandbox.compute_logs.put(name, self._body(agent_uploads.MAX_SNAPSHOT_BYTES))
+            self._send_json(200, {})
             return
         if path.startswith("/_snapshots/"):
             # A presigned URL: like S3's, it carries no API token but a signature the sandbox
@@ -238,17 +261,19 @@ class _Handler(BaseHTTPRequestHandler):
                 )
                 return
             if path == "/code_location_update_result":
-                location, error, answer = agent_uploads.code_location_update(
+                location, error, answer, code = agent_uploads.code_location_update(
                     json.loads(body), sandbox.snapshots
                 )
             else:
-                location, error, answer = agent_uploads.workspace_entry_upload(
+                location, error, answer, code = agent_uploads.workspace_entry_upload(
                     self.headers.get("Content-Type", ""), body
                 )
         except (ValueError, KeyError, TypeError, RecursionError) as problem:
             self._send_json(400, {"error": f"cannot read the upload: {problem}"})
             return
         sandbox.state.record_upload(deployment.name, location, error)
+        if code is not None:
+            sandbox.state.runs.deployment(deployment.name).record_code(location, code)
         self._send_json(200, answer)
 
     def _delete(self) -> None:
@@ -389,6 +414,8 @@ class Sandbox:
         self.faults = faults
         self.verbose = verbose
         self.snapshots = agent_uploads.SnapshotStore()
+        # Run workers' captured stdout/stderr, by a hash of (deployment, log key, io type).
+        self.compute_logs = agent_uploads.SnapshotStore()
         # The operations of every GraphQL request, in order (bounded), for tests and benchmarks:
         # the user API's, and apart from them the agent API's.
         self.operations_seen: deque[set[str]] = deque(maxlen=10_000)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dagster_plus_sandbox.clock import Clock
+from dagster_plus_sandbox.runs import RunStore
 from dagster_plus_sandbox.scenario import Scenario, generate_runs, new_token_value
 
 # Bumped whenever a table changes: a state file of another version is refused with a message.
@@ -153,6 +154,8 @@ class SandboxState:
         self.path = str(path)
         self.clock = clock
         self._lock = threading.RLock()
+        # Each deployment's real run and event-log storage, beside the state file (runs.py).
+        self.runs = RunStore(Path(self.path + ".runs"), self.set_run_status)
         fresh = not Path(self.path).exists() or Path(self.path).stat().st_size == 0
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
@@ -172,6 +175,7 @@ class SandboxState:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self.runs.dispose()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -785,6 +789,29 @@ class SandboxState:
             if limit is not None:
                 sql += f" LIMIT {int(limit)}"
             return [dict(row) for row in self._db.execute(sql, args).fetchall()]
+
+    def record_launched_run(
+        self, deployment: Deployment, run_id: str, job_name: str, location: str
+    ) -> None:
+        """A run launched through the user API joins the deployment's run list, QUEUED; its
+        status then follows its real storage (`set_run_status`)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?)",
+                (deployment.id, run_id, "QUEUED", job_name, self.clock()),
+            )
+            self._event(
+                db, deployment.name, "run_launched", {"run_id": run_id, "location": location}
+            )
+
+    def set_run_status(self, deployment: str, run_id: str, status: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE runs SET status = ? WHERE run_id = ? AND deployment_id ="
+                " (SELECT id FROM deployments WHERE name = ?)",
+                (status, run_id, deployment),
+            )
+            self._event(db, deployment, "run_status", {"run_id": run_id, "status": status})
 
     # -- the audit log -------------------------------------------------------------------------
 

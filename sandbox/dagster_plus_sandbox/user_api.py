@@ -32,6 +32,81 @@ def _unauthorized(operation: str, needed: str) -> dict:
     }
 
 
+LAUNCHER_NEEDED = "Launcher, Editor or Admin on the deployment (a user token)"
+
+
+def _run_not_found(run_id: str) -> dict:
+    return {
+        "__typename": "RunNotFoundError",
+        "runId": run_id,
+        "message": f"Run {run_id} could not be found.",
+    }
+
+
+def run_shape(record: Any) -> dict:
+    """A run of the deployment's real storage as the user API's Run."""
+    run = record.dagster_run
+    return {
+        "__typename": "Run",
+        "id": run.run_id,
+        "runId": run.run_id,
+        "status": run.status.value,
+        "jobName": run.job_name,
+        "tags": [{"key": k, "value": v} for k, v in run.tags.items()],
+        "creationTime": record.create_timestamp.timestamp(),
+        "startTime": record.start_time,
+        "endTime": record.end_time,
+    }
+
+
+# The event types logsForRun answers with, by DagsterEventType (see user_api.graphql).
+_EVENT_TYPES = {
+    "STEP_FAILURE": "ExecutionStepFailureEvent",
+    "STEP_START": "ExecutionStepStartEvent",
+    "STEP_SUCCESS": "ExecutionStepSuccessEvent",
+    "RUN_FAILURE": "RunFailureEvent",
+    "RUN_START": "RunStartEvent",
+    "RUN_ENQUEUED": "RunEnqueuedEvent",
+    "RUN_DEQUEUED": "RunDequeuedEvent",
+    "RUN_STARTING": "RunStartingEvent",
+    "RUN_SUCCESS": "RunSuccessEvent",
+    "ENGINE_EVENT": "EngineEvent",
+}
+
+
+def _python_error_of(info: Any) -> dict | None:
+    if info is None:
+        return None
+    shape = python_error(info.message, info.cls_name)
+    shape["stack"] = list(info.stack)
+    shape["cause"] = _python_error_of(info.cause)
+    return shape
+
+
+def event_shape(entry: Any) -> dict | None:
+    """One stored event as the user API's DagsterRunEvent (None: a type it leaves out)."""
+    import logging
+
+    event = entry.dagster_event
+    typename = "LogMessageEvent" if event is None else _EVENT_TYPES.get(event.event_type.name)
+    if typename is None:
+        return None
+    shape: dict[str, Any] = {
+        "__typename": typename,
+        "runId": entry.run_id,
+        "message": (event.message if event is not None and event.message else entry.user_message),
+        "timestamp": str(int(entry.timestamp * 1000)),
+        "level": logging.getLevelName(entry.level),
+        "stepKey": entry.step_key,
+        "eventType": event.event_type.name if event is not None else None,
+        "pipelineName": entry.job_name or "",
+    }
+    if typename in ("ExecutionStepFailureEvent", "RunFailureEvent", "EngineEvent"):
+        data = event.event_specific_data if event is not None else None
+        shape["error"] = _python_error_of(getattr(data, "error", None) or entry.error_info)
+    return shape
+
+
 def _not_found(message: str) -> dict:
     return {"__typename": "DeploymentNotFoundError", "message": message}
 
@@ -297,7 +372,67 @@ class UserRoot:
             ],
         }
 
+    def runOrError(self, info, runId):
+        runs = self.state.runs.existing(self.c.deployment.name)
+        record = runs.instance.get_run_record_by_id(runId) if runs is not None else None
+        if record is None:
+            return _run_not_found(runId)
+        return run_shape(record)
+
+    def logsForRun(self, info, runId, afterCursor=None, limit=None):
+        runs = self.state.runs.existing(self.c.deployment.name)
+        if runs is None or not runs.instance.has_run(runId):
+            return _run_not_found(runId)
+        connection = runs.instance.get_records_for_run(runId, cursor=afterCursor, limit=limit)
+        events = [event_shape(r.event_log_entry) for r in connection.records]
+        return {
+            "__typename": "EventConnection",
+            "events": [e for e in events if e is not None],
+            "cursor": connection.cursor,
+            "hasMore": connection.has_more,
+        }
+
     # mutations ---------------------------------------------------------------------------------
+
+    def launchRun(self, info, executionParams):
+        from dagster_plus_sandbox.runs import RunNotLaunchable
+
+        token = self.c.token
+        if not (token.kind == "user" and token.role in ("ADMIN", "EDITOR")):
+            return _unauthorized("launch runs", LAUNCHER_NEEDED)
+        selector = executionParams["selector"]
+        job = selector.get("jobName") or selector.get("pipelineName")
+        location = selector["repositoryLocationName"]
+        repository = selector["repositoryName"]
+        deployment = self.c.deployment
+        names = {view.name for view in self.state.locations(deployment)}
+        if not job or location not in names:
+            return {
+                "__typename": "PipelineNotFoundError",
+                "message": f"Could not find Pipeline {location}.{repository}.{job}",
+                "pipelineName": job or "",
+                "repositoryName": repository,
+                "repositoryLocationName": location,
+            }
+        metadata = executionParams.get("executionMetadata") or {}
+        tags = {t["key"]: t["value"] for t in metadata.get("tags") or []}
+        run_config = executionParams.get("runConfigData") or {}
+        if isinstance(run_config, str):
+            import yaml
+
+            run_config = yaml.safe_load(run_config) or {}
+        try:
+            run = self.state.runs.deployment(deployment.name).launch(
+                location, repository, job, run_config, tags
+            )
+        except RunNotLaunchable as refused:
+            return python_error(refused.message, refused.typename)
+        self.state.record_launched_run(deployment, run.run_id, job, location)
+        runs = self.state.runs.deployment(deployment.name)
+        return {
+            "__typename": "LaunchRunSuccess",
+            "run": run_shape(runs.instance.get_run_record_by_id(run.run_id)),
+        }
 
     def updateDeploymentAgentType(self, info, deploymentAgentType=None, deploymentId=None):
         if not self.c.token.is_admin:

@@ -1,0 +1,176 @@
+"""Runs through the real agent: a run launched through the sandbox's user API is queued, handed
+to the real `dagster-cloud agent` (Local: a process) serving its location, executed by a real
+run worker that reports through the agent API's storage documents, and read back through the
+user API."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import client_for
+from support.processes import background, wait_for
+
+from migration_pipeline.agent.token import store_agent_token
+from migration_pipeline.targets import get_target, load_target_settings
+from migration_pipeline.targets.agent import AgentSetup
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+PROJECT = {
+    "dagster_cloud.yaml": (
+        "locations:\n"
+        "  - location_name: analytics\n"
+        "    code_source:\n"
+        "      package_name: analytics\n"
+        "    working_directory: analytics\n"
+    ),
+    "analytics/analytics/__init__.py": (
+        "import os\n\nimport dagster as dg\n\n\n"
+        "@dg.op\ndef greet(context):\n"
+        "    context.log.info('hello ' + os.environ.get('GREETING', 'nobody'))\n\n\n"
+        "@dg.op\ndef explode():\n    raise ValueError('the table is not there')\n\n\n"
+        "@dg.job\ndef hello():\n    greet()\n\n\n"
+        "@dg.job\ndef broken():\n    explode()\n\n\n"
+        "defs = dg.Definitions(jobs=[hello, broken])\n"
+    ),
+}
+
+LAUNCH = """
+mutation Launch($executionParams: ExecutionParams!) {
+  launchRun(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId status } }
+    ... on PythonError { message }
+    ... on PipelineNotFoundError { message }
+    ... on UnauthorizedError { message }
+  }
+}
+"""
+RUN = """
+query Run($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { runId status startTime endTime tags { key value } }
+  }
+}
+"""
+LOGS = """
+query Logs($runId: ID!) {
+  logsForRun(runId: $runId) {
+    __typename
+    ... on EventConnection {
+      events {
+        __typename
+        ... on MessageEvent { message stepKey eventType }
+        ... on ExecutionStepFailureEvent { error { message className cause { message } } }
+      }
+    }
+  }
+}
+"""
+
+
+def graphql(sandbox, query: str, variables: dict) -> dict:
+    answer = requests.post(
+        f"{sandbox.url}/prod/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Dagster-Cloud-Api-Token": sandbox.token("admin")},
+        timeout=30,
+    ).json()
+    assert "errors" not in answer, answer
+    return answer["data"]
+
+
+def launch(sandbox, job: str) -> str:
+    result = graphql(
+        sandbox,
+        LAUNCH,
+        {
+            "executionParams": {
+                "selector": {
+                    "jobName": job,
+                    "repositoryName": "__repository__",
+                    "repositoryLocationName": "analytics",
+                }
+            }
+        },
+    )["launchRun"]
+    assert result["__typename"] == "LaunchRunSuccess", result
+    return result["run"]["runId"]
+
+
+def loaded(admin) -> bool:
+    return {e.name: e.load_status for e in admin.workspace()}.get("analytics") == "LOADED"
+
+
+def env() -> dict[str, str]:
+    # The Local agent's run workers inherit its environment (Dagster+'s way to give a Local
+    # agent's code an env var).
+    return dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", GREETING="from the settings")
+
+
+def test_real_local_agent_runs_a_launched_run_and_its_events_read_back(start_sandbox, tmp_path):
+    from migration_env import write_project
+
+    sandbox = start_sandbox(timing={"heartbeat_window_seconds": 35.0})
+    admin = client_for(sandbox)
+    repo = write_project(tmp_path / "repo", PROJECT)
+    token = admin.create_agent_token("run agent").token
+    agent_dir = repo / "dagster_cloud_agent" / "prod"
+    local_target = get_target("local")
+    store_agent_token(local_target.token_store, token, agent_dir, "prod")
+    setup = AgentSetup(
+        organization="acme",
+        deployment="prod",
+        agent_label="run agent",
+        settings=load_target_settings("local"),
+        token_reference="env file",
+        agent_api_url=sandbox.agent_url,
+    )
+    for name, text in local_target.agent_files(setup).items():
+        (agent_dir / name).write_text(text)
+    document = {
+        "locations": [
+            {
+                "location_name": "analytics",
+                "code_source": {"package_name": "analytics"},
+                "working_directory": str(repo / "analytics"),
+            }
+        ]
+    }
+    admin.update_deployment_agent_type("HYBRID")
+    admin.deploy_locations(document)
+    # No agent serves the deployment yet: a run launched now waits, QUEUED, as in Dagster+.
+    with background(["bash", str(agent_dir / "run-agent.sh")], tmp_path / "first.log", env()):
+        wait_for(lambda: loaded(admin), 90, "analytics LOADED by the agent")
+    run_id = launch(sandbox, "hello")
+    status = lambda: graphql(sandbox, RUN, {"runId": run_id})["runOrError"]["status"]  # noqa: E731
+    time.sleep(3)
+    assert status() == "QUEUED"
+    with background(["bash", str(agent_dir / "run-agent.sh")], tmp_path / "agent.log", env()):
+        wait_for(lambda: status() in ("SUCCESS", "FAILURE"), 120, "the run to finish", interval=1)
+        run = graphql(sandbox, RUN, {"runId": run_id})["runOrError"]
+        events = graphql(sandbox, LOGS, {"runId": run_id})["logsForRun"]["events"]
+        assert run["status"] == "SUCCESS", events
+        assert any("hello from the settings" in e.get("message", "") for e in events), events
+        tags = {t["key"]: t["value"] for t in run["tags"]}
+        assert tags["dagster/agent_label"] == "run agent"
+        assert run["startTime"] <= run["endTime"]
+
+        failing = launch(sandbox, "broken")
+        failed = lambda: graphql(sandbox, RUN, {"runId": failing})["runOrError"]["status"]  # noqa: E731
+        wait_for(lambda: failed() in ("SUCCESS", "FAILURE"), 120, "the run to fail", interval=1)
+        assert failed() == "FAILURE"
+        events = graphql(sandbox, LOGS, {"runId": failing})["logsForRun"]["events"]
+        (step_failure,) = [e for e in events if e["__typename"] == "ExecutionStepFailureEvent"]
+        assert step_failure["stepKey"] == "explode"
+        assert "the table is not there" in step_failure["error"]["cause"]["message"]
+    log = (tmp_path / "agent.log").read_text()
+    assert "/gen_logs_url" not in log  # the steps' captured logs were uploaded, not refused
+    assert token.get_secret_value() not in log
