@@ -24,7 +24,12 @@ from migration_pipeline.cutover.defs import (
     pre_cutover_snapshot,
     snapshot_is_complete,
 )
-from migration_pipeline.finish.defs import finish_job, hybrid_deployment, verify_nothing_lost
+from migration_pipeline.finish.defs import (
+    finish_job,
+    first_runs_succeed,
+    hybrid_deployment,
+    verify_nothing_lost,
+)
 from migration_pipeline.images.defs import (
     code_location_images,
     images_exist_in_registry,
@@ -76,6 +81,7 @@ def build_definitions(sensor_interval_seconds: int = 10) -> dg.Definitions:
             snapshot_is_complete,
             every_location_on_the_hybrid_agent,
             verify_nothing_lost,
+            first_runs_succeed,
         ],
         jobs=[
             organization_job,

@@ -237,3 +237,32 @@ def test_no_generated_file_but_the_secret_holds_the_token(tmp_path):
         assert files and all(TOKEN not in text for text in files.values())
         # no token of any value (Dagster+'s format: agent:<organization>:<32 hex>)
         assert not any(re.search(r"agent:[\w-]+:[0-9a-f]{32}", text) for text in files.values())
+
+
+def test_local_env_vars_reach_the_agent_as_data_never_as_code(tmp_path):
+    """The settings' env_vars land in a 0600 code.env that run-agent.sh exports line by line:
+    a value that looks like shell is exported as it is, and nothing in it runs."""
+    agent_dir = tmp_path / "repo" / "dagster_cloud_agent" / "prod"
+    setup = setup_for(
+        "local", "env_vars: ['GREETING=hi $(touch pwned) `touch pwned2` ; x', 'ONLY_NAME']\n"
+    )
+    files = get_target("local").agent_files(setup)
+    assert "ONLY_NAME" not in files["code.env"]  # a bare name is inherited, not written
+    write(files, agent_dir)
+    (agent_dir / "agent-token.env").write_text(f"DAGSTER_CLOUD_AGENT_TOKEN={TOKEN}\n")
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "dagster-cloud").write_text('#!/usr/bin/env bash\nprintf "%s" "$GREETING"\n')
+    (fake_bin / "dagster-cloud").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        ["bash", str(agent_dir / "run-agent.sh")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hi $(touch pwned) `touch pwned2` ; x"
+    assert not list(tmp_path.rglob("pwned*"))
+    assert "code.env" in SECRET_FILES

@@ -110,9 +110,8 @@ def loaded(admin) -> bool:
 
 
 def env() -> dict[str, str]:
-    # The Local agent's run workers inherit its environment (Dagster+'s way to give a Local
-    # agent's code an env var).
-    return dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", GREETING="from the settings")
+    # GREETING reaches the run from the settings' env_vars, through the generated code.env.
+    return dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
 
 
 def test_real_local_agent_runs_a_launched_run_and_its_events_read_back(start_sandbox, tmp_path):
@@ -129,7 +128,7 @@ def test_real_local_agent_runs_a_launched_run_and_its_events_read_back(start_san
         organization="acme",
         deployment="prod",
         agent_label="run agent",
-        settings=load_target_settings("local"),
+        settings=load_target_settings("local", "env_vars: ['GREETING=from the settings']\n"),
         token_reference="env file",
         agent_api_url=sandbox.agent_url,
     )

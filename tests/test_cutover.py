@@ -95,7 +95,14 @@ def test_whole_cutover_finish_and_rollback(env, sandbox):
         "schedules_and_sensors_kept": True,
         "every_location_loaded": True,
         "deployment_settings_kept": True,
+        # No first_run chosen: nothing proven, said as a warning; the finish goes on.
+        "first_runs_succeed": False,
     }
+    (first_runs,) = [
+        e for e in finish.get_asset_check_evaluations() if e.check_name == "first_runs_succeed"
+    ]
+    assert first_runs.severity == dg.AssetCheckSeverity.WARN
+    assert "none chosen" in first_runs.metadata["summary"].value
     outcome = finish.output_for_node("verify_hybrid_deployment")
     assert outcome["failed_checks"] == []
     assert outcome["deployed"] == ["analytics", "ml_models"]

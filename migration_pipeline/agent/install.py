@@ -67,9 +67,7 @@ def write_install_files(
     written = [
         name
         for name, text in files.items()
-        if write_if_changed(
-            applied.agent_dir(deployment) / name, text, 0o755 if name.endswith(".sh") else 0o644
-        )
+        if write_if_changed(applied.agent_dir(deployment) / name, text, _mode(name))
     ]
     # Targets whose install files cannot carry a label (Dagster's ECS template has no such
     # parameter): the sensor then waits for an agent that was not there before the install.
@@ -107,3 +105,10 @@ def install_file_problems(agent_dir: Path, names: tuple[str, ...]) -> list[str]:
         except (OSError, ValueError, yaml.YAMLError) as error:
             problems.append(f"{name}: {error}")
     return problems
+
+
+def _mode(name: str) -> int:
+    """Scripts run; env files may hold secrets (0600); the rest is read."""
+    if name.endswith(".sh"):
+        return 0o755
+    return 0o600 if name.endswith(".env") else 0o644

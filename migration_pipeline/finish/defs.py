@@ -123,6 +123,51 @@ def verify_nothing_lost(context: dg.AssetCheckExecutionContext, dagster_plus: Da
         yield dg.AssetCheckResult(check_name=name, passed=passed, metadata=metadata)
 
 
+FIRST_RUNS_CHECK = "first_runs_succeed"
+
+
+@dg.asset_check(
+    asset=DEPLOYMENT_KEY,
+    name=FIRST_RUNS_CHECK,
+    partitions_def=DEPLOYMENTS,
+    description="The run chosen for each location in the target settings (first_run) "
+    "succeeded on the new agent: proof that the code runs there, not only loads. Evaluated by "
+    "the finish job, which launches the runs; run again here it reads those runs' status "
+    "again. Blocking for the finish only when the settings say first_run_blocking.",
+)
+def first_runs_succeed(
+    context: dg.AssetCheckExecutionContext, dagster_plus: DagsterPlusResource
+) -> dg.AssetCheckResult:
+    deployment = dagster_plus.deployment_for(context)
+    records = context.instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=DEPLOYMENT_KEY, asset_partitions=[deployment]), limit=20
+    ).records
+    runs = next(
+        (
+            observation.metadata["first_run_ids"]
+            for record in records
+            if (observation := record.asset_observation) is not None
+            and "first_run_ids" in observation.metadata
+        ),
+        None,
+    )
+    if runs is None or not runs.value:
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"why": "no first runs recorded: the finish job launches them"},
+        )
+    with dagster_plus.client(deployment=deployment) as client:
+        status = {
+            location: (run.status if (run := client.run(run_id)) else "NOT_FOUND")
+            for location, run_id in dict(runs.value).items()
+        }
+    return dg.AssetCheckResult(
+        passed=all(s == "SUCCESS" for s in status.values()),
+        metadata={"status": dg.MetadataValue.json(status)},
+    )
+
+
 class FinishConfig(dg.Config):
     load_timeout_seconds: float = Field(default=600, description="How long to wait for LOADED.")
     poll_seconds: float = Field(default=1.0, description="How often to look.")
@@ -298,6 +343,80 @@ def verify_hybrid_deployment(
     )
 
 
+@dg.op(
+    # Launching is not idempotent (a retry would launch the runs again); each Dagster+ call
+    # inside is retried by the client where that is safe.
+    retry_policy=dg.RetryPolicy(max_retries=0),
+    description="Launches the run the target settings chose for each location (first_run) "
+    "through Dagster+, on the new agent, and waits for each: records the first_runs_succeed "
+    "check with each run's id, agent and duration, or its error and the step that failed.",
+)
+def prove_first_runs(
+    context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource, outcome: dict
+) -> dict:
+    from migration_pipeline.finish.first_runs import first_run_outcome, run_first_runs
+    from migration_pipeline.plan.applied import APPLIED_PROJECT
+    from migration_pipeline.records import required
+
+    deployment = dagster_plus.deployment_for(context)
+    applied = required(context.instance, APPLIED_PROJECT, FINISH_JOB, deployment)
+    settings = applied.target_settings()
+    chosen = settings.first_runs
+    runs = []
+    if chosen:
+        with dagster_plus.session(context) as client:
+            runs = run_first_runs(
+                client,
+                chosen,
+                deployment,
+                settings.first_run_timeout_seconds,
+                progress=lambda waiting: context.log.info(
+                    f"waiting for the first runs of {', '.join(waiting)}"
+                ),
+            )
+    passed, metadata, summary = first_run_outcome(runs, bool(chosen))
+    context.log.info(f"First runs: {summary}")
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=DEPLOYMENT_KEY,
+            partition=deployment,
+            metadata={"first_run_ids": dg.MetadataValue.json({r.location: r.run_id for r in runs})},
+        )
+    )
+    log_check_evaluation(
+        context,
+        dg.AssetCheckEvaluation(
+            asset_key=DEPLOYMENT_KEY,
+            check_name=FIRST_RUNS_CHECK,
+            passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR if chosen else dg.AssetCheckSeverity.WARN,
+            description=summary,
+            metadata={"runs": dg.MetadataValue.json(metadata["runs"]), "summary": summary},
+            partition=deployment,
+        ),
+    )
+    failed = list(outcome["failed_checks"])
+    if chosen and not passed and settings.first_run_blocking:
+        failed.append(FIRST_RUNS_CHECK)
+    return {
+        **outcome,
+        "failed_checks": failed,
+        "first_runs": [
+            {
+                "location": r.location,
+                "job": r.job,
+                "run_id": r.run_id,
+                "status": r.status,
+                "agent": r.agent,
+                "seconds": r.seconds,
+                "summary": r.summary(),
+            }
+            for r in runs
+        ],
+        "first_runs_summary": summary,
+    }
+
+
 @dg.op(description="Fails the finish run when a nothing-lost check failed (they are blocking).")
 def require_nothing_lost(outcome: dict) -> None:
     if outcome["failed_checks"]:
@@ -317,4 +436,4 @@ def require_nothing_lost(outcome: dict) -> None:
     "Launched by hybrid_agent_ready_sensor once the migration's agent runs.",
 )
 def finish_job():
-    require_nothing_lost(verify_hybrid_deployment(deploy_hybrid_locations()))
+    require_nothing_lost(prove_first_runs(verify_hybrid_deployment(deploy_hybrid_locations())))

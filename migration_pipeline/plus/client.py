@@ -47,6 +47,7 @@ from migration_pipeline.plus.types import (
     Deployment,
     LocationEntry,
     Run,
+    RunDetail,
     agent_from,
     deployment_from,
     location_entry_from,
@@ -448,6 +449,79 @@ class DagsterPlusClient:
         return [
             Run(r["runId"], r["status"], r["jobName"], r["creationTime"]) for r in result["results"]
         ]
+
+    def launch_run(
+        self,
+        location: str,
+        job: str,
+        run_config: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+        repository: str = "__repository__",
+    ) -> str:
+        """Launch a run of `job` in `location` (Dagster+ queues it for an agent serving the
+        location); its run id. Not retried: a second launch would be a second run."""
+        data = self.execute(
+            "launchRun",
+            doc.LAUNCH_RUN,
+            {
+                "executionParams": {
+                    "selector": {
+                        "jobName": job,
+                        "repositoryName": repository,
+                        "repositoryLocationName": location,
+                    },
+                    "runConfigData": run_config or {},
+                    "executionMetadata": {
+                        "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]
+                    },
+                }
+            },
+            idempotent=False,
+        )
+        result = data["launchRun"]
+        if result.get("__typename") == "PipelineNotFoundError":
+            raise DagsterPlusError("launchRun", self._scrub(str(result.get("message"))))
+        return self._result("launchRun", data, "LaunchRunSuccess")["run"]["runId"]
+
+    def run(self, run_id: str) -> RunDetail | None:
+        """One run (None: Dagster+ has no run with this id)."""
+        data = self.execute("runOrError", doc.RUN, {"runId": run_id})
+        if data["runOrError"].get("__typename") == "RunNotFoundError":
+            return None
+        r = self._result("runOrError", data, "Run")
+        return RunDetail(
+            r["runId"],
+            r["status"],
+            r["jobName"],
+            r["creationTime"],
+            r.get("startTime"),
+            r.get("endTime"),
+            {t["key"]: t["value"] for t in r.get("tags") or []},
+        )
+
+    def run_failure(self, run_id: str) -> tuple[str | None, str]:
+        """Why a run failed, from its events: (the failed step, its error with the cause), or
+        (None, the run's own failure message)."""
+        cursor = None
+        run_message = ""
+        for _ in range(100):  # pages of the run's events; bounded
+            data = self.execute(
+                "logsForRun", doc.RUN_FAILURE_EVENTS, {"runId": run_id, "afterCursor": cursor}
+            )
+            page = self._result("logsForRun", data, "EventConnection")
+            for event in page["events"]:
+                if event["__typename"] == "ExecutionStepFailureEvent":
+                    error = event.get("error") or {}
+                    cause = (error.get("cause") or {}).get("message")
+                    text = " ".join(part.strip() for part in (error.get("message"), cause) if part)
+                    return event.get("stepKey"), self._scrub(text)
+                if event["__typename"] == "RunFailureEvent":
+                    error = event.get("error") or {}
+                    run_message = self._scrub(str(error.get("message") or event["message"]))
+            if not page["hasMore"]:
+                break
+            cursor = page["cursor"]
+        return None, run_message
 
     def existing_run_ids(self, run_ids: list[str]) -> set[str]:
         """Which of these runs Dagster+ has, in one request."""

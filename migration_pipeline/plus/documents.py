@@ -187,6 +187,49 @@ query MigrationRuns($filter: RunsFilter, $cursor: String, $limit: Int) {
 }
 """
 
+LAUNCH_RUN = f"""
+mutation MigrationLaunchRun($executionParams: ExecutionParams!) {{
+  launchRun(executionParams: $executionParams) {{
+    __typename
+    ... on LaunchRunSuccess {{ run {{ runId status }} }}
+    ... on PipelineNotFoundError {{ message }}
+    {_ERRORS}
+  }}
+}}
+"""
+
+RUN = """
+query MigrationRun($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { runId status jobName creationTime startTime endTime tags { key value } }
+    ... on RunNotFoundError { message }
+    ... on PythonError { message }
+  }
+}
+"""
+
+# The events that say why a run failed: the failed step's error (with its cause, where the
+# user's exception is) and the run's own failure.
+RUN_FAILURE_EVENTS = """
+query MigrationRunFailure($runId: ID!, $afterCursor: String) {
+  logsForRun(runId: $runId, afterCursor: $afterCursor) {
+    __typename
+    ... on EventConnection {
+      cursor
+      hasMore
+      events {
+        __typename
+        ... on ExecutionStepFailureEvent { stepKey error { message cause { message } } }
+        ... on RunFailureEvent { message error { message } }
+      }
+    }
+    ... on RunNotFoundError { message }
+    ... on PythonError { message }
+  }
+}
+"""
+
 # Every RunStatus of dagster-graphql 1.13.27, SUSPENDED included (see user_api.graphql).
 RUN_STATUSES = (
     "QUEUED",

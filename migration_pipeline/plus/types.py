@@ -86,6 +86,23 @@ class Run:
     creation_time: float
 
 
+@dataclass(frozen=True)
+class RunDetail:
+    """One run as the user API's runOrError answers it."""
+
+    run_id: str
+    status: str
+    job_name: str
+    creation_time: float
+    start_time: float | None
+    end_time: float | None
+    tags: dict[str, str]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("SUCCESS", "FAILURE", "CANCELED")
+
+
 def locations_by_name(document: dict[str, Any] | None) -> dict[str, Any]:
     """A locations document (as `locationsAsDocument` answers it and a deploy takes it), each
     location by its `location_name`; an absent document has none."""

@@ -14,7 +14,8 @@ TOKEN_ENV_VAR = "DAGSTER_CLOUD_AGENT_TOKEN"
 TOKEN_SECRET_NAME = "dagster-cloud-agent-token"  # the Kubernetes Secret / Secrets Manager name stem
 TOKEN_ENV_FILE = "agent-token.env"
 TOKEN_SECRET_MANIFEST = "agent-token-secret.yaml"
-SECRET_FILES = (TOKEN_ENV_FILE, TOKEN_SECRET_MANIFEST)
+# The Local agent's code.env (targets/local.py) may hold the settings' env_vars values.
+SECRET_FILES = (TOKEN_ENV_FILE, TOKEN_SECRET_MANIFEST, "code.env")
 
 
 @dataclass(frozen=True)

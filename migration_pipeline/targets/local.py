@@ -15,6 +15,9 @@ from migration_pipeline.targets.agent import (
 from migration_pipeline.targets.settings import LocalSettings
 
 RUN_SCRIPT = "run-agent.sh"
+# The env_vars of the settings (NAME=value), one per line: data the script exports line by line
+# (`export "$line"` assigns the line as it is; nothing in it is expanded or run).
+CODE_ENV_FILE = "code.env"  # in SECRET_FILES (targets/agent.py): never committed
 
 # The script holds no value of the user's or the server's: it finds its own directory, reads
 # the token from the 0600 env file beside it (never a command line), and runs from the
@@ -28,6 +31,12 @@ cd "$agent_dir/../.."
 set -a
 . "$agent_dir/{TOKEN_ENV_FILE}"
 set +a
+if [ -f "$agent_dir/{CODE_ENV_FILE}" ]; then
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in ''|'#'*) continue ;; esac
+    export "$line"
+  done < "$agent_dir/{CODE_ENV_FILE}"
+fi
 DAGSTER_HOME="$agent_dir" exec dagster-cloud agent run "$agent_dir"
 """
 
@@ -53,7 +62,15 @@ class LocalTarget:
         config = agent_instance_config(
             setup, "ProcessUserCodeLauncher", "dagster_cloud.workspace.user_code_launcher"
         )
-        return {
+        files = {
             "dagster.yaml": dump("Dagster+ Local agent (ProcessUserCodeLauncher)", config),
             RUN_SCRIPT: RUN_AGENT_SH,
         }
+        settings = setup.settings
+        assigned = [v for v in getattr(settings, "env_vars", []) if "=" in v]
+        if assigned:
+            files[CODE_ENV_FILE] = (
+                "# The code's environment variables (target settings env_vars), exported by "
+                f"{RUN_SCRIPT}.\n" + "".join(f"{line}\n" for line in assigned)
+            )
+        return files

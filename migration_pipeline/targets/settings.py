@@ -10,6 +10,7 @@ every target has sensible defaults (namespace `dagster-cloud` on Kubernetes, and
     layout: auto                    # or dg / legacy: which to migrate when a repo has both
     agent_queue: hybrid             # route every location to the agents serving this queue
     strategy: per_location          # or `switch` (default): move one location at a time first
+    first_run: {analytics: daily_refresh_job}  # run it on the new agent before calling it done
     namespace: data
     env_secrets: [snowflake-credentials]
     service_account_name: dagster-user-code
@@ -89,6 +90,14 @@ SecretArn = Annotated[
 ]
 
 
+class FirstRun(BaseModel):
+    """A job to run on the new agent once every location is LOADED, and its run config."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
+    job: PlainText
+    run_config: dict[str, Any] = Field(default_factory=dict)
+
+
 class TargetSettings(BaseModel):
     """What every target's settings file may hold; each target's model adds its own keys.
     Strict: `"false"` is not read as a boolean, `true` not as a number, `3.11` not as a
@@ -151,6 +160,18 @@ class TargetSettings(BaseModel):
         "agent through an agent queue (a Dagster+ Pro feature), each verified LOADED before "
         "the next, then switch: the Serverless agent deactivated serves nothing.",
     )
+    first_run: dict[PlainText, PlainText | FirstRun] = Field(
+        default_factory=dict,
+        description="location -> job (or {job, run_config}): after every location is LOADED "
+        "the finish launches one run of it through Dagster+ on the new agent and waits for it "
+        "(the first_runs_succeed check): proof that the code runs there, not only loads.",
+    )
+    first_run_blocking: bool = Field(
+        False,
+        description="true: a first run that fails or times out fails the finish run (the "
+        "migration is not called finished); false: the check fails, the finish goes on.",
+    )
+    first_run_timeout_seconds: int = Field(600, ge=10, le=86_400)
     deployment_order: list[DeploymentName] = Field(
         default_factory=list,
         description="Full deployments to move one after another, e.g. [staging, prod]: a "
@@ -178,6 +199,14 @@ class TargetSettings(BaseModel):
         return {
             "include_default_queue": self.strategy != "per_location",
             "additional_queues": [queue],
+        }
+
+    @property
+    def first_runs(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """location -> (job, run config) of `first_run`."""
+        return {
+            location: (choice, {}) if isinstance(choice, str) else (choice.job, choice.run_config)
+            for location, choice in self.first_run.items()
         }
 
     def set_fields(self, *names: str, by_alias: bool = False) -> dict[str, Any]:
@@ -259,6 +288,12 @@ class DockerSettings(TargetSettings):
 
 class LocalSettings(TargetSettings):
     executable_path: PlainText | None = Field(None, description="The Python the Local agent runs.")
+    env_vars: list[EnvVar] = Field(
+        default_factory=list,
+        description="NAME=value: set in the agent's environment, which its code servers and "
+        "run workers inherit (a 0600 file beside the agent's token, read as data, never run); "
+        "NAME alone: inherited from wherever the agent is started.",
+    )
 
 
 SETTINGS_MODELS: dict[str, type[TargetSettings]] = {

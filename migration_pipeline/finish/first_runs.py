@@ -1,0 +1,122 @@
+"""The first-run check: one run per chosen location, launched through Dagster+ after every
+location is LOADED, and waited for. LOADED proves the code imports; a run proves it runs on the
+user's infrastructure (env vars and secrets, the I/O manager's storage, the run launcher, the
+image's entry point). Pure over the client: time and sleep are injected."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+FIRST_RUN_TAG = "migration_pipeline/first_run"
+AGENT_LABEL_TAG = "dagster/agent_label"
+AGENT_ID_TAG = "dagster/agent_id"
+
+
+@dataclass(frozen=True)
+class FirstRun:
+    """What one first run did. `status` TIMED_OUT: still unfinished at the timeout."""
+
+    location: str
+    job: str
+    run_id: str
+    status: str
+    agent: str | None  # its label, else its id, as the agent tagged the run
+    seconds: float | None  # start to end, as Dagster+ recorded them
+    failed_step: str | None = None
+    error: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCESS"
+
+    def summary(self) -> str:
+        where = f" on {self.agent}" if self.agent else ""
+        took = f" in {self.seconds:.1f} s" if self.seconds is not None else ""
+        if self.succeeded:
+            return f"{self.location} {self.job} succeeded{where}{took}"
+        if self.status == "TIMED_OUT":
+            return f"{self.location} {self.job} did not finish in time (run {self.run_id})"
+        step = f" in step {self.failed_step}" if self.failed_step else ""
+        return f"{self.location} {self.job} {self.status.lower()}{step}{where}: {self.error or ''}"
+
+
+def run_first_runs(
+    client: Any,
+    chosen: Mapping[str, tuple[str, dict[str, Any]]],
+    deployment: str,
+    timeout_seconds: float,
+    poll_seconds: float = 2.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[list[str]], None] | None = None,
+) -> list[FirstRun]:
+    """Launch every chosen (location -> (job, run config)) run at once, then wait until each
+    has finished or the timeout passed."""
+    launched = {
+        location: client.launch_run(location, job, run_config, tags={FIRST_RUN_TAG: deployment})
+        for location, (job, run_config) in chosen.items()
+    }
+    deadline = clock() + timeout_seconds
+    done: dict[str, Any] = {}
+    while True:
+        for location, run_id in launched.items():
+            if location not in done:
+                run = client.run(run_id)
+                if run is not None and run.finished:
+                    done[location] = run
+        waiting = [location for location in launched if location not in done]
+        if not waiting or clock() >= deadline:
+            break
+        if progress is not None:
+            progress(waiting)
+        sleep(poll_seconds)
+    results = []
+    for location, run_id in launched.items():
+        job = chosen[location][0]
+        run = done.get(location)
+        if run is None:
+            results.append(FirstRun(location, job, run_id, "TIMED_OUT", None, None))
+            continue
+        agent = run.tags.get(AGENT_LABEL_TAG) or run.tags.get(AGENT_ID_TAG)
+        seconds = (
+            run.end_time - run.start_time
+            if run.start_time is not None and run.end_time is not None
+            else None
+        )
+        step, error = (None, None)
+        if run.status != "SUCCESS":
+            step, error = client.run_failure(run_id)
+        results.append(FirstRun(location, job, run_id, run.status, agent, seconds, step, error))
+    return results
+
+
+def first_run_outcome(runs: list[FirstRun], chosen_any: bool) -> tuple[bool, dict[str, Any], str]:
+    """(passed, metadata, one line for the report) of the first_runs_succeed check. With no
+    run chosen nothing is proven: the check does not pass (the finish records it as a warning)."""
+    if not chosen_any:
+        return (
+            False,
+            {"runs": {}},
+            "none chosen: LOADED proves the code imports, not that a run works on the new "
+            "agent (env vars, secrets, I/O storage, the run launcher); set first_run in the "
+            "target settings to prove it",
+        )
+    failed = [run for run in runs if not run.succeeded]
+    metadata = {
+        "runs": {
+            run.location: {
+                "job": run.job,
+                "run_id": run.run_id,
+                "status": run.status,
+                "agent": run.agent,
+                "seconds": run.seconds,
+                "failed_step": run.failed_step,
+                "error": run.error,
+            }
+            for run in runs
+        }
+    }
+    return not failed, metadata, "; ".join(run.summary() for run in runs)
