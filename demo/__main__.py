@@ -202,11 +202,23 @@ def main(argv: list[str] | None = None) -> int:
         plan_config: dict[str, Any] = {"project_dir": str(repo), "target": args.agent}
         if containers:
             plan_config.update(containers.plan_config(work))
+        settings_file = Path(plan_config.get("settings_file") or work / "target-settings.yaml")
+        existing = settings_file.read_text() if "settings_file" in plan_config else ""
         if args.strategy != "switch":
-            settings_file = Path(plan_config.get("settings_file") or work / "target-settings.yaml")
-            existing = settings_file.read_text() if "settings_file" in plan_config else ""
-            settings_file.write_text(existing + f"strategy: {args.strategy}\n")
-            plan_config["settings_file"] = str(settings_file)
+            existing += f"strategy: {args.strategy}\n"
+        exports = work / "exports"
+        shutil.rmtree(exports, ignore_errors=True)
+        exports.mkdir(parents=True)
+        if example.name == "serverless_repo" and not containers:
+            # The example's export_orders_job, run on the new agent before the migration is
+            # called finished; its env vars reach the code through the agent (env_vars).
+            existing += (
+                "first_run: {analytics: export_orders_job}\n"
+                "env_vars:\n  - ANALYTICS_EXPORT_LABEL=finance\n"
+                f"  - ANALYTICS_EXPORT_DIR={exports}\n"
+            )
+        settings_file.write_text(existing)
+        plan_config["settings_file"] = str(settings_file)
         planned = run("plan_migration", {"ops": {"migration_plan": {"config": plan_config}}})
         inventory = planned.output_for_node("serverless_inventory")
         plan = planned.output_for_node("migration_plan").plan
@@ -393,6 +405,7 @@ def report(
         + "\n"
     )
     moves = latest_location_moves(instance, deployment) if plan.strategy != "switch" else None
+    first_runs = first_runs_summary(instance, finish_run_id)
     deployer = (
         "the cutover run deployed at once: the agent was running"
         if metadata["deployed_by"].value == "cutover"
@@ -440,6 +453,12 @@ def report(
         f"  The sandbox's event log: no agent served the deployment for "
         f"{timeline.deployment_unserved_seconds:.1f}s; each location was unserved for "
         + ", ".join(f"{name} {value:.1f}s" for name, value in sorted(unserved.items())),
+        f"First runs: {first_runs}",
+        *(
+            [f"  its output, written through the job's filesystem I/O manager: {written[0]}"]
+            if (written := sorted((downtime_file.parent / "exports").rglob("result")))
+            else []
+        ),
         f"Runs: {inventory.run_total} before, {runs_after} after",
         f"Locations LOADED on the Hybrid agent: {', '.join(loaded)}",
         f"Settings removed at cutover: {', '.join(record['settings_removed']) or 'none'}",
@@ -469,6 +488,17 @@ def report(
         *[f"  - {w.where() + ': ' if w.where() else ''}{w.message}" for w in plan.warnings],
     ]
     print("\n".join(lines), flush=True)
+
+
+def first_runs_summary(instance, finish_run_id: str) -> str:
+    """What the finish's first_runs_succeed check said (its summary line)."""
+    from dagster import DagsterEventType
+
+    for event in instance.all_logs(finish_run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = event.get_dagster_event().event_specific_data
+        if evaluation.check_name == "first_runs_succeed":
+            return evaluation.metadata["summary"].value
+    return "not recorded"
 
 
 def latest_location_moves(instance, deployment: str):

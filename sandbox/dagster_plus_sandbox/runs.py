@@ -85,6 +85,9 @@ class DeploymentRuns:
 
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "manifests").mkdir(exist_ok=True)
+        config = directory / "dagster.yaml"
+        if not config.exists():
+            config.write_text("telemetry:\n  enabled: false\n")
         self.directory = directory
         self.instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(directory)))
         self._lock = threading.Lock()
