@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         plan_config: dict[str, Any] = {"project_dir": str(repo), "target": args.agent}
         if containers:
-            plan_config.update(containers.plan_config(work))
+            plan_config.update(containers.plan_config(work, example.name == "serverless_repo"))
         settings_file = Path(plan_config.get("settings_file") or work / "target-settings.yaml")
         existing = settings_file.read_text() if "settings_file" in plan_config else ""
         if args.strategy != "switch":
@@ -298,6 +298,15 @@ def main(argv: list[str] | None = None) -> int:
             say("4/6 Cutover: switch to Hybrid (the no-agent window starts)")
         cutover = run("cutover")
         record = cutover.output_for_node("deactivate_serverless_agent")
+        if args.strategy == "switch" and example.name == "serverless_repo":
+            # Standing in for a schedule's tick while no agent serves yet: Dagster+ queues the
+            # run; the Hybrid agent launches it once it serves analytics.
+            queued = client.launch_run("analytics", "export_orders_job")
+            status = getattr(client.run(queued), "status", "not found")
+            say(
+                f"    run {queued} of export_orders_job launched inside the no-agent window (as a "
+                f"schedule's tick would be): {status}"
+            )
 
         say("5/6 Waiting for hybrid_agent_ready_sensor (dagster-daemon) to launch the finish run")
 
@@ -406,6 +415,7 @@ def report(
     )
     moves = latest_location_moves(instance, deployment) if plan.strategy != "switch" else None
     first_runs = first_runs_summary(instance, finish_run_id)
+    window_runs = window_runs_summary(instance, finish_run_id)
     deployer = (
         "the cutover run deployed at once: the agent was running"
         if metadata["deployed_by"].value == "cutover"
@@ -459,6 +469,7 @@ def report(
             if (written := sorted((downtime_file.parent / "exports").rglob("result")))
             else []
         ),
+        f"Runs queued during the no-agent window: {window_runs}",
         f"Runs: {inventory.run_total} before, {runs_after} after",
         f"Locations LOADED on the Hybrid agent: {', '.join(loaded)}",
         f"Settings removed at cutover: {', '.join(record['settings_removed']) or 'none'}",
@@ -498,6 +509,21 @@ def first_runs_summary(instance, finish_run_id: str) -> str:
         evaluation = event.get_dagster_event().event_specific_data
         if evaluation.check_name == "first_runs_succeed":
             return evaluation.metadata["summary"].value
+    return "not recorded"
+
+
+def window_runs_summary(instance, finish_run_id: str) -> str:
+    """What the finish said of the runs created during the no-agent window."""
+    from dagster import DagsterEventType
+
+    for event in instance.all_logs(finish_run_id, of_type=DagsterEventType.ASSET_OBSERVATION):
+        observation = event.get_dagster_event().event_specific_data.asset_observation
+        if "runs_queued_in_window" in observation.metadata:
+            runs = observation.metadata["runs_queued_in_window"].value
+            return (
+                "; ".join(f"{r['job']} {r['status']} (launched by {r['agent']})" for r in runs)
+                or "none"
+            )
     return "not recorded"
 
 

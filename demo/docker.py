@@ -378,12 +378,14 @@ class DockerDemo:
             network, gateway = stack.enter_context(agent_network(docker_host))
             yield cls(docker_host, base_image, registry, network, gateway)
 
-    def plan_config(self, work: Path) -> dict[str, str]:
+    def plan_config(self, work: Path, first_run: bool = False) -> dict[str, str]:
         """The plan's registry and target settings: the docker builder, this base image, this
-        network as the agent's (its gateway is where the sandbox's agent API listens), and one
-        environment variable for the code servers (`container_context.docker.env_vars`)."""
+        network as the agent's (its gateway is where the sandbox's agent API listens), the
+        environment variables for the code (`container_context.docker.env_vars`), and with
+        `first_run` the example's first run with the directory it writes to (work/exports)."""
         settings = work / "target-settings.yaml"
-        settings.write_text(docker_settings(self.base_image, self.network))
+        exports = work / "exports" if first_run else None
+        settings.write_text(docker_settings(self.base_image, self.network, exports))
         return {"registry": f"{self.registry}/acme", "settings_file": str(settings)}
 
     def code_servers_started_at(self) -> list[float]:
@@ -399,11 +401,21 @@ class DockerDemo:
         return [_epoch(value) for value in started]
 
 
-def docker_settings(base_image: str, network: str) -> str:
-    """The docker target settings of the demo and the end-to-end test."""
-    return (
+def docker_settings(base_image: str, network: str, exports: Path | None = None) -> str:
+    """The docker target settings of the demo and the end-to-end test. With `exports` (a host
+    directory), the example's export_orders_job is the finish's first run: its container gets
+    the directory at /exports and the env vars the job reads."""
+    text = (
         f"builder: docker\nbase_image: {base_image}\nagent_network: {network}\n"
         "env_vars:\n  - ACME_ENVIRONMENT=hybrid\n"
+    )
+    if exports is None:
+        return text
+    return (
+        text
+        + "  - ANALYTICS_EXPORT_LABEL=finance\n  - ANALYTICS_EXPORT_DIR=/exports\n"
+        + f"container_kwargs:\n  volumes: ['{exports}:/exports']\n"
+        + "first_run: {analytics: export_orders_job}\n"
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import client_for
+from migration_env import SCENARIO_PROJECT
 from support.processes import background, wait_for
 
 from migration_pipeline.agent.token import store_agent_token
@@ -22,22 +23,22 @@ from migration_pipeline.targets.agent import AgentSetup
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
+# The sandbox's default repository, its analytics location with two jobs more: one that logs an
+# env var, one that raises.
 PROJECT = {
-    "dagster_cloud.yaml": (
-        "locations:\n"
-        "  - location_name: analytics\n"
-        "    code_source:\n"
-        "      package_name: analytics\n"
-        "    working_directory: analytics\n"
-    ),
+    **SCENARIO_PROJECT,
     "analytics/analytics/__init__.py": (
         "import os\n\nimport dagster as dg\n\n\n"
+        "@dg.asset\ndef daily_table():\n    return 1\n\n\n"
         "@dg.op\ndef greet(context):\n"
         "    context.log.info('hello ' + os.environ.get('GREETING', 'nobody'))\n\n\n"
         "@dg.op\ndef explode():\n    raise ValueError('the table is not there')\n\n\n"
         "@dg.job\ndef hello():\n    greet()\n\n\n"
         "@dg.job\ndef broken():\n    explode()\n\n\n"
-        "defs = dg.Definitions(jobs=[hello, broken])\n"
+        "daily_refresh_job = dg.define_asset_job('daily_refresh_job', selection=[daily_table])\n"
+        "defs = dg.Definitions(assets=[daily_table], jobs=[daily_refresh_job, hello, broken],\n"
+        "    schedules=[dg.ScheduleDefinition(name='daily_refresh', job=daily_refresh_job,\n"
+        "                                     cron_schedule='0 6 * * *')])\n"
     ),
 }
 
@@ -105,6 +106,16 @@ def launch(sandbox, job: str) -> str:
     return result["run"]["runId"]
 
 
+def write_project_files(root: Path) -> Path:
+    from migration_env import write_project
+
+    return write_project(root, PROJECT)
+
+
+def env_for_agent() -> dict[str, str]:
+    return dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
+
+
 def loaded(admin) -> bool:
     return {e.name: e.load_status for e in admin.workspace()}.get("analytics") == "LOADED"
 
@@ -144,7 +155,7 @@ def test_real_local_agent_runs_a_launched_run_and_its_events_read_back(start_san
         ]
     }
     admin.update_deployment_agent_type("HYBRID")
-    admin.deploy_locations(document)
+    admin.reconcile_locations(document)
     # No agent serves the deployment yet: a run launched now waits, QUEUED, as in Dagster+.
     with background(["bash", str(agent_dir / "run-agent.sh")], tmp_path / "first.log", env()):
         wait_for(lambda: loaded(admin), 90, "analytics LOADED by the agent")
@@ -173,3 +184,44 @@ def test_real_local_agent_runs_a_launched_run_and_its_events_read_back(start_san
     log = (tmp_path / "agent.log").read_text()
     assert "/gen_logs_url" not in log  # the steps' captured logs were uploaded, not refused
     assert token.get_secret_value() not in log
+
+
+def test_a_first_run_that_raises_fails_the_check_with_its_own_error(
+    start_sandbox, tmp_path, monkeypatch
+):
+    """The whole migration to the real Local agent with `first_run: {analytics: broken}` and
+    first_run_blocking: the finish launches the run through Dagster+, the agent runs it, and the
+    first_runs_succeed check fails with the run's own error and step; the finish run fails."""
+    from migration_env import MigrationEnv
+
+    sandbox = start_sandbox(timing={"heartbeat_window_seconds": 60.0})
+    repo = tmp_path / "repo"
+    env = MigrationEnv(sandbox, write_project_files(repo), tmp_path / "home", "local", monkeypatch)
+    env.settings_text = (
+        "first_run: {analytics: broken}\nfirst_run_blocking: true\n"
+        "env_vars: ['GREETING=from the settings']\n"
+    )
+    admin = client_for(sandbox)
+    install = env.prepare().output_for_node("hybrid_agent_install_files")
+    with background(["bash", "-c", install.command], tmp_path / "agent.log", env_for_agent()):
+        wait_for(
+            lambda: [a for a in admin.agents() if a.label == install.agent_label and a.is_running],
+            60,
+            "the Local agent to be RUNNING",
+        )
+        assert env.run("cutover").success
+        finish = env.run(
+            "finish_hybrid_migration", run_config=env.finish_config(120, 0.5), raise_on_error=False
+        )
+    assert not finish.success  # blocking: the migration is not called finished
+    (check,) = [
+        e for e in finish.get_asset_check_evaluations() if e.check_name == "first_runs_succeed"
+    ]
+    assert not check.passed
+    run = check.metadata["runs"].value["analytics"]
+    assert run["status"] == "FAILURE" and run["failed_step"] == "explode"
+    assert "the table is not there" in run["error"]
+    assert run["agent"] == install.agent_label
+    assert "analytics broken failure in step explode" in check.metadata["summary"].value
+    failure = finish.output_for_node("prove_first_runs")
+    assert failure["failed_checks"] == ["first_runs_succeed"]

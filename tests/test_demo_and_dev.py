@@ -33,10 +33,16 @@ def test_demo_prints_the_inventory_and_dagster_dev_shows_its_run(tmp_path, sandb
     for expected in (
         "## Migration plan: Serverless to Hybrid (local)",
         "Downtime (no agent): ",
-        "Runs: 4000 before, 4000 after",
+        # The first run, through the sandbox, by the real Local agent, and the run the demo
+        # launched inside the no-agent window: two runs more after.
+        "First runs: analytics export_orders_job succeeded on migration_pipeline prod agent",
+        "  its output, written through the job's filesystem I/O manager: ",
+        "Runs queued during the no-agent window: export_orders_job SUCCESS (launched by "
+        "migration_pipeline prod agent",
+        "Runs: 4000 before, 4002 after",
         "Locations LOADED on the Hybrid agent: analytics, ml_models, reporting",
         "Checks: deployment_settings_kept passed, every_location_loaded passed, "
-        "no_run_lost passed, schedules_and_sensors_kept passed",
+        "first_runs_succeed passed, no_run_lost passed, schedules_and_sensors_kept passed",
         "Settings removed at cutover: none",
         "Branch deployments: in use; the agent's config serves them",
         "- converted the legacy form (locations keyed by name) to the list form",

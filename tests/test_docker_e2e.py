@@ -65,7 +65,8 @@ def docker_migration(engine, base_image, registry, tmp_path, monkeypatch):
         monkeypatch.setenv("DOCKER_HOST", engine)
         env = MigrationEnv(sandbox, project, tmp_path / "home", "docker", monkeypatch, registry)
         env.prove_images = True
-        env.settings_text = docker_settings(base_image, network)
+        (tmp_path / "exports").mkdir()
+        env.settings_text = docker_settings(base_image, network, tmp_path / "exports")
         try:
             yield env
         finally:
@@ -74,6 +75,9 @@ def docker_migration(engine, base_image, registry, tmp_path, monkeypatch):
 
 def test_the_example_migrates_to_a_real_docker_agent(docker_migration, engine, registry, tmp_path):
     env = docker_migration
+    # The finish's first run: the example's export_orders_job in a run container of the real
+    # Docker agent, writing to a host directory mounted at /exports.
+    exports = tmp_path / "exports"
     prepared = env.prepare()
     assert prepared.success
     checks = {c.check_name: c for c in prepared.get_asset_check_evaluations()}
@@ -86,9 +90,11 @@ def test_the_example_migrates_to_a_real_docker_agent(docker_migration, engine, r
     rewritten = yaml.safe_load((env.project_dir / "dagster_cloud.yaml").read_text())
     for location in rewritten["locations"]:
         assert location["build"]["registry"] == f"{registry}/acme/{location['location_name']}"
-        assert location["container_context"] == {
-            "docker": {"env_vars": ["ACME_ENVIRONMENT=hybrid"]}
-        }
+        assert location["container_context"]["docker"]["env_vars"] == [
+            "ACME_ENVIRONMENT=hybrid",
+            "ANALYTICS_EXPORT_LABEL=finance",
+            "ANALYTICS_EXPORT_DIR=/exports",
+        ]
 
     with (
         client_for(env.sandbox) as admin,
@@ -102,6 +108,15 @@ def test_the_example_migrates_to_a_real_docker_agent(docker_migration, engine, r
         assert env.run("cutover").success
         finish = env.run("finish_hybrid_migration", run_config=env.finish_config(120, 0.5))
         assert finish.success
+        (first_runs,) = [
+            e for e in finish.get_asset_check_evaluations() if e.check_name == "first_runs_succeed"
+        ]
+        assert first_runs.passed, first_runs.metadata
+        run = first_runs.metadata["runs"].value["analytics"]
+        assert run["status"] == "SUCCESS" and run["agent"] == install.agent_label
+        # It ran in a container of the job's image, and wrote where the agent's host can read.
+        assert sorted(p.name for p in exports.rglob("result")) == ["result"]
+        assert admin.run(run["run_id"]).tags["dagster/agent_label"] == install.agent_label
         assert {e.name: e.load_status for e in admin.workspace()} == dict.fromkeys(
             LOCATIONS, "LOADED"
         )

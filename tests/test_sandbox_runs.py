@@ -279,6 +279,31 @@ def test_launching_needs_a_launcher_and_a_known_location(sandbox, hybrid):
     assert viewer["__typename"] == "UnauthorizedError"
     missing = _user(sandbox, LAUNCH, _params(location="nowhere"))["launchRun"]
     assert missing["__typename"] == "PipelineNotFoundError"
-    never_loaded = _user(sandbox, LAUNCH, _params())["launchRun"]
-    assert never_loaded["__typename"] == "PythonError"
-    assert "no agent has loaded it" in never_loaded["message"]
+    # A location no Hybrid agent has loaded yet (the no-agent window): queued, as in Dagster+;
+    # it runs the code the agent reports once it serves.
+    queued = _user(sandbox, LAUNCH, _params())["launchRun"]
+    assert queued["__typename"] == "LaunchRunSuccess" and queued["run"]["status"] == "QUEUED"
+    _loaded_by_an_agent(sandbox)
+    wrong_repository = {**_params()}
+    wrong_repository["executionParams"]["selector"]["repositoryName"] = "nope"
+    refused = _user(sandbox, LAUNCH, wrong_repository)["launchRun"]
+    assert refused["__typename"] == "PythonError" and "nope" in refused["message"]
+
+
+def test_a_run_queued_before_any_agent_loaded_runs_the_code_the_agent_reports(sandbox, hybrid):
+    """Launched inside the no-agent window: Dagster+ has the location (the Serverless agent
+    loaded it) but no Hybrid agent has reported its code yet. The run waits QUEUED and, once
+    handed to the agent that loaded the location, carries that agent's code."""
+    from dagster._serdes import deserialize_value
+
+    run_id = _user(sandbox, LAUNCH, _params())["launchRun"]["run"]["runId"]
+    token = hybrid.create_agent_token("runs").token.get_secret_value()
+    with agent_graphql(sandbox, token) as agent:
+        heartbeat(sandbox, token, "a1", "ProcessUserCodeLauncher")
+        _load_all(sandbox, agent)  # the deployment says LOADED, the code is not reported yet
+        assert [r for r in _pop(agent) if r["requestApi"] == "LAUNCH_RUN"] == []
+        _loaded_by_an_agent(sandbox)
+        (request,) = [r for r in _pop(agent) if r["requestApi"] == "LAUNCH_RUN"]
+    run = deserialize_value(request["requestBody"]).request_args.dagster_run
+    assert run.run_id == run_id
+    assert run.job_code_origin.repository_origin.code_pointer.module == "analytics"

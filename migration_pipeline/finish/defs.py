@@ -337,6 +337,9 @@ def verify_hybrid_deployment(
             "locations": list(deployed.locations),
             "deployed": list(deployed.deployed),
             "failed_checks": failed,
+            # The no-agent window, for the runs created inside it (prove_first_runs).
+            "cutover_at": cutover.cutover_at,
+            "window_closed_at": cutover.cutover_at + parts["downtime_seconds"],
             **parts,
         },
         metadata={k: dg.MetadataValue.float(v) for k, v in parts.items()},
@@ -349,12 +352,18 @@ def verify_hybrid_deployment(
     retry_policy=dg.RetryPolicy(max_retries=0),
     description="Launches the run the target settings chose for each location (first_run) "
     "through Dagster+, on the new agent, and waits for each: records the first_runs_succeed "
-    "check with each run's id, agent and duration, or its error and the step that failed.",
+    "check with each run's id, agent and duration, or its error and the step that failed. "
+    "Reports the runs created during the no-agent window: which agent launched them, how "
+    "they ended.",
 )
 def prove_first_runs(
     context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource, outcome: dict
 ) -> dict:
-    from migration_pipeline.finish.first_runs import first_run_outcome, run_first_runs
+    from migration_pipeline.finish.first_runs import (
+        first_run_outcome,
+        run_first_runs,
+        runs_queued_in_window,
+    )
     from migration_pipeline.plan.applied import APPLIED_PROJECT
     from migration_pipeline.records import required
 
@@ -363,8 +372,8 @@ def prove_first_runs(
     settings = applied.target_settings()
     chosen = settings.first_runs
     runs = []
-    if chosen:
-        with dagster_plus.session(context) as client:
+    with dagster_plus.session(context) as client:
+        if chosen:
             runs = run_first_runs(
                 client,
                 chosen,
@@ -374,13 +383,31 @@ def prove_first_runs(
                     f"waiting for the first runs of {', '.join(waiting)}"
                 ),
             )
+        # Runs created while no agent served (a schedule's tick, a launch from the UI): Dagster+
+        # queued them; the Hybrid agent launched them once it served.
+        in_window = runs_queued_in_window(
+            client,
+            outcome["cutover_at"],
+            outcome["window_closed_at"],
+            settings.first_run_timeout_seconds,
+        )
     passed, metadata, summary = first_run_outcome(runs, bool(chosen))
     context.log.info(f"First runs: {summary}")
+    window_summary = "; ".join(r.summary() for r in in_window) or "none"
+    context.log.info(f"Runs queued during the no-agent window: {window_summary}")
     context.log_event(
         dg.AssetObservation(
             asset_key=DEPLOYMENT_KEY,
             partition=deployment,
-            metadata={"first_run_ids": dg.MetadataValue.json({r.location: r.run_id for r in runs})},
+            metadata={
+                "first_run_ids": dg.MetadataValue.json({r.location: r.run_id for r in runs}),
+                "runs_queued_in_window": dg.MetadataValue.json(
+                    [
+                        {"run_id": r.run_id, "job": r.job, "status": r.status, "agent": r.agent}
+                        for r in in_window
+                    ]
+                ),
+            },
         )
     )
     log_check_evaluation(
@@ -414,6 +441,11 @@ def prove_first_runs(
             for r in runs
         ],
         "first_runs_summary": summary,
+        "runs_queued_in_window": [
+            {"run_id": r.run_id, "job": r.job, "status": r.status, "agent": r.agent}
+            for r in in_window
+        ],
+        "runs_queued_in_window_summary": window_summary,
     }
 
 

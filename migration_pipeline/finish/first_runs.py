@@ -43,6 +43,36 @@ class FirstRun:
         return f"{self.location} {self.job} {self.status.lower()}{step}{where}: {self.error or ''}"
 
 
+def wait_for_runs(
+    client: Any,
+    run_ids: list[str],
+    timeout_seconds: float,
+    poll_seconds: float = 2.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[list[str]], None] | None = None,
+) -> dict[str, Any]:
+    """Each run as Dagster+ has it once finished, or as last seen at the timeout (None: not
+    found)."""
+    deadline = clock() + timeout_seconds
+    seen: dict[str, Any] = {}
+    while True:
+        for run_id in run_ids:
+            if run_id not in seen or not seen[run_id] or not seen[run_id].finished:
+                seen[run_id] = client.run(run_id)
+        waiting = [r for r in run_ids if not (seen[r] is not None and seen[r].finished)]
+        if not waiting or clock() >= deadline:
+            return seen
+        if progress is not None:
+            progress(waiting)
+        sleep(poll_seconds)
+
+
+def agent_of(run: Any) -> str | None:
+    """The agent that ran it, as the agent tagged the run: its label, else its id."""
+    return run.tags.get(AGENT_LABEL_TAG) or run.tags.get(AGENT_ID_TAG)
+
+
 def run_first_runs(
     client: Any,
     chosen: Mapping[str, tuple[str, dict[str, Any]]],
@@ -120,3 +150,46 @@ def first_run_outcome(runs: list[FirstRun], chosen_any: bool) -> tuple[bool, dic
         }
     }
     return not failed, metadata, "; ".join(run.summary() for run in runs)
+
+
+@dataclass(frozen=True)
+class WindowRun:
+    """A run created while no agent served (between the switch and the window's end): queued
+    by Dagster+, then launched by the Hybrid agent. `status` as last seen."""
+
+    run_id: str
+    job: str
+    status: str
+    agent: str | None
+
+    def summary(self) -> str:
+        where = f" by {self.agent}" if self.agent else ""
+        return f"{self.job} {self.status}{where} (run {self.run_id})"
+
+
+def runs_queued_in_window(
+    client: Any,
+    window_start: float,
+    window_end: float,
+    timeout_seconds: float,
+    poll_seconds: float = 2.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[WindowRun]:
+    """The runs created inside the no-agent window, each waited for until it finished (or the
+    timeout): which agent launched it and how it ended."""
+    created = client.runs_created_between(window_start, window_end)
+    ids = [run.run_id for run in created]
+    seen = wait_for_runs(client, ids, timeout_seconds, poll_seconds, clock, sleep)
+    out = []
+    for run in created:
+        now = seen.get(run.run_id)
+        out.append(
+            WindowRun(
+                run.run_id,
+                run.job_name,
+                now.status if now is not None else "NOT_FOUND",
+                agent_of(now) if now is not None else None,
+            )
+        )
+    return out

@@ -523,6 +523,22 @@ class DagsterPlusClient:
             cursor = page["cursor"]
         return None, run_message
 
+    def runs_created_between(self, start: float, end: float, limit: int = 1000) -> list[Run]:
+        """Runs created in [start, end] (epoch seconds), newest first, at most `limit`."""
+        data = self.execute(
+            "runsOrError",
+            doc.RUNS,
+            {
+                "filter": {"createdAfter": start, "createdBefore": end},
+                "cursor": None,
+                "limit": limit,
+            },
+        )
+        result = self._result("runsOrError", data, "Runs")
+        return [
+            Run(r["runId"], r["status"], r["jobName"], r["creationTime"]) for r in result["results"]
+        ]
+
     def existing_run_ids(self, run_ids: list[str]) -> set[str]:
         """Which of these runs Dagster+ has, in one request."""
         if not run_ids:

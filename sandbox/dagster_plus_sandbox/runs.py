@@ -152,9 +152,10 @@ class DeploymentRuns:
         run_config: Mapping[str, Any],
         tags: Mapping[str, str],
     ) -> Any:
-        """Create the run QUEUED, with the origin Dagster+ gives it (the location as registered,
-        the code as its agent reported it); an agent serving the location launches it."""
-        from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
+        """Create the run QUEUED, its origin the location as registered; an agent serving the
+        location launches it. The code it runs (the code pointer, the Python, the image) is
+        the one the serving agent reported when the run is handed to it: a run queued while no
+        agent served runs the code the new agent loaded."""
         from dagster._core.remote_origin import (
             RegisteredCodeLocationOrigin,
             RemoteJobOrigin,
@@ -163,21 +164,10 @@ class DeploymentRuns:
         from dagster._core.storage.dagster_run import DagsterRunStatus
 
         code = self.code(location)
-        if code is None or repository not in code.repositories:
+        if code is not None and repository not in code.repositories:
             raise RunNotLaunchable(
-                "RepositoryNotFoundError",
-                f"Could not find Repository {location}.{repository}: no agent has loaded it",
+                "PythonError", f"Could not find Repository {location}.{repository}"
             )
-        python_origin = JobPythonOrigin(
-            job_name,
-            RepositoryPythonOrigin(
-                executable_path=code.executable_path or "python",
-                code_pointer=code.repositories[repository],
-                container_image=code.container_image,
-                entry_point=None,
-                container_context=code.deploy_data.container_context or None,
-            ),
-        )
         remote_origin = RemoteJobOrigin(
             RemoteRepositoryOrigin(RegisteredCodeLocationOrigin(location), repository), job_name
         )
@@ -195,7 +185,7 @@ class DeploymentRuns:
             execution_plan_snapshot=None,
             parent_job_snapshot=None,
             remote_job_origin=remote_origin,
-            job_code_origin=python_origin,
+            job_code_origin=None,  # set when an agent is handed the run (`dequeue`)
             asset_selection=None,
             asset_check_selection=None,
             op_selection=None,
@@ -207,6 +197,31 @@ class DeploymentRuns:
         return run
 
     # -- handing runs to agents -------------------------------------------------------------
+
+    def _set_code_origin(self, run: Any, code: LocationCode) -> None:
+        """The code the run will run: the location's as its agent last reported it."""
+        from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
+        from dagster._core.storage.runs.schema import RunsTable
+        from dagster._serdes import serialize_value
+
+        repository = _repository_of(run)
+        origin = JobPythonOrigin(
+            run.job_name,
+            RepositoryPythonOrigin(
+                executable_path=code.executable_path or "python",
+                code_pointer=code.repositories[repository],
+                container_image=code.container_image,
+                entry_point=None,
+                container_context=code.deploy_data.container_context or None,
+            ),
+        )
+        storage = self.instance.run_storage
+        with storage.connect() as connection:  # type: ignore[attr-defined]
+            connection.execute(
+                RunsTable.update()
+                .where(RunsTable.c.run_id == run.run_id)
+                .values(run_body=serialize_value(run._replace(job_code_origin=origin)))
+            )
 
     def dequeue(self, locations: Iterable[str], limit: int | None = None) -> list[Any]:
         """The QUEUED runs of these locations, oldest first, each moved to STARTING with the
@@ -224,8 +239,21 @@ class DeploymentRuns:
             )
             taken = []
             for run in queued:
-                if run.tags.get(LOCATION_TAG) not in wanted:
+                location = run.tags.get(LOCATION_TAG)
+                code = self.code(location) if location in wanted else None
+                if code is None:
                     continue
+                repository = _repository_of(run)
+                if repository not in code.repositories:
+                    # The code the agent loaded since has no such repository: the run fails.
+                    self.instance.report_run_failed(
+                        run,
+                        f"Could not find Repository {location}.{repository} in the code "
+                        "its agent loaded",
+                    )
+                    self._on_status(run.run_id, "FAILURE")
+                    continue
+                self._set_code_origin(run, code)
                 for kind in (DagsterEventType.RUN_DEQUEUED, DagsterEventType.RUN_STARTING):
                     self.instance.report_dagster_event(
                         DagsterEvent(event_type_value=kind.value, job_name=run.job_name),
@@ -236,6 +264,12 @@ class DeploymentRuns:
                 if limit is not None and len(taken) >= limit:
                     break
             return taken
+
+
+def _repository_of(run: Any) -> str:
+    origin = run.remote_job_origin
+    assert origin is not None  # every run launchRun creates has one
+    return origin.repository_origin.repository_name
 
 
 class RunStore:

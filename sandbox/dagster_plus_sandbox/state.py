@@ -740,9 +740,17 @@ class SandboxState:
         statuses: list[str] | None,
         run_ids: list[str] | None,
         job_name: str | None,
+        created_after: float | None = None,
+        created_before: float | None = None,
     ) -> tuple[str, list]:
         where: list[str] = ["deployment_id = ?"]
         args: list[Any] = [deployment.id]
+        if created_after is not None:
+            where.append("created > ?")
+            args.append(created_after)
+        if created_before is not None:
+            where.append("created < ?")
+            args.append(created_before)
         if statuses:
             where.append(f"status IN ({','.join('?' * len(statuses))})")
             args += statuses
@@ -760,8 +768,12 @@ class SandboxState:
         statuses: list[str] | None = None,
         run_ids: list[str] | None = None,
         job_name: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
     ) -> int:
-        clause, args = self._run_filter(deployment, statuses, run_ids, job_name)
+        clause, args = self._run_filter(
+            deployment, statuses, run_ids, job_name, created_after, created_before
+        )
         with self._lock:
             return self._db.execute(f"SELECT COUNT(*) FROM runs WHERE {clause}", args).fetchone()[0]
 
@@ -773,9 +785,13 @@ class SandboxState:
         job_name: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
     ) -> list[dict[str, Any]]:
         """Runs newest first; `cursor` is the run id after which the page starts."""
-        clause, args = self._run_filter(deployment, statuses, run_ids, job_name)
+        clause, args = self._run_filter(
+            deployment, statuses, run_ids, job_name, created_after, created_before
+        )
         with self._lock:
             if cursor:
                 anchor = self._db.execute(

@@ -354,7 +354,11 @@ class UserRoot:
     def runsOrError(self, info, filter=None, cursor=None, limit=None):  # noqa: A002 - the API's name
         f = filter or {}
         query = dict(
-            statuses=f.get("statuses"), run_ids=f.get("runIds"), job_name=f.get("pipelineName")
+            statuses=f.get("statuses"),
+            run_ids=f.get("runIds"),
+            job_name=f.get("pipelineName"),
+            created_after=f.get("createdAfter"),
+            created_before=f.get("createdBefore"),
         )
         deployment = self.c.deployment
         return {
