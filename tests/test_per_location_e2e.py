@@ -28,10 +28,13 @@ def test_make_demo_per_location_moves_one_location_at_a_time_without_downtime(tm
         "reporting moved to queue 'hybrid-migration'",
         "Downtime (no agent): 0.0s",
         "The sandbox's event log: no agent served the deployment for 0.0s",
-        "Runs: 4000 before, 4000 after",
+        # The first run on the queue's agent; no window, so no run queued in it.
+        "First runs: analytics export_orders_job succeeded on migration_pipeline prod agent",
+        "Runs queued during the no-agent window: none",
+        "Runs: 4000 before, 4001 after",
         "Locations LOADED on the Hybrid agent: analytics, ml_models, reporting",
         "Checks: deployment_settings_kept passed, every_location_loaded passed, "
-        "no_run_lost passed, schedules_and_sensors_kept passed",
+        "first_runs_succeed passed, no_run_lost passed, schedules_and_sensors_kept passed",
     ):
         assert expected in out, expected
     work = tmp_path / "work"
