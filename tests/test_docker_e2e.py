@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 from conftest import client_for, make_scenario
 from migration_env import MigrationEnv, run_demo, step_failure_message
@@ -116,7 +117,28 @@ def test_the_example_migrates_to_a_real_docker_agent(docker_migration, engine, r
         assert run["status"] == "SUCCESS" and run["agent"] == install.agent_label
         # It ran in a container of the job's image, and wrote where the agent's host can read.
         assert sorted(p.name for p in exports.rglob("result")) == ["result"]
-        assert admin.run(run["run_id"]).tags["dagster/agent_label"] == install.agent_label
+        tags = admin.run(run["run_id"]).tags
+        assert tags["dagster/agent_label"] == install.agent_label
+        # The Docker agent's run launcher ran it in a container of the location's image.
+        assert tags["dagster/image"] == images["analytics"].image
+        assert tags["docker/container_id"]
+        # Its events, as the run worker in the container wrote them, read back through the user
+        # API: the env var from the settings reached the code.
+        answer = requests.post(
+            f"{env.sandbox.url}/prod/graphql",
+            json={
+                "query": "query($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection"
+                " { events { __typename ... on MessageEvent { message stepKey } } } } }",
+                "variables": {"runId": run["run_id"]},
+            },
+            headers={"Dagster-Cloud-Api-Token": env.sandbox.token("admin")},
+            timeout=30,
+        ).json()
+        events = answer["data"]["logsForRun"]["events"]
+        assert {"__typename": "ExecutionStepSuccessEvent", "stepKey": "export_orders"} in [
+            {"__typename": e["__typename"], "stepKey": e.get("stepKey")} for e in events
+        ]
+        assert any(e.get("message") == "exporting orders for finance" for e in events), events
         assert {e.name: e.load_status for e in admin.workspace()} == dict.fromkeys(
             LOCATIONS, "LOADED"
         )
