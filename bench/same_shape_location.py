@@ -1,6 +1,6 @@
 """A yardstick for bench/code_location_load.py: a location with migration_pipeline's shape and
-nothing else. The same counts of each kind of definition (6 assets, 4 asset specs, 8 asset
-checks and one multi-asset check of 4, 11 ops, 4 op jobs, 5 asset jobs, 5 Config classes, a
+nothing else. The same counts of each kind of definition (6 assets, 4 asset specs, 9 asset
+checks and one multi-asset check of 4, 12 ops, 4 op jobs, 5 asset jobs, 5 Config classes, a
 resource and an I/O manager, one sensor), all partitioned by one dynamic partitions definition
 as ours are, with trivial bodies and no imports of its own. What it costs over an empty
 Definitions is what Dagster charges for that many definitions; what migration_pipeline costs over
@@ -80,11 +80,11 @@ def sensor(context: dg.SensorEvaluationContext) -> None:
     return None
 
 
-OPS = [op(index) for index in range(11)]
+OPS = [op(index) for index in range(12)]
 defs = dg.Definitions(
     assets=[asset(index) for index in range(6)]
     + [dg.AssetSpec(f"spec_{index}", partitions_def=parts) for index in range(4)],
-    asset_checks=[check(index) for index in range(8)] + [multi_check],
+    asset_checks=[check(index) for index in range(9)] + [multi_check],
     jobs=[op_job(index, OPS[index * 3 : index * 3 + 3]) for index in range(4)]
     + [
         dg.define_asset_job(

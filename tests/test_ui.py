@@ -135,6 +135,19 @@ def test_launch_the_plan_from_the_launchpad_and_read_its_diff(sandbox, tmp_path)
             ):
                 expect(page.get_by_text(op, exact=True).first).to_be_visible(timeout=60_000)
             page.screenshot(path=str(tmp_path / "cutover_job.png"), full_page=True)
+            # The finish: the first runs on the new agent before the migration is called done.
+            page.goto(f"{url}/locations/migration_pipeline/jobs/finish_hybrid_migration")
+            for op in (
+                "deploy_hybrid_locations",
+                "verify_hybrid_deployment",
+                "prove_first_runs",
+                "require_nothing_lost",
+            ):
+                expect(page.get_by_text(op, exact=True).first).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(tmp_path / "finish_job.png"), full_page=True)
+            page.goto(f"{url}/assets/hybrid_deployment?view=checks")
+            expect(page.get_by_text("first_runs_succeed").first).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(tmp_path / "hybrid_deployment_checks.png"), full_page=True)
             # The asset catalog: one group per phase, and no action among the assets.
             page.goto(f"{url}/assets?view=flat")
             expect(page.get_by_text("serverless_inventory").first).to_be_visible(timeout=60_000)

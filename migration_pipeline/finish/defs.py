@@ -1,5 +1,6 @@
 """The finish phase, launched by hybrid_agent_ready_sensor: deploy the Hybrid locations, wait
-until every one is LOADED, verify that nothing was lost. Deploying is an op; what it leaves,
+until every one is LOADED, verify that nothing was lost, run the chosen first runs on the new
+agent. Deploying is an op; what it leaves,
 the deployment as Hybrid serves it, is recorded as the `hybrid_deployment` asset with the
 nothing-lost checks, which the UI can also run again on their own (they only read)."""
 
@@ -449,11 +450,14 @@ def prove_first_runs(
     }
 
 
-@dg.op(description="Fails the finish run when a nothing-lost check failed (they are blocking).")
+@dg.op(
+    description="Fails the finish run when a nothing-lost check failed (they are blocking), or "
+    "a first run failed and the settings say first_run_blocking."
+)
 def require_nothing_lost(outcome: dict) -> None:
     if outcome["failed_checks"]:
         raise dg.Failure(
-            f"These nothing-lost checks failed: {', '.join(outcome['failed_checks'])}"
+            f"These checks failed: {', '.join(outcome['failed_checks'])}"
             " (see the hybrid_deployment asset's checks).",
             allow_retries=False,
         )
@@ -464,8 +468,10 @@ def require_nothing_lost(outcome: dict) -> None:
     partitions_def=DEPLOYMENTS,
     executor_def=dg.in_process_executor,
     op_retry_policy=DAGSTER_PLUS_RETRY,
-    description="Deploy the Hybrid locations, wait until LOADED, verify nothing was lost. "
-    "Launched by hybrid_agent_ready_sensor once the migration's agent runs.",
+    description="Deploy the Hybrid locations, wait until LOADED, verify nothing was lost, then "
+    "prove the code runs on the new agent (the first runs chosen in the target settings) and "
+    "report the runs queued during the no-agent window. Launched by hybrid_agent_ready_sensor "
+    "once the migration's agent runs.",
 )
 def finish_job():
     require_nothing_lost(prove_first_runs(verify_hybrid_deployment(deploy_hybrid_locations())))
