@@ -379,7 +379,15 @@ def report(
         e.get_dagster_event().event_specific_data
         for e in instance.all_logs(finish_run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
     ]
-    checks = {evaluation.check_name: evaluation.passed for evaluation in evaluations}
+    # passed, or how it did not: a warning (WARN severity: the finish went on), or FAILED.
+    checks = {
+        evaluation.check_name: "passed"
+        if evaluation.passed
+        else "warned"
+        if evaluation.severity.value == "WARN"
+        else "FAILED"
+        for evaluation in evaluations
+    }
     runs_after = sum(client.run_counts_by_status().values())
     loaded = [e.name for e in client.workspace() if e.is_loaded]
     seconds = {k: v.value for k, v in metadata.items() if k.endswith("_seconds")}
@@ -479,10 +487,7 @@ def report(
             if install.branch_deployments
             else "none in use"
         ),
-        "Checks: "
-        + ", ".join(
-            f"{name} {'passed' if ok else 'FAILED'}" for name, ok in sorted(checks.items())
-        ),
+        "Checks: " + ", ".join(f"{name} {outcome}" for name, outcome in sorted(checks.items())),
         "Project files written: " + (", ".join(applied.written) or "none"),
         f"Agent files (dagster_cloud_agent/{deployment}/): {', '.join(agent_files)} (the token "
         "file is 0600 and git-ignored)",

@@ -377,6 +377,11 @@ class DockerDemo:
             registry = stack.enter_context(docker_registry(work / "registry"))
             network, gateway = stack.enter_context(agent_network(docker_host))
             yield cls(docker_host, base_image, registry, network, gateway)
+            # The run containers the agent's run launcher started stay when they exit (Dagster's
+            # Docker run launcher keeps them for `docker logs`); the demo leaves none behind.
+            exited = docker(docker_host, "ps", "-aq", "--filter", "status=exited").stdout.split()
+            if exited:
+                docker(docker_host, "rm", "-f", *exited, check=False)
 
     def plan_config(self, work: Path, first_run: bool = False) -> dict[str, str]:
         """The plan's registry and target settings: the docker builder, this base image, this

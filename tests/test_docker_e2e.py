@@ -197,10 +197,13 @@ def test_make_demo_docker_reports_the_containerized_migration(engine, base_image
         "Downtime (no agent): ",
         "the cutover run deployed at once: the agent was running",
         "containers started ",
-        "Runs: 4000 before, 4000 after",
+        "First runs: analytics export_orders_job succeeded on migration_pipeline prod agent",
+        "Runs queued during the no-agent window: export_orders_job SUCCESS (launched by "
+        "migration_pipeline prod agent",
+        "Runs: 4000 before, 4002 after",
         "Locations LOADED on the Hybrid agent: analytics, ml_models, reporting",
         "Checks: deployment_settings_kept passed, every_location_loaded passed, "
-        "no_run_lost passed, schedules_and_sensors_kept passed",
+        "first_runs_succeed passed, no_run_lost passed, schedules_and_sensors_kept passed",
         "Project files written: dagster_cloud.yaml, Dockerfile, .dockerignore",
         "Agent files (dagster_cloud_agent/prod/): .gitignore, agent-token.env, dagster.yaml, "
         "docker-compose.yaml",
@@ -246,9 +249,10 @@ def test_make_demo_docker_per_location_moves_each_location_without_downtime(engi
         "reporting moved to queue 'hybrid-migration'",
         "Downtime (no agent): 0.0s",
         "The sandbox's event log: no agent served the deployment for 0.0s",
+        "First runs: analytics export_orders_job succeeded on migration_pipeline prod agent",
         "Locations LOADED on the Hybrid agent: analytics, ml_models, reporting",
         "Checks: deployment_settings_kept passed, every_location_loaded passed, "
-        "no_run_lost passed, schedules_and_sensors_kept passed",
+        "first_runs_succeed passed, no_run_lost passed, schedules_and_sensors_kept passed",
     ):
         assert expected in out, expected
     downtime = json.loads((tmp_path / "work" / "downtime.json").read_text())
@@ -281,8 +285,10 @@ def test_make_demo_dg_migrates_the_dg_workspace_to_the_docker_agent(engine, tmp_
         "Agent: docker",
         "Runs: 1500 before, 1500 after",
         "Locations LOADED on the Hybrid agent: ingest, warehouse_marts, ml",
+        # No first run chosen for this example: said, as a warning.
         "Checks: deployment_settings_kept passed, every_location_loaded passed, "
-        "no_run_lost passed, schedules_and_sensors_kept passed",
+        "first_runs_succeed warned, no_run_lost passed, schedules_and_sensors_kept passed",
+        "First runs: none chosen",
         "Images pushed: 3 (",
         "Images proven: 3 (",
     ):

@@ -90,7 +90,8 @@ def test_first_runs_succeed_and_fail_with_their_own_error():
     assert metadata["runs"]["ml"]["error"] == "ValueError: the table is not there"
     assert summary == (
         "analytics export succeeded on hybrid agent in 2.5 s; "
-        "ml broken failure in step explode on hybrid agent: ValueError: the table is not there"
+        "ml broken failure in step explode on hybrid agent: ValueError: the table is not there "
+        "(in Dagster+: Runs, run run-2)"
     )
 
 

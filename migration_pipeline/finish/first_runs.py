@@ -37,10 +37,14 @@ class FirstRun:
         took = f" in {self.seconds:.1f} s" if self.seconds is not None else ""
         if self.succeeded:
             return f"{self.location} {self.job} succeeded{where}{took}"
+        look = f" (in Dagster+: Runs, run {self.run_id})"
         if self.status == "TIMED_OUT":
-            return f"{self.location} {self.job} did not finish in time (run {self.run_id})"
+            return f"{self.location} {self.job} did not finish in time{look}"
         step = f" in step {self.failed_step}" if self.failed_step else ""
-        return f"{self.location} {self.job} {self.status.lower()}{step}{where}: {self.error or ''}"
+        return (
+            f"{self.location} {self.job} {self.status.lower()}{step}{where}: "
+            f"{self.error or 'no error recorded'}{look}"
+        )
 
 
 def wait_for_runs(
