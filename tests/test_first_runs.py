@@ -25,6 +25,10 @@ class FakeDagsterPlus:
     created: list[Run] = field(default_factory=list)
 
     def launch_run(self, location, job, run_config=None, tags=None):
+        if job not in self.ends:
+            from migration_pipeline.plus.errors import DagsterPlusError
+
+            raise DagsterPlusError("launchRun", f"Could not find Pipeline {location}.{job}")
         self.launched.append((location, job, run_config or {}, tags or {}))
         run_id = f"run-{len(self.launched)}"
         self.created.append(Run(run_id, "QUEUED", job, 100.0))
@@ -122,3 +126,40 @@ def test_runs_created_inside_the_window_are_reported_with_their_outcome():
         "SUCCESS",
         "hybrid agent",
     )
+
+
+def test_a_launch_dagster_plus_refuses_fails_that_location_only():
+    client = FakeDagsterPlus({"export": "SUCCESS"})
+    clock = Clock()
+    refused, ok = run_first_runs(
+        client,
+        {"analytics": ("typo_job", {}), "ml": ("export", {})},
+        "prod",
+        60,
+        2,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert (refused.status, refused.run_id) == ("NOT_LAUNCHED", "")
+    assert "could not be launched" in refused.summary() and "typo_job" in refused.summary()
+    assert ok.succeeded
+
+
+def test_a_first_run_naming_a_location_the_plan_lacks_is_refused_at_plan_time(tmp_path):
+    import pytest
+    from migration_env import write_project
+
+    from migration_pipeline.layouts.files import read_project
+    from migration_pipeline.lib.problems import InvalidInput
+    from migration_pipeline.plan.core import make_plan
+    from migration_pipeline.targets.settings import load_target_settings
+
+    project = read_project(write_project(tmp_path / "repo"))
+    settings = load_target_settings(
+        "local", "first_run: {analytics: {job: daily_refresh_job, run_config: {ops: {}}}}\n"
+    )
+    assert settings.first_runs == {"analytics": ("daily_refresh_job", {"ops": {}})}
+    assert make_plan(project, "local", settings).locations
+    with pytest.raises(InvalidInput) as refused:
+        make_plan(project, "local", load_target_settings("local", "first_run: {analytcs: x}\n"))
+    assert "first_run" in str(refused.value) and "analytcs" in str(refused.value)

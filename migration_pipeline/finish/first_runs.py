@@ -17,7 +17,8 @@ AGENT_ID_TAG = "dagster/agent_id"
 
 @dataclass(frozen=True)
 class FirstRun:
-    """What one first run did. `status` TIMED_OUT: still unfinished at the timeout."""
+    """What one first run did. `status` TIMED_OUT: still unfinished at the timeout;
+    NOT_LAUNCHED: Dagster+ refused the launch (`error` says why; no run id)."""
 
     location: str
     job: str
@@ -37,6 +38,8 @@ class FirstRun:
         took = f" in {self.seconds:.1f} s" if self.seconds is not None else ""
         if self.succeeded:
             return f"{self.location} {self.job} succeeded{where}{took}"
+        if self.status == "NOT_LAUNCHED":
+            return f"{self.location} {self.job} could not be launched: {self.error}"
         look = f" (in Dagster+: Runs, run {self.run_id})"
         if self.status == "TIMED_OUT":
             return f"{self.location} {self.job} did not finish in time{look}"
@@ -88,33 +91,39 @@ def run_first_runs(
     progress: Callable[[list[str]], None] | None = None,
 ) -> list[FirstRun]:
     """Launch every chosen (location -> (job, run config)) run at once, then wait until each
-    has finished or the timeout passed."""
-    launched = {
-        location: client.launch_run(location, job, run_config, tags={FIRST_RUN_TAG: deployment})
-        for location, (job, run_config) in chosen.items()
-    }
-    deadline = clock() + timeout_seconds
-    done: dict[str, Any] = {}
-    while True:
-        for location, run_id in launched.items():
-            if location not in done:
-                run = client.run(run_id)
-                if run is not None and run.finished:
-                    done[location] = run
-        waiting = [location for location in launched if location not in done]
-        if not waiting or clock() >= deadline:
-            break
-        if progress is not None:
-            progress(waiting)
-        sleep(poll_seconds)
-    results = []
+    has finished or the timeout passed. A launch Dagster+ refuses (no such job, say) fails that
+    location's first run only."""
+    from migration_pipeline.plus.errors import DagsterPlusError
+
+    launched: dict[str, str] = {}
+    refused: dict[str, str] = {}
+    for location, (job, run_config) in chosen.items():
+        try:
+            launched[location] = client.launch_run(
+                location, job, run_config, tags={FIRST_RUN_TAG: deployment}
+            )
+        except DagsterPlusError as refusal:
+            refused[location] = str(refusal)
+    location_of = {run_id: location for location, run_id in launched.items()}
+    seen = wait_for_runs(
+        client,
+        list(launched.values()),
+        timeout_seconds,
+        poll_seconds,
+        clock,
+        sleep,
+        (lambda waiting: progress([location_of[r] for r in waiting])) if progress else None,
+    )
+    results = [
+        FirstRun(location, chosen[location][0], "", "NOT_LAUNCHED", None, None, None, why)
+        for location, why in refused.items()
+    ]
     for location, run_id in launched.items():
         job = chosen[location][0]
-        run = done.get(location)
-        if run is None:
+        run = seen.get(run_id)
+        if run is None or not run.finished:
             results.append(FirstRun(location, job, run_id, "TIMED_OUT", None, None))
             continue
-        agent = run.tags.get(AGENT_LABEL_TAG) or run.tags.get(AGENT_ID_TAG)
         seconds = (
             run.end_time - run.start_time
             if run.start_time is not None and run.end_time is not None
@@ -123,8 +132,11 @@ def run_first_runs(
         step, error = (None, None)
         if run.status != "SUCCESS":
             step, error = client.run_failure(run_id)
-        results.append(FirstRun(location, job, run_id, run.status, agent, seconds, step, error))
-    return results
+        results.append(
+            FirstRun(location, job, run_id, run.status, agent_of(run), seconds, step, error)
+        )
+    order = list(chosen)
+    return sorted(results, key=lambda r: order.index(r.location))
 
 
 def first_run_outcome(runs: list[FirstRun], chosen_any: bool) -> tuple[bool, dict[str, Any], str]:

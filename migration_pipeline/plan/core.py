@@ -58,19 +58,19 @@ def make_plan(
         plan = make_dg_plan(project, layout, target_name, settings, inventory)
     else:
         plan = make_legacy_plan(project, layout, target_name, settings, inventory)
-    unknown = [name for name in settings.move_order if name not in plan.locations]
-    if unknown:
-        raise InvalidInput(
-            [
-                Problem(
-                    "the target settings",
-                    None,
-                    ("move_order",),
-                    f"names {', '.join(unknown)}, which this plan does not deploy (its "
-                    f"locations: {', '.join(plan.locations)})",
-                )
-            ]
+    problems = [
+        Problem(
+            "the target settings",
+            None,
+            (key,),
+            f"names {', '.join(unknown)}, which this plan does not deploy (its "
+            f"locations: {', '.join(plan.locations)})",
         )
+        for key, names in (("move_order", settings.move_order), ("first_run", settings.first_run))
+        if (unknown := [name for name in names if name not in plan.locations])
+    ]
+    if problems:
+        raise InvalidInput(problems)
     return replace(
         plan,
         strategy=settings.strategy,
