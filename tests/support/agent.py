@@ -177,8 +177,15 @@ def fake_agent(
                 )
 
     def loop():
+        from dagster_cloud_cli.core.errors import DagsterCloudHTTPError
+
         while not stop.is_set():
-            one_round()
+            try:
+                one_round()
+            except (DagsterCloudHTTPError, requests.HTTPError) as error:
+                if "401" in str(error):
+                    return  # its token was revoked (a rollback does): nothing more to serve
+                raise
             stop.wait(interval)
 
     # running before the caller goes on
