@@ -422,7 +422,9 @@ def report(
         + "\n"
     )
     moves = latest_location_moves(instance, deployment) if plan.strategy != "switch" else None
-    first_runs = first_runs_summary(instance, finish_run_id)
+    first_runs, first_run_ids = first_runs_summary(instance, finish_run_id)
+    exports = downtime_file.parent / "exports"
+    written = [path for run_id in first_run_ids for path in sorted(exports.glob(f"{run_id}/*/*"))]
     window_runs = window_runs_summary(instance, finish_run_id)
     deployer = (
         "the cutover run deployed at once: the agent was running"
@@ -474,7 +476,7 @@ def report(
         f"First runs: {first_runs}",
         *(
             [f"  its output, written through the job's filesystem I/O manager: {written[0]}"]
-            if (written := sorted((downtime_file.parent / "exports").rglob("result")))
+            if written
             else []
         ),
         f"Runs queued during the no-agent window: {window_runs}",
@@ -506,15 +508,17 @@ def report(
     print("\n".join(lines), flush=True)
 
 
-def first_runs_summary(instance, finish_run_id: str) -> str:
-    """What the finish's first_runs_succeed check said (its summary line)."""
+def first_runs_summary(instance, finish_run_id: str) -> tuple[str, list[str]]:
+    """What the finish's first_runs_succeed check said (its summary line), and the first runs'
+    ids."""
     from dagster import DagsterEventType
 
     for event in instance.all_logs(finish_run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = event.get_dagster_event().event_specific_data
         if evaluation.check_name == "first_runs_succeed":
-            return evaluation.metadata["summary"].value
-    return "not recorded"
+            runs = evaluation.metadata["runs"].value
+            return evaluation.metadata["summary"].value, [r["run_id"] for r in runs.values()]
+    return "not recorded", []
 
 
 def window_runs_summary(instance, finish_run_id: str) -> str:
