@@ -432,24 +432,6 @@ class DagsterPlusClient:
                 counts[status] = result["count"]
         return counts
 
-    def runs(
-        self, limit: int = 100, cursor: str | None = None, statuses: list[str] | None = None
-    ) -> list[Run]:
-        """Runs, newest first; pass the last run id as `cursor` for the next page."""
-        data = self.execute(
-            "runsOrError",
-            doc.RUNS,
-            {
-                "filter": {"statuses": statuses} if statuses else None,
-                "cursor": cursor,
-                "limit": limit,
-            },
-        )
-        result = self._result("runsOrError", data, "Runs")
-        return [
-            Run(r["runId"], r["status"], r["jobName"], r["creationTime"]) for r in result["results"]
-        ]
-
     def launch_run(
         self,
         location: str,
@@ -523,33 +505,40 @@ class DagsterPlusClient:
             cursor = page["cursor"]
         return None, run_message
 
+    def runs(
+        self,
+        limit: int = 100,
+        cursor: str | None = None,
+        statuses: list[str] | None = None,
+        created_between: tuple[float, float] | None = None,
+    ) -> list[Run]:
+        """Runs, newest first; pass the last run id as `cursor` for the next page;
+        `created_between` (epoch seconds, start and end) keeps the runs created then."""
+        run_filter: dict[str, Any] = {}
+        if statuses:
+            run_filter["statuses"] = statuses
+        if created_between is not None:
+            run_filter["createdAfter"], run_filter["createdBefore"] = created_between
+        return self._runs(run_filter or None, cursor, limit)
+
     def runs_created_between(self, start: float, end: float, limit: int = 1000) -> list[Run]:
         """Runs created in [start, end] (epoch seconds), newest first, at most `limit`."""
-        data = self.execute(
-            "runsOrError",
-            doc.RUNS,
-            {
-                "filter": {"createdAfter": start, "createdBefore": end},
-                "cursor": None,
-                "limit": limit,
-            },
-        )
-        result = self._result("runsOrError", data, "Runs")
-        return [
-            Run(r["runId"], r["status"], r["jobName"], r["creationTime"]) for r in result["results"]
-        ]
+        return self.runs(limit, created_between=(start, end))
 
     def existing_run_ids(self, run_ids: list[str]) -> set[str]:
         """Which of these runs Dagster+ has, in one request."""
         if not run_ids:
             return set()
+        return {r.run_id for r in self._runs({"runIds": list(run_ids)}, None, len(run_ids))}
+
+    def _runs(self, run_filter: dict[str, Any] | None, cursor: str | None, limit: int) -> list[Run]:
         data = self.execute(
-            "runsOrError",
-            doc.RUNS,
-            {"filter": {"runIds": list(run_ids)}, "cursor": None, "limit": len(run_ids)},
+            "runsOrError", doc.RUNS, {"filter": run_filter, "cursor": cursor, "limit": limit}
         )
         result = self._result("runsOrError", data, "Runs")
-        return {r["runId"] for r in result["results"]}
+        return [
+            Run(r["runId"], r["status"], r["jobName"], r["creationTime"]) for r in result["results"]
+        ]
 
 
 def _agent_token(raw: dict[str, Any], operation: str) -> AgentToken:

@@ -24,10 +24,6 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-# A run's location is in its origin; this tag (the sandbox's) finds a deployment's runs by
-# location without deserializing each origin.
-LOCATION_TAG = ".dagster/location"
-
 
 @dataclass(frozen=True)
 class LocationCode:
@@ -178,7 +174,7 @@ class DeploymentRuns:
             resolved_op_selection=None,
             step_keys_to_execute=None,
             status=DagsterRunStatus.QUEUED,
-            tags={**tags, LOCATION_TAG: location},
+            tags=dict(tags),  # Dagster adds dagster/code_location from the origin
             root_run_id=None,
             parent_run_id=None,
             job_snapshot=None,
@@ -229,6 +225,7 @@ class DeploymentRuns:
         (RUN_DEQUEUED, RUN_STARTING): each is handed out once."""
         from dagster import DagsterEvent, DagsterEventType
         from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+        from dagster._core.storage.tags import CODE_LOCATION_TAG
 
         wanted = set(locations)
         if not wanted:
@@ -237,10 +234,11 @@ class DeploymentRuns:
             queued = self.instance.get_runs(
                 RunsFilter(statuses=[DagsterRunStatus.QUEUED]), ascending=True
             )
+            codes = {location: self.code(location) for location in wanted}  # read once
             taken = []
             for run in queued:
-                location = run.tags.get(LOCATION_TAG)
-                code = self.code(location) if location in wanted else None
+                location = run.tags.get(CODE_LOCATION_TAG)
+                code = codes.get(location) if location else None
                 if code is None:
                     continue
                 repository = _repository_of(run)
