@@ -17,6 +17,7 @@ which versions or field, and what to do.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -128,10 +129,32 @@ class RecordsIOManager(dg.IOManager):
 
     @staticmethod
     def _kind(key: dg.AssetKey) -> Record[Any]:
-        kind = asset_value_kind(key.to_user_string())
-        if kind is None:  # a programming error: every asset with a value declares its record
-            raise dg.Failure(f"{key.to_user_string()} declares no record (lib.record.Record)")
-        return kind
+        return asset_value_record(key.to_user_string())
+
+
+# Each asset whose value the records I/O manager keeps -> the module that declares its record
+# (`asset_value=True`, beside the value's type). It is imported when a value is first written
+# or read, not when the code location loads: the phases' types and their modules stay out of
+# the load (issue 21's load target), and the defs modules annotate those values for the type
+# checker only.
+ASSET_VALUE_MODULES = {
+    "organization_inventory": "migration_pipeline.inventory.organization",
+    "serverless_inventory": "migration_pipeline.inventory.core",
+    "migration_plan": "migration_pipeline.plan.model",
+    "hybrid_project_files": "migration_pipeline.plan.applied",
+    "code_location_images": "migration_pipeline.images.publish",
+    "hybrid_agent_install_files": "migration_pipeline.agent.install",
+}
+
+
+def asset_value_record(asset: str) -> Record[Any]:
+    """The record that is `asset`'s value, its declaring module imported on first use."""
+    if asset in ASSET_VALUE_MODULES:
+        importlib.import_module(ASSET_VALUE_MODULES[asset])
+    kind = asset_value_kind(asset)
+    if kind is None:  # a programming error: every asset with a value declares its record
+        raise dg.Failure(f"{asset} declares no record (lib.record.Record, records.py)")
+    return kind
 
 
 # -- the cutover run's tags: the switch and the deploy ---------------------------------------

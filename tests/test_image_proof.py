@@ -8,6 +8,7 @@ from __future__ import annotations
 from migration_env import MigrationEnv, step_failure_message
 
 from migration_pipeline.images.prove import (
+    PROOF_CHECK,
     pinned_reference,
     prove_images,
     unproven_images,
@@ -82,6 +83,12 @@ def test_each_image_is_started_by_digest_and_a_failure_keeps_its_last_lines():
     assert not failed.passed
     assert failed.error.splitlines()[-1] == "ModuleNotFoundError: No module named 'sklearn'"
     assert len(failed.error.splitlines()) == 12
+
+
+def test_the_preflight_reads_the_proof_check_by_its_name():
+    from migration_pipeline.images.defs import images_load_their_definitions
+
+    assert images_load_their_definitions.check_key.name == PROOF_CHECK
 
 
 def test_a_location_missing_from_the_file_is_not_proven():

@@ -20,9 +20,9 @@ from migration_pipeline.inventory.organization import (
     OrganizationInventory,
 )
 from migration_pipeline.lib.plain import UnreadableRecord, as_plain
-from migration_pipeline.lib.record import Record, asset_value_kind, record_kinds, typed_record
+from migration_pipeline.lib.record import Record, record_kinds, typed_record
 from migration_pipeline.plan.applied import APPLIED_PROJECT, AppliedProject
-from migration_pipeline.records import cutover_from_run, record_metadata
+from migration_pipeline.records import asset_value_record, cutover_from_run, record_metadata
 from migration_pipeline.snapshot import SNAPSHOT, Snapshot
 
 SNAPSHOT_VALUE = Snapshot("prod", 1, "SERVERLESS", 1.0, {"SUCCESS": 2}, ["a", "b"], {}, {}, {})
@@ -63,13 +63,8 @@ def test_each_record_reads_back_as_written(kind: Record):
 
 def test_every_kind_of_record_is_covered_and_every_asset_value_is_one():
     from migration_pipeline.definitions import defs
-    from migration_pipeline.records import RECORDS_IO_MANAGER
+    from migration_pipeline.records import ASSET_VALUE_MODULES, RECORDS_IO_MANAGER
 
-    # The inventory and the plan are read back end to end (test_plan_assets); the rest here.
-    assert {k.what for k in record_kinds()} - set(SAMPLES) == {
-        "Serverless inventory",
-        "migration plan",
-    }
     graph = defs.resolve_asset_graph()
     valued = [
         key.to_user_string()
@@ -77,7 +72,39 @@ def test_every_kind_of_record_is_covered_and_every_asset_value_is_one():
         if graph.get(key).is_materializable
         and graph.get(key).assets_def.get_io_manager_key_for_asset_key(key) == RECORDS_IO_MANAGER
     ]
-    assert len(valued) == 6 and all(asset_value_kind(key) for key in valued), valued
+    assert sorted(valued) == sorted(ASSET_VALUE_MODULES)  # each says where its record is
+    assert all(asset_value_record(key) for key in valued)  # ...and there it is
+    # The inventory and the plan are read back end to end (test_plan_assets); the rest here.
+    assert {k.what for k in record_kinds()} - set(SAMPLES) == {
+        "Serverless inventory",
+        "migration plan",
+    }
+
+
+def test_loading_the_location_imports_no_phase_types_yet_each_asset_value_finds_its_record():
+    """The phases' types stay out of the load (issue 21's load target): the records I/O
+    manager imports the module that declares an asset's record when it first needs it."""
+    import subprocess
+    import sys
+
+    from migration_pipeline.records import ASSET_VALUE_MODULES
+
+    script = (
+        "import sys, migration_pipeline.definitions as d; "
+        "print(sorted(m for m in sys.modules if m.startswith('migration_pipeline.')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert not [module for module in ASSET_VALUE_MODULES.values() if f"'{module}'" in loaded]
+    for module in ("snapshot", "agent.token", "agent.serving", "images.publish", "plan.model"):
+        assert f"'migration_pipeline.{module}'" not in loaded, module
+    for asset, module in ASSET_VALUE_MODULES.items():
+        kind = asset_value_record(asset)
+        assert kind.asset == asset and kind.asset_value
+        assert kind.from_plain.__module__ in (module, "migration_pipeline.lib.record")
+    with pytest.raises(dg.Failure, match="declares no record"):
+        asset_value_record("pre_cutover_snapshot")
 
 
 def test_a_record_from_before_versions_reads_as_version_one():

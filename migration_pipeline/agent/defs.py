@@ -3,16 +3,20 @@ the files that install the agent (data, an asset). Serverless still serves throu
 and start the agent now, it waits for the cutover."""
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field, field_validator
 
-from migration_pipeline.agent.install import AgentInstall
-from migration_pipeline.agent.token import AGENT_TOKEN
 from migration_pipeline.deployments import DEPLOYMENTS
-from migration_pipeline.plan.applied import APPLIED_PROJECT, AppliedProject
 from migration_pipeline.records import RECORDS_IO_MANAGER, record_metadata, required
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
+
+if TYPE_CHECKING:
+    from migration_pipeline.agent.install import AgentInstall
+    from migration_pipeline.plan.applied import AppliedProject
+else:  # Dagster reads these annotations at load: the types are imported where used (records.py)
+    AgentInstall = AppliedProject = Any
 
 GROUP = "agent"
 TOKEN_KEY = dg.AssetKey("hybrid_agent_token")
@@ -38,11 +42,13 @@ def ensure_hybrid_agent_token(
     context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource
 ) -> dict:
     from migration_pipeline.agent.token import (
+        AGENT_TOKEN,
         RecordedToken,
         agent_token_description,
         ensure_agent_token,
         store_agent_token,
     )
+    from migration_pipeline.plan.applied import APPLIED_PROJECT
 
     deployment = dagster_plus.deployment_for(context)
     applied = required(context.instance, APPLIED_PROJECT, "create_agent_token", deployment)
@@ -137,6 +143,7 @@ def hybrid_agent_install_files(
 ) -> dg.Output[AgentInstall]:
     from migration_pipeline.agent.install import write_install_files
     from migration_pipeline.agent.serving import AGENT_IDENTITY, AgentIdentity
+    from migration_pipeline.agent.token import AGENT_TOKEN
 
     deployment = context.partition_key
     recorded = required(context.instance, AGENT_TOKEN, "hybrid_agent_install_files", deployment)

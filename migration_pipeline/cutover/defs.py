@@ -24,12 +24,12 @@ from migration_pipeline.records import (
     switch_tags,
 )
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
-from migration_pipeline.snapshot import SNAPSHOT, Snapshot
 
 if TYPE_CHECKING:
     from migration_pipeline.cutover.core import Switch
     from migration_pipeline.cutover.moves import LocationMoves
     from migration_pipeline.plus.client import DagsterPlusClient
+    from migration_pipeline.snapshot import Snapshot
 
 GROUP = "cutover"
 SNAPSHOT_KEY = dg.AssetKey("pre_cutover_snapshot")
@@ -106,13 +106,15 @@ def _moves_outcome(moves: "LocationMoves") -> dict:
     "document with every location, run counts that match the run ids kept.",
 )
 def snapshot_is_complete(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    from migration_pipeline.snapshot import SNAPSHOT
+
     snapshot = latest(context.instance, SNAPSHOT, context.partition_key)
     if snapshot is None:
         return dg.AssetCheckResult(passed=False, metadata={"why": "no snapshot yet"})
     return dg.AssetCheckResult(**_completeness(snapshot))
 
 
-def _completeness(snapshot: Snapshot) -> dict:
+def _completeness(snapshot: "Snapshot") -> dict:
     from migration_pipeline.snapshot import NEWEST_RUNS_KEPT
 
     locations = snapshot.locations_document.get("locations") or []
@@ -136,7 +138,7 @@ def snapshot_before_switch(
     """The snapshot the switch goes from, and whether it was taken now: a SERVERLESS deployment
     is read now; an already HYBRID one keeps the snapshot taken before its switch (a Failure
     when there is none: nothing could be verified)."""
-    from migration_pipeline.snapshot import take_snapshot
+    from migration_pipeline.snapshot import SNAPSHOT, take_snapshot
 
     deployment = client.deployment_by_name(client.deployment)
     previous = latest(instance, SNAPSHOT, deployment.name)
@@ -153,8 +155,8 @@ def snapshot_before_switch(
 
 
 def _with_serverless_documents(
-    instance: dg.DagsterInstance, snapshot: Snapshot, previous: Snapshot | None
-) -> Snapshot:
+    instance: dg.DagsterInstance, snapshot: "Snapshot", previous: "Snapshot | None"
+) -> "Snapshot":
     """A re-run after per_location moves: the moved locations keep the Serverless documents
     the previous snapshot recorded (moves.keep_serverless_documents)."""
     from migration_pipeline.cutover.moves import keep_serverless_documents
@@ -173,7 +175,7 @@ def switch_recorded(
     instance: dg.DagsterInstance,
     client: "DagsterPlusClient",
     run_id: str,
-    snapshot: Snapshot,
+    snapshot: "Snapshot",
     now: float,
 ) -> "tuple[Switch, float]":
     """The switch to HYBRID, once, recorded on the cutover run the moment Dagster+ answers it
@@ -281,6 +283,8 @@ def record_pre_cutover_snapshot(
     dagster_plus: DagsterPlusResource,
     settings_removed_at_cutover: list,
 ) -> dict:
+    from migration_pipeline.snapshot import SNAPSHOT
+
     with dagster_plus.session(context) as client:
         snapshot, taken = snapshot_before_switch(
             context.instance, client, tuple(settings_removed_at_cutover)
@@ -347,6 +351,7 @@ def move_locations_one_at_a_time(
     from migration_pipeline.images.publish import DEPLOY_DOCUMENT
     from migration_pipeline.plan.applied import APPLIED_PROJECT
     from migration_pipeline.records import required
+    from migration_pipeline.snapshot import SNAPSHOT
 
     with readable():
         snapshot = SNAPSHOT.typed(snapshot_record)
@@ -490,6 +495,8 @@ def _require_a_queue_agent(context: dg.OpExecutionContext, client, deployment: s
 def deactivate_serverless_agent(
     context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource, snapshot_record: dict
 ) -> dg.Output[dict]:
+    from migration_pipeline.snapshot import SNAPSHOT
+
     with readable():
         snapshot = SNAPSHOT.typed(snapshot_record)
     if not _completeness(snapshot)["passed"]:

@@ -5,7 +5,6 @@ the deployment as Hybrid serves it, is recorded as the `hybrid_deployment` asset
 nothing-lost checks, which the UI can also run again on their own (they only read)."""
 
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -15,7 +14,6 @@ from migration_pipeline.deployments import DEPLOYMENTS, FINISH_JOB, latest_cutov
 from migration_pipeline.readiness.sensor import AGENT_READY_TAG
 from migration_pipeline.records import latest, log_check_evaluation, readable
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
-from migration_pipeline.snapshot import SNAPSHOT
 
 if TYPE_CHECKING:
     from migration_pipeline.finish.core import Verification
@@ -107,6 +105,7 @@ def check_outcomes(
 )
 def verify_nothing_lost(context: dg.AssetCheckExecutionContext, dagster_plus: DagsterPlusResource):
     from migration_pipeline.finish.core import verify
+    from migration_pipeline.snapshot import SNAPSHOT
 
     deployment = dagster_plus.deployment_for(context)
     snapshot = latest(context.instance, SNAPSHOT, deployment)
@@ -180,15 +179,6 @@ class FinishConfig(dg.Config):
     )
 
 
-@dataclass(frozen=True)
-class Deployed:
-    locations: tuple[str, ...]
-    deployed: tuple[str, ...]  # the locations that differed, so were deployed
-    started_at: float
-    deployed_at: float
-    at_cutover: bool = False  # the cutover run deployed, its agent running already
-
-
 @dg.op(
     description="Deploys every location as the rewritten dagster_cloud.yaml says, with its "
     "image: only those that differ, so a re-execution redeploys nothing."
@@ -197,7 +187,11 @@ def deploy_hybrid_locations(
     context: dg.OpExecutionContext, dagster_plus: DagsterPlusResource
 ) -> dict:
     from migration_pipeline.deployments import refuse_beside_another_action
-    from migration_pipeline.finish.deploy import deploy_planned_locations, left_alone_message
+    from migration_pipeline.finish.deploy import (
+        Deployed,
+        deploy_planned_locations,
+        left_alone_message,
+    )
     from migration_pipeline.lib.plain import as_plain
 
     deployment = dagster_plus.deployment_for(context)
@@ -247,7 +241,9 @@ def verify_hybrid_deployment(
         verify,
         wait_until_loaded,
     )
+    from migration_pipeline.finish.deploy import Deployed
     from migration_pipeline.lib.plain import from_plain
+    from migration_pipeline.snapshot import SNAPSHOT
 
     with readable():
         deployed = from_plain(Deployed, deployed_record, "deploy record", FINISH_JOB)

@@ -21,6 +21,17 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Deployed:
+    """What the finish's deploy op hands to the next op (as plain data)."""
+
+    locations: tuple[str, ...]
+    deployed: tuple[str, ...]  # the locations that differed, so were deployed
+    started_at: float
+    deployed_at: float
+    at_cutover: bool = False  # the cutover run deployed, its agent running already
+
+
+@dataclass(frozen=True)
 class PlannedDeploy:
     locations: tuple[str, ...]  # every planned location
     deployed: tuple[str, ...]  # those deployed now

@@ -2,19 +2,20 @@
 the no-agent window holds no build."""
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from migration_pipeline.deployments import DEPLOYMENTS
-from migration_pipeline.images.prove import PROOF_CHECK
-from migration_pipeline.images.publish import DEPLOY_DOCUMENT, PublishedImage
-from migration_pipeline.plan.applied import AppliedProject
 from migration_pipeline.records import RECORDS_IO_MANAGER, record_metadata
 
 if TYPE_CHECKING:
     from migration_pipeline.images.builders import Builder
+    from migration_pipeline.images.publish import PublishedImage
+    from migration_pipeline.plan.applied import AppliedProject
     from migration_pipeline.targets.settings import TargetSettings
+else:  # Dagster reads these annotations at load: the types are imported where used (records.py)
+    AppliedProject = PublishedImage = Any
 
 GROUP = "images"
 
@@ -46,7 +47,7 @@ def code_location_images(
     context: dg.AssetExecutionContext, hybrid_project_files: AppliedProject
 ) -> dg.Output[dict[str, PublishedImage]]:
     from migration_pipeline.images.builders import BuildError
-    from migration_pipeline.images.publish import ImageJob, publish_all
+    from migration_pipeline.images.publish import DEPLOY_DOCUMENT, ImageJob, publish_all
     from migration_pipeline.plan.common import build_directories
     from migration_pipeline.targets import needs_images
 
@@ -135,8 +136,7 @@ def images_exist_in_registry(
 
 
 @dg.asset_check(
-    asset=code_location_images,
-    name=PROOF_CHECK,
+    asset=code_location_images,  # its name is images.prove.PROOF_CHECK
     blocking=True,
     partitions_def=DEPLOYMENTS,
     additional_ins={"hybrid_project_files": dg.AssetIn()},

@@ -1,5 +1,7 @@
 """The inventory phase: what the Serverless deployment has, before anything changes. Reads only."""
 
+from typing import TYPE_CHECKING, Any
+
 import dagster as dg
 
 from migration_pipeline.deployments import (
@@ -7,10 +9,14 @@ from migration_pipeline.deployments import (
     add_deployment_partitions,
     deployment_partitions,
 )
-from migration_pipeline.inventory.core import Inventory
-from migration_pipeline.inventory.organization import OrganizationInventory
 from migration_pipeline.records import RECORDS_IO_MANAGER
 from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
+
+if TYPE_CHECKING:
+    from migration_pipeline.inventory.core import Inventory
+    from migration_pipeline.inventory.organization import OrganizationInventory
+else:  # Dagster reads these annotations at load: the types are imported where used (records.py)
+    Inventory = OrganizationInventory = Any
 
 GROUP = "inventory"
 

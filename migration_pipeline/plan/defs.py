@@ -2,15 +2,20 @@
 
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field
 
 from migration_pipeline.deployments import DEPLOYMENTS
-from migration_pipeline.inventory.core import Inventory
-from migration_pipeline.plan.applied import AppliedProject
-from migration_pipeline.plan.model import PlannedMigration
 from migration_pipeline.records import RECORDS_IO_MANAGER
+
+if TYPE_CHECKING:
+    from migration_pipeline.inventory.core import Inventory
+    from migration_pipeline.plan.applied import AppliedProject
+    from migration_pipeline.plan.model import PlannedMigration
+else:  # Dagster reads these annotations at load: the types are imported where used (records.py)
+    Inventory = AppliedProject = PlannedMigration = Any
 
 GROUP = "plan"
 
@@ -64,6 +69,7 @@ def migration_plan(
     from migration_pipeline.lib.files import read_user_file
     from migration_pipeline.lib.problems import InvalidInput
     from migration_pipeline.plan.core import make_plan
+    from migration_pipeline.plan.model import PlannedMigration
     from migration_pipeline.targets.settings import load_target_settings
 
     try:
@@ -117,6 +123,7 @@ def hybrid_project_files(
     context: dg.AssetExecutionContext, migration_plan: PlannedMigration
 ) -> dg.Output[AppliedProject]:
     from migration_pipeline.lib.problems import InvalidInput
+    from migration_pipeline.plan.applied import AppliedProject
     from migration_pipeline.plan.apply import ApplyFailed, apply_plan
 
     plan = migration_plan.plan

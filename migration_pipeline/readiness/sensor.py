@@ -8,7 +8,6 @@ from typing import Any
 
 import dagster as dg
 
-from migration_pipeline.agent.serving import AGENT_IDENTITY
 from migration_pipeline.deployments import (
     FINISH_JOB,
     actions_in_flight,
@@ -59,7 +58,11 @@ def build_hybrid_agent_ready_sensor(
     def hybrid_agent_ready_sensor(
         context: dg.SensorEvaluationContext, dagster_plus: DagsterPlusResource
     ):
-        from migration_pipeline.agent.serving import migration_agents, waiting_message
+        from migration_pipeline.agent.serving import (
+            AGENT_IDENTITY,
+            migration_agents,
+            waiting_message,
+        )
         from migration_pipeline.plus.errors import DagsterPlusError, NotAuthorizedError
 
         requested = _requested(context.cursor)
