@@ -18,7 +18,7 @@ which versions or field, and what to do.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -117,7 +117,14 @@ RECORDS_IO_MANAGER = "records_io_manager"
 
 class RecordsIOManager(dg.IOManager):
     """Asset values as versioned records in their materializations' metadata: what a later run
-    loads is what the UI shows, typed again by this version (or refused, saying why)."""
+    loads is what the UI shows, typed again by this version (or refused, saying why).
+
+    `record_modules`: each asset whose value it keeps -> the module that declares its record
+    (beside the value's type), imported when a value is first written or read, not when the
+    code location loads (definitions.py wires it)."""
+
+    def __init__(self, record_modules: Mapping[str, str]) -> None:
+        self._record_modules = dict(record_modules)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         context.add_output_metadata(dict(record_metadata(self._kind(context.asset_key), obj)))
@@ -127,30 +134,14 @@ class RecordsIOManager(dg.IOManager):
         deployment = context.asset_partition_key if context.has_asset_partitions else None
         return required(context.instance, kind, f"{context.op_def.name}'s input", deployment)
 
-    @staticmethod
-    def _kind(key: dg.AssetKey) -> Record[Any]:
-        return asset_value_record(key.to_user_string())
+    def _kind(self, key: dg.AssetKey) -> Record[Any]:
+        return asset_value_record(key.to_user_string(), self._record_modules)
 
 
-# Each asset whose value the records I/O manager keeps -> the module that declares its record
-# (`asset_value=True`, beside the value's type). It is imported when a value is first written
-# or read, not when the code location loads: the phases' types and their modules stay out of
-# the load (issue 21's load target), and the defs modules annotate those values for the type
-# checker only.
-ASSET_VALUE_MODULES = {
-    "organization_inventory": "migration_pipeline.inventory.organization",
-    "serverless_inventory": "migration_pipeline.inventory.core",
-    "migration_plan": "migration_pipeline.plan.model",
-    "hybrid_project_files": "migration_pipeline.plan.applied",
-    "code_location_images": "migration_pipeline.images.publish",
-    "hybrid_agent_install_files": "migration_pipeline.agent.install",
-}
-
-
-def asset_value_record(asset: str) -> Record[Any]:
+def asset_value_record(asset: str, record_modules: Mapping[str, str]) -> Record[Any]:
     """The record that is `asset`'s value, its declaring module imported on first use."""
-    if asset in ASSET_VALUE_MODULES:
-        importlib.import_module(ASSET_VALUE_MODULES[asset])
+    if asset in record_modules:
+        importlib.import_module(record_modules[asset])
     kind = asset_value_kind(asset)
     if kind is None:  # a programming error: every asset with a value declares its record
         raise dg.Failure(f"{asset} declares no record (lib.record.Record, records.py)")

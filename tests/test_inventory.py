@@ -12,9 +12,10 @@ from migration_pipeline.resources import DagsterPlusResource
 
 def resources_with(dagster_plus) -> dict:
     """The resources the inventory asset needs: Dagster+, and the records its value goes to."""
+    from migration_pipeline.definitions import ASSET_VALUE_MODULES
     from migration_pipeline.records import RECORDS_IO_MANAGER, RecordsIOManager
 
-    return {"dagster_plus": dagster_plus, RECORDS_IO_MANAGER: RecordsIOManager()}
+    return {"dagster_plus": dagster_plus, RECORDS_IO_MANAGER: RecordsIOManager(ASSET_VALUE_MODULES)}
 
 
 def test_inventory_job_records_the_deployment(plus_env):

@@ -62,8 +62,8 @@ def test_each_record_reads_back_as_written(kind: Record):
 
 
 def test_every_kind_of_record_is_covered_and_every_asset_value_is_one():
-    from migration_pipeline.definitions import defs
-    from migration_pipeline.records import ASSET_VALUE_MODULES, RECORDS_IO_MANAGER
+    from migration_pipeline.definitions import ASSET_VALUE_MODULES, defs
+    from migration_pipeline.records import RECORDS_IO_MANAGER
 
     graph = defs.resolve_asset_graph()
     valued = [
@@ -73,7 +73,7 @@ def test_every_kind_of_record_is_covered_and_every_asset_value_is_one():
         and graph.get(key).assets_def.get_io_manager_key_for_asset_key(key) == RECORDS_IO_MANAGER
     ]
     assert sorted(valued) == sorted(ASSET_VALUE_MODULES)  # each says where its record is
-    assert all(asset_value_record(key) for key in valued)  # ...and there it is
+    assert all(asset_value_record(key, ASSET_VALUE_MODULES) for key in valued)  # ...and there
     # The inventory and the plan are read back end to end (test_plan_assets); the rest here.
     assert {k.what for k in record_kinds()} - set(SAMPLES) == {
         "Serverless inventory",
@@ -87,7 +87,7 @@ def test_loading_the_location_imports_no_phase_types_yet_each_asset_value_finds_
     import subprocess
     import sys
 
-    from migration_pipeline.records import ASSET_VALUE_MODULES
+    from migration_pipeline.definitions import ASSET_VALUE_MODULES
 
     script = (
         "import sys, migration_pipeline.definitions as d; "
@@ -100,11 +100,11 @@ def test_loading_the_location_imports_no_phase_types_yet_each_asset_value_finds_
     for module in ("snapshot", "agent.token", "agent.serving", "images.publish", "plan.model"):
         assert f"'migration_pipeline.{module}'" not in loaded, module
     for asset, module in ASSET_VALUE_MODULES.items():
-        kind = asset_value_record(asset)
+        kind = asset_value_record(asset, ASSET_VALUE_MODULES)
         assert kind.asset == asset and kind.asset_value
         assert kind.from_plain.__module__ in (module, "migration_pipeline.lib.record")
     with pytest.raises(dg.Failure, match="declares no record"):
-        asset_value_record("pre_cutover_snapshot")
+        asset_value_record("pre_cutover_snapshot", ASSET_VALUE_MODULES)
 
 
 def test_a_record_from_before_versions_reads_as_version_one():
