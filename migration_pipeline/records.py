@@ -144,7 +144,9 @@ def asset_value_record(asset: str, record_modules: Mapping[str, str]) -> Record[
         importlib.import_module(record_modules[asset])
     kind = asset_value_kind(asset)
     if kind is None:  # a programming error: every asset with a value declares its record
-        raise dg.Failure(f"{asset} declares no record (lib.record.Record, records.py)")
+        raise dg.Failure(
+            f"{asset} declares no record (lib.record.Record; definitions.ASSET_VALUE_MODULES)"
+        )
     return kind
 
 

@@ -15,7 +15,7 @@ from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 if TYPE_CHECKING:
     from migration_pipeline.agent.install import AgentInstall
     from migration_pipeline.plan.applied import AppliedProject
-else:  # Dagster reads these annotations at load: the types are imported where used (records.py)
+else:  # Dagster reads these at load; the types load on use (definitions.ASSET_VALUE_MODULES)
     AgentInstall = AppliedProject = Any
 
 GROUP = "agent"

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from migration_pipeline.images.publish import PublishedImage
     from migration_pipeline.plan.applied import AppliedProject
     from migration_pipeline.targets.settings import TargetSettings
-else:  # Dagster reads these annotations at load: the types are imported where used (records.py)
+else:  # Dagster reads these at load; the types load on use (definitions.ASSET_VALUE_MODULES)
     AppliedProject = PublishedImage = Any
 
 GROUP = "images"

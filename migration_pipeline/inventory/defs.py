@@ -15,7 +15,7 @@ from migration_pipeline.resources import DAGSTER_PLUS_RETRY, DagsterPlusResource
 if TYPE_CHECKING:
     from migration_pipeline.inventory.core import Inventory
     from migration_pipeline.inventory.organization import OrganizationInventory
-else:  # Dagster reads these annotations at load: the types are imported where used (records.py)
+else:  # Dagster reads these at load; the types load on use (definitions.ASSET_VALUE_MODULES)
     Inventory = OrganizationInventory = Any
 
 GROUP = "inventory"

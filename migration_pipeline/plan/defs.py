@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from migration_pipeline.inventory.core import Inventory
     from migration_pipeline.plan.applied import AppliedProject
     from migration_pipeline.plan.model import PlannedMigration
-else:  # Dagster reads these annotations at load: the types are imported where used (records.py)
+else:  # Dagster reads these at load; the types load on use (definitions.ASSET_VALUE_MODULES)
     Inventory = AppliedProject = PlannedMigration = Any
 
 GROUP = "plan"
