@@ -55,8 +55,9 @@ class FakeDagsterPlus:
     def run_failure(self, run_id):
         return "explode", "ValueError: the table is not there"
 
-    def runs_created_between(self, start, end):
-        return [r for r in self.created if start <= r.creation_time <= end]
+    def runs(self, limit=100, cursor=None, statuses=None, created_between=None):
+        start, end = created_between
+        return [r for r in self.created if start <= r.creation_time <= end][:limit]
 
 
 class Clock:

@@ -194,7 +194,7 @@ def runs_queued_in_window(
 ) -> list[WindowRun]:
     """The runs created inside the no-agent window, each waited for until it finished (or the
     timeout): which agent launched it and how it ended."""
-    created = client.runs_created_between(window_start, window_end)
+    created = client.runs(1000, created_between=(window_start, window_end))
     ids = [run.run_id for run in created]
     seen = wait_for_runs(client, ids, timeout_seconds, poll_seconds, clock, sleep)
     out = []

@@ -521,10 +521,6 @@ class DagsterPlusClient:
             run_filter["createdAfter"], run_filter["createdBefore"] = created_between
         return self._runs(run_filter or None, cursor, limit)
 
-    def runs_created_between(self, start: float, end: float, limit: int = 1000) -> list[Run]:
-        """Runs created in [start, end] (epoch seconds), newest first, at most `limit`."""
-        return self.runs(limit, created_between=(start, end))
-
     def existing_run_ids(self, run_ids: list[str]) -> set[str]:
         """Which of these runs Dagster+ has, in one request."""
         if not run_ids:
